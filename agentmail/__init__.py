@@ -1,0 +1,7 @@
+"""swarm-runner: agentmail layer (see docs/architecture.md)."""
+
+from __future__ import annotations
+
+import logging
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
