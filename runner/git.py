@@ -1,0 +1,304 @@
+"""Every git call the runner makes: one small function per question (pre-commit's ``git.py``).
+
+All functions take the repository (a work tree or a worktree path) first and run git through
+:func:`runner.proc.run`, which strips inherited ``GIT_*`` variables (workers run inside worktrees
+and hooks, where ``GIT_DIR``/``GIT_INDEX_FILE`` would redirect us).
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import re
+import typing as t
+
+from runner import proc
+from runner.errors import CommandError, RunnerError, UsageError
+
+logger = logging.getLogger(__name__)
+
+
+class MergeConflict(RunnerError):
+    """A merge stopped on conflicts; ``files`` are the conflicting paths (sorted)."""
+
+    def __init__(self, branch: str, files: t.Sequence[str]) -> None:
+        self.branch = branch
+        self.files = tuple(files)
+        super().__init__(
+            f"merging {branch} conflicts in {len(self.files)} file(s): {', '.join(self.files)}"
+        )
+
+
+class NotARepository(UsageError):
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = path
+        super().__init__(
+            f"not a git repository: {path}; run inside a repository or pass --repo DIR"
+        )
+
+
+class WorktreeInfo(t.NamedTuple):
+    """One entry of ``git worktree list --porcelain``."""
+
+    path: pathlib.Path
+    head: str | None
+    branch: str | None
+    """Short branch name (``refs/heads/`` stripped); None when detached or bare."""
+    bare: bool = False
+    detached: bool = False
+    locked: bool = False
+    prunable: bool = False
+
+
+def _git(repo: pathlib.Path, *args: str, check: bool = True) -> proc.Result:
+    return proc.run("git", *args, cwd=repo, check=check)
+
+
+def _out(repo: pathlib.Path, *args: str) -> str:
+    return _git(repo, *args).stdout.strip()
+
+
+def toplevel(path: pathlib.Path) -> pathlib.Path:
+    """The root of the work tree (or worktree) containing ``path``."""
+    if not path.is_dir():
+        raise NotARepository(path)
+    result = _git(path, "rev-parse", "--show-toplevel", check=False)
+    if result.returncode != 0 or not result.stdout.strip():
+        raise NotARepository(path)
+    return pathlib.Path(result.stdout.strip())
+
+
+def common_dir(repo: pathlib.Path) -> pathlib.Path:
+    """The shared ``.git`` directory (the same for the main checkout and all its worktrees)."""
+    out = _out(repo, "rev-parse", "--git-common-dir")
+    path = pathlib.Path(out)
+    return (path if path.is_absolute() else repo / path).resolve()
+
+
+def head_sha(repo: pathlib.Path, ref: str = "HEAD") -> str:
+    """The full commit sha ``ref`` points at (raises :class:`CommandError` if unknown)."""
+    return _out(repo, "rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}")
+
+
+def resolve(repo: pathlib.Path, ref: str) -> str | None:
+    """The commit sha of ``ref``, or None when it does not name a commit."""
+    args = ("rev-parse", "--verify", "-q", "--end-of-options", f"{ref}^{{commit}}")
+    result = _git(repo, *args, check=False)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def current_branch(repo: pathlib.Path) -> str | None:
+    """The checked-out branch's short name; None when HEAD is detached."""
+    result = _git(repo, "symbolic-ref", "-q", "--short", "HEAD", check=False)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def branch_exists(repo: pathlib.Path, branch: str) -> bool:
+    result = _git(repo, "show-ref", "--verify", "-q", f"refs/heads/{branch}", check=False)
+    return result.returncode == 0
+
+
+def create_branch(repo: pathlib.Path, branch: str, start: str) -> None:
+    """Create ``branch`` at ``start``; fails if it exists."""
+    _git(repo, "branch", "--no-track", branch, start)
+    logger.debug("created branch", extra={"branch": branch, "start": start})
+
+
+def delete_branch(repo: pathlib.Path, branch: str, *, force: bool = False) -> None:
+    """Delete ``branch``; without ``force`` git refuses when it is not merged into HEAD."""
+    _git(repo, "branch", "-D" if force else "-d", branch)
+    logger.debug("deleted branch", extra={"branch": branch})
+
+
+def is_ancestor(repo: pathlib.Path, ancestor: str, descendant: str) -> bool:
+    result = _git(repo, "merge-base", "--is-ancestor", ancestor, descendant, check=False)
+    if result.returncode not in (0, 1):
+        raise CommandError(
+            ("git", "merge-base", "--is-ancestor", ancestor, descendant),
+            result.returncode,
+            result.stdout,
+            result.stderr,
+        )
+    return result.returncode == 0
+
+
+def merge_base(repo: pathlib.Path, a: str, b: str) -> str | None:
+    result = _git(repo, "merge-base", a, b, check=False)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def changed_files(repo: pathlib.Path, base: str, head: str) -> list[str]:
+    """Paths changed on ``head`` since its merge-base with ``base`` (``base...head``), sorted.
+
+    Renames count as a delete plus an add (both paths are listed): scope checks need both.
+    """
+    out = _git(repo, "diff", "--name-only", "--no-renames", "-z", f"{base}...{head}", "--").stdout
+    return sorted({p for p in out.split("\0") if p})
+
+
+def is_clean(repo: pathlib.Path) -> bool:
+    """No staged, unstaged or untracked (non-ignored) changes."""
+    return not _git(repo, "status", "--porcelain", "--untracked-files=all").stdout.strip()
+
+
+def commit_all(repo: pathlib.Path, message: str, *, verify: bool = True) -> str | None:
+    """``git add -A`` and commit; the new commit's sha, or None if there was nothing to commit."""
+    _git(repo, "add", "-A")
+    if _git(repo, "diff", "--cached", "--quiet", check=False).returncode == 0:
+        return None
+    args = ["commit", "-q", "-m", message]
+    if not verify:
+        args.append("--no-verify")
+    _git(repo, *args)
+    sha = head_sha(repo)
+    logger.debug("committed", extra={"sha": sha, "worktree": str(repo)})
+    return sha
+
+
+def merge_tree_conflicts(repo: pathlib.Path, ours: str, theirs: str) -> list[str]:
+    """Conflicting paths of merging ``theirs`` into ``ours``, without touching any work tree
+    (``git merge-tree --write-tree``, git >= 2.38); ``[]`` when the merge would be clean."""
+    args = ("merge-tree", "--write-tree", "-z", "--name-only", "--no-messages", ours, theirs)
+    result = _git(repo, *args, check=False)
+    if result.returncode == 0:
+        return []
+    items = result.stdout.split("\0")
+    if result.returncode != 1 or not re.fullmatch(r"[0-9a-f]{40,64}", items[0]):
+        raise CommandError(
+            ("git", *args),
+            result.returncode,
+            result.stdout,
+            result.stderr,
+        )
+    # first item: the tree oid; then the conflicted paths; an empty item ends the section
+    paths: list[str] = []
+    for item in items[1:]:
+        if not item:
+            break
+        paths.append(item)
+    return sorted(set(paths))
+
+
+def unmerged_files(repo: pathlib.Path) -> list[str]:
+    out = _git(repo, "diff", "--name-only", "--diff-filter=U", "-z").stdout
+    return sorted({p for p in out.split("\0") if p})
+
+
+def merge_no_ff(repo: pathlib.Path, branch: str, message: str, *, verify: bool = False) -> str:
+    """Merge ``branch`` into the branch checked out in ``repo`` with a merge commit; return its
+    sha. On conflict the merge is aborted (the work tree is left as it was) and
+    :class:`MergeConflict` is raised with the conflicting files."""
+    args = ["merge", "--no-ff", "--no-edit", "-m", message]
+    if not verify:
+        args.append("--no-verify")
+    result = _git(repo, *args, "--", branch, check=False)
+    if result.returncode == 0:
+        sha = head_sha(repo)
+        logger.debug("merged", extra={"branch": branch, "sha": sha})
+        return sha
+    conflicts = unmerged_files(repo)
+    in_merge = _git(repo, "rev-parse", "-q", "--verify", "MERGE_HEAD", check=False).returncode == 0
+    if in_merge:
+        _git(repo, "merge", "--abort")
+    if conflicts:
+        logger.debug("merge conflicted", extra={"branch": branch, "files": conflicts})
+        raise MergeConflict(branch, conflicts)
+    raise CommandError(
+        ("git", *args, "--", branch), result.returncode, result.stdout, result.stderr
+    )
+
+
+def reset_hard(repo: pathlib.Path, sha: str) -> None:
+    _git(repo, "reset", "-q", "--hard", sha)
+
+
+def clean_untracked(repo: pathlib.Path) -> None:
+    """Remove untracked files and directories (not ignored ones)."""
+    _git(repo, "clean", "-q", "-f", "-d")
+
+
+def update_ref(repo: pathlib.Path, ref: str, new: str, old: str | None = None) -> None:
+    """Point ``ref`` at ``new``; with ``old``, only if it still points there (compare-and-swap)."""
+    args = ["update-ref", ref, new]
+    if old is not None:
+        args.append(old)
+    _git(repo, *args)
+
+
+def add_exclude(repo: pathlib.Path, pattern: str) -> None:
+    """Add ``pattern`` as a line of ``info/exclude`` in the common git dir, once."""
+    exclude = common_dir(repo) / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    text = exclude.read_text() if exclude.exists() else ""
+    if pattern in text.splitlines():
+        return
+    with exclude.open("a") as fh:
+        if text and not text.endswith("\n"):
+            fh.write("\n")
+        fh.write(pattern + "\n")
+    logger.debug("added exclude", extra={"pattern": pattern, "path": str(exclude)})
+
+
+def worktree_list(repo: pathlib.Path) -> list[WorktreeInfo]:
+    """``git worktree list --porcelain -z``, parsed; the main work tree first."""
+    out = _git(repo, "worktree", "list", "--porcelain", "-z").stdout
+    infos: list[WorktreeInfo] = []
+    record: dict[str, str] = {}
+
+    def flush() -> None:
+        if "worktree" not in record:
+            return
+        branch = record.get("branch")
+        infos.append(
+            WorktreeInfo(
+                path=pathlib.Path(record["worktree"]),
+                head=record.get("HEAD"),
+                branch=branch.removeprefix("refs/heads/") if branch else None,
+                bare="bare" in record,
+                detached="detached" in record,
+                locked="locked" in record,
+                prunable="prunable" in record,
+            )
+        )
+
+    for item in out.split("\0"):
+        if not item:
+            flush()
+            record = {}
+            continue
+        key, _, value = item.partition(" ")
+        record[key] = value
+    flush()
+    return infos
+
+
+def worktree_add(repo: pathlib.Path, path: pathlib.Path, branch: str, base: str) -> None:
+    """``git worktree add -b <branch> <path> <base>`` (new branch)."""
+    _git(repo, "worktree", "add", "-q", "--no-track", "-b", branch, str(path), base)
+
+
+def worktree_add_existing(repo: pathlib.Path, path: pathlib.Path, branch: str) -> None:
+    """``git worktree add <path> <branch>`` (check out an existing branch)."""
+    _git(repo, "worktree", "add", "-q", str(path), branch)
+
+
+def worktree_remove(repo: pathlib.Path, path: pathlib.Path, *, force: bool = False) -> None:
+    args = ["worktree", "remove"]
+    if force:
+        args += ["--force", "--force"]  # twice: also removes a locked worktree
+    _git(repo, *args, str(path))
+
+
+def worktree_prune(repo: pathlib.Path) -> None:
+    _git(repo, "worktree", "prune")
+
+
+def rev_list_count(repo: pathlib.Path, base: str, head: str) -> int:
+    """Number of commits in ``base..head``."""
+    return int(_out(repo, "rev-list", "--count", f"{base}..{head}"))
+
+
+def log_subjects(repo: pathlib.Path, base: str, head: str) -> list[str]:
+    """Subjects of the commits in ``base..head``, oldest first."""
+    out = _git(repo, "log", "--reverse", "--format=%s", "-z", f"{base}..{head}", "--").stdout
+    return [s for s in out.split("\0") if s]

@@ -1,0 +1,171 @@
+"""Worker and integration worktrees: create (transactionally), adopt on resume, remove.
+
+Worktrees live outside the user's checkout (:func:`runner.paths.default_worktree_root`); the user's
+own work tree is never touched. Every git call goes through :mod:`runner.git`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import pathlib
+import shutil
+
+from runner import git
+from runner.errors import CommandError, RunnerError
+
+logger = logging.getLogger(__name__)
+
+EXCLUDE_PATTERN = ".agents/"
+
+
+class WorktreeError(RunnerError):
+    """A worktree cannot be created, adopted or removed; the message says why and what to do."""
+
+
+def ensure_excluded(repo: pathlib.Path) -> None:
+    """Keep ``.agents/`` (the swarm home) out of ``git status`` and out of every merge."""
+    git.add_exclude(repo, EXCLUDE_PATTERN)
+
+
+def prune(repo: pathlib.Path) -> None:
+    """Forget registrations of worktrees whose directory is gone."""
+    git.worktree_prune(repo)
+
+
+def find_worktree(repo: pathlib.Path, path: pathlib.Path) -> git.WorktreeInfo | None:
+    """The registration of the worktree at ``path``, if any."""
+    wanted = path.resolve()
+    for info in git.worktree_list(repo):
+        if info.path.resolve() == wanted:
+            return info
+    return None
+
+
+def _checked_out_at(repo: pathlib.Path, branch: str) -> pathlib.Path | None:
+    for info in git.worktree_list(repo):
+        if info.branch == branch and not info.prunable:
+            return info.path
+    return None
+
+
+def _missing_parents(path: pathlib.Path) -> list[pathlib.Path]:
+    """Ancestors of ``path`` that do not exist yet, outermost first."""
+    missing = [p for p in path.parents if not p.exists()]
+    return list(reversed(missing))
+
+
+def create_worktree(repo: pathlib.Path, path: pathlib.Path, branch: str, base: str) -> None:
+    """Create a worktree at ``path`` on a new ``branch`` starting at ``base``.
+
+    Resume-safe: a worktree already registered at ``path`` on ``branch`` is adopted as it is, and
+    an existing ``branch`` with no worktree is checked out at ``path`` (its commits are kept).
+    Transactional: if any step fails, no worktree registration, no new branch and no new
+    directory are left behind, and the error is re-raised.
+    """
+    path = path.absolute()
+    existing = find_worktree(repo, path)
+    if existing is not None and not existing.prunable and path.exists():
+        if existing.branch == branch:
+            logger.debug("adopted worktree", extra={"worktree": str(path), "branch": branch})
+            return
+        raise WorktreeError(
+            f"worktree {path} is on {existing.branch or 'a detached HEAD'}, not {branch}; "
+            f"remove it (swarm clean) or choose another worktree root"
+        )
+    if existing is not None:
+        prune(repo)  # registered but its directory is gone
+    other = _checked_out_at(repo, branch)
+    if other is not None:
+        raise WorktreeError(
+            f"branch {branch} is already checked out in {other}; remove that worktree first"
+        )
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise WorktreeError(
+            f"cannot create worktree {path}: the path exists and is not a worktree of {repo}; "
+            f"move it away or choose another worktree root"
+        )
+
+    branch_existed = git.branch_exists(repo, branch)
+    dir_existed = path.exists()
+    new_parents = _missing_parents(path)
+    try:
+        if branch_existed:
+            git.worktree_add_existing(repo, path, branch)
+        else:
+            git.worktree_add(repo, path, branch, base)
+    except BaseException:
+        _rollback(repo, path, branch, branch_existed, dir_existed, new_parents)
+        raise
+    logger.info(
+        "created worktree",
+        extra={"worktree": str(path), "branch": branch, "base": base, "adopted": branch_existed},
+    )
+
+
+def _rollback(
+    repo: pathlib.Path,
+    path: pathlib.Path,
+    branch: str,
+    branch_existed: bool,
+    dir_existed: bool,
+    new_parents: list[pathlib.Path],
+) -> None:
+    """Undo a half-made worktree; never raises (the original error matters more)."""
+    with contextlib.suppress(CommandError):
+        if find_worktree(repo, path) is not None:
+            git.worktree_remove(repo, path, force=True)
+    if not dir_existed and path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+    for parent in reversed(new_parents):
+        with contextlib.suppress(OSError):
+            parent.rmdir()  # only if empty
+    with contextlib.suppress(CommandError):
+        prune(repo)
+    if not branch_existed and git.branch_exists(repo, branch):
+        with contextlib.suppress(CommandError):
+            git.delete_branch(repo, branch, force=True)
+    logger.warning("rolled back worktree", extra={"worktree": str(path), "branch": branch})
+
+
+def ensure_integration_worktree(
+    repo: pathlib.Path, path: pathlib.Path, branch: str, base: str
+) -> None:
+    """The integration worktree: created on first use, adopted on resume (branch kept)."""
+    create_worktree(repo, path, branch, base)
+
+
+def remove_worktree(
+    repo: pathlib.Path,
+    path: pathlib.Path,
+    *,
+    delete_branch: str | None = None,
+    force: bool = False,
+) -> None:
+    """Remove the worktree at ``path`` (idempotent) and optionally ``delete_branch``.
+
+    Without ``force`` a worktree with uncommitted changes is refused, and so is deleting a branch
+    that is not merged into the main checkout's HEAD; with ``force`` both go.
+    """
+    path = path.absolute()
+    info = find_worktree(repo, path)
+    if info is not None and path.exists():
+        try:
+            git.worktree_remove(repo, path, force=force)
+        except CommandError as exc:
+            raise WorktreeError(
+                f"cannot remove worktree {path}: {exc.stderr.strip() or exc}; "
+                f"commit or discard its changes, or use --force"
+            ) from exc
+    elif info is None and path.exists() and force:
+        shutil.rmtree(path)
+    prune(repo)
+    if delete_branch and git.branch_exists(repo, delete_branch):
+        try:
+            git.delete_branch(repo, delete_branch, force=force)
+        except CommandError as exc:
+            raise WorktreeError(
+                f"cannot delete branch {delete_branch}: {exc.stderr.strip() or exc}; "
+                f"merge it first or use --force"
+            ) from exc
+    logger.info("removed worktree", extra={"worktree": str(path), "branch": delete_branch})
