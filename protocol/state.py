@@ -45,3 +45,58 @@ class Event(Model):
     kind: str
     task_id: Id | None = None
     data: dict[str, t.Any] = Field(default_factory=dict)
+
+
+class TaskRecord(Model):
+    """What the run knows about one task; derived from events (see ``runner.state.apply``)."""
+
+    id: Id
+    state: TaskState = "pending"
+    attempt: int = 0
+    session: str | None = None
+    branch: str | None = None
+    worktree: str | None = None
+    base_sha: str | None = None
+    head_sha: str | None = None
+    merge_sha: str | None = None
+    dispatched_at: datetime | None = None
+    ended_at: datetime | None = None
+    last_message: str = ""
+    reason: str = ""
+    files: tuple[str, ...] = ()
+    """Files named by the last refusal (conflicting or out-of-manifest)."""
+    conflicts: int = 0
+    fixups: int = 0
+    exit_status: int | None = None
+    attempt_limit: int | None = None
+    """Fewer attempts than the plan's budget when the last failure's kind allows fewer."""
+
+
+class RunState(Model):
+    """``runs/<run-id>/state.json``: a cache of the fold of ``events.jsonl``."""
+
+    v: t.Literal[1] = 1
+    run_id: Id
+    status: RunStatus = "running"
+    plan_name: str = ""
+    repo: str = ""
+    mode: t.Literal["distributed", "local"] = "distributed"
+    base_sha: str = ""
+    target_branch: str | None = None
+    integration_branch: str = ""
+    integration_worktree: str = ""
+    integration_head: str = ""
+    worktree_root: str = ""
+    tmux_socket: str | None = None
+    max_workers: int = 5
+    waves: bool = False
+    keep_sessions: bool = False
+    agent: str = "scripted"
+    agent_cmd: str | None = None
+    created: datetime | None = None
+    ended_at: datetime | None = None
+    stop_reason: str = ""
+    last_seq: int = 0
+    task_order: tuple[str, ...] = ()
+    tasks: dict[str, TaskRecord] = Field(default_factory=dict)
+    handled_mail: tuple[str, ...] = ()

@@ -1,0 +1,256 @@
+"""Durable run state: ``events.jsonl`` (append-only, the truth) and ``state.json`` (its fold).
+
+Every decision the mayor takes is appended here *before* it is acted on; :func:`apply` folds an
+event into the state, so ``state.json`` can always be rebuilt from the events alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import pathlib
+import typing as t
+from datetime import datetime
+
+from protocol.state import Event, RunState, TaskRecord, TaskState
+from runner.errors import RunFailed, UsageError
+
+logger = logging.getLogger(__name__)
+
+_TASK_STATE_BY_KIND: t.Final[dict[str, TaskState]] = {
+    "task_dispatched": "running",
+    "task_offered": "offered",
+    "validation_started": "validating",
+    "validation_failed": "rework",
+    "merge_started": "merging",
+    "task_merged": "merged",
+    "merge_refused": "rework",
+    "task_crashed": "rework",
+    "task_failed": "failed",
+    "task_blocked": "blocked",
+    "task_skipped": "skipped",
+    "task_cancelled": "cancelled",
+}
+_ENDS_TASK: t.Final = frozenset({"merged", "failed", "blocked", "skipped", "cancelled"})
+
+
+def apply(state: RunState | None, event: Event) -> RunState:
+    """Fold one event into the run state (pure; the input is not modified)."""
+    data = event.data
+    if event.kind == "run_created":
+        order = tuple(data["tasks"])
+        done = set(data.get("done", ()))
+        tasks = {
+            tid: TaskRecord(id=tid, state="merged" if tid in done else "pending") for tid in order
+        }
+        skip = {"tasks", "run_id"}
+        fields = {k: v for k, v in data.items() if k in RunState.model_fields and k not in skip}
+        return RunState(
+            run_id=event.run_id,
+            created=event.ts,
+            task_order=order,
+            tasks=tasks,
+            last_seq=event.seq,
+            **fields,
+        )
+    if state is None:
+        raise ValueError(f"event {event.seq} ({event.kind}) before run_created")
+    update: dict[str, t.Any] = {"last_seq": event.seq}
+    if msg_id := data.get("msg_id"):
+        update["handled_mail"] = (*state.handled_mail, msg_id)
+    if event.kind == "run_finished":
+        update.update(status=data["status"], stop_reason=data.get("reason", ""), ended_at=event.ts)
+    elif event.kind == "run_resumed":
+        update.update(status="running", stop_reason="", ended_at=None)
+    elif event.kind == "integration_advanced":
+        update["integration_head"] = data["head"]
+    if event.task_id is not None and event.task_id in state.tasks:
+        tasks = dict(state.tasks)
+        tasks[event.task_id] = _apply_task(tasks[event.task_id], event)
+        update["tasks"] = tasks
+        if event.kind == "task_merged" and data.get("integration_head"):
+            update["integration_head"] = data["integration_head"]
+    return state.model_copy(update=update)
+
+
+def _apply_task(task: TaskRecord, event: Event) -> TaskRecord:
+    data = event.data
+    update: dict[str, t.Any] = {}
+    new_state = _TASK_STATE_BY_KIND.get(event.kind)
+    if new_state is not None:
+        update["state"] = new_state
+        if new_state in _ENDS_TASK:
+            update["ended_at"] = event.ts
+    if event.kind == "task_dispatched":
+        update.update(
+            attempt=data["attempt"],
+            session=data.get("session"),
+            branch=data.get("branch"),
+            worktree=data.get("worktree"),
+            base_sha=data.get("base_sha"),
+            dispatched_at=event.ts,
+            exit_status=None,
+            ended_at=None,
+        )
+        if data.get("fixup"):
+            update["fixups"] = task.fixups + 1
+    for key in ("head_sha", "merge_sha", "exit_status", "attempt_limit"):
+        if key in data:
+            update[key] = data[key]
+    if "reason" in data:
+        update["reason"] = data["reason"]
+    if "files" in data:
+        update["files"] = tuple(data["files"])
+    if event.kind == "merge_refused" and data.get("kind") == "conflict":
+        update["conflicts"] = task.conflicts + 1
+    if text := data.get("text"):
+        update["last_message"] = text
+    return task.model_copy(update=update)
+
+
+def rebuild(events: t.Iterable[Event]) -> RunState:
+    state: RunState | None = None
+    for event in events:
+        state = apply(state, event)
+    if state is None:
+        raise RunFailed("no events: the run was never created")
+    return state
+
+
+def read_events(path: pathlib.Path) -> list[Event]:
+    """All complete events; a torn last line (a crash mid-append) is ignored."""
+    events: list[Event] = []
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return events
+    for lineno, line in enumerate(raw.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(Event.model_validate_json(line))
+        except ValueError:
+            if raw.endswith(b"\n") or lineno != raw.count(b"\n") + 1:
+                raise UsageError(f"{path}:{lineno}: corrupt event line") from None
+            logger.warning("ignored a torn last event line in %s", path)
+    return events
+
+
+def write_json_atomic(path: pathlib.Path, text: str) -> None:
+    """tmp file in the same directory, fsync, rename, fsync the directory."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: pathlib.Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_state(path: pathlib.Path) -> RunState:
+    try:
+        return RunState.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        raise UsageError(f"no run state at {path}") from None
+
+
+class RunLog:
+    """The event log and state file of one run, owned by its (single) mayor."""
+
+    def __init__(
+        self,
+        events_path: pathlib.Path,
+        state_path: pathlib.Path,
+        *,
+        listener: t.Callable[[Event, RunState], None] | None = None,
+    ) -> None:
+        self.events_path = events_path
+        self.state_path = state_path
+        self.listener = listener
+        self._state: RunState | None = None
+        self._seq = 0
+
+    @classmethod
+    def open(
+        cls,
+        events_path: pathlib.Path,
+        state_path: pathlib.Path,
+        *,
+        listener: t.Callable[[Event, RunState], None] | None = None,
+    ) -> RunLog:
+        """Open an existing run: the state is rebuilt from the events (the truth)."""
+        log = cls(events_path, state_path, listener=listener)
+        events = read_events(events_path)
+        if events:
+            log._state = rebuild(events)
+            log._seq = events[-1].seq
+            raw = events_path.read_bytes()
+            if not raw.endswith(b"\n"):
+                # a torn last line (a crash mid-append): cut it off before appending again
+                with events_path.open("r+b") as fh:
+                    fh.truncate(raw.rfind(b"\n") + 1)
+        return log
+
+    @property
+    def state(self) -> RunState:
+        if self._state is None:
+            raise RunFailed(f"run log {self.events_path} has no run_created event")
+        return self._state
+
+    def record(
+        self, kind: str, task_id: str | None = None, /, *, save: bool = True, **data: t.Any
+    ) -> RunState:
+        """Append one event durably (one ``write()`` under flock, fsync), fold it, save state."""
+        run_id = self._state.run_id if self._state else data["run_id"]
+        self._seq += 1
+        event = Event(seq=self._seq, run_id=run_id, kind=kind, task_id=task_id, data=data)
+        line = event.model_dump_json().encode() + b"\n"
+        with self.events_path.open("ab") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        self._state = apply(self._state, event)
+        if save:
+            self.save()
+        if self.listener is not None:
+            self.listener(event, self._state)
+        logger.debug("recorded %s", kind, extra={"task_id": task_id, "event_seq": self._seq})
+        return self._state
+
+    def save(self) -> None:
+        write_json_atomic(self.state_path, self.state.model_dump_json(indent=1))
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: pathlib.Path) -> t.Iterator[bool]:
+    """Hold an exclusive flock on ``path`` for the block; yield False if another process has it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield True
+    finally:
+        os.close(fd)
+
+
+def elapsed(start: datetime | None, end: datetime) -> float:
+    return 0.0 if start is None else (end - start).total_seconds()

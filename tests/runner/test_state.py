@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from runner.errors import UsageError
+from runner.state import RunLog, exclusive_lock, read_events, rebuild
+
+
+def _log(tmp_path: pathlib.Path) -> RunLog:
+    log = RunLog(tmp_path / "events.jsonl", tmp_path / "state.json")
+    log.record("run_created", run_id="r1", tasks=["A", "B", "C"], done=["C"], max_workers=2)
+    return log
+
+
+def test_state_is_the_fold_of_events(tmp_path: pathlib.Path) -> None:
+    log = _log(tmp_path)
+    log.record(
+        "task_dispatched", "A", attempt=1, session="s-A", branch="b", worktree="w", base_sha="base"
+    )
+    log.record("task_offered", "A", msg_id="m1", head_sha="h1", text="OFFERING_READY: ok")
+    log.record("merge_started", "A", head_sha="h1")
+    log.record("task_merged", "A", merge_sha="m", integration_head="m", text="merged")
+    log.record("task_skipped", "B", reason="dependency failed")
+    state = log.state
+    assert state.tasks["A"].state == "merged"
+    assert state.tasks["A"].merge_sha == "m"
+    assert state.integration_head == "m"
+    assert state.tasks["B"].state == "skipped"
+    assert state.tasks["C"].state == "merged"  # status: done in the plan
+    assert state.handled_mail == ("m1",)
+    assert rebuild(read_events(log.events_path)) == state
+    assert RunLog.open(log.events_path, log.state_path).state == state
+
+
+def test_conflict_refusals_are_counted(tmp_path: pathlib.Path) -> None:
+    log = _log(tmp_path)
+    log.record("task_dispatched", "A", attempt=1, session="s")
+    log.record("merge_refused", "A", kind="conflict", files=["x"], reason="merge conflict in x")
+    log.record("task_dispatched", "A", attempt=2, session="s", fixup=True)
+    state = log.state.tasks["A"]
+    assert (state.state, state.conflicts, state.fixups, state.files) == ("running", 1, 1, ("x",))
+
+
+def test_torn_last_line_is_ignored_and_repaired(tmp_path: pathlib.Path) -> None:
+    log = _log(tmp_path)
+    with log.events_path.open("ab") as fh:
+        fh.write(b'{"v":1,"seq":2,"run_id":"r1","ki')  # a crash mid-append
+    reopened = RunLog.open(log.events_path, log.state_path)
+    reopened.record("task_skipped", "B", reason="x")
+    assert [e.seq for e in read_events(log.events_path)] == [1, 2]
+
+
+def test_corrupt_middle_line_is_an_error(tmp_path: pathlib.Path) -> None:
+    log = _log(tmp_path)
+    text = log.events_path.read_text()
+    log.events_path.write_text("garbage\n" + text)
+    with pytest.raises(UsageError, match="corrupt event line"):
+        read_events(log.events_path)
+
+
+def test_exclusive_lock_admits_one_holder(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "mayor.lock"
+    with exclusive_lock(path) as first:
+        assert first
+        with exclusive_lock(path) as second:
+            assert not second
+    with exclusive_lock(path) as again:
+        assert again
