@@ -1,0 +1,636 @@
+"""The mailbox: one Maildir per agent under a mail root, atomic delivery, signed envelopes,
+cursor listing, explicit read/ack state and quarantine.
+
+Layout (docs/agent-mail.md)::
+
+    <root>/<agent>/tmp/ new/ cur/ quarantine/    one Maildir per agent (directories 0700)
+    <root>/<agent>/.delivery                     per-inbox delivery counter, under flock
+    <root>/.keys/<agent>.key                     HMAC-SHA256 key (0600)
+    <root>/.senders/<agent>/seq                  per-sender sequence counter, under flock
+    <root>/.senders/<agent>/idem/<sha256>.json   idempotency records
+
+A message file is named ``<dseq>.<ulid>`` in ``new/`` and ``<dseq>.<ulid>:2,<flags>`` in
+``cur/``: ``dseq`` is the inbox's own delivery sequence, assigned under the inbox lock at the
+moment the file is linked into ``new/``. Listing holds the same lock shared, so a listing sees
+every delivery numbered below any it sees: the cursor is a ``dseq`` and never skips a message,
+however ids from different processes interleave or arrive late.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import errno
+import fcntl
+import hashlib
+import hmac
+import json
+import logging
+import os
+import pathlib
+import re
+import secrets
+import stat
+import threading
+import time
+import typing as t
+
+from pydantic import ValidationError
+
+from agentmail import ulid
+from agentmail.errors import (
+    BadInput,
+    BodyTooLarge,
+    IdempotencyConflict,
+    UnknownAgent,
+    UnknownMessage,
+)
+from agentmail.fs import O_CLOEXEC, O_NOFOLLOW, fsync_dir, locked, write_atomic
+from protocol.base import check_id
+from protocol.messages import Envelope, MessageType
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY: t.Final = 1 << 20
+_ENVELOPE_OVERHEAD: t.Final = 256 << 10  # headers and fields around the body
+_DSEQ_WIDTH: t.Final = 12
+_NEW_RE: t.Final = re.compile(r"(\d{12})\.([0-9A-HJKMNP-TV-Z]{26})")
+_CUR_RE: t.Final = re.compile(r"(\d{12})\.([0-9A-HJKMNP-TV-Z]{26}):2,([A-Za-z]*)")
+_COUNTER_WIDTH: t.Final = 20
+_CACHE_SIZE: t.Final = 8192
+FLAG_READ: t.Final = "S"
+FLAG_ACKED: t.Final = "A"
+
+
+@dataclasses.dataclass(frozen=True)
+class Stored:
+    """A verified message in one agent's inbox and its state there."""
+
+    envelope: Envelope
+    read: bool
+    acked: bool
+    path: pathlib.Path
+    dseq: int = 0
+
+    @property
+    def id(self) -> str:
+        return self.envelope.id
+
+
+class Page(t.NamedTuple):
+    messages: tuple[Stored, ...]
+    next_cursor: str | None
+    has_more: bool = False
+
+
+class _Entry(t.NamedTuple):
+    dseq: int
+    msg_id: str
+    name: str
+    in_cur: bool
+    flags: str
+
+
+def check_agent(agent: str) -> str:
+    """``agent`` if it is a valid agent name (an id: no ``/``, no ``..``), else BadInput."""
+    try:
+        return check_id(agent)
+    except ValueError as exc:
+        raise BadInput(f"agent name: {exc}") from None
+
+
+def _read_counter(fd: int) -> int:
+    raw = os.pread(fd, _COUNTER_WIDTH, 0).strip()
+    return int(raw) if raw else 0
+
+
+def _write_counter(fd: int, value: int) -> None:
+    os.pwrite(fd, f"{value:0{_COUNTER_WIDTH}d}".encode(), 0)
+
+
+def sign(envelope: Envelope, key: bytes) -> str:
+    return hmac.new(key, envelope.canonical_bytes(), hashlib.sha256).hexdigest()
+
+
+def _content_digest(envelope: Envelope) -> str:
+    """What an idempotent retry must repeat: everything but the store-assigned parts."""
+    doc = envelope.model_dump(mode="json", exclude={"id", "seq", "created", "sig"})
+    raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class MailStore:
+    """Maildir-per-agent mail under ``root`` (see the module docstring for the layout)."""
+
+    def __init__(self, root: pathlib.Path, *, max_body: int = DEFAULT_MAX_BODY) -> None:
+        self.root = pathlib.Path(root)
+        self.max_body = max_body
+        self._ids = ulid.UlidGenerator()
+        self._lock = threading.Lock()
+        self._keys: dict[str, bytes] = {}
+        self._cache: collections.OrderedDict[tuple[str, str], Envelope] = collections.OrderedDict()
+        self._where: dict[tuple[str, str], int] = {}  # (agent, id) -> dseq, for fast lookups
+
+    # ---------------------------------------------------------------- paths and registration
+
+    def maildir(self, agent: str) -> pathlib.Path:
+        return self.root / check_agent(agent)
+
+    def key_path(self, agent: str) -> pathlib.Path:
+        return self.root / ".keys" / f"{check_agent(agent)}.key"
+
+    def quarantine_dir(self, agent: str) -> pathlib.Path:
+        return self.maildir(agent) / "quarantine"
+
+    def _sender_dir(self, agent: str) -> pathlib.Path:
+        return self.root / ".senders" / check_agent(agent)
+
+    def is_registered(self, agent: str) -> bool:
+        try:
+            box = self.maildir(agent)
+        except BadInput:
+            return False
+        return (box / "new").is_dir() and self.key_path(agent).is_file()
+
+    def agents(self) -> tuple[str, ...]:
+        """Registered agents, sorted."""
+        if not self.root.is_dir():
+            return ()
+        return tuple(
+            sorted(
+                p.name
+                for p in self.root.iterdir()
+                if not p.name.startswith(".") and self.is_registered(p.name)
+            )
+        )
+
+    def register(self, agent: str) -> pathlib.Path:
+        """Create ``agent``'s Maildir and HMAC key (idempotent); return the key file's path."""
+        box = self.maildir(agent)
+        for path in (
+            self.root,
+            self.root / ".keys",
+            self.root / ".senders",
+            box,
+            *(box / sub for sub in ("tmp", "new", "cur", "quarantine")),
+        ):
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (box / ".delivery").touch(mode=0o600, exist_ok=True)
+        key_path = self.key_path(agent)
+        if not key_path.exists():
+            try:
+                fd = os.open(
+                    key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600
+                )
+            except FileExistsError:
+                pass  # registered concurrently
+            else:
+                try:
+                    os.write(fd, (secrets.token_hex(32) + "\n").encode())
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                fsync_dir(key_path.parent)
+                logger.info("registered agent", extra={"agent": agent})
+        return key_path
+
+    def _key(self, agent: str) -> bytes | None:
+        with self._lock:
+            key = self._keys.get(agent)
+        if key is not None:
+            return key
+        try:
+            fd = os.open(self.key_path(agent), os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            text = os.read(fd, 4096).decode("ascii", "replace").strip()
+        finally:
+            os.close(fd)
+        if not text:
+            return None
+        key = read_key_text(text)
+        with self._lock:
+            self._keys[agent] = key
+        return key
+
+    # ---------------------------------------------------------------------------- sending
+
+    def send(self, envelope: Envelope, *, key: bytes | None = None) -> Envelope:
+        """Deliver ``envelope`` to every recipient; return the stored (signed) envelope.
+
+        Fills ``id`` (ULID) if unset and always assigns the sender's next ``seq``; signs with
+        ``key`` or the sender's key file. Each inbox sees the message whole or not at all.
+        A retried send with the same ``idempotency_key`` delivers nothing new and returns the
+        original; the same key with a different message raises :class:`IdempotencyConflict`.
+        """
+        sender = check_agent(envelope.sender)
+        recipients = envelope.recipients
+        for agent in recipients:
+            if not self.is_registered(agent):
+                raise UnknownAgent(agent, self.root)
+        size = len(envelope.body_md.encode())
+        if size > self.max_body:
+            raise BodyTooLarge(size, self.max_body)
+        if envelope.id and not ulid.is_ulid(envelope.id):
+            raise BadInput(f"message id {envelope.id!r} is not a ULID (leave it empty)")
+        if key is None:
+            key = self._key(sender)
+            if key is None:
+                raise UnknownAgent(sender, self.root)
+        sdir = self._sender_dir(sender)
+        sdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The sender lock covers seq assignment and delivery, so a sender's messages reach
+        # every inbox in seq order (per-sender FIFO) even with several sending processes.
+        with locked(sdir / "seq") as fd:
+            idem_path: pathlib.Path | None = None
+            digest = ""
+            if envelope.idempotency_key is not None:
+                digest = _content_digest(envelope)
+                name = hashlib.sha256(envelope.idempotency_key.encode()).hexdigest()
+                idem_path = sdir / "idem" / f"{name}.json"
+                previous = self._idempotent_retry(idem_path, envelope, digest)
+                if previous is not None:
+                    return previous
+            seq = _read_counter(fd) + 1
+            _write_counter(fd, seq)
+            stored = envelope.model_copy(update={"id": envelope.id or self._ids.new(), "seq": seq})
+            canonical = stored.canonical_bytes()
+            sig = hmac.new(key, canonical, hashlib.sha256).hexdigest()
+            stored = stored.model_copy(update={"sig": sig})
+            data = canonical[:-1] + b',"sig":"' + sig.encode() + b'"}'
+            if len(data) > self.max_body + _ENVELOPE_OVERHEAD:
+                raise BodyTooLarge(len(data) - _ENVELOPE_OVERHEAD, self.max_body)
+            if idem_path is not None:
+                idem_path.parent.mkdir(mode=0o700, exist_ok=True)
+                record = {"digest": digest, "id": stored.id, "data": data.decode()}
+                write_atomic(idem_path, json.dumps(record).encode())
+            self._deliver(stored.id, data, recipients, skip_present=False)
+        logger.debug("sent message", extra={"msg_id": stored.id, "agent": sender})
+        return stored
+
+    def _idempotent_retry(
+        self, idem_path: pathlib.Path, envelope: Envelope, digest: str
+    ) -> Envelope | None:
+        try:
+            record = json.loads(idem_path.read_bytes())
+        except FileNotFoundError:
+            return None
+        if record.get("digest") != digest:
+            raise IdempotencyConflict(
+                envelope.sender, envelope.idempotency_key or "", str(record.get("id"))
+            )
+        data = str(record["data"]).encode()
+        stored = Envelope.model_validate_json(data)
+        # a crash between the record and the last link left some inboxes without it
+        self._deliver(stored.id, data, stored.recipients, skip_present=True)
+        logger.debug("idempotent retry", extra={"msg_id": stored.id})
+        return stored
+
+    def _deliver(
+        self, msg_id: str, data: bytes, recipients: t.Sequence[str], *, skip_present: bool
+    ) -> None:
+        """Write ``data`` once to a ``tmp/``, fsync, hard-link it into each ``new/``."""
+        first = self.maildir(recipients[0])
+        tmp = first / "tmp" / f"{msg_id}.{os.getpid()}.{threading.get_ident()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            for agent in recipients:
+                box = self.maildir(agent)
+                if skip_present and self._find(agent, msg_id) is not None:
+                    continue
+                with locked(box / ".delivery") as lock_fd:
+                    # count first: a crash before the link leaves a gap, never a reused number
+                    dseq = _read_counter(lock_fd) + 1
+                    _write_counter(lock_fd, dseq)
+                    os.link(tmp, box / "new" / f"{dseq:0{_DSEQ_WIDTH}d}.{msg_id}")
+                fsync_dir(box / "new")
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    # ---------------------------------------------------------------------------- reading
+
+    def _scan(self, agent: str, *, after: int = 0) -> list[_Entry]:
+        """Every message entry of ``agent`` with ``dseq > after``, in delivery order.
+
+        Holds the inbox lock shared, so no delivery is half-visible: if a ``dseq`` is seen,
+        every smaller one already delivered is seen too. Names that are not messages are
+        quarantined on the way.
+        """
+        box = self.maildir(agent)
+        if not (box / "new").is_dir():
+            raise UnknownAgent(agent, self.root)
+        entries: dict[int, _Entry] = {}
+        strays: list[tuple[str, str]] = []
+        with locked(box / ".delivery", fcntl.LOCK_SH):
+            for sub in ("new", "cur"):
+                in_cur = sub == "cur"
+                pattern = _CUR_RE if in_cur else _NEW_RE
+                with os.scandir(box / sub) as it:
+                    for dirent in it:
+                        match = pattern.fullmatch(dirent.name)
+                        if match is None:
+                            strays.append((sub, dirent.name))
+                            continue
+                        dseq = int(match.group(1))
+                        if dseq <= after:
+                            continue
+                        flags = match.group(3) if in_cur else ""
+                        entries[dseq] = _Entry(dseq, match.group(2), dirent.name, in_cur, flags)
+        for sub, name in strays:
+            if sub == "cur" and _NEW_RE.fullmatch(name):
+                continue  # a message moved by another Maildir client without flags: leave it
+            self._quarantine(agent, sub, name, "not a message file name (expected <seq>.<ulid>)")
+        return [entries[k] for k in sorted(entries)]
+
+    def _entry_path(self, agent: str, entry: _Entry) -> pathlib.Path:
+        return self.maildir(agent) / ("cur" if entry.in_cur else "new") / entry.name
+
+    def _load(self, agent: str, entry: _Entry) -> Stored | None:
+        """Read, parse and verify one entry; quarantine it (and return None) if it is bad."""
+        sub = "cur" if entry.in_cur else "new"
+        path = self.maildir(agent) / sub / entry.name
+        read = FLAG_READ in entry.flags
+        acked = FLAG_ACKED in entry.flags
+        cache_key = (agent, entry.msg_id)
+        with self._lock:
+            env = self._cache.get(cache_key)
+            if env is not None:
+                self._cache.move_to_end(cache_key)
+        if env is not None:
+            return Stored(env, read, acked, path, entry.dseq)
+        try:
+            fd = os.open(path, os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None  # moved by a concurrent reader (read/ack/quarantine)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                self._quarantine(agent, sub, entry.name, "symlink: message files must be files")
+            else:
+                self._quarantine(agent, sub, entry.name, f"cannot open: {exc.strerror}")
+            return None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                reason = "not a regular file"
+                data = b""
+            elif info.st_size > self.max_body * 6 + _ENVELOPE_OVERHEAD:
+                reason = f"oversize: {info.st_size} bytes"
+                data = b""
+            else:
+                reason = ""
+                data = _read_all(fd, info.st_size)
+        finally:
+            os.close(fd)
+        if reason:
+            self._quarantine(agent, sub, entry.name, reason)
+            return None
+        env, problem = self._verify(agent, entry.msg_id, data)
+        if env is None:
+            self._quarantine(agent, sub, entry.name, problem)
+            return None
+        with self._lock:
+            self._cache[cache_key] = env
+            self._where[cache_key] = entry.dseq
+            if len(self._cache) > _CACHE_SIZE:
+                old, _ = self._cache.popitem(last=False)
+                self._where.pop(old, None)
+        return Stored(env, read, acked, path, entry.dseq)
+
+    def _verify(self, agent: str, msg_id: str, data: bytes) -> tuple[Envelope | None, str]:
+        try:
+            env = Envelope.model_validate_json(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "document"
+            return None, f"malformed: {where}: {first['msg']}"
+        except ValueError as exc:  # pragma: no cover - pydantic wraps JSON errors
+            return None, f"malformed: {exc}"
+        if env.id != msg_id:
+            return None, f"id mismatch: file name says {msg_id}, envelope says {env.id}"
+        if agent not in env.recipients:
+            return None, f"not addressed to {agent!r}"
+        if len(env.body_md.encode()) > self.max_body:
+            return None, f"oversize body: over {self.max_body} bytes"
+        key = self._key(env.sender)
+        if key is None:
+            return None, f"unknown sender {env.sender!r}: no key to verify its signature"
+        if not env.sig:
+            return None, f"unsigned message claiming to be from {env.sender!r}"
+        expected = hmac.new(key, env.canonical_bytes(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, env.sig):
+            return None, (
+                f"bad signature: not signed with the key of {env.sender!r} "
+                "(forged sender or altered message)"
+            )
+        return env, ""
+
+    def _quarantine(self, agent: str, sub: str, name: str, reason: str) -> None:
+        """Move ``<agent>/<sub>/<name>`` to ``quarantine/`` with a ``.reason`` file beside it."""
+        box = self.maildir(agent)
+        qdir = box / "quarantine"
+        qdir.mkdir(mode=0o700, exist_ok=True)
+        safe = name.replace(":", "_") or "unnamed"
+        target = qdir / safe
+        if target.exists() or target.is_symlink():
+            target = qdir / f"{safe}.{time.time_ns()}"
+        try:
+            (box / sub / name).rename(target)
+        except FileNotFoundError:
+            return  # someone else moved it first
+        doc = {
+            "reason": reason,
+            "source": f"{sub}/{name}",
+            "agent": agent,
+            "quarantined": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        with contextlib.suppress(OSError):
+            write_atomic(target.with_name(target.name + ".reason"), json.dumps(doc).encode())
+        logger.warning(
+            "quarantined message: %s", reason, extra={"agent": agent, "msg_file": f"{sub}/{name}"}
+        )
+
+    def quarantined(self, agent: str) -> tuple[tuple[str, str], ...]:
+        """(file name, reason) of every quarantined file of ``agent``."""
+        qdir = self.quarantine_dir(agent)
+        out = []
+        if qdir.is_dir():
+            for path in sorted(qdir.iterdir()):
+                if path.name.endswith(".reason"):
+                    try:
+                        doc = json.loads(path.read_text())
+                        out.append((path.name[: -len(".reason")], str(doc.get("reason", ""))))
+                    except (OSError, ValueError):
+                        out.append((path.name[: -len(".reason")], "?"))
+        return tuple(out)
+
+    def parse_cursor(self, agent: str, cursor: str | None) -> int:
+        """The ``dseq`` after which a listing resumes: a cursor from a Page, or a message id."""
+        if cursor is None or cursor == "":
+            return 0
+        if cursor.isdigit():
+            return int(cursor)
+        if ulid.is_ulid(cursor):
+            entry = self._find(agent, cursor)
+            if entry is None:
+                raise UnknownMessage(agent, cursor)
+            return entry.dseq
+        raise BadInput(
+            f"invalid cursor {cursor!r}: pass the next_cursor of a previous listing or a message id"
+        )
+
+    def list(
+        self,
+        agent: str,
+        *,
+        cursor: str | None = None,
+        limit: int | None = None,
+        unread: bool | None = None,
+        unacked: bool | None = None,
+        type: MessageType | None = None,
+        thread: str | None = None,
+        sender: str | None = None,
+    ) -> Page:
+        """Messages of ``agent`` after ``cursor`` in delivery order; never changes state.
+
+        ``unacked=True`` keeps messages that require an ack and have none yet. ``next_cursor``
+        resumes after the last message examined (filtered-out ones included).
+        """
+        if limit is not None and limit < 1:
+            raise BadInput(f"limit must be at least 1, not {limit}")
+        after = self.parse_cursor(agent, cursor)
+        out: list[Stored] = []
+        last = after
+        has_more = False
+        for entry in self._scan(agent, after=after):
+            if limit is not None and len(out) >= limit:
+                has_more = True
+                break
+            last = entry.dseq
+            if unread is not None and (FLAG_READ not in entry.flags) != unread:
+                continue
+            stored = self._load(agent, entry)
+            if stored is None:
+                continue
+            env = stored.envelope
+            if unacked is not None and (env.ack_required and not stored.acked) != unacked:
+                continue
+            if type is not None and env.type != type:
+                continue
+            if thread is not None and env.thread_id != thread:
+                continue
+            if sender is not None and env.sender != sender:
+                continue
+            out.append(stored)
+        next_cursor = f"{last:0{_DSEQ_WIDTH}d}" if last or cursor is not None else None
+        return Page(tuple(out), next_cursor, has_more)
+
+    def _find(self, agent: str, msg_id: str) -> _Entry | None:
+        with self._lock:
+            dseq = self._where.get((agent, msg_id))
+        if dseq is not None:
+            entry = self._probe(agent, msg_id, dseq)
+            if entry is not None:
+                return entry
+        for entry in self._scan(agent):
+            if entry.msg_id == msg_id:
+                return entry
+        return None
+
+    def get(self, agent: str, msg_id: str) -> Stored:
+        entry = self._find(agent, msg_id)
+        stored = None if entry is None else self._load(agent, entry)
+        if stored is None:
+            raise UnknownMessage(agent, msg_id)
+        return stored
+
+    def thread(self, agent: str, thread_id: str) -> tuple[Stored, ...]:
+        """Every message of ``thread_id`` in ``agent``'s inbox, in delivery order."""
+        return self.list(agent, thread=thread_id).messages
+
+    def mark_read(self, agent: str, msg_id: str) -> None:
+        """Record that ``agent`` has read (acted on) the message: ``new/`` -> ``cur/:2,S``."""
+        self._set_flag(agent, msg_id, FLAG_READ)
+
+    def ack(self, agent: str, msg_id: str) -> None:
+        """Record ``agent``'s acknowledgement of the message (Maildir flag ``A``)."""
+        self._set_flag(agent, msg_id, FLAG_ACKED)
+
+    def _set_flag(self, agent: str, msg_id: str, flag: str) -> None:
+        stored = self.get(agent, msg_id)  # verifies (and quarantines a forgery) first
+        box = self.maildir(agent)
+        with locked(box / ".delivery"):
+            entry = self._find_unlocked(agent, msg_id, stored.dseq)
+            if entry is None:
+                raise UnknownMessage(agent, msg_id)
+            if flag in entry.flags:
+                return
+            flags = "".join(sorted(set(entry.flags + flag)))
+            source = box / ("cur" if entry.in_cur else "new") / entry.name
+            target = box / "cur" / f"{entry.dseq:0{_DSEQ_WIDTH}d}.{msg_id}:2,{flags}"
+            source.rename(target)
+        fsync_dir(box / "cur")
+        if not entry.in_cur:
+            fsync_dir(box / "new")
+
+    def _probe(self, agent: str, msg_id: str, dseq: int) -> _Entry | None:
+        """The entry of a message whose ``dseq`` is known, by trying the usual names."""
+        box = self.maildir(agent)
+        base = f"{dseq:0{_DSEQ_WIDTH}d}.{msg_id}"
+        if os.path.lexists(box / "new" / base):
+            return _Entry(dseq, msg_id, base, False, "")
+        for flags in ("S", "AS", "A", ""):
+            if os.path.lexists(box / "cur" / f"{base}:2,{flags}"):
+                return _Entry(dseq, msg_id, f"{base}:2,{flags}", True, flags)
+        return None
+
+    def _find_unlocked(self, agent: str, msg_id: str, dseq: int) -> _Entry | None:
+        entry = self._probe(agent, msg_id, dseq)
+        if entry is not None:
+            return entry
+        box = self.maildir(agent)
+        base = f"{dseq:0{_DSEQ_WIDTH}d}.{msg_id}"
+        with os.scandir(box / "cur") as it:
+            for dirent in it:
+                if dirent.name.startswith(base + ":2,"):
+                    return _Entry(dseq, msg_id, dirent.name, True, dirent.name[len(base) + 3 :])
+        return None
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks = []
+    remaining = size + 1
+    while remaining > 0:
+        chunk = os.read(fd, max(remaining, 65536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_key_text(text: str) -> bytes:
+    """A key file's content (hex) as bytes."""
+    text = text.strip()
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return text.encode()
+
+
+def load_key(path: pathlib.Path) -> bytes:
+    """Read an HMAC key file (as written by :meth:`MailStore.register`)."""
+    fd = os.open(path, os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    try:
+        return read_key_text(os.read(fd, 4096).decode("ascii", "replace"))
+    finally:
+        os.close(fd)

@@ -1,0 +1,168 @@
+"""Watch one inbox and hand each new message to a callback, exactly once, in delivery order.
+
+A watchdog observer on the inbox's ``new/`` directory only *wakes* the watcher; every wake-up,
+and a timer (``rescan_interval``), rescans the inbox from the watcher's cursor. A coalesced,
+dropped or overflowed inotify event therefore delays a message by at most one interval and never
+loses it. Where inotify cannot start (no support, watch limit reached) a polling observer is
+used instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import typing as t
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from agentmail.errors import UnknownAgent
+from agentmail.store import MailStore, Stored
+
+logger = logging.getLogger(__name__)
+
+Callback = t.Callable[[Stored], None]
+
+
+class _Wake(FileSystemEventHandler):
+    def __init__(self, event: threading.Event) -> None:
+        super().__init__()
+        self._event = event
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self._event.set()
+
+
+class Watcher:
+    """Deliver the messages of ``agent``'s inbox to ``callback`` (from a worker thread).
+
+    On start every unread message already there is delivered (every message with
+    ``include_read``), then each new one as it arrives. Each message reaches the callback once
+    per watcher (deduplicated by id), in delivery order, which keeps each sender's ``seq`` order.
+    An exception raised by the callback is logged and the watcher goes on.
+    """
+
+    def __init__(
+        self,
+        store: MailStore,
+        agent: str,
+        callback: Callback,
+        *,
+        rescan_interval: float = 2.0,
+        include_read: bool = False,
+        polling: bool = False,
+    ) -> None:
+        if not store.is_registered(agent):
+            raise UnknownAgent(agent, store.root)
+        self.store = store
+        self.agent = agent
+        self.callback = callback
+        self.rescan_interval = rescan_interval
+        self.include_read = include_read
+        self.polling = polling
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._cursor: str | None = None
+        self._seen: set[str] = set()
+        self._observer: BaseObserver | None = None
+        self._thread: threading.Thread | None = None
+        self.delivered = 0
+
+    @property
+    def cursor(self) -> str | None:
+        return self._cursor
+
+    def __enter__(self) -> Watcher:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("watcher already started")
+        self._stopping.clear()
+        self._observer = self._start_observer()
+        self._thread = threading.Thread(
+            target=self._run, name=f"agentmail-watch-{self.agent}", daemon=True
+        )
+        self._wake.set()  # first scan at once
+        self._thread.start()
+
+    def _start_observer(self) -> BaseObserver:
+        new_dir = str(self.store.maildir(self.agent) / "new")
+        handler = _Wake(self._wake)
+        if not self.polling:
+            observer: BaseObserver = Observer()
+            try:
+                observer.schedule(handler, new_dir, recursive=False)
+                observer.start()
+                return observer
+            except OSError as exc:
+                logger.warning("inotify unavailable, polling instead: %s", exc)
+                try:
+                    observer.stop()
+                except Exception:  # pragma: no cover - best effort
+                    pass
+        observer = PollingObserver(timeout=min(self.rescan_interval, 1.0))
+        observer.schedule(handler, new_dir, recursive=False)
+        observer.start()
+        return observer
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            if self._thread is not threading.current_thread():
+                self._thread.join()
+            self._thread = None
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join()
+            self._observer = None
+
+    def wake(self) -> None:
+        """Ask for a rescan now (e.g. after the caller knows mail was sent)."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self.rescan_interval)
+            self._wake.clear()
+            if self._stopping.is_set():
+                break
+            try:
+                self.scan()
+            except Exception:
+                logger.exception("inbox scan failed", extra={"agent": self.agent})
+
+    def scan(self) -> int:
+        """Deliver everything after the cursor now; return how many messages were delivered."""
+        count = 0
+        while not self._stopping.is_set():
+            page = self.store.list(
+                self.agent,
+                cursor=self._cursor,
+                limit=1000,
+                unread=None if self.include_read else True,
+            )
+            for stored in page.messages:
+                if stored.id in self._seen:
+                    continue
+                self._seen.add(stored.id)
+                try:
+                    self.callback(stored)
+                except Exception:
+                    logger.exception(
+                        "mail callback failed", extra={"agent": self.agent, "msg_id": stored.id}
+                    )
+                count += 1
+            if page.next_cursor is not None:
+                self._cursor = page.next_cursor
+            if not page.has_more:
+                break
+        self.delivered += count
+        return count
