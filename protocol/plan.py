@@ -41,6 +41,8 @@ _DURATION_RE: t.Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 
 def parse_duration(value: str | float | int) -> float:
     """Seconds for ``90s``, ``30m``, ``2h`` or plain seconds."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"bad duration {value!r}: use 90s, 30m, 2h or plain seconds")
     if isinstance(value, int | float):
         if value <= 0:
             raise ValueError(f"bad duration {value!r}: must be positive")
@@ -150,6 +152,11 @@ class Gate(Model):
     """Run after every merge as well as at the end (slow gates only at the end)."""
     threshold: Threshold | None = None
     timeout: float | None = None
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: t.Any) -> t.Any:
+        return None if value is None else parse_duration(value)
 
 
 def _default_family_budgets() -> dict[GateFamily, int]:

@@ -1,0 +1,317 @@
+"""Load a plan file (YAML or JSON) and check it, reporting every problem at once.
+
+Each problem is one line naming the file, the task and the field, and saying how to fix it::
+
+    plan.yaml: task T07: blocked_by: cycle T07 -> T08 -> T07
+    plan.yaml: task T03: files: '/etc/x' is absolute; use a path relative to the repository root
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+import typing as t
+
+import yaml
+from pydantic import ValidationError
+
+from protocol.base import check_id
+from protocol.manifest import normalize
+from protocol.plan import Plan, Task
+from protocol.plangraph import find_cycles
+from runner.errors import UsageError
+from runner.plan.script import check_steps
+
+logger = logging.getLogger(__name__)
+
+TASK_FIELDS: t.Final[tuple[str, ...]] = tuple(Task.model_fields)
+PLAN_FIELDS: t.Final[tuple[str, ...]] = tuple(Plan.model_fields)
+
+_Loader: t.Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class PlanError(UsageError):
+    """The plan file is unreadable or invalid; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: t.Sequence[str], source: str = "") -> None:
+        self.problems = list(problems) or [f"{source}: invalid plan"]
+        self.source = source
+        more = len(self.problems) - 1
+        hint = f" (and {more} more; see 'swarm plan validate {source}')" if more else ""
+        super().__init__(self.problems[0] + hint)
+
+
+def load_plan(path: pathlib.Path) -> Plan:
+    """Read and check the plan at ``path``; raise PlanError listing every problem."""
+    source = str(path)
+    raw = read_plan_file(path)
+    plan, problems = check_plan(raw, source)
+    if plan is None:
+        raise PlanError(problems, source)
+    logger.debug("loaded plan", extra={"plan": source, "tasks": len(plan.tasks)})
+    return plan
+
+
+def read_plan_file(path: pathlib.Path) -> object:
+    """The parsed content of a plan file: JSON by extension or content, otherwise YAML."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError([f"{source}: no such file"], source) from None
+    except IsADirectoryError:
+        raise PlanError([f"{source}: is a directory; give the plan file"], source) from None
+    except UnicodeDecodeError as exc:
+        raise PlanError([f"{source}: not UTF-8 text ({exc.reason})"], source) from None
+    except OSError as exc:
+        raise PlanError([f"{source}: cannot read: {exc.strerror}"], source) from None
+    suffix = path.suffix.lower()
+    looks_json = text.lstrip().startswith(("{", "["))
+    if suffix == ".json" or (suffix not in (".yaml", ".yml") and looks_json):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            if suffix == ".json":
+                where = f"line {exc.lineno}, column {exc.colno}"
+                raise PlanError([f"{source}: {where}: invalid JSON: {exc.msg}"], source) from None
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PlanError([f"{source}: {where}invalid YAML: {what}"], source) from None
+
+
+class _Node(t.NamedTuple):
+    id: str
+    blocked_by: tuple[str, ...]
+    minutes: float = 0.0
+
+
+class _Problems:
+    """Problems bucketed by task index (-1: the plan itself) so the output order is stable."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.buckets: dict[int, list[str]] = {}
+
+    def add(self, index: int, where: str, text: str) -> None:
+        self.buckets.setdefault(index, []).append(f"{self.source}: {where}{text}")
+
+    def lines(self) -> list[str]:
+        return [line for index in sorted(self.buckets) for line in self.buckets[index]]
+
+
+def check_plan(raw: object, source: str) -> tuple[Plan | None, list[str]]:
+    """Check parsed plan data; return the plan with normalized manifests, or every problem."""
+    problems = _Problems(source)
+    if isinstance(raw, list):
+        raw = {"tasks": raw}
+    if not isinstance(raw, dict):
+        kind = "empty" if raw is None else f"a {type(raw).__name__}"
+        problems.add(-1, "", f"the plan is {kind}; write a mapping with a 'tasks' list")
+        return None, problems.lines()
+
+    raw_tasks = raw.get("tasks")
+    if "tasks" not in raw:
+        problems.add(-1, "tasks: ", "missing; list the tasks under 'tasks:'")
+        raw_tasks = []
+    elif not isinstance(raw_tasks, list):
+        problems.add(-1, "tasks: ", "must be a list of tasks")
+        raw_tasks = []
+    elif not raw_tasks:
+        problems.add(-1, "tasks: ", "empty; a plan needs at least one task")
+
+    plan_fields = {key: value for key, value in raw.items() if key != "tasks"}
+    head: Plan | None = None
+    try:
+        head = Plan.model_validate({**plan_fields, "tasks": []})
+    except ValidationError as exc:
+        for where, text in _pydantic_problems(exc, PLAN_FIELDS):
+            problems.add(-1, where, text)
+    if head is not None:
+        names = [gate.name for gate in head.gates]
+        for name in sorted({name for name in names if names.count(name) > 1}):
+            problems.add(-1, "gates: ", f"duplicate gate name {name!r}; gate names must be unique")
+
+    ids = _collect_ids(raw_tasks)
+    tasks: list[Task] = []
+    nodes: list[_Node] = []
+    first_index: dict[str, int] = {}
+    for index, raw_task in enumerate(raw_tasks):
+        task, node = _check_task(index, raw_task, ids, first_index, problems)
+        if task is not None:
+            tasks.append(task)
+        if node is not None:
+            nodes.append(node)
+
+    for cycle in find_cycles(nodes):
+        where = f"task {cycle[0]}: blocked_by: "
+        problems.add(first_index[cycle[0]], where, f"cycle {' -> '.join(cycle)}")
+
+    lines = problems.lines()
+    if lines or head is None:
+        return None, lines
+    return head.model_copy(update={"tasks": tuple(tasks)}), []
+
+
+def _collect_ids(raw_tasks: list[t.Any]) -> set[str]:
+    ids: set[str] = set()
+    for raw_task in raw_tasks:
+        if isinstance(raw_task, dict) and isinstance(raw_task.get("id"), str):
+            ids.add(raw_task["id"])
+    return ids
+
+
+def _check_task(
+    index: int,
+    raw_task: object,
+    ids: set[str],
+    first_index: dict[str, int],
+    problems: _Problems,
+) -> tuple[Task | None, _Node | None]:
+    """Check one task; return it (if valid) and its graph node (if its id is usable)."""
+    if not isinstance(raw_task, dict):
+        problems.add(index, f"tasks[{index}]: ", "must be a mapping with at least 'id' and 'files'")
+        return None, None
+    errors_before = len(problems.buckets.get(index, []))
+    clean = dict(raw_task)
+
+    task_id = raw_task.get("id")
+    label = f"tasks[{index}]: "
+    valid_id = False
+    if "id" not in raw_task:
+        problems.add(index, label, "id: missing; give every task a unique id such as T01")
+    elif not isinstance(task_id, str):
+        problems.add(index, label, f"id: {task_id!r} is not a string; quote it (id: 'T{task_id}')")
+    else:
+        try:
+            check_id(task_id)
+            valid_id = True
+            label = f"task {task_id}: "
+        except ValueError as exc:
+            problems.add(index, label, f"id: {exc}")
+    if valid_id:
+        assert isinstance(task_id, str)
+        if task_id in first_index:
+            label = f"task {task_id} (tasks[{index}]): "
+            other = first_index[task_id]
+            problems.add(index, label, f"id: duplicate of tasks[{other}]; ids must be unique")
+            valid_id = False
+        else:
+            first_index[task_id] = index
+    clean["id"] = task_id if valid_id else "placeholder"
+
+    clean["files"] = _check_files(raw_task, index, label, problems)
+    deps = _check_deps(raw_task, index, label, ids, problems)
+    clean["blocked_by"] = deps
+
+    script_problems = check_steps(raw_task.get("script"))
+    for problem in script_problems:
+        problems.add(index, label, problem)
+    if script_problems:
+        clean["script"] = None
+
+    task: Task | None = None
+    try:
+        task = Task.model_validate(clean)
+    except ValidationError as exc:
+        for where, text in _pydantic_problems(exc, TASK_FIELDS):
+            problems.add(index, label + where, text)
+    ok = len(problems.buckets.get(index, [])) == errors_before
+    node = _Node(t.cast(str, task_id), tuple(deps)) if valid_id else None
+    return (task if ok else None), node
+
+
+def _check_files(
+    raw_task: dict[str, t.Any], index: int, label: str, problems: _Problems
+) -> list[str]:
+    files = raw_task.get("files", [])
+    if isinstance(files, str):
+        files = [files]
+    if files is None:
+        files = []
+    if not isinstance(files, list | tuple):
+        problems.add(index, label, f"files: {files!r} is not a list of paths")
+        return []
+    normalized: list[str] = []
+    for entry in files:
+        try:
+            normalized.append(normalize(entry))
+        except ValueError as exc:
+            problems.add(index, label, f"files: {exc}")
+    concurrency = raw_task.get("concurrency", "write-local")
+    if not files and concurrency != "read-only":
+        problems.add(
+            index,
+            label,
+            "files: missing; a write task needs a manifest (the files, folders or globs it may "
+            "change), or set concurrency: read-only",
+        )
+    return list(dict.fromkeys(normalized))
+
+
+def _check_deps(
+    raw_task: dict[str, t.Any], index: int, label: str, ids: set[str], problems: _Problems
+) -> list[str]:
+    deps = raw_task.get("blocked_by", [])
+    if isinstance(deps, str):
+        deps = [deps]
+    if deps is None:
+        deps = []
+    if not isinstance(deps, list | tuple):
+        problems.add(index, label, f"blocked_by: {deps!r} is not a list of task ids")
+        return []
+    good: list[str] = []
+    for dep in deps:
+        if not isinstance(dep, str):
+            problems.add(index, label, f"blocked_by: {dep!r} is not a task id; quote ids")
+            continue
+        try:
+            check_id(dep)
+        except ValueError:
+            problems.add(
+                index,
+                label,
+                f"blocked_by: {dep!r} is not a task id; list the ids it waits for "
+                "(e.g. [T05, T06])",
+            )
+            continue
+        if dep not in ids:
+            problems.add(index, label, f"blocked_by: unknown task {dep!r}")
+            continue
+        good.append(dep)
+    return list(dict.fromkeys(good))
+
+
+def _pydantic_problems(
+    exc: ValidationError, fields: t.Sequence[str]
+) -> t.Iterator[tuple[str, str]]:
+    for error in exc.errors():
+        loc = _format_loc(error["loc"])
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            known = f"; valid keys are {', '.join(fields)}" if len(error["loc"]) == 1 else ""
+            yield f"{loc}: ", f"unknown key{known}"
+            continue
+        if kind == "missing":
+            yield f"{loc}: ", "missing"
+            continue
+        message = str(error["msg"]).removeprefix("Value error, ")
+        value = error.get("input")
+        got = ""
+        if kind != "value_error" and isinstance(value, str | int | float | bool | None):
+            got = f" (got {value!r})"
+        yield f"{loc}: ", f"{message}{got}"
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "plan"
