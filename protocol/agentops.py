@@ -128,6 +128,9 @@ def _trim(s: str) -> str:
 
 def _go_upper(s: str) -> str:
     """Go ``strings.ToUpper``: rune by rune, never expanding (Python maps ``ß`` to ``SS``)."""
+    upper = s.upper()
+    if len(upper) == len(s):  # no character expanded: the same as rune by rune
+        return upper
     return "".join(u if len(u := c.upper()) == 1 else c for c in s)
 
 
@@ -136,8 +139,12 @@ def _go_lower(s: str) -> str:
 
     Go searches the lower-cased text and slices the original with that index, which goes wrong
     when lower-casing changes a rune's UTF-8 length; keeping one character per character makes
-    the index valid in the original, which is what the Go code means to do.
+    the index valid in the original, which is what the Go code means to do. (Python's final-sigma
+    rule may differ from Go there; it cannot affect the ASCII headers and words we look for.)
     """
+    lower = s.lower()
+    if len(lower) == len(s):
+        return lower
     return "".join(lo if len(lo := c.lower()) == 1 else c for c in s)
 
 
