@@ -12,7 +12,8 @@ import json
 import typing as t
 from datetime import UTC, datetime
 
-from pydantic import Field, SerializeAsAny, field_validator, model_validator
+from pydantic import Field, SerializeAsAny, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails
 
 from protocol.base import SCHEMA_VERSION, Id, Model
 
@@ -245,12 +246,22 @@ class Envelope(Model):
             except (ValueError, KeyError):
                 return data  # the field validator reports the bad type
             raw = data.get("fields")
-            if raw is None:
-                data = {**data, "fields": model()}
-            elif isinstance(raw, dict):
-                data = {**data, "fields": model.model_validate(raw)}
-            elif isinstance(raw, Fields) and not isinstance(raw, model):
-                data = {**data, "fields": model.model_validate(raw.model_dump())}
+            if isinstance(raw, Fields) and not isinstance(raw, model):
+                raw = raw.model_dump()
+            if raw is None or isinstance(raw, dict):
+                try:
+                    data = {**data, "fields": model.model_validate(raw or {})}
+                except ValidationError as exc:  # report errors under "fields.<key>"
+                    errors = [
+                        InitErrorDetails(
+                            type=err["type"],  # type: ignore[typeddict-item]
+                            loc=("fields", *err["loc"]),
+                            input=err["input"],
+                            ctx=err.get("ctx", {}),
+                        )
+                        for err in exc.errors()
+                    ]
+                    raise ValidationError.from_exception_data(cls.__name__, errors) from None
         return data
 
     @field_validator("to")

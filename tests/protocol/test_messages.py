@@ -138,11 +138,11 @@ class RefusedCase(t.NamedTuple):
 REFUSED_CASES = [
     RefusedCase("extra_envelope_key", {"priority": 1}, ("priority",), "Extra inputs"),
     RefusedCase(
-        "extra_fields_key", {"fields": {"bead_id": "t-1", "mood": "ok"}}, ("mood",), "Extra inputs"
+        "extra_fields_key", {"fields": {"bead_id": "t-1", "mood": "ok"}}, ("fields", "mood"), "Extra inputs"
     ),
     # PROGRESS fields have no commit_sha
     RefusedCase(
-        "fields_of_another_type", {"fields": {"commit_sha": "a"}}, ("commit_sha",), "Extra"
+        "fields_of_another_type", {"fields": {"commit_sha": "a"}}, ("fields", "commit_sha"), "Extra"
     ),
     RefusedCase("unknown_type", {"type": "BOGUS"}, ("type",), "Input should be 'BEAD_ACCEPTED'"),
     RefusedCase("no_recipient", {"to": []}, ("to",), "at least one recipient"),
