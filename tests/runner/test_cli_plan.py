@@ -157,3 +157,94 @@ def test_validate_deterministic_across_hash_seeds(tmp_path: pathlib.Path, valid:
     assert outputs[0].returncode == outputs[1].returncode == (0 if valid else 2)
     assert outputs[0].stdout == outputs[1].stdout
     assert json.loads(outputs[0].stdout)["ok"] is valid
+
+
+def test_simulate_compares_continuous_and_waves(tmp_path: pathlib.Path) -> None:
+    raw = {
+        "name": "skew",
+        "tasks": [
+            {"id": "A", "files": ["a"], "effort": "S"},
+            {"id": "B", "files": ["b"], "effort": "XL"},
+            {"id": "C", "files": ["c"], "effort": "S", "blocked_by": ["A"]},
+        ],
+    }
+    path = _write(tmp_path, raw)
+    result = CliRunner().invoke(plan_cli, ["simulate", str(path), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "3 tasks on 2 workers (continuous dispatch)" in out
+    assert "makespan         12h\n" in out
+    assert "critical path    12h: B\n" in out
+    assert "continuous       12h\n" in out
+    assert "waves            12h 30min\n" in out
+    assert "speed-up         1.04x (continuous vs waves)" in out
+    assert all(len(line) <= 80 for line in out.splitlines() if "|" in line)
+
+
+def test_simulate_waves_only(tmp_path: pathlib.Path) -> None:
+    path = EXAMPLES / "diamond.yaml"
+    result = CliRunner().invoke(plan_cli, ["simulate", str(path), "--waves", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "(waves)" in result.output and "speed-up" not in result.output
+    assert "makespan         2h 30min" in result.output
+
+
+def test_simulate_json() -> None:
+    path = EXAMPLES / "diamond.yaml"
+    result = CliRunner().invoke(plan_cli, ["simulate", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["kind"] == "plan-simulate" and doc["ok"] is True
+    assert doc["workers"] == 2  # the plan's max_workers
+    assert doc["mode"] == "continuous" and doc["makespan"] == 120
+    assert doc["comparison"] == {"continuous": 120, "waves": 120, "speedup": 1.0}
+    assert [task["id"] for task in doc["tasks"]] == ["T01", "T02", "T03", "T04"]
+
+
+class BadSimCase(t.NamedTuple):
+    test_id: str
+    args: list[str]
+    code: int
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        BadSimCase("bad_plan", ["simulate", str(EXAMPLES / "bad-cycle.yaml")], 2),
+        BadSimCase("bad_plan_json", ["simulate", str(EXAMPLES / "bad-cycle.yaml"), "--json"], 2),
+        BadSimCase(
+            "zero_workers", ["simulate", str(EXAMPLES / "diamond.yaml"), "--workers", "0"], 2
+        ),
+        BadSimCase("graph_bad_plan", ["graph", str(EXAMPLES / "bad-cycle.yaml")], 2),
+    ],
+    ids=lambda c: c.test_id,
+)
+def test_simulate_and_graph_errors(case: BadSimCase) -> None:
+    result = CliRunner().invoke(plan_cli, case.args)
+    assert result.exit_code == case.code, result.output
+    if "--json" in case.args:
+        assert json.loads(result.stdout)["ok"] is False
+    elif case.test_id != "zero_workers":
+        assert "cycle T07 -> T08 -> T07" in result.stderr
+
+
+def test_graph_prints_mermaid() -> None:
+    result = CliRunner().invoke(plan_cli, ["graph", str(EXAMPLES / "diamond.yaml")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "graph TD"
+    assert '  t0["T01: Add the models module"]' in lines
+    assert "  t1 --> t3" in lines and "  t2 --> t3" in lines
+
+
+@pytest.mark.parametrize("command", ["simulate", "graph"])
+def test_simulate_and_graph_deterministic_across_hash_seeds(
+    tmp_path: pathlib.Path, command: str
+) -> None:
+    raw = _random_plan(11)
+    raw["tasks"] = raw["tasks"][:-2]
+    path = _write(tmp_path, raw)
+    args = [command, str(path), "--workers", "3"] if command == "simulate" else [command, str(path)]
+    outputs = [_run_cli(args, seed) for seed in ("1", "2")]
+    assert outputs[0].returncode == outputs[1].returncode == 0, outputs[0].stderr
+    assert outputs[0].stdout == outputs[1].stdout
