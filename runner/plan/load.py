@@ -185,7 +185,8 @@ def _check_task(
     if "id" not in raw_task:
         problems.add(index, label, "id: missing; give every task a unique id such as T01")
     elif not isinstance(task_id, str):
-        problems.add(index, label, f"id: {task_id!r} is not a string; quote it (id: 'T{task_id}')")
+        kind = "number" if isinstance(task_id, int | float) else type(task_id).__name__
+        problems.add(index, label, f'id: {task_id!r} is a {kind}, not text; quote ids (id: "T01")')
     else:
         try:
             check_id(task_id)

@@ -74,7 +74,7 @@ PROBLEM_CASES = [
     ProblemCase(
         "numeric_id",
         _plan({"id": 7, "files": ["a"]}),
-        ["plan.yaml: tasks[0]: id: 7 is not a string; quote it (id: 'T7')"],
+        ['plan.yaml: tasks[0]: id: 7 is a number, not text; quote ids (id: "T01")'],
     ),
     ProblemCase(
         "missing_id",
