@@ -1,0 +1,647 @@
+"""Where worker agents run: the :class:`SessionBackend` protocol and its two implementations.
+
+:class:`TmuxBackend` (``--mode=distributed``) runs each agent in its own session of a private tmux
+server (``tmux -L <socket>``), so a closed terminal or a dead mayor costs nothing and
+``swarm attach`` can watch any worker. :class:`ProcessBackend` (``--mode=local``) runs plain child
+processes. Both append the agent's whole output to a log file and call an exit callback soon
+after an agent exits, so the mayor never busy-polls.
+
+How a tmux worker starts (each step closes a race or a silent failure seen in peers):
+
+1. ``new-session -d`` with a placeholder (``sleep``) in the worktree, with the worker environment;
+2. ``remain-on-exit on`` (the exit status is kept), a ``pane-died`` hook that touches a file in
+   ``notify_dir`` (a watchdog observer there calls the exit callback), ``pipe-pane -o`` to the log;
+3. ``respawn-pane -k`` with the real command, so even a command that prints and exits at once
+   is logged from its first byte. The command runs under ``/bin/sh -c <wrapper> swarm-agent
+   <argv...>`` in tmux's argv form: argv is never joined into a shell string, a missing binary
+   exits 127 as in a shell, and the wrapper records the exit status and notifies by itself
+   because tmux 3.3 sometimes loses both for commands that exit at once (see :func:`_wrapper`).
+
+``SessionStatus.pid`` is the wrapper's pid (the agent is its child, in the same process group).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pathlib
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import typing as t
+
+import libtmux
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from runner import proc
+from runner.errors import CommandError, RunnerError, UsageError
+
+logger = logging.getLogger(__name__)
+
+SESSION_NAME_RE: t.Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]{0,199}")
+PANE_OPTION: t.Final = "@swarm_pane"
+"""Session user option holding the agent's pane id (a user may split the window when attached)."""
+PLACEHOLDER: t.Final = ("sleep", "2147483647")
+EXIT_OPTION: t.Final = "@swarm_exit"
+"""Pane user option where the wrapper records the agent's exit status (see :func:`_wrapper`)."""
+# Location variables that would point git in the worktree at another repository; the tmux server
+# may have inherited them from whoever started it.
+GIT_LOCATION_VARS: t.Final = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_COMMON_DIR",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_PREFIX",
+)
+ExitCallback = t.Callable[[str], None]
+
+
+class AgentNotFound(CommandError):
+    """The agent command's executable is not on PATH (or not executable)."""
+
+    def __init__(self, argv: t.Sequence[str], path: str | None = None) -> None:
+        self.cmd = tuple(argv)
+        self.returncode = 127
+        self.stdout = ""
+        self.stderr = f"{argv[0]}: command not found"
+        RunnerError.__init__(
+            self,
+            f"agent command not found: {argv[0]!r} (exit 127); install it, fix PATH"
+            + (f" ({path})" if path else "")
+            + " or choose another --agent / --agent-cmd",
+        )
+
+
+class SessionExists(RunnerError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"session {name} is already running; attach to it (swarm attach) or stop it first"
+        )
+
+
+class SessionSpec(t.NamedTuple):
+    name: str
+    """e.g. ``swarm-<run-id>-<task-id>`` (see :func:`session_name`); targeted by exact name."""
+    argv: tuple[str, ...]
+    """The agent command; never joined into a shell string."""
+    cwd: pathlib.Path
+    env: t.Mapping[str, str]
+    """The worker environment, added to the inherited one."""
+    log_path: pathlib.Path
+    """Pane output is appended here from the first byte."""
+
+
+class SessionStatus(t.NamedTuple):
+    exists: bool
+    alive: bool
+    exit_status: int | None
+    """When dead: the exit status; None if unknown or killed by a signal."""
+    pid: int | None
+
+
+MISSING: t.Final = SessionStatus(exists=False, alive=False, exit_status=None, pid=None)
+
+
+class SessionBackend(t.Protocol):
+    def start(self, spec: SessionSpec) -> None: ...
+
+    def status(self, name: str) -> SessionStatus: ...
+
+    def list_sessions(self, prefix: str) -> list[str]: ...
+
+    def kill(self, name: str) -> None:
+        """Stop the session and its process; idempotent."""
+
+    def capture(self, name: str, lines: int = 50) -> str:
+        """The last ``lines`` lines of the session's output."""
+
+    def set_exit_callback(self, callback: ExitCallback) -> None:
+        """Call ``callback(name)`` (from any thread) soon after a session's process exits; the
+        callee then asks :meth:`status`. Spurious calls are allowed."""
+
+    def close(self) -> None:
+        """Stop helper threads and observers (sessions keep running)."""
+
+
+def session_name(run_id: str, task_id: str) -> str:
+    """The tmux session of a task: ``swarm-<run-id>-<task-id>``; ``.`` (valid in ids, but turned
+    into ``_`` by tmux) becomes ``+`` so the name survives tmux unchanged and stays unique."""
+    return f"swarm-{run_id}-{task_id}".replace(".", "+")
+
+
+def check_session_name(name: str) -> str:
+    if not SESSION_NAME_RE.fullmatch(name):
+        raise UsageError(
+            f"invalid session name {name!r}: use letters, digits, '_', '+' or '-' "
+            "(tmux rewrites '.' and ':'), starting with a letter or digit"
+        )
+    return name
+
+
+def find_executable(argv: t.Sequence[str], cwd: pathlib.Path, env: t.Mapping[str, str]) -> str:
+    """The executable ``argv[0]`` resolves to; :class:`AgentNotFound` if none."""
+    if not argv:
+        raise UsageError("empty agent command: give --agent PRESET or --agent-cmd TEMPLATE")
+    program = argv[0]
+    search = env.get("PATH", os.environ.get("PATH", os.defpath))
+    if "/" in program:
+        candidate = pathlib.Path(program)
+        if not candidate.is_absolute():
+            candidate = cwd / candidate
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+        raise AgentNotFound(argv)
+    found = shutil.which(program, path=search)
+    if found is None:
+        raise AgentNotFound(argv, f"PATH={search}")
+    return found
+
+
+def _tail(text: str, lines: int) -> str:
+    rows = text.splitlines()
+    while rows and not rows[-1].strip():
+        rows.pop()
+    return "\n".join(rows[-lines:]) if lines > 0 else ""
+
+
+# --- tmux -------------------------------------------------------------------------------------
+
+
+def _tmux_quote(arg: str) -> str:
+    """Quote one argument for tmux's command parser (used for hook commands)."""
+    if "'" not in arg:
+        return f"'{arg}'"
+    escaped = arg.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
+
+
+def _format_escape(text: str) -> str:
+    """Keep ``#`` literal in strings tmux expands as formats (pipe-pane, run-shell)."""
+    return text.replace("#", "##")
+
+
+_GONE_MARKERS: t.Final = (
+    "can't find",
+    "no server running",
+    "error connecting",
+    "no such file or directory",
+    "session not found",
+    "server exited",
+)
+
+
+def _is_gone(stderr: t.Sequence[str]) -> bool:
+    text = " ".join(stderr).lower()
+    return any(marker in text for marker in _GONE_MARKERS)
+
+
+def _int_or_none(text: str) -> int | None:
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+class _Pane(t.NamedTuple):
+    id: str
+    dead: bool
+    status: int | None
+    pid: int | None
+
+
+def _wrapper(unset: t.Sequence[str]) -> str:
+    """The ``/bin/sh -c`` script that runs the agent: ``sh -c SCRIPT swarm-agent TMUX NOTIFY
+    ARGV...`` (everything arrives as positional arguments, nothing is quoted into the script).
+
+    tmux 3.3 sometimes loses ``pane_dead_status`` *and* skips the ``pane-died`` hook for a
+    command that exits within milliseconds, so the wrapper itself records ``$?`` in the pane
+    option :data:`EXIT_OPTION` and then touches ``NOTIFY.<pid>`` (the hook stays as a backup for
+    a wrapper that is killed). A missing binary gives 127, as in any shell. ``trap : INT`` keeps
+    the wrapper alive through a Ctrl-C meant for the agent (a handler, unlike an ignored signal,
+    is not inherited by the agent).
+    """
+    prefix = f"unset {' '.join(unset)}; " if unset else ""
+    return (
+        f'{prefix}t=$1 n=$2; shift 2; trap : INT; "$@"; s=$?; '
+        f'"$t" set-option -p -t "$TMUX_PANE" {EXIT_OPTION} "$s" >/dev/null 2>&1; '
+        ': > "$n.$$"; exit "$s"'
+    )
+
+
+class _NotifyHandler(FileSystemEventHandler):
+    def __init__(self, drain: t.Callable[[], None]) -> None:
+        self._drain = drain
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if not event.is_directory and event.event_type != "deleted":
+            self._drain()
+
+
+class TmuxBackend:
+    """Agents in sessions of the private tmux server ``tmux -L <socket_name>``.
+
+    Never touches the user's default server and never kills the server. Exit notification: a
+    ``pane-died`` hook touches ``<notify_dir>/<session>.<pid>``; a watchdog observer on
+    ``notify_dir`` drains those files into the exit callback, and a safety thread rescans both
+    the directory and the server's dead panes every ``safety_interval`` seconds.
+    """
+
+    def __init__(
+        self,
+        socket_name: str,
+        *,
+        notify_dir: pathlib.Path,
+        safety_interval: float = 2.0,
+        width: int = 200,
+        height: int = 50,
+    ) -> None:
+        if not socket_name:
+            raise UsageError("the tmux backend needs a private socket name (tmux -L NAME)")
+        self.socket_name = socket_name
+        self.server = libtmux.Server(socket_name=socket_name)
+        self._tmux_bin = shutil.which("tmux") or "tmux"
+        self.notify_dir = notify_dir
+        self.safety_interval = safety_interval
+        self.size = (width, height)
+        self._lock = threading.Lock()
+        self._callback: ExitCallback | None = None
+        self._observer: t.Any = None
+        self._safety: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._reported: set[tuple[str, str]] = set()
+        self._seen_alive: set[str] = set()
+
+    # plumbing
+
+    def _tmux(self, *args: str, check: bool = True) -> t.Any:
+        result = self.server.cmd(*args)
+        if check and result.returncode != 0:
+            raise CommandError(
+                ("tmux", "-L", self.socket_name, *args),
+                result.returncode,
+                "\n".join(result.stdout),
+                "\n".join(result.stderr),
+            )
+        return result
+
+    def _agent_pane(self, name: str) -> _Pane | None:
+        """The agent pane of session ``name`` (exact match), None if there is no such session."""
+        fields = ("pane_id", "pane_dead", "pane_dead_status", "pane_pid", PANE_OPTION, EXIT_OPTION)
+        fmt = "\t".join(f"#{{{f}}}" for f in fields)
+        result = self._tmux("list-panes", "-s", "-t", f"={name}:", "-F", fmt, check=False)
+        if result.returncode != 0:
+            if _is_gone(result.stderr):
+                return None
+            raise CommandError(
+                ("tmux", "list-panes", "-t", f"={name}:"),
+                result.returncode,
+                "",
+                "\n".join(result.stderr),
+            )
+        rows = [line.split("\t") for line in result.stdout if line.count("\t") == len(fields) - 1]
+        if not rows:
+            return None
+        row = next((r for r in rows if r[0] == r[4]), rows[0])
+        return _Pane(
+            id=row[0],
+            # the wrapper records the status just before it exits: the agent is gone already
+            dead=row[1] == "1" or bool(row[5]),
+            status=_int_or_none(row[5]) if row[5] else _int_or_none(row[2]),
+            pid=_int_or_none(row[3]),
+        )
+
+    # SessionBackend
+
+    def start(self, spec: SessionSpec, *, check_binary: bool = True) -> None:
+        """Start ``spec.argv`` in a new detached session. Raises :class:`AgentNotFound` at once
+        when ``check_binary`` and the executable cannot be found, :class:`SessionExists` when a
+        live session has that name (a dead one is replaced)."""
+        name = check_session_name(spec.name)
+        if not spec.cwd.is_dir():
+            raise UsageError(
+                f"cannot start session {name}: working directory {spec.cwd} is missing"
+            )
+        if check_binary or not spec.argv:
+            find_executable(spec.argv, spec.cwd, spec.env)
+        current = self.status(name)
+        if current.alive:
+            raise SessionExists(name)
+        if current.exists:
+            self.kill(name)
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.notify_dir.mkdir(parents=True, exist_ok=True)
+        env_args: list[str] = []
+        for key, value in spec.env.items():
+            env_args += ["-e", f"{key}={value}"]
+        width, height = self.size
+        created = self._tmux(
+            "new-session", "-d", "-s", name, "-c", str(spec.cwd),
+            "-x", str(width), "-y", str(height), *env_args,
+            "-P", "-F", "#{pane_id}", *PLACEHOLDER,
+        )  # fmt: skip
+        pane = created.stdout[0].strip()
+        try:
+            self._tmux("set-option", "-t", pane, PANE_OPTION, pane)
+            self._tmux("set-option", "-w", "-t", pane, "remain-on-exit", "on")
+            marker = _format_escape(str(self.notify_dir / f"{name}."))
+            hook = f"touch {shlex.quote(marker)}#{{pane_pid}}"
+            self._tmux(
+                "set-hook", "-w", "-t", pane, "pane-died", f"run-shell -b {_tmux_quote(hook)}"
+            )
+            log = _format_escape(shlex.quote(str(spec.log_path)))
+            self._tmux("pipe-pane", "-o", "-t", pane, f"exec cat >> {log}")
+            script = _wrapper([v for v in GIT_LOCATION_VARS if v not in spec.env])
+            notify = str(self.notify_dir / name)
+            self._tmux(
+                "respawn-pane", "-k", "-t", pane, "-c", str(spec.cwd), *env_args,
+                "/bin/sh", "-c", script, "swarm-agent", self._tmux_bin, notify, *spec.argv,
+            )  # fmt: skip
+        except BaseException:
+            self._tmux("kill-session", "-t", f"={name}", check=False)
+            raise
+        logger.info("started session", extra={"session": name, "pane": pane})
+
+    def status(self, name: str) -> SessionStatus:
+        pane = self._agent_pane(name)
+        if pane is None:
+            return MISSING
+        return SessionStatus(
+            exists=True,
+            alive=not pane.dead,
+            exit_status=pane.status if pane.dead else None,
+            pid=pane.pid,
+        )
+
+    def list_sessions(self, prefix: str) -> list[str]:
+        result = self._tmux("list-sessions", "-F", "#{session_name}", check=False)
+        if result.returncode != 0:
+            if _is_gone(result.stderr):
+                return []
+            raise CommandError(
+                ("tmux", "list-sessions"), result.returncode, "", "\n".join(result.stderr)
+            )
+        return sorted(n for n in result.stdout if n and n.startswith(prefix))
+
+    def kill(self, name: str) -> None:
+        result = self._tmux("kill-session", "-t", f"={name}", check=False)
+        if result.returncode != 0 and not _is_gone(result.stderr):
+            raise CommandError(
+                ("tmux", "kill-session", "-t", f"={name}"),
+                result.returncode,
+                "",
+                "\n".join(result.stderr),
+            )
+        logger.debug("killed session", extra={"session": name})
+
+    def capture(self, name: str, lines: int = 50) -> str:
+        pane = self._agent_pane(name)
+        if pane is None:
+            return ""
+        result = self._tmux("capture-pane", "-p", "-J", "-t", pane.id, "-S", f"-{max(lines, 0)}")
+        return _tail("\n".join(result.stdout), lines)
+
+    def set_exit_callback(self, callback: ExitCallback) -> None:
+        with self._lock:
+            self._callback = callback
+            if self._observer is not None:
+                return
+            self.notify_dir.mkdir(parents=True, exist_ok=True)
+            self._stop.clear()
+            observer = Observer()
+            observer.schedule(_NotifyHandler(self._drain), str(self.notify_dir), recursive=False)
+            observer.daemon = True
+            observer.start()
+            self._observer = observer
+            self._safety = threading.Thread(
+                target=self._safety_loop, name=f"swarm-tmux-safety-{self.socket_name}", daemon=True
+            )
+            self._safety.start()
+        self._drain()  # sessions that died before we were watching
+
+    def close(self) -> None:
+        with self._lock:
+            observer, safety = self._observer, self._safety
+            self._observer = self._safety = None
+            self._callback = None
+        self._stop.set()
+        if observer is not None:
+            observer.stop()
+            observer.join()
+        if safety is not None:
+            safety.join()
+
+    # exit notification
+
+    def _notify(self, name: str) -> None:
+        callback = self._callback
+        if callback is None:
+            return
+        try:
+            callback(name)
+        except Exception:
+            logger.exception("exit callback failed", extra={"session": name})
+
+    def _drain(self) -> None:
+        """Turn every notify file into one callback (whoever unlinks it first calls)."""
+        try:
+            entries = list(self.notify_dir.iterdir())
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            name = entry.name.rsplit(".", 1)[0]
+            try:
+                entry.unlink()
+            except FileNotFoundError:
+                continue
+            logger.debug("pane died", extra={"session": name})
+            self._notify(name)
+
+    def _safety_loop(self) -> None:
+        while not self._stop.wait(self.safety_interval):
+            try:
+                self._drain()
+                self._check_panes()
+            except Exception:
+                logger.exception("session safety check failed")
+
+    def _check_panes(self) -> None:
+        """Report dead panes the hook missed, and sessions that vanished while alive."""
+        fmt = "#{session_name}\t#{pane_dead}\t#{pane_pid}"
+        result = self._tmux("list-panes", "-a", "-F", fmt, check=False)
+        rows = [line.split("\t") for line in result.stdout if line.count("\t") == 2]
+        if result.returncode != 0 and not _is_gone(result.stderr):
+            return
+        present = {r[0] for r in rows}
+        for name in sorted(self._seen_alive - present):
+            self._seen_alive.discard(name)
+            self._notify(name)
+        for name, dead, pid in rows:
+            if dead != "1":
+                self._seen_alive.add(name)
+                continue
+            self._seen_alive.discard(name)
+            if (name, pid) not in self._reported:
+                self._reported.add((name, pid))
+                self._notify(name)
+
+
+# --- plain processes ---------------------------------------------------------------------------
+
+
+class _Child:
+    def __init__(self, popen: subprocess.Popen[bytes] | None, log_path: pathlib.Path) -> None:
+        self.popen = popen
+        self.log_path = log_path
+        self.waiter: threading.Thread | None = None
+        self.missing_status: int | None = None
+
+
+class ProcessBackend:
+    """Agents as plain child processes (``--mode=local``): each in its own process group, output
+    appended to the log, a waiter thread per child calling the exit callback. ``kill`` sends
+    SIGTERM to the group, then SIGKILL after ``grace`` seconds."""
+
+    def __init__(self, *, grace: float = 5.0) -> None:
+        self.grace = grace
+        self._lock = threading.Lock()
+        self._children: dict[str, _Child] = {}
+        self._callback: ExitCallback | None = None
+
+    def start(self, spec: SessionSpec, *, check_binary: bool = True) -> None:
+        name = check_session_name(spec.name)
+        if not spec.cwd.is_dir():
+            raise UsageError(
+                f"cannot start session {name}: working directory {spec.cwd} is missing"
+            )
+        if check_binary or not spec.argv:
+            find_executable(spec.argv, spec.cwd, spec.env)
+        with self._lock:
+            old = self._children.get(name)
+        if old is not None:
+            if old.popen is not None and old.popen.poll() is None:
+                raise SessionExists(name)
+            self.kill(name)
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = proc.clean_env(spec.env)
+        with spec.log_path.open("ab") as log:
+            try:
+                popen: subprocess.Popen[bytes] | None = subprocess.Popen(
+                    list(spec.argv),
+                    cwd=spec.cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except (FileNotFoundError, PermissionError) as exc:
+                log.write(f"{spec.argv[0]}: {exc.strerror or 'command not found'}\n".encode())
+                popen = None
+        child = _Child(popen, spec.log_path)
+        with self._lock:
+            self._children[name] = child
+        if popen is None:
+            child.missing_status = 127  # like a shell: dead at once, status 127, reported
+            self._notify(name)
+        else:
+            child.waiter = threading.Thread(
+                target=self._wait, args=(name, popen), name=f"swarm-wait-{name}", daemon=True
+            )
+            child.waiter.start()
+        logger.info("started process", extra={"session": name, "pid": popen and popen.pid})
+
+    def _wait(self, name: str, popen: subprocess.Popen[bytes]) -> None:
+        popen.wait()
+        self._notify(name)
+
+    def _notify(self, name: str) -> None:
+        callback = self._callback
+        if callback is None:
+            return
+        try:
+            callback(name)
+        except Exception:
+            logger.exception("exit callback failed", extra={"session": name})
+
+    def status(self, name: str) -> SessionStatus:
+        with self._lock:
+            child = self._children.get(name)
+        if child is None:
+            return MISSING
+        if child.popen is None:
+            return SessionStatus(True, False, child.missing_status, None)
+        code = child.popen.poll()
+        if code is None:
+            return SessionStatus(True, True, None, child.popen.pid)
+        return SessionStatus(True, False, code if code >= 0 else None, child.popen.pid)
+
+    def list_sessions(self, prefix: str) -> list[str]:
+        with self._lock:
+            return sorted(n for n in self._children if n.startswith(prefix))
+
+    def kill(self, name: str) -> None:
+        with self._lock:
+            child = self._children.pop(name, None)
+        if child is None or child.popen is None:
+            return
+        popen = child.popen
+        if popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(popen.pid, signal.SIGTERM)
+            try:
+                popen.wait(self.grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(popen.pid, signal.SIGKILL)
+                popen.wait()
+        # the agent may have left children in its group behind
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        if child.waiter is not None:
+            child.waiter.join()
+        logger.debug("killed process", extra={"session": name})
+
+    def capture(self, name: str, lines: int = 50) -> str:
+        with self._lock:
+            child = self._children.get(name)
+        if child is None:
+            return ""
+        try:
+            data = _read_tail(child.log_path, 64 * 1024 + 200 * max(lines, 0))
+        except FileNotFoundError:
+            return ""
+        return _tail(data, lines)
+
+    def set_exit_callback(self, callback: ExitCallback) -> None:
+        self._callback = callback
+        with self._lock:
+            dead = [n for n, c in self._children.items() if c.popen is None]
+        for name in dead:
+            self._notify(name)
+
+    def close(self) -> None:
+        """Forget the callback and join the waiters of children that have exited (a waiter of a
+        live child keeps reaping it; :meth:`kill` ends both)."""
+        self._callback = None
+        with self._lock:
+            children = list(self._children.values())
+        for child in children:
+            if (
+                child.waiter is not None
+                and child.popen is not None
+                and child.popen.poll() is not None
+            ):
+                child.waiter.join()
+
+
+def _read_tail(path: pathlib.Path, size: int) -> str:
+    with path.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        end = fh.tell()
+        fh.seek(max(0, end - size))
+        return fh.read().decode("utf-8", errors="replace")
