@@ -1,0 +1,283 @@
+"""runner.agents.scripted: the file and git steps in a real worktree; the reports it would send
+are recorded by a reporter function (the end-to-end test through ``swarm worker`` is below)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import typing as t
+
+import pytest
+
+from runner import git as g
+from runner import worktrees
+from runner.agents import scripted
+from runner.paths import SwarmPaths
+from tests.conftest import git
+
+Script = list[dict[str, t.Any]]
+
+
+class World(t.NamedTuple):
+    repo: pathlib.Path
+    worktree: pathlib.Path
+    env: dict[str, str]
+    base: str
+
+
+@pytest.fixture
+def world(git_repo: pathlib.Path, tmp_path: pathlib.Path) -> World:
+    worktree = tmp_path / "worktrees" / "r1" / "t1"
+    worktrees.create_worktree(git_repo, worktree, "swarm/r1/t1", "main")
+    home = SwarmPaths.for_repo(git_repo).home
+    env = {
+        "SWARM_HOME": str(home),
+        "SWARM_RUN": "r1",
+        "SWARM_TASK": "t1",
+        "SWARM_ATTEMPT": "1",
+        "SWARM_WORKTREE": str(worktree),
+    }
+    return World(git_repo, worktree, env, g.head_sha(git_repo))
+
+
+def write_plan(world: World, script: Script | None, **task: t.Any) -> None:
+    plan = {
+        "name": "demo",
+        "tasks": [{"id": "t1", "subject": "Add greeting", "script": script, **task}],
+    }
+    path = SwarmPaths(pathlib.Path(world.env["SWARM_HOME"])).run("r1").plan
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(plan))
+
+
+class Outcome(t.NamedTuple):
+    code: int
+    reports: list[list[str]]
+    output: str
+
+
+def run_agent(world: World, script: Script | None, *, attempt: int = 1) -> Outcome:
+    write_plan(world, script)
+    reports: list[list[str]] = []
+    out = io.StringIO()
+    env = {**world.env, "SWARM_ATTEMPT": str(attempt)}
+    code = scripted.main(
+        env=env, cwd=world.worktree, report=lambda a: reports.append(list(a)), out=out
+    )
+    return Outcome(code, reports, out.getvalue())
+
+
+def verbs(outcome: Outcome) -> list[str]:
+    return [r[0] for r in outcome.reports]
+
+
+def test_default_commits_and_offers(world: World) -> None:
+    outcome = run_agent(
+        world,
+        [
+            {"write": {"path": "src/greet.py", "content": "def greet():\n"}},
+            {"append": {"path": "src/greet.py", "content": "    return 'hi'\n"}},
+            {"delete": "README.md"},
+            {"write": {"path": "new/dir/x.txt", "content": "x\n"}},
+            {"delete": "new"},
+        ],
+    )
+    assert outcome.code == 0, outcome.output
+    head = g.head_sha(world.worktree)
+    assert outcome.reports == [
+        ["accepted", "--title", "Add greeting"],
+        ["offer", "Add greeting: done", "--commit", head],
+    ]
+    assert git(world.worktree, "log", "-1", "--format=%s") == "swarm(t1): Add greeting"
+    assert g.changed_files(world.worktree, world.base, head) == ["README.md", "src/greet.py"]
+    assert (world.worktree / "src/greet.py").read_text() == "def greet():\n    return 'hi'\n"
+    assert g.is_clean(world.worktree)
+    assert "[scripted t1] write src/greet.py" in outcome.output
+
+
+def test_no_script_still_offers(world: World) -> None:
+    outcome = run_agent(world, None)
+    assert outcome.code == 0
+    assert verbs(outcome) == ["accepted", "offer"]
+    assert outcome.reports[1][-1] == world.base  # nothing changed: offers the base
+
+
+def test_commit_and_offer_steps(world: World) -> None:
+    outcome = run_agent(
+        world,
+        [
+            {"write": {"path": "a.txt", "content": "a\n"}},
+            {"commit": "first part"},
+            {"write": {"path": "b.txt", "content": "b\n"}},
+            {"offer": {"summary": "half of it", "commit": False}},
+        ],
+    )
+    assert outcome.code == 0, outcome.output
+    assert git(world.worktree, "log", "-1", "--format=%s") == "first part"
+    assert outcome.reports[-1] == ["offer", "half of it", "--commit", g.head_sha(world.worktree)]
+    assert not g.is_clean(world.worktree)  # b.txt was deliberately left uncommitted
+    assert verbs(outcome) == ["accepted", "offer"]
+
+
+def test_patch_step(world: World) -> None:
+    diff = (
+        "diff --git a/README.md b/README.md\n"
+        "--- a/README.md\n"
+        "+++ b/README.md\n"
+        "@@ -1 +1,2 @@\n"
+        " # sample\n"
+        "+patched line\n"
+    )
+    outcome = run_agent(world, [{"patch": diff}])
+    assert outcome.code == 0, outcome.output
+    assert (world.worktree / "README.md").read_text() == "# sample\npatched line\n"
+
+
+def test_bad_patch_fails_task(world: World) -> None:
+    outcome = run_agent(world, [{"patch": "diff --git a/nope b/nope\n--- a/nope\n+++ b/nope\n"}])
+    assert outcome.code == 1
+    assert outcome.reports[-1][0] == "fail"
+    assert "git apply failed" in outcome.reports[-1][1]
+    assert outcome.reports[-1][-2:] == ["--type", "script"]
+
+
+class RunCase(t.NamedTuple):
+    test_id: str
+    command: str
+    code: int
+    last: list[str] | None  # the last report, None: an offer
+
+
+RUN_CASES = [
+    RunCase("success", "echo built > out.txt && echo compiled-ok", 0, None),
+    RunCase(
+        "failure-tail",
+        "echo step one; echo error-boom >&2; exit 4",
+        1,
+        [
+            "fail",
+            "command 'echo step one; echo error-boom >&2; exit 4' exited 4: step one\nerror-boom",
+            "--type",
+            "command",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", RUN_CASES, ids=[c.test_id for c in RUN_CASES])
+def test_run_step(world: World, case: RunCase) -> None:
+    outcome = run_agent(world, [{"run": case.command}])
+    assert outcome.code == case.code, outcome.output
+    if case.last is None:
+        assert verbs(outcome)[-1] == "offer"
+        assert "compiled-ok" in outcome.output
+        assert (world.worktree / "out.txt").read_text() == "built\n"
+    else:
+        assert outcome.reports[-1] == case.last
+
+
+def test_attempt_filter(world: World) -> None:
+    script: Script = [
+        {"write": {"path": "first.txt", "content": "1\n"}, "attempt": 1},
+        {"fail": {"type": "tests", "reason": "flaky on the first try"}, "attempt": 1},
+        {"write": {"path": "second.txt", "content": "2\n"}, "attempt": 2},
+    ]
+    first = run_agent(world, script)
+    assert first.code == 0
+    assert first.reports[-1] == ["fail", "flaky on the first try", "--type", "tests"]
+    assert verbs(first) == ["accepted", "fail"]  # a reported failure: no automatic offer
+    git(world.worktree, "clean", "-fdq")
+    second = run_agent(world, script, attempt=2)
+    assert verbs(second) == ["accepted", "offer"]
+    assert (world.worktree / "second.txt").exists()
+    assert not (world.worktree / "first.txt").exists()
+
+
+def test_reporting_steps(world: World) -> None:
+    outcome = run_agent(
+        world,
+        [
+            {"progress": "halfway"},
+            {"help": "which API?"},
+            {
+                "escape": {
+                    "finding": "docs are stale",
+                    "files": ["docs/a.md", "docs/b.md"],
+                    "intent": "update docs",
+                    "severity": "low",
+                }
+            },
+            {"escape": {"finding": "typo", "files": "README.md"}},
+            {"fail": "cannot do it"},
+        ],
+    )
+    assert outcome.reports == [
+        ["accepted", "--title", "Add greeting"],
+        ["progress", "halfway"],
+        ["help", "which API?"],
+        [
+            "escape",
+            "--finding",
+            "docs are stale",
+            "--files",
+            "docs/a.md,docs/b.md",
+            "--intent",
+            "update docs",
+            "--severity",
+            "low",
+        ],
+        ["escape", "--finding", "typo", "--files", "README.md"],
+        ["fail", "cannot do it"],
+    ]
+
+
+def test_crash_exits_without_reporting(world: World) -> None:
+    outcome = run_agent(world, [{"write": {"path": "a.txt", "content": "a"}}, {"crash": 7}])
+    assert outcome.code == 7
+    assert verbs(outcome) == ["accepted"]
+
+
+class BadStepCase(t.NamedTuple):
+    test_id: str
+    step: dict[str, t.Any]
+    match: str
+
+
+BAD_STEPS = [
+    BadStepCase("unknown-action", {"explode": True}, "script step 1: expected one of"),
+    BadStepCase("two-actions", {"write": {}, "run": "x"}, "got write, run"),
+    BadStepCase("outside-worktree", {"write": {"path": "../x", "content": ""}}, "outside"),
+    BadStepCase("write-without-path", {"write": "x"}, "write needs"),
+    BadStepCase("escape-without-finding", {"escape": {"files": "a"}}, "escape needs"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_STEPS, ids=[c.test_id for c in BAD_STEPS])
+def test_bad_step_fails_task(world: World, case: BadStepCase) -> None:
+    outcome = run_agent(world, [case.step])
+    assert outcome.code == 1
+    assert outcome.reports[-1][0] == "fail"
+    assert case.match in outcome.reports[-1][1]
+    assert not (world.worktree.parent / "x").exists()
+
+
+def test_missing_environment() -> None:
+    assert scripted.main(env={}, cwd=pathlib.Path.cwd(), report=lambda a: None) == 2
+
+
+def test_module_entry_point_without_environment(tmp_path: pathlib.Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "runner.agents.scripted"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(pathlib.Path(__file__).parents[2])},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "SWARM_HOME" in result.stderr
