@@ -477,6 +477,7 @@ class TmuxBackend:
         if result.returncode != 0 and not _is_gone(result.stderr):
             return
         present = {r[0] for r in rows}
+        self._reported = {(n, p) for n, p in self._reported if n in present}
         for name in sorted(self._seen_alive - present):
             self._seen_alive.discard(name)
             self._notify(name)
