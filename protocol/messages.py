@@ -254,7 +254,7 @@ class Envelope(Model):
                 except ValidationError as exc:  # report errors under "fields.<key>"
                     errors = [
                         InitErrorDetails(
-                            type=err["type"],  # type: ignore[typeddict-item]
+                            type=err["type"],
                             loc=("fields", *err["loc"]),
                             input=err["input"],
                             ctx=err.get("ctx", {}),

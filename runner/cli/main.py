@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from runner.cli import mail, plan, worker
+from runner.cli import mail, plan, run, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,6 +29,8 @@ def cli(verbose: int, quiet: bool) -> None:
 
 for _module in (plan, mail, worker):
     cli.add_command(_module.command)
+for _command in run.commands:
+    cli.add_command(_command)
 
 
 def main() -> None:

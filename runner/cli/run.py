@@ -1,0 +1,407 @@
+"""``swarm run``, ``status``, ``report``, ``attach``, ``logs``, ``stop``, ``resume``."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import sys
+import time
+import typing as t
+
+import click
+
+from protocol.messages import Envelope, MessageType
+from protocol.plan import parse_duration
+from protocol.state import Event, RunState
+from runner import launch
+from runner.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    echo_json,
+    fail,
+    find_repo,
+    handle_errors,
+    json_option,
+    repo_option,
+)
+from runner.paths import SwarmPaths
+from runner.report import render_report, status_document, status_rows
+from runner.state import RunLog, exclusive_lock, read_events, rebuild, write_json_atomic
+
+run_option = click.option("--run", "run_id", default=None, help="Run id (default: the latest).")
+
+
+def exit_code(state: RunState) -> int:
+    if state.status == "done":
+        return EXIT_OK
+    if state.status == "stopped" and state.stop_reason == "timeout":
+        return EXIT_TIMEOUT
+    return EXIT_FAILED
+
+
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _print_event(event: Event, state: RunState) -> None:
+    """One progress line per meaningful event, on stderr (stdout stays for --json)."""
+    done = sum(1 for task in state.tasks.values() if task.state == "merged")
+    total = len(state.tasks)
+    data = event.data
+    text: t.Callable[[], str] | None = {
+        "task_dispatched": lambda: f"started (attempt {data['attempt']}) in {data['session']}",
+        "task_offered": lambda: "offered its work",
+        "task_merged": lambda: f"merged {str(data.get('merge_sha') or '')[:12]}".rstrip(),
+        "merge_refused": lambda: f"refused: {data.get('reason', '')}",
+        "validation_failed": lambda: f"{data.get('reason', '')}",
+        "task_crashed": lambda: f"crashed: {data.get('reason', '')}",
+        "task_failed": lambda: f"FAILED: {data.get('reason', '')}",
+        "task_skipped": lambda: f"skipped: {data.get('reason', '')}",
+        "help_requested": lambda: f"asks for help: {data.get('text', '')}",
+        "escape_reported": lambda: f"scope escape: {data.get('text', '')}",
+        "run_finished": lambda: f"run {data['status']}: {data.get('reason', '')}",
+    }.get(event.kind)
+    if text is None:
+        return
+    who = f"{event.task_id}: " if event.task_id else ""
+    click.echo(f"[{done}/{total}] {who}{text()}", err=True)
+
+
+@click.command(name="run")
+@click.argument(
+    "plan_file", metavar="PLAN", type=click.Path(dir_okay=False, path_type=pathlib.Path)
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["distributed", "local"]),
+    default="distributed",
+    show_default=True,
+    help="tmux sessions per worker, or plain child processes.",
+)
+@click.option(
+    "--max-workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Concurrent workers (default: the plan's, else 5).",
+)
+@click.option(
+    "--agent",
+    default=None,
+    help="Agent preset: claude, codex, aider, gemini, scripted (default: scripted).",
+)
+@click.option(
+    "--agent-cmd",
+    default=None,
+    help="Agent command template with {brief}, {task}, {worktree} placeholders.",
+)
+@click.option(
+    "--waves", is_flag=True, help="agentops wave barriers instead of continuous dispatch."
+)
+@click.option("--keep-sessions", is_flag=True, help="Keep tmux sessions of merged tasks.")
+@click.option("--run-id", default=None, help="Name the run (default: a timestamp).")
+@click.option("--base", default=None, help="Base commit of the integration branch (default HEAD).")
+@click.option(
+    "--worktree-root",
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    default=None,
+    help="Where worktrees go (default: under the XDG state dir).",
+)
+@click.option("--tmux-socket", default=None, help="tmux -L socket name (default swarm-<hash>).")
+@click.option(
+    "--timeout",
+    default=None,
+    callback=_duration,
+    help="Stop the run after DURATION (90s, 30m, 2h); exit 4.",
+)
+@click.option("--wait", is_flag=True, help="Wait for the run to end (the default in this version).")
+@click.option("--foreground", is_flag=True, help="Run the mayor in this process (the default).")
+@repo_option
+@json_option
+@handle_errors
+def run_command(
+    plan_file: pathlib.Path,
+    mode: launch.Mode,
+    max_workers: int | None,
+    agent: str | None,
+    agent_cmd: str | None,
+    waves: bool,
+    keep_sessions: bool,
+    run_id: str | None,
+    base: str | None,
+    worktree_root: pathlib.Path | None,
+    tmux_socket: str | None,
+    timeout: float | None,
+    wait: bool,
+    foreground: bool,
+    repo: pathlib.Path | None,
+    as_json: bool,
+) -> None:
+    """Run PLAN: one worker per task, merged into swarm/<run-id>/integration.
+
+    \b
+    Examples:
+      swarm run plan.yaml
+      swarm run plan.yaml --max-workers 3 --agent claude
+      swarm run plan.yaml --mode=local --timeout 30m
+    """
+    from runner.plan.load import load_plan
+
+    top = find_repo(repo)
+    plan = load_plan(plan_file)
+    if mode == "distributed" and shutil.which("tmux") is None:
+        fail("tmux is not on PATH: install tmux, or use --mode=local", EXIT_USAGE)
+    log = launch.create_run(
+        top,
+        plan,
+        launch.RunOptions(
+            mode=mode,
+            max_workers=max_workers,
+            agent=agent,
+            agent_cmd=agent_cmd,
+            waves=waves,
+            keep_sessions=keep_sessions,
+            run_id=run_id,
+            base=base,
+            worktree_root=worktree_root,
+            tmux_socket=tmux_socket,
+        ),
+    )
+    state = log.state
+    click.echo(
+        f"swarm: run {state.run_id}: {len(plan.tasks)} tasks, {state.max_workers} workers, "
+        f"integration branch {state.integration_branch}",
+        err=True,
+    )
+    if state.tmux_socket:
+        click.echo(f"swarm: watch a worker with: swarm attach TASK --run {state.run_id}", err=True)
+    deadline = time.monotonic() + timeout if timeout else None
+    try:
+        final = launch.drive(
+            top, state.run_id, run_deadline=deadline, listener=None if as_json else _print_event
+        )
+    except KeyboardInterrupt:
+        click.echo(
+            f"swarm: interrupted; the run is paused, continue it with: swarm resume {state.run_id}",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    report = render_report(final)
+    write_json_atomic(SwarmPaths.for_repo(top).run(final.run_id).report, report + "\n")
+    if as_json:
+        echo_json("run", status_document(final))
+    else:
+        click.echo(report)
+    sys.exit(exit_code(final))
+
+
+@click.command(name="resume")
+@click.argument("run_id", metavar="[RUN]", required=False)
+@repo_option
+@json_option
+@handle_errors
+def resume_command(run_id: str | None, repo: pathlib.Path | None, as_json: bool) -> None:
+    """Continue a run after a crash or an interrupt (one mayor per run).
+
+    \b
+    Examples:
+      swarm resume
+      swarm resume 20261121-051500-3f2a
+    """
+    top = find_repo(repo)
+    rid = launch.resolve_run(top, run_id)
+    final = launch.drive(top, rid, resume=True, listener=None if as_json else _print_event)
+    report = render_report(final)
+    write_json_atomic(SwarmPaths.for_repo(top).run(rid).report, report + "\n")
+    if as_json:
+        echo_json("run", status_document(final))
+    else:
+        click.echo(report)
+    sys.exit(exit_code(final))
+
+
+@click.command(name="status")
+@click.argument("run_id", metavar="[RUN]", required=False)
+@click.option(
+    "--rebuild", "rebuild_events", is_flag=True, help="Rebuild the state from events.jsonl alone."
+)
+@repo_option
+@json_option
+@handle_errors
+def status_command(
+    run_id: str | None, rebuild_events: bool, repo: pathlib.Path | None, as_json: bool
+) -> None:
+    """Show a run's tasks: state, attempt, session, elapsed, last message.
+
+    \b
+    Examples:
+      swarm status
+      swarm status --json | jq '.tasks[] | select(.state == "failed")'
+    """
+    top = find_repo(repo)
+    rid = launch.resolve_run(top, run_id)
+    paths = SwarmPaths.for_repo(top).run(rid)
+    state = rebuild(read_events(paths.events)) if rebuild_events else launch.read_state(top, rid)
+    if as_json:
+        echo_json("status", status_document(state))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"run {state.run_id}: {state.status}", title_justify="left", expand=False)
+    for column in ("task", "state", "try", "elapsed", "last"):
+        table.add_column(column, overflow="fold" if column == "last" else "ellipsis")
+    for row in status_rows(state):
+        table.add_row(row["task"], row["state"], str(row["attempt"]), row["elapsed"], row["last"])
+    console = Console(width=min(shutil.get_terminal_size().columns, 120))
+    console.print(table)
+    if state.stop_reason:
+        console.print(f"{state.status}: {state.stop_reason}")
+
+
+@click.command(name="report")
+@click.argument("run_id", metavar="[RUN]", required=False)
+@repo_option
+@json_option
+@handle_errors
+def report_command(run_id: str | None, repo: pathlib.Path | None, as_json: bool) -> None:
+    """Print the agentops-style results report of a run."""
+    top = find_repo(repo)
+    state = launch.read_state(top, launch.resolve_run(top, run_id))
+    if as_json:
+        echo_json("report", status_document(state))
+    else:
+        click.echo(render_report(state))
+
+
+@click.command(name="attach")
+@click.argument("task", required=False)
+@run_option
+@click.option("--rw", is_flag=True, help="Attach read-write (default: read-only).")
+@repo_option
+@handle_errors
+def attach_command(
+    task: str | None, run_id: str | None, rw: bool, repo: pathlib.Path | None
+) -> None:
+    """Attach to a worker's tmux session (read-only unless --rw); without TASK, list sessions.
+
+    \b
+    Examples:
+      swarm attach T03
+      swarm attach T03 --rw
+    """
+    top = find_repo(repo)
+    state = launch.read_state(top, launch.resolve_run(top, run_id))
+    if state.tmux_socket is None:
+        fail(
+            f"run {state.run_id} runs in local mode: there are no tmux sessions; "
+            f"use `swarm logs TASK -f`"
+        )
+    if task is None:
+        for rec in (state.tasks[tid] for tid in state.task_order):
+            if rec.session:
+                click.echo(f"{rec.id:20} {rec.state:10} {rec.session}")
+        click.echo(f"attach with: swarm attach TASK --run {state.run_id}", err=True)
+        return
+    record = state.tasks.get(task)
+    if record is None or not record.session:
+        fail(
+            f"task {task!r} has no session in run {state.run_id}; `swarm attach` lists them",
+            EXIT_USAGE,
+        )
+    argv = ["tmux", "-L", state.tmux_socket, "attach-session", "-t", f"={record.session}"]
+    if not rw:
+        argv.insert(4, "-r")
+    os.execvp("tmux", argv)
+
+
+@click.command(name="logs")
+@click.argument("task")
+@run_option
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new output.")
+@click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True)
+@repo_option
+@handle_errors
+def logs_command(
+    task: str, run_id: str | None, follow: bool, lines: int, repo: pathlib.Path | None
+) -> None:
+    """Print the last lines of a worker's pane output (pane.log)."""
+    top = find_repo(repo)
+    rid = launch.resolve_run(top, run_id)
+    path = SwarmPaths.for_repo(top).run(rid).pane_log(task)
+    if not path.exists():
+        fail(f"no output for task {task!r} in run {rid} ({path})", EXIT_USAGE)
+    with path.open("rb") as fh:
+        for line in fh.read().decode(errors="replace").splitlines()[-lines:] if lines else []:
+            click.echo(line)
+        while follow:
+            chunk = fh.read()
+            if chunk:
+                click.echo(chunk.decode(errors="replace"), nl=False)
+            else:
+                time.sleep(0.2)
+
+
+@click.command(name="stop")
+@click.argument("run_id", metavar="[RUN]", required=False)
+@click.option("--kill", is_flag=True, help="Also kill the running workers' sessions.")
+@repo_option
+@handle_errors
+def stop_command(run_id: str | None, kill: bool, repo: pathlib.Path | None) -> None:
+    """Stop a run: no new workers start; with --kill, running workers are killed too."""
+    from agentmail.store import MailStore
+
+    top = find_repo(repo)
+    rid = launch.resolve_run(top, run_id)
+    swarm = SwarmPaths.for_repo(top)
+    paths = swarm.run(rid)
+    with exclusive_lock(paths.lock) as no_mayor:
+        if no_mayor:  # nobody drives the run: record the stop ourselves
+            log = RunLog.open(paths.events, paths.state)
+            if log.state.status != "running":
+                click.echo(f"swarm: run {rid} is already {log.state.status}", err=True)
+                return
+            if kill:
+                backend = launch.make_backend(log.state, paths.dir / "notify")
+                try:
+                    for record in log.state.tasks.values():
+                        if record.session:
+                            backend.kill(record.session)
+                finally:
+                    backend.close()
+            log.record("run_finished", status="stopped", reason="stopped by swarm stop")
+            click.echo(f"swarm: run {rid} stopped", err=True)
+            return
+    store = MailStore(swarm.mail)
+    store.send(
+        Envelope.model_validate(
+            {
+                "from": "human",
+                "to": ["mayor"],
+                "type": MessageType.TERMINATE,
+                "run_id": rid,
+                "subject": "TERMINATE kill" if kill else "TERMINATE",
+                "fields": {"text": "stopped by swarm stop"},
+            }
+        )
+    )
+    click.echo(f"swarm: asked the mayor of run {rid} to stop", err=True)
+
+
+commands: t.Final = (
+    run_command,
+    resume_command,
+    status_command,
+    report_command,
+    attach_command,
+    logs_command,
+    stop_command,
+)

@@ -1,0 +1,195 @@
+"""Create, open and drive runs: everything ``swarm run``/``resume``/``status`` share.
+
+A run is created completely or not at all: if any step fails, what was made so far (run
+directory, integration worktree and branch) is removed again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pathlib
+import secrets
+import shutil
+import typing as t
+from datetime import UTC, datetime
+
+from agentmail.store import MailStore
+from protocol.plan import Plan
+from protocol.state import Event, RunState
+from runner import git, worktrees
+from runner.errors import RunFailed, UsageError
+from runner.mayor import HUMAN, MAYOR, RESERVED_AGENTS, Mayor, MayorConfig
+from runner.paths import SwarmPaths, default_worktree_root, tmux_socket_name
+from runner.sessions import ProcessBackend, SessionBackend, TmuxBackend
+from runner.state import RunLog, load_state, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+Mode = t.Literal["distributed", "local"]
+INTEGRATION_DIR: t.Final = "_integration"  # task ids start with a letter or digit: no clash
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    mode: Mode = "distributed"
+    max_workers: int | None = None
+    agent: str | None = None
+    agent_cmd: str | None = None
+    waves: bool = False
+    keep_sessions: bool = False
+    run_id: str | None = None
+    base: str | None = None
+    worktree_root: pathlib.Path | None = None
+    tmux_socket: str | None = None
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
+    """Validate the run's preconditions and create it: run dir, plan.json, integration
+    worktree on ``swarm/<run-id>/integration``, and the ``run_created`` event."""
+    swarm = SwarmPaths.for_repo(repo)
+    clash = sorted(RESERVED_AGENTS & {task.id for task in plan.tasks})
+    if clash:
+        raise UsageError(f"task id {clash[0]!r} is reserved for the mailbox; rename the task")
+    base_ref = options.base or plan.base or "HEAD"
+    base_sha = git.resolve(repo, base_ref)
+    if base_sha is None:
+        raise UsageError(f"base {base_ref!r} is not a commit in {repo}; use --base REF")
+    run_id = options.run_id or new_run_id()
+    run = swarm.run(run_id)
+    if run.dir.exists():
+        raise UsageError(f"run {run_id!r} already exists in {swarm.runs}; pick another --run-id")
+    root = (options.worktree_root or default_worktree_root(repo)).resolve()
+    integration = root / run_id / INTEGRATION_DIR
+    branch = f"swarm/{run_id}/integration"
+    worktrees.ensure_excluded(repo)
+    run.dir.mkdir(parents=True)
+    try:
+        write_json_atomic(run.plan, plan.model_dump_json(indent=1))
+        worktrees.ensure_integration_worktree(repo, integration, branch, base_sha)
+        store = MailStore(swarm.mail)
+        for agent in (MAYOR, HUMAN):
+            store.register(agent)
+        log = RunLog(run.events, run.state)
+        log.record(
+            "run_created",
+            run_id=run_id,
+            tasks=[task.id for task in plan.tasks],
+            done=[task.id for task in plan.tasks if task.status == "done"],
+            plan_name=plan.name,
+            repo=str(repo),
+            mode=options.mode,
+            base_sha=base_sha,
+            target_branch=plan.target or git.current_branch(repo),
+            integration_branch=branch,
+            integration_worktree=str(integration),
+            integration_head=base_sha,
+            worktree_root=str(root),
+            tmux_socket=(options.tmux_socket or tmux_socket_name(repo))
+            if options.mode == "distributed"
+            else None,
+            max_workers=options.max_workers or plan.max_workers or 5,
+            waves=options.waves,
+            keep_sessions=options.keep_sessions,
+            agent=options.agent or plan.agent or "scripted",
+            agent_cmd=options.agent_cmd,
+        )
+    except BaseException:
+        shutil.rmtree(run.dir, ignore_errors=True)
+        try:
+            worktrees.remove_worktree(repo, integration, delete_branch=branch, force=True)
+        except Exception:
+            logger.warning("could not roll back the integration worktree %s", integration)
+        raise
+    return log
+
+
+def list_runs(repo: pathlib.Path) -> list[str]:
+    """Run ids of the repository, oldest first (ids start with their creation time)."""
+    runs = SwarmPaths.for_repo(repo).runs
+    if not runs.is_dir():
+        return []
+    found = [p for p in runs.iterdir() if (p / "events.jsonl").exists()]
+    found.sort(key=lambda p: ((p / "events.jsonl").stat().st_ctime, p.name))
+    return [p.name for p in found]
+
+
+def resolve_run(repo: pathlib.Path, run_id: str | None) -> str:
+    """``run_id`` if given and known, else the latest run; UsageError naming the fix."""
+    runs = list_runs(repo)
+    if run_id is None:
+        if not runs:
+            raise UsageError(f"no runs in {repo}; start one with `swarm run PLAN`")
+        return runs[-1]
+    if run_id not in runs:
+        raise UsageError(f"no run {run_id!r} in {repo}; `swarm status` lists the latest run")
+    return run_id
+
+
+def read_state(repo: pathlib.Path, run_id: str) -> RunState:
+    return load_state(SwarmPaths.for_repo(repo).run(run_id).state)
+
+
+def load_run_plan(repo: pathlib.Path, run_id: str) -> Plan:
+    return Plan.model_validate_json(SwarmPaths.for_repo(repo).run(run_id).plan.read_bytes())
+
+
+def make_backend(state: RunState, notify_dir: pathlib.Path) -> SessionBackend:
+    if state.mode == "local":
+        return ProcessBackend()
+    if state.tmux_socket is None:
+        raise RunFailed(f"run {state.run_id} has no tmux socket recorded")
+    if shutil.which("tmux") is None:
+        raise RunFailed("tmux is not on PATH; install tmux or use --mode=local")
+    notify_dir.mkdir(parents=True, exist_ok=True)
+    return TmuxBackend(state.tmux_socket, notify_dir=notify_dir)
+
+
+def drive(
+    repo: pathlib.Path,
+    run_id: str,
+    *,
+    run_deadline: float | None = None,
+    poll_interval: float = 2.0,
+    resume: bool = False,
+    listener: t.Callable[[Event, RunState], None] | None = None,
+) -> RunState:
+    """Be the run's mayor until it ends (held by the run's lock: one mayor per run).
+
+    A run that already ended is returned as it is, unless ``resume`` restarts a stopped one."""
+    from runner.state import exclusive_lock
+
+    swarm = SwarmPaths.for_repo(repo)
+    run = swarm.run(run_id)
+    with exclusive_lock(run.lock) as held:
+        if not held:
+            raise RunFailed(f"run {run_id} already has a live mayor (lock {run.lock})")
+        log = RunLog.open(run.events, run.state, listener=listener)
+        if log.state.status != "running":
+            if not (resume and log.state.status == "stopped"):
+                return log.state
+            log.record("run_resumed", pid=os.getpid())
+        plan = load_run_plan(repo, run_id)
+        backend = make_backend(log.state, run.dir / "notify")
+        try:
+            mayor = Mayor(
+                MayorConfig(
+                    repo=repo,
+                    swarm=swarm,
+                    run=run,
+                    poll_interval=poll_interval,
+                    run_deadline=run_deadline,
+                ),
+                plan=plan,
+                log=log,
+                store=MailStore(swarm.mail),
+                backend=backend,
+            )
+            return mayor.run()
+        finally:
+            backend.close()

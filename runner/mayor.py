@@ -1,0 +1,701 @@
+"""The mayor: one event loop per run.
+
+Wake-ups come from the mail watcher (a worker reported), from the session backend (a pane died)
+and from timers (timeouts, a periodic safety rescan); it never busy-polls. Each wake-up runs one
+:meth:`Mayor.step`: handle unread mail, notice dead panes, validate and merge offered work, retry
+or fail what was refused, ask the pure scheduler what to start, start it. Every decision is
+recorded in the run log *before* it is acted on, and mail is marked read only after its effect is
+recorded, so a crash at any point loses nothing (see ``swarm resume``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pathlib
+import queue
+import sys
+import time
+import typing as t
+from datetime import UTC, datetime
+
+from agentmail.store import MailStore, Stored
+from agentmail.watch import Watcher
+from protocol import manifest
+from protocol.messages import Envelope, Fields, MessageType
+from protocol.plan import Plan, Task
+from protocol.state import TERMINAL_TASK_STATES, RunState, TaskRecord
+from runner import checks, git, worktrees
+from runner.agents.presets import AgentPreset, build_argv, command_preset, preset
+from runner.brief import BriefContext, render_brief
+from runner.errors import CommandError, RunnerError
+from runner.paths import RunPaths, SwarmPaths
+from runner.scheduler import SchedulerInput, decide
+from runner.sessions import SessionBackend, SessionSpec, session_name
+from runner.state import RunLog
+
+logger = logging.getLogger(__name__)
+
+MAYOR: t.Final = "mayor"
+HUMAN: t.Final = "human"
+RESERVED_AGENTS: t.Final = frozenset({MAYOR, HUMAN})
+
+
+def worker_name(task_id: str) -> str:
+    """The mail identity of a task's worker: the task id itself (ids are already safe names)."""
+    return task_id
+
+
+def task_branch(run_id: str, task_id: str) -> str:
+    return f"swarm/{run_id}/{task_id}"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class MayorConfig:
+    repo: pathlib.Path
+    swarm: SwarmPaths
+    run: RunPaths
+    poll_interval: float = 2.0
+    """Safety rescan period: wake-ups come from the watcher and pane deaths first."""
+    run_deadline: float | None = None
+    """``time.monotonic()`` deadline of ``--timeout``; the run stops with reason ``timeout``."""
+    python: str = sys.executable
+
+
+class Mayor:
+    def __init__(
+        self,
+        config: MayorConfig,
+        *,
+        plan: Plan,
+        log: RunLog,
+        store: MailStore,
+        backend: SessionBackend,
+    ) -> None:
+        self.config = config
+        self.plan = plan
+        self.log = log
+        self.store = store
+        self.backend = backend
+        self._wake: queue.Queue[str] = queue.Queue()
+        self._mail_cursor: str | None = None  # delivery position already looked at
+        self._order = {task.id: index for index, task in enumerate(plan.tasks)}
+        self._case_sensitive = manifest.filesystem_case_sensitive(config.repo)
+        self._preset = self._agent_preset()
+
+    # -- properties ------------------------------------------------------------------------
+
+    @property
+    def state(self) -> RunState:
+        return self.log.state
+
+    @property
+    def run_id(self) -> str:
+        return self.state.run_id
+
+    @property
+    def integration(self) -> pathlib.Path:
+        return pathlib.Path(self.state.integration_worktree)
+
+    def wake(self, reason: str = "") -> None:
+        """Thread-safe: make the loop run a step soon."""
+        self._wake.put(reason)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self) -> RunState:
+        """Run steps until the run ends; returns the final state."""
+        self.store.register(MAYOR)
+        self.store.register(HUMAN)
+        self.backend.set_exit_callback(lambda name: self.wake(f"exit:{name}"))
+        self.log.record("mayor_started", pid=os.getpid())
+        watcher = Watcher(self.store, MAYOR, lambda _stored: self.wake("mail"))
+        watcher.start()
+        try:
+            while self.state.status == "running":
+                self.step()
+                if self.state.status != "running":
+                    break
+                self._sleep()
+        finally:
+            watcher.stop()
+        return self.state
+
+    def _sleep(self) -> None:
+        timeout = self.config.poll_interval
+        next_deadline = self._next_deadline()
+        if next_deadline is not None:
+            timeout = max(0.0, min(timeout, next_deadline))
+        try:
+            self._wake.get(timeout=timeout)
+        except queue.Empty:
+            return
+        while True:  # coalesce a burst of wake-ups into one step
+            try:
+                self._wake.get_nowait()
+            except queue.Empty:
+                return
+
+    def step(self) -> None:
+        """One pass over everything that may have changed. Idempotent."""
+        self._handle_mail()
+        self._check_sessions()
+        self._check_timeouts()
+        self._integrate_offers()
+        self._rework()
+        self._dispatch()
+        self._finish_if_done()
+
+    # -- mail ------------------------------------------------------------------------------
+
+    def _handle_mail(self) -> None:
+        handled = set(self.state.handled_mail)
+        page = self.store.list(MAYOR, unread=True, cursor=self._mail_cursor)
+        for stored in page.messages:
+            env = stored.envelope
+            if env.run_id is not None and env.run_id != self.run_id:
+                continue  # another run's mail: leave it for its mayor
+            if env.id not in handled:
+                self._on_message(stored)
+                handled.add(env.id)
+            self.store.mark_read(MAYOR, env.id)
+        self._mail_cursor = page.next_cursor
+
+    def _on_message(self, stored: Stored) -> None:
+        env = stored.envelope
+        if env.type is MessageType.TERMINATE and env.sender == HUMAN:
+            self._stop(
+                reason=env.fields.model_dump().get("text") or "stopped by swarm stop",
+                kill="kill" in env.subject.lower(),
+                msg_id=env.id,
+            )
+            return
+        tid = env.thread_id or env.fields.bead_id
+        task = self.state.tasks.get(tid or "")
+        if task is None or env.sender != worker_name(task.id):
+            self.log.record(
+                "mail_ignored",
+                msg_id=env.id,
+                sender=env.sender,
+                reason=f"no task {tid!r} for sender {env.sender!r} in this run",
+            )
+            return
+        text = _summary(env)
+        if env.type.is_success and task.state == "running":
+            head = str(env.fields.model_dump().get("commit_sha") or "")
+            self.log.record(
+                "task_offered", task.id, msg_id=env.id, head_sha=head or None, text=text
+            )
+        elif env.type is MessageType.FAILED and task.state == "running":
+            self.log.record(
+                "task_crashed",
+                task.id,
+                msg_id=env.id,
+                text=text,
+                reason=f"the worker reported FAILED: {text}",
+            )
+        elif env.type is MessageType.HELP_REQUEST:
+            self.log.record("help_requested", task.id, msg_id=env.id, text=text)
+            self._send(
+                HUMAN,
+                MessageType.HELP_REQUEST,
+                task.id,
+                env.subject,
+                env.body_md,
+                env.fields,
+                importance="high",
+                ack_required=True,
+            )
+        elif env.type is MessageType.SCOPE_ESCAPE:
+            self.log.record(
+                "escape_reported",
+                task.id,
+                msg_id=env.id,
+                text=text,
+                escape=env.fields.model_dump(mode="json"),
+            )
+        else:
+            self.log.record("task_message", task.id, msg_id=env.id, type=env.type.value, text=text)
+
+    def _send(
+        self,
+        to: str,
+        mtype: MessageType,
+        task_id: str,
+        subject: str,
+        body: str,
+        fields: Fields | dict[str, t.Any],
+        **extra: t.Any,
+    ) -> None:
+        from protocol.agentops import render_body
+
+        data = fields if isinstance(fields, dict) else fields.model_dump()
+        data = {"bead_id": task_id, **data}
+        env = Envelope.model_validate(
+            {
+                "from": MAYOR,
+                "to": [to],
+                "type": mtype,
+                "thread_id": task_id,
+                "run_id": self.run_id,
+                "subject": subject or f"[{task_id}] {mtype.value}",
+                "fields": data,
+                "body_md": body,
+                **extra,
+            }
+        )
+        if not body:
+            env = env.model_copy(update={"body_md": render_body(mtype, env.fields)})
+        try:
+            self.store.send(env)
+        except Exception:  # mail to a worker is advisory; never let it stop the run
+            logger.exception("failed to send %s", mtype.value, extra={"task_id": task_id})
+
+    # -- sessions and timeouts -------------------------------------------------------------
+
+    def _check_sessions(self) -> None:
+        for task in self._tasks_in("running"):
+            if not task.session:
+                continue
+            status = self.backend.status(task.session)
+            if status.alive:
+                continue
+            self._handle_mail()  # its last words may have landed after the listing
+            if self.state.tasks[task.id].state != "running":
+                continue
+            code = status.exit_status
+            self.log.record(
+                "task_crashed",
+                task.id,
+                exit_status=code,
+                reason=f"the agent exited (status {code}) without reporting completion",
+            )
+
+    def _check_timeouts(self) -> None:
+        if self.config.run_deadline is not None and time.monotonic() >= self.config.run_deadline:
+            self._stop(reason="timeout", kill=True, status="stopped")
+            return
+        for task in self._tasks_in("running"):
+            limit = self.plan.task(task.id).timeout
+            if limit is None or task.dispatched_at is None:
+                continue
+            if (now() - task.dispatched_at).total_seconds() >= limit:
+                self.log.record(
+                    "task_crashed", task.id, exit_status=None, reason=f"timed out after {limit:g}s"
+                )
+                if task.session:
+                    self.backend.kill(task.session)
+
+    def _next_deadline(self) -> float | None:
+        """Seconds until the nearest timeout, if any."""
+        waits: list[float] = []
+        if self.config.run_deadline is not None:
+            waits.append(self.config.run_deadline - time.monotonic())
+        for task in self._tasks_in("running"):
+            limit = self.plan.task(task.id).timeout
+            if limit is not None and task.dispatched_at is not None:
+                waits.append(limit - (now() - task.dispatched_at).total_seconds())
+        return min(waits) if waits else None
+
+    # -- validation and the merge arbiter --------------------------------------------------
+
+    def _integrate_offers(self) -> None:
+        """Validate and merge offered tasks one at a time, in dependency (plan) order."""
+        offered = sorted(
+            (
+                t
+                for t in self.state.tasks.values()
+                if t.state in ("offered", "validating", "merging")
+            ),
+            key=lambda t: self._order[t.id],
+        )
+        if offered and not any(rec.state == "merging" for rec in offered):
+            self._sync_integration_head()
+        for record in offered:
+            self._integrate(record)
+
+    def _sync_integration_head(self) -> None:
+        """Adopt commits a human (or a crash) put on the integration branch behind our back."""
+        actual = git.head_sha(self.integration)
+        if actual != self.state.integration_head:
+            self.log.record("integration_advanced", head=actual, external=True)
+
+    def _integrate(self, record: TaskRecord) -> None:
+        task = self.plan.task(record.id)
+        worktree = pathlib.Path(record.worktree or "")
+        head = git.head_sha(worktree)
+        if record.state == "merging":
+            # a crash interrupted this merge: finish it, or undo it, exactly once
+            base = self.state.integration_head
+            actual = git.head_sha(self.integration)
+            offered = record.head_sha or head
+            if actual != base and git.is_ancestor(self.config.repo, offered, actual):
+                self._gate_and_record(task, offered, base, actual)
+                return
+            git.reset_hard(self.integration, base)
+        self.log.record("validation_started", task.id, head_sha=head)
+        failure = checks.validate(task, worktree)
+        if failure is not None:
+            self._save_output(task.id, "validation.log", failure.output)
+            self.log.record(
+                "validation_failed",
+                task.id,
+                reason=f"validation failed: {failure.check}: {failure.reason}",
+                check=failure.check,
+                attempt_limit=failure.retry_limit,
+            )
+            return
+        if not task.writes:
+            self.log.record(
+                "task_merged",
+                task.id,
+                head_sha=head,
+                merge_sha=None,
+                text="read-only: validated, nothing merged",
+            )
+            self._after_merge(task, None)
+            return
+        base = self.state.integration_head
+        changed = git.changed_files(worktree, base, head)
+        outside = [
+            path
+            for path in changed
+            if not manifest.in_manifest(path, task.files, case_sensitive=self._case_sensitive)
+        ]
+        if outside:
+            self.log.record(
+                "merge_refused",
+                task.id,
+                kind="scope",
+                files=outside,
+                reason="scope violation: changed files outside the manifest: " + ", ".join(outside),
+            )
+            return
+        if not changed:
+            self.log.record(
+                "task_merged", task.id, head_sha=head, merge_sha=None, text="no changes to merge"
+            )
+            self._after_merge(task, None)
+            return
+        conflicts = git.merge_tree_conflicts(self.config.repo, base, head)
+        if conflicts:
+            self.log.record(
+                "merge_refused",
+                task.id,
+                kind="conflict",
+                files=conflicts,
+                rebase_onto=base,
+                reason="merge conflict with the integration branch in " + ", ".join(conflicts),
+            )
+            return
+        self.log.record("merge_started", task.id, head_sha=head, integration_head=base)
+        message = f"swarm({task.id}): {task.title}"
+        try:
+            merge_sha = git.merge_no_ff(self.integration, head, message)
+        except git.MergeConflict as exc:
+            git.reset_hard(self.integration, base)
+            self.log.record(
+                "merge_refused",
+                task.id,
+                kind="conflict",
+                files=list(exc.files),
+                rebase_onto=base,
+                reason="merge conflict in " + ", ".join(exc.files),
+            )
+            return
+        self._gate_and_record(task, head, base, merge_sha)
+
+    def _gate_and_record(self, task: Task, head: str, base: str, merge_sha: str) -> None:
+        """Run the fast gates on the merged integration worktree; keep or undo the merge."""
+        failure = checks.run_gates(self.plan.gates, self.integration, fast_only=True)
+        if failure is not None:
+            git.reset_hard(self.integration, base)
+            self._save_output(task.id, "gate.log", failure.output)
+            self.log.record(
+                "merge_refused",
+                task.id,
+                kind="gate",
+                reason=f"{failure.reason}; the integration branch was reset",
+                check=failure.check,
+            )
+            return
+        self._merged(task, head, merge_sha)
+
+    def _merged(self, task: Task, head: str, merge_sha: str) -> None:
+        self.log.record(
+            "task_merged",
+            task.id,
+            head_sha=head,
+            merge_sha=merge_sha,
+            integration_head=merge_sha,
+            text=f"merged as {merge_sha[:12]}",
+        )
+        self._after_merge(task, merge_sha)
+
+    def _after_merge(self, task: Task, merge_sha: str | None) -> None:
+        record = self.state.tasks[task.id]
+        fields = {"commit_sha": record.head_sha or "", "merge_sha": merge_sha or ""}
+        self._send(worker_name(task.id), MessageType.OFFERING_ACCEPTED, task.id, "", "", fields)
+        if record.session and not self.state.keep_sessions:
+            self.backend.kill(record.session)
+
+    def _save_output(self, task_id: str, name: str, text: str) -> None:
+        directory = self.config.run.task_dir(task_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_text(text)
+
+    # -- retries ---------------------------------------------------------------------------
+
+    def _rework(self) -> None:
+        budget = self.plan.budgets.max_attempts
+        for record in self._tasks_in("rework"):
+            limit = min(budget, record.attempt_limit or budget)
+            if record.attempt >= limit:
+                self.log.record(
+                    "task_failed",
+                    record.id,
+                    reason=f"{record.reason} (after {record.attempt} attempts)",
+                )
+                continue
+            self._start(self.plan.task(record.id), record.attempt + 1)
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        if self.state.status != "running":
+            return
+        decision = decide(
+            SchedulerInput(
+                plan=self.plan,
+                states={tid: rec.state for tid, rec in self.state.tasks.items()},
+                max_workers=self.state.max_workers,
+                waves=self.state.waves,
+                case_sensitive=self._case_sensitive,
+            )
+        )
+        for tid, reason in decision.skip:
+            self.log.record("task_skipped", tid, reason=reason)
+        for tid in decision.start:
+            self._start(self.plan.task(tid), 1)
+
+    def _start(self, task: Task, attempt: int) -> None:
+        """Start (or restart) a worker: worktree, brief, ASSIGN/RETRY mail, session."""
+        record = self.state.tasks[task.id]
+        run_id = self.run_id
+        branch = task_branch(run_id, task.id)
+        worktree = pathlib.Path(self.state.worktree_root) / run_id / task.id
+        session = session_name(run_id, task.id)
+        base = record.base_sha if attempt > 1 and record.base_sha else self.state.integration_head
+        rebase_onto = self.state.integration_head if _conflicted(record) else None
+        retry_reason, retry_files = (record.reason, record.files) if attempt > 1 else ("", ())
+        self.log.record(
+            "task_dispatched",
+            task.id,
+            attempt=attempt,
+            session=session,
+            branch=branch,
+            worktree=str(worktree),
+            base_sha=base,
+            fixup=rebase_onto is not None,
+        )
+        try:
+            worktrees.create_worktree(self.config.repo, worktree, branch, base)
+            worker = worker_name(task.id)
+            key_file = self.store.register(worker)
+            brief = self.config.run.brief(task.id)
+            brief.parent.mkdir(parents=True, exist_ok=True)
+            brief.write_text(
+                render_brief(
+                    BriefContext(
+                        run_id=run_id,
+                        task=task,
+                        attempt=attempt,
+                        worktree=worktree,
+                        branch=branch,
+                        base_sha=base,
+                        retry_reason=retry_reason,
+                        retry_files=retry_files,
+                        rebase_onto=rebase_onto,
+                    )
+                )
+            )
+            if attempt == 1:
+                self._send(
+                    worker,
+                    MessageType.ASSIGN,
+                    task.id,
+                    "",
+                    "",
+                    {
+                        "title": task.title,
+                        "attempt": attempt,
+                        "brief": str(brief),
+                        "worktree": str(worktree),
+                        "branch": branch,
+                        "base_sha": base,
+                    },
+                    ack_required=True,
+                )
+            else:
+                self._send(
+                    worker,
+                    MessageType.RETRY_REQUIRED,
+                    task.id,
+                    "",
+                    "",
+                    {
+                        "attempt": attempt,
+                        "reason": retry_reason,
+                        "files": list(retry_files),
+                        "rebase_onto": rebase_onto or "",
+                    },
+                    ack_required=True,
+                    importance="high",
+                )
+            env = self._worker_env(
+                task, worker, key_file, brief, worktree, attempt, base, rebase_onto
+            )
+            argv = build_argv(
+                self._task_preset(task),
+                brief=brief,
+                task=task.id,
+                worktree=worktree,
+                python=self.config.python,
+            )
+            self.backend.kill(session)
+            self.backend.start(
+                SessionSpec(
+                    name=session,
+                    argv=argv,
+                    cwd=worktree,
+                    env=env,
+                    log_path=self.config.run.pane_log(task.id),
+                )
+            )
+        except (RunnerError, OSError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            fatal = isinstance(exc, CommandError) and exc.returncode == 127
+            kind = "task_failed" if fatal else "task_crashed"
+            self.log.record(
+                kind,
+                task.id,
+                reason=f"could not start the worker: {reason}",
+                exit_status=getattr(exc, "returncode", None),
+            )
+            return
+        if task.needs_user_input and attempt == 1:
+            self._send(
+                HUMAN,
+                MessageType.GUIDANCE,
+                task.id,
+                "",
+                "",
+                {"text": f"Task {task.id} needs your input: swarm attach {task.id}"},
+                importance="high",
+            )
+
+    def _worker_env(
+        self,
+        task: Task,
+        worker: str,
+        key_file: pathlib.Path,
+        brief: pathlib.Path,
+        worktree: pathlib.Path,
+        attempt: int,
+        base: str,
+        rebase_onto: str | None,
+    ) -> dict[str, str]:
+        bindir = str(pathlib.Path(self.config.python).parent)
+        env = {
+            "SWARM_HOME": str(self.config.swarm.home),
+            "SWARM_RUN": self.run_id,
+            "SWARM_TASK": task.id,
+            "SWARM_WORKER": worker,
+            "SWARM_MAYOR": MAYOR,
+            "SWARM_KEY_FILE": str(key_file),
+            "SWARM_BRIEF": str(brief),
+            "SWARM_WORKTREE": str(worktree),
+            "SWARM_ATTEMPT": str(attempt),
+            "SWARM_BASE": base,
+            "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+        }
+        if rebase_onto:
+            env["SWARM_REBASE_ONTO"] = rebase_onto
+        return env
+
+    def _agent_preset(self) -> AgentPreset:
+        if self.state.agent_cmd:
+            return command_preset(self.state.agent_cmd)
+        return preset(self.state.agent)
+
+    def _task_preset(self, task: Task) -> AgentPreset:
+        if task.agent is None:
+            return self._preset
+        if task.agent in _PRESET_NAMES:
+            return preset(task.agent)
+        return command_preset(task.agent)
+
+    # -- the end ---------------------------------------------------------------------------
+
+    def _finish_if_done(self) -> None:
+        if self.state.status != "running":
+            return
+        if any(rec.state not in TERMINAL_TASK_STATES for rec in self.state.tasks.values()):
+            return
+        failed = [rec.id for rec in self.state.tasks.values() if rec.state != "merged"]
+        if failed:
+            self.log.record(
+                "run_finished",
+                status="failed",
+                reason=f"{len(failed)} task(s) not merged: {', '.join(failed)}",
+            )
+            return
+        if self.plan.gates:
+            failure = checks.run_gates(self.plan.gates, self.integration, fast_only=False)
+            if failure is not None:
+                self.log.record(
+                    "run_finished",
+                    status="failed",
+                    reason=f"final {failure.reason}",
+                    output=failure.output,
+                )
+                return
+        self.log.record("run_finished", status="done", reason="every task merged")
+
+    def _stop(
+        self, *, reason: str, kill: bool, status: str = "stopped", msg_id: str | None = None
+    ) -> None:
+        extra: dict[str, t.Any] = {"msg_id": msg_id} if msg_id else {}
+        for record in self.state.tasks.values():
+            if record.state in TERMINAL_TASK_STATES:
+                continue
+            if record.session and kill:
+                self.backend.kill(record.session)
+            if kill or record.state in ("pending", "ready"):
+                self.log.record("task_cancelled", record.id, reason=reason)
+        self.log.record("run_finished", status=status, reason=reason, **extra)
+
+    def _tasks_in(self, state: str) -> list[TaskRecord]:
+        return [rec for rec in self.state.tasks.values() if rec.state == state]
+
+
+_PRESET_NAMES: t.Final = frozenset({"claude", "codex", "aider", "gemini", "scripted"})
+
+
+def _conflicted(record: TaskRecord) -> bool:
+    """The task is back for rework because its branch conflicts with the integration branch."""
+    return record.state == "rework" and record.reason.startswith("merge conflict")
+
+
+def _summary(env: Envelope) -> str:
+    data = env.fields.model_dump()
+    for key in ("summary", "step", "reason", "problem", "finding", "text", "title", "status"):
+        value = data.get(key)
+        if value:
+            return f"{env.type.value}: {str(value).splitlines()[0][:200]}"
+    return env.type.value

@@ -1,0 +1,122 @@
+"""The final report (agentops "Swarm Distributed Mode Results") and status rows: pure functions
+of the run state, so ``swarm report``, ``swarm status`` and the saved ``report.md`` agree."""
+
+from __future__ import annotations
+
+import typing as t
+from datetime import UTC, datetime
+
+from protocol.state import RunState, TaskRecord
+
+
+def _elapsed(task: TaskRecord, at: datetime) -> str:
+    if task.dispatched_at is None:
+        return "-"
+    end = task.ended_at or at
+    seconds = int((end - task.dispatched_at).total_seconds())
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def counts(state: RunState) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for task in state.tasks.values():
+        out[task.state] = out.get(task.state, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def status_rows(state: RunState, at: datetime | None = None) -> list[dict[str, t.Any]]:
+    """One row per task, in plan order: the table of ``swarm status`` and ``swarm watch``."""
+    at = at or datetime.now(UTC)
+    return [
+        {
+            "task": task.id,
+            "state": task.state,
+            "attempt": task.attempt,
+            "session": task.session or "",
+            "elapsed": _elapsed(task, at),
+            "last": task.reason
+            if task.state in ("failed", "skipped", "rework", "blocked")
+            else task.last_message,
+        }
+        for task in (state.tasks[tid] for tid in state.task_order)
+    ]
+
+
+def status_document(state: RunState) -> dict[str, t.Any]:
+    return {
+        "run_id": state.run_id,
+        "status": state.status,
+        "reason": state.stop_reason,
+        "counts": counts(state),
+        "integration_branch": state.integration_branch,
+        "integration_head": state.integration_head,
+        "tasks": [
+            task.model_dump(mode="json") for task in (state.tasks[tid] for tid in state.task_order)
+        ],
+    }
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    if not rows:
+        return ["(none)", ""]
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return [*out, ""]
+
+
+def render_report(state: RunState) -> str:
+    tasks = [state.tasks[tid] for tid in state.task_order]
+    merged = [t for t in tasks if t.state == "merged"]
+    failed = [t for t in tasks if t.state in ("failed", "blocked", "skipped", "cancelled")]
+    active = [
+        t
+        for t in tasks
+        if t.state not in ("merged", "failed", "blocked", "skipped", "cancelled", "pending")
+    ]
+    at = state.ended_at or datetime.now(UTC)
+    out = [
+        "## Swarm Distributed Mode Results",
+        "",
+        f"**Run:** `{state.run_id}`  **Status:** {state.status}"
+        + (f" ({state.stop_reason})" if state.stop_reason else ""),
+        f"**Integration branch:** `{state.integration_branch}` at `{state.integration_head[:12]}`",
+        f"**Tasks:** {len(merged)}/{len(tasks)} merged",
+        "",
+        "### Completed",
+        "",
+        *_table(
+            ["Task", "Attempts", "Merge commit", "Elapsed"],
+            [[t.id, str(t.attempt), (t.merge_sha or "-")[:12], _elapsed(t, at)] for t in merged],
+        ),
+        "### Failed",
+        "",
+        *_table(
+            ["Task", "State", "Attempts", "Reason"],
+            [[t.id, t.state, str(t.attempt), t.reason] for t in failed],
+        ),
+        "### Active Sessions",
+        "",
+        *_table(["Task", "State", "Session"], [[t.id, t.state, t.session or "-"] for t in active]),
+        "### Merge Status",
+        "",
+        *_table(
+            ["Branch", "Status", "Conflicts", "Fix-ups"],
+            [
+                [
+                    t.branch or f"swarm/{state.run_id}/{t.id}",
+                    _merge_status(t),
+                    str(t.conflicts),
+                    str(t.fixups),
+                ]
+                for t in tasks
+                if t.attempt > 0
+            ],
+        ),
+    ]
+    return "\n".join(out)
+
+
+def _merge_status(task: TaskRecord) -> str:
+    if task.state == "merged":
+        return "MERGED" if task.merge_sha else "MERGED (no changes)"
+    return task.state.upper()
