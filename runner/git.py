@@ -302,3 +302,10 @@ def log_subjects(repo: pathlib.Path, base: str, head: str) -> list[str]:
     """Subjects of the commits in ``base..head``, oldest first."""
     out = _git(repo, "log", "--reverse", "--format=%s", "-z", f"{base}..{head}", "--").stdout
     return [s for s in out.split("\0") if s]
+
+
+def merge_ff_only(repo: pathlib.Path, commit: str) -> None:
+    """Fast-forward the branch checked out in ``repo`` to ``commit`` (``merge --ff-only``);
+    git refuses (CommandError) when that is not a fast-forward or would overwrite local files."""
+    _git(repo, "merge", "--ff-only", "-q", commit)
+    logger.debug("fast-forwarded", extra={"worktree": str(repo), "sha": commit})

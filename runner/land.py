@@ -1,0 +1,128 @@
+"""Landing: fast-forward the run's target branch to its integration head, when that is safe.
+
+Safe means: the run is ``done`` (every task merged, every gate passed), the target branch is an
+ancestor of the integration head (a fast-forward), and, when the target is checked out in a work
+tree, that work tree is clean. Otherwise nothing changes and :class:`LandResult` carries the
+reason and the exact git commands to do it by hand. Never a force push, never a reset.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import shlex
+import typing as t
+
+from protocol.state import RunState
+from runner import git
+from runner.errors import CommandError
+
+logger = logging.getLogger(__name__)
+
+
+class LandResult(t.NamedTuple):
+    landed: bool
+    """True when the target now points at the integration head (also when it already did)."""
+    target: str
+    old: str
+    """The target's commit before landing ("" when unknown)."""
+    new: str
+    """The integration head (what the target points at after landing)."""
+    reason: str
+    commands: tuple[str, ...]
+    """When not landed: the git commands to do it by hand (empty when it should not be done)."""
+
+
+def _checked_out_at(repo: pathlib.Path, branch: str) -> pathlib.Path | None:
+    for info in git.worktree_list(repo):
+        if info.branch == branch and not info.prunable and info.path.exists():
+            return info.path
+    return None
+
+
+def land(repo: pathlib.Path, state: RunState) -> LandResult:
+    """Fast-forward ``state.target_branch`` to ``state.integration_head`` if that is safe.
+
+    Where the target is checked out, ``git merge --ff-only`` runs in that work tree (only if it
+    is clean); elsewhere the branch moves with a compare-and-swap ``git update-ref``.
+    """
+    target = state.target_branch or ""
+    new = state.integration_head
+    integration = state.integration_branch
+    q = shlex.quote
+
+    def refuse(reason: str, old: str = "", commands: t.Sequence[str] = ()) -> LandResult:
+        logger.info("did not land: %s", reason, extra={"branch": target})
+        return LandResult(False, target, old, new, reason, tuple(commands))
+
+    if state.status != "done":
+        detail = f": {state.stop_reason}" if state.stop_reason else ""
+        return refuse(
+            f"run {state.run_id} is {state.status}, not done{detail}; only a run whose tasks "
+            "all merged and whose gates passed lands"
+        )
+    if not new or git.resolve(repo, new) is None:
+        return refuse(f"run {state.run_id} has no integration head commit in {repo}")
+    if not target:
+        return refuse(
+            f"run {state.run_id} has no target branch (HEAD was detached when it started); "
+            "check out the branch to land on, then run the command",
+            commands=(f"git -C {q(str(repo))} merge --ff-only {new}",),
+        )
+    actual = git.resolve(repo, f"refs/heads/{integration}") if integration else None
+    if actual is not None and actual != new:
+        return refuse(
+            f"integration branch {integration} is at {actual[:12]}, not at the run's validated "
+            f"head {new[:12]}: it changed after the run; land it by hand if you trust it",
+            commands=(f"git -C {q(str(repo))} merge --ff-only {new}",),
+        )
+    old = git.resolve(repo, f"refs/heads/{target}")
+    if old is None:
+        return refuse(
+            f"target branch {target} does not exist in {repo}",
+            commands=(f"git -C {q(str(repo))} branch {q(target)} {new}",),
+        )
+    if old == new:
+        return LandResult(True, target, old, new, f"{target} is already at {new[:12]}", ())
+    checkout = _checked_out_at(repo, target)
+    where = checkout or repo
+    if not git.is_ancestor(repo, old, new):
+        commands = [] if checkout else [f"git -C {q(str(where))} switch {q(target)}"]
+        commands.append(f"git -C {q(str(where))} merge --no-ff {q(integration or new)}")
+        return refuse(
+            f"{target} has commits that are not in {integration or new[:12]}: not a "
+            "fast-forward; merge it by hand",
+            old,
+            commands,
+        )
+    if checkout is None:
+        try:
+            git.update_ref(repo, f"refs/heads/{target}", new, old)
+        except CommandError as exc:
+            return refuse(
+                f"{target} moved while landing ({exc.stderr.strip() or exc}); try again",
+                old,
+                (f"git -C {q(str(repo))} update-ref refs/heads/{q(target)} {new} {old}",),
+            )
+        logger.info("landed", extra={"branch": target, "old": old, "new": new})
+        return LandResult(True, target, old, new, f"fast-forwarded {target} (not checked out)", ())
+    manual = (f"git -C {q(str(checkout))} merge --ff-only {new}",)
+    if not git.is_clean(checkout):
+        return refuse(
+            f"{target} is checked out in {checkout}, which has uncommitted or untracked "
+            "changes; commit or stash them, then run the command",
+            old,
+            manual,
+        )
+    try:
+        git.merge_ff_only(checkout, new)
+    except CommandError as exc:
+        detail = (exc.stderr or exc.stdout).strip().splitlines()
+        return refuse(
+            f"git refused to fast-forward {target} in {checkout}: "
+            f"{detail[0] if detail else exc.returncode}",
+            old,
+            manual,
+        )
+    logger.info("landed", extra={"branch": target, "old": old, "new": new})
+    return LandResult(True, target, old, new, f"fast-forwarded {target} in {checkout}", ())

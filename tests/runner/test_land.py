@@ -1,0 +1,175 @@
+"""runner.land and ``swarm land``: fast-forward only, clean checkouts only, never a reset."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import typing as t
+
+import pytest
+from click.testing import CliRunner
+
+from protocol.state import RunState
+from runner import git as g
+from runner import worktrees
+from runner.cli.land import command
+from runner.land import land
+from runner.paths import SwarmPaths
+from runner.state import RunLog
+from tests.conftest import git
+
+RUN = "r1"
+INTEGRATION = f"swarm/{RUN}/integration"
+
+
+def make_run(
+    repo: pathlib.Path, root: pathlib.Path, *, status: str = "done", target: str | None = "main"
+) -> RunLog:
+    """A finished run by hand: integration worktree with one merged commit, a run log."""
+    base = g.head_sha(repo)
+    wt = root / RUN / "_integration"
+    worktrees.create_worktree(repo, wt, INTEGRATION, base)
+    (wt / "feature.txt").write_text("from the swarm\n")
+    head = g.commit_all(wt, "swarm(T01): feature")
+    assert head is not None
+    run = SwarmPaths.for_repo(repo).run(RUN)
+    run.dir.mkdir(parents=True)
+    log = RunLog(run.events, run.state)
+    log.record(
+        "run_created",
+        run_id=RUN,
+        tasks=["T01"],
+        repo=str(repo),
+        base_sha=base,
+        target_branch=target,
+        integration_branch=INTEGRATION,
+        integration_worktree=str(wt),
+        integration_head=base,
+        worktree_root=str(root),
+    )
+    log.record("integration_advanced", head=head)
+    log.record("run_finished", status=status, reason="test")
+    return log
+
+
+@pytest.fixture
+def run_log(git_repo: pathlib.Path, tmp_path: pathlib.Path) -> RunLog:
+    worktrees.ensure_excluded(git_repo)
+    return make_run(git_repo, tmp_path / "wt")
+
+
+def test_lands_into_a_clean_checkout(git_repo: pathlib.Path, run_log: RunLog) -> None:
+    state = run_log.state
+    old = g.head_sha(git_repo)
+    result = land(git_repo, state)
+    assert result.landed, result.reason
+    assert (result.target, result.old, result.new) == ("main", old, state.integration_head)
+    assert g.head_sha(git_repo) == state.integration_head
+    assert (git_repo / "feature.txt").read_text() == "from the swarm\n"  # work tree updated
+    assert g.is_clean(git_repo)
+    again = land(git_repo, state)  # idempotent
+    assert again.landed and "already" in again.reason
+
+
+def test_lands_a_branch_that_is_not_checked_out(git_repo: pathlib.Path, run_log: RunLog) -> None:
+    git(git_repo, "switch", "-q", "-c", "elsewhere")
+    (git_repo / "scratch.txt").write_text("the user's own work\n")  # does not matter here
+    result = land(git_repo, run_log.state)
+    assert result.landed, result.reason
+    assert g.head_sha(git_repo, "refs/heads/main") == run_log.state.integration_head
+    assert g.current_branch(git_repo) == "elsewhere"
+    assert (git_repo / "scratch.txt").exists()
+
+
+class RefusalCase(t.NamedTuple):
+    test_id: str
+    setup: t.Callable[[pathlib.Path, RunLog], RunState]
+    reason: str
+    command: str | None
+    """A fragment of the printed command; None: no commands should be offered."""
+
+
+def _dirty(repo: pathlib.Path, log: RunLog) -> RunState:
+    (repo / "README.md").write_text("edited by the user\n")
+    return log.state
+
+
+def _untracked(repo: pathlib.Path, log: RunLog) -> RunState:
+    (repo / "notes.txt").write_text("mine\n")
+    return log.state
+
+
+def _diverged(repo: pathlib.Path, log: RunLog) -> RunState:
+    (repo / "other.txt").write_text("user commit\n")
+    git(repo, "add", "other.txt")
+    git(repo, "commit", "-q", "-m", "user commit")
+    return log.state
+
+
+def _diverged_not_checked_out(repo: pathlib.Path, log: RunLog) -> RunState:
+    _diverged(repo, log)
+    git(repo, "switch", "-q", "--detach")
+    return log.state
+
+
+def _failed(repo: pathlib.Path, log: RunLog) -> RunState:
+    return log.state.model_copy(update={"status": "failed", "stop_reason": "1 task failed"})
+
+
+def _moved(repo: pathlib.Path, log: RunLog) -> RunState:
+    wt = pathlib.Path(log.state.integration_worktree)
+    (wt / "late.txt").write_text("late\n")
+    g.commit_all(wt, "a human commit after the run")
+    return log.state
+
+
+def _no_target(repo: pathlib.Path, log: RunLog) -> RunState:
+    return log.state.model_copy(update={"target_branch": None})
+
+
+REFUSALS = [
+    RefusalCase("dirty-checkout", _dirty, "uncommitted", "merge --ff-only"),
+    RefusalCase("untracked-file", _untracked, "uncommitted or untracked", "merge --ff-only"),
+    RefusalCase("not-a-fast-forward", _diverged, "not a fast-forward", "merge --no-ff"),
+    RefusalCase("diverged-elsewhere", _diverged_not_checked_out, "not a fast-forward", "switch"),
+    RefusalCase("run-failed", _failed, "is failed, not done: 1 task failed", None),
+    RefusalCase("integration-moved", _moved, "changed after the run", "merge --ff-only"),
+    RefusalCase("no-target", _no_target, "no target branch", "merge --ff-only"),
+]
+
+
+@pytest.mark.parametrize("case", REFUSALS, ids=[c.test_id for c in REFUSALS])
+def test_refusals_change_nothing(
+    git_repo: pathlib.Path, run_log: RunLog, case: RefusalCase
+) -> None:
+    state = case.setup(git_repo, run_log)
+    before = git(git_repo, "for-each-ref", "--format=%(refname) %(objectname)")
+    status = git(git_repo, "status", "--porcelain")
+    result = land(git_repo, state)
+    assert not result.landed
+    assert case.reason in result.reason
+    if case.command is None:
+        assert result.commands == ()
+    else:
+        assert any(case.command in cmd for cmd in result.commands), result.commands
+    assert git(git_repo, "for-each-ref", "--format=%(refname) %(objectname)") == before
+    assert git(git_repo, "status", "--porcelain") == status
+
+
+def test_cli_land(git_repo: pathlib.Path, run_log: RunLog) -> None:
+    runner = CliRunner()
+    (git_repo / "README.md").write_text("dirty\n")
+    result = runner.invoke(command, ["--repo", str(git_repo)])
+    assert result.exit_code == 1, result.output
+    assert "not landed" in result.output and "merge --ff-only" in result.output
+    git(git_repo, "checkout", "--", "README.md")
+    result = runner.invoke(command, [RUN, "--repo", str(git_repo), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["kind"] == "land" and doc["landed"] and doc["target"] == "main"
+    assert doc["new"] == run_log.state.integration_head == g.head_sha(git_repo)
+
+
+def test_cli_land_unknown_run(git_repo: pathlib.Path, run_log: RunLog) -> None:
+    result = CliRunner().invoke(command, ["nope", "--repo", str(git_repo)])
+    assert result.exit_code == 2, result.output
