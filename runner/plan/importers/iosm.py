@@ -94,10 +94,16 @@ def import_iosm(text: str, problems: Problems) -> dict[str, t.Any]:
         )
     ids = {raw.id for raw in raws}
     tasks = [_task(raw, ids, problems) for raw in raws]
+    problems.lines.sort(key=_line_number)  # stable: document order, then field order
     problems.raise_if_any()
     plan: dict[str, t.Any] = {"name": name} if name else {}
     plan["tasks"] = tasks
     return plan
+
+
+def _line_number(problem: str) -> int:
+    match = re.search(r": line (\d+)", problem)
+    return int(match[1]) if match else 0
 
 
 def _scan(text: str, problems: Problems) -> tuple[str, list[_RawTask]]:
@@ -331,7 +337,8 @@ def _depends(field: _Field | None, ids: set[str], where: str, problems: Problems
     if cleaned.strip().lower().rstrip(".") in _NONE_VALUES:
         return []
     tokens = [tok for tok in re.split(r"[,;\s]+|\band\b|&", cleaned) if tok]
-    if any(not any(ch.isdigit() for ch in tok) for tok in tokens):
+    # a word that is no task id and has no digit ("All", "Phase", "tasks") means prose
+    if any(tok not in ids and not any(ch.isdigit() for ch in tok) for tok in tokens):
         problems.add(
             where,
             f"{field.name}: {raw!r} is prose, not task ids; list the ids it waits for "
