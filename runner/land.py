@@ -117,10 +117,10 @@ def land(repo: pathlib.Path, state: RunState) -> LandResult:
     try:
         git.merge_ff_only(checkout, new)
     except CommandError as exc:
-        detail = (exc.stderr or exc.stdout).strip().splitlines()
+        lines = (exc.stderr or exc.stdout).strip().splitlines()
         return refuse(
             f"git refused to fast-forward {target} in {checkout}: "
-            f"{detail[0] if detail else exc.returncode}",
+            f"{lines[0] if lines else exc.returncode}",
             old,
             manual,
         )

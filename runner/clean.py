@@ -1,0 +1,241 @@
+"""Cleanup of a run's leftovers: task worktrees, task branches, closed tmux sessions.
+
+A task is cleaned when its branch head is reachable from the integration branch (or the run's
+recorded integration head, or the target branch): removing it loses no commit. Without ``force``
+every other task is kept and listed with the reason; with ``force`` its head is first saved as
+``refs/swarm/archive/<run-id>/<task-id>`` (so ``git fsck --unreachable`` finds none of its
+commits), then it goes too, and so does the integration worktree (never the integration branch:
+it is the run's result). Idempotent; ends with ``git worktree prune``.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import contextlib
+import logging
+import pathlib
+import typing as t
+
+from protocol.state import RunState
+from runner import git, worktrees
+from runner.errors import CommandError, RunFailed
+from runner.paths import SwarmPaths
+from runner.sessions import session_name
+from runner.state import exclusive_lock
+
+logger = logging.getLogger(__name__)
+
+INTEGRATION: t.Final = "_integration"
+"""The name the integration worktree has in :class:`CleanReport` (task ids cannot start with _)."""
+ARCHIVE_PREFIX: t.Final = "refs/swarm/archive"
+MAYOR_SESSION_TASK: t.Final = "mayor"
+
+
+class CleanReport(t.NamedTuple):
+    removed: tuple[str, ...]
+    """Task ids (and ``_integration``) whose worktree, branch and session were removed."""
+    kept: tuple[tuple[str, str], ...]
+    """(task id or ``_integration``, why it was kept)."""
+    archived: tuple[str, ...]
+    """Refs written under ``refs/swarm/archive/<run-id>/`` before removing unmerged work."""
+
+
+def archive_ref(run_id: str, task_id: str) -> str:
+    return f"{ARCHIVE_PREFIX}/{run_id}/{task_id}"
+
+
+def clean(
+    repo: pathlib.Path,
+    state: RunState,
+    *,
+    force: bool,
+    kill_session: t.Callable[[str], None],
+) -> CleanReport:
+    """Remove what ``state``'s run left behind in ``repo`` (see the module docstring).
+
+    Refused (:class:`RunFailed`) while the run's mayor is alive (it holds the run lock); the lock
+    is held during the cleanup so no mayor starts meanwhile. ``kill_session`` kills a tmux
+    session by exact name and must accept sessions that are already gone.
+    """
+    run = SwarmPaths.for_repo(repo).run(state.run_id)
+    lock: t.ContextManager[bool] = (
+        exclusive_lock(run.lock) if run.dir.is_dir() else contextlib.nullcontext(True)
+    )
+    with lock as held:
+        if not held:
+            raise RunFailed(
+                f"run {state.run_id} has a live mayor (lock {run.lock}); "
+                f"stop it first: swarm stop {state.run_id}"
+            )
+        return _Cleaner(repo, state, force, kill_session).run()
+
+
+class _Cleaner:
+    def __init__(
+        self,
+        repo: pathlib.Path,
+        state: RunState,
+        force: bool,
+        kill_session: t.Callable[[str], None],
+    ) -> None:
+        self.repo = repo
+        self.state = state
+        self.force = force
+        self.kill_session = kill_session
+        self.removed: list[str] = []
+        self.kept: list[tuple[str, str]] = []
+        self.archived: list[str] = []
+        self.root = pathlib.Path(state.worktree_root) if state.worktree_root else None
+        self.tips = self._tips()
+
+    def _tips(self) -> list[str]:
+        """Commits whose history counts as safe: integration branch, run head, target branch."""
+        refs = [
+            f"refs/heads/{self.state.integration_branch}" if self.state.integration_branch else "",
+            self.state.integration_head,
+            f"refs/heads/{self.state.target_branch}" if self.state.target_branch else "",
+        ]
+        tips: dict[str, None] = {}
+        for ref in refs:
+            sha = git.resolve(self.repo, ref) if ref else None
+            if sha is not None:
+                tips.setdefault(sha, None)
+        return list(tips)
+
+    def _safe_names(self) -> str:
+        names = [self.state.integration_branch, self.state.target_branch]
+        return " or ".join(n for n in names if n) or "the run's integration head"
+
+    def run(self) -> CleanReport:
+        ids = list(dict.fromkeys((*self.state.task_order, *self.state.tasks)))
+        for task_id in ids:
+            self._task(task_id)
+        self._kill(session_name(self.state.run_id, MAYOR_SESSION_TASK))
+        self._integration()
+        if self.root is not None:
+            with contextlib.suppress(OSError):
+                (self.root / self.state.run_id).rmdir()  # only when nothing else is left
+        worktrees.prune(self.repo)
+        report = CleanReport(tuple(self.removed), tuple(self.kept), tuple(self.archived))
+        logger.info(
+            "cleaned run %s: %d removed, %d kept, %d archived",
+            self.state.run_id,
+            len(report.removed),
+            len(report.kept),
+            len(report.archived),
+        )
+        return report
+
+    def _kill(self, name: str) -> None:
+        try:
+            self.kill_session(name)
+        except CommandError as exc:
+            logger.warning("could not kill session %s: %s", name, exc, extra={"session": name})
+
+    def _task(self, task_id: str) -> None:
+        record = self.state.tasks.get(task_id)
+        run_id = self.state.run_id
+        branch = (record.branch if record else None) or f"swarm/{run_id}/{task_id}"
+        worktree: pathlib.Path | None = None
+        if record is not None and record.worktree:
+            worktree = pathlib.Path(record.worktree)
+        elif self.root is not None:
+            worktree = self.root / run_id / task_id
+        session = (record.session if record else None) or session_name(run_id, task_id)
+
+        head = git.resolve(self.repo, f"refs/heads/{branch}")
+        info = worktrees.find_worktree(self.repo, worktree) if worktree is not None else None
+        on_disk = info is not None and worktree is not None and worktree.exists()
+        if head is None and on_disk and worktree is not None:
+            head = git.resolve(worktree, "HEAD")
+        if head is None and info is None:
+            self._kill(session)  # nothing on disk; a closed session may linger
+            return
+
+        reachable = head is None or any(git.is_ancestor(self.repo, head, tip) for tip in self.tips)
+        if not self.force:
+            if not reachable:
+                self.kept.append(
+                    (
+                        task_id,
+                        f"{branch} has commits that are not in {self._safe_names()}; "
+                        "swarm clean --force archives them under "
+                        f"{archive_ref(run_id, task_id)}",
+                    )
+                )
+                return
+            if on_disk and worktree is not None and not git.is_clean(worktree):
+                self.kept.append(
+                    (
+                        task_id,
+                        f"worktree {worktree} has uncommitted changes; commit them, "
+                        "or use --force to discard them",
+                    )
+                )
+                return
+        elif not reachable and head is not None:
+            self.archived.append(self._archive(task_id, head))
+
+        self._kill(session)
+        try:
+            if worktree is not None:
+                worktrees.remove_worktree(self.repo, worktree, force=self.force)
+            if git.branch_exists(self.repo, branch):
+                git.delete_branch(self.repo, branch, force=True)  # reachability checked above
+        except (worktrees.WorktreeError, CommandError) as exc:
+            text = str(exc).strip()
+            self.kept.append((task_id, text.splitlines()[0] if text else type(exc).__name__))
+            return
+        self.removed.append(task_id)
+
+    def _archive(self, task_id: str, head: str) -> str:
+        """Save ``head`` under a fresh archive ref; an older archive of the task is kept unless
+        ``head`` contains it."""
+        base = archive_ref(self.state.run_id, task_id)
+        ref, suffix = base, 1
+        while True:
+            existing = git.resolve(self.repo, ref)
+            if existing is None or existing == head or git.is_ancestor(self.repo, existing, head):
+                break
+            suffix += 1
+            ref = f"{base}-{suffix}"
+        git.update_ref(self.repo, ref, head)
+        logger.info("archived task head", extra={"task_id": task_id, "ref": ref, "sha": head})
+        return ref
+
+    def _integration(self) -> None:
+        path = self.state.integration_worktree
+        if not path:
+            return
+        worktree = pathlib.Path(path)
+        info = worktrees.find_worktree(self.repo, worktree)
+        if info is None and not worktree.exists():
+            return
+        if not self.force:
+            self.kept.append(
+                (
+                    INTEGRATION,
+                    f"the integration worktree {worktree} stays without --force "
+                    f"(its branch {self.state.integration_branch} is the run's result)",
+                )
+            )
+            return
+        try:
+            worktrees.remove_worktree(self.repo, worktree, force=True)
+        except worktrees.WorktreeError as exc:
+            self.kept.append((INTEGRATION, str(exc).splitlines()[0]))
+            return
+        self.removed.append(INTEGRATION)
+
+
+def tmux_session_killer(
+    socket_name: str | None, notify_dir: pathlib.Path
+) -> collections.abc.Callable[[str], None]:
+    """``kill_session`` for a run: exact names on its private tmux server; a no-op for a
+    local-mode run (no tmux)."""
+    if not socket_name:
+        return lambda _name: None
+    from runner.sessions import TmuxBackend
+
+    backend = TmuxBackend(socket_name, notify_dir=notify_dir)
+    return backend.kill
