@@ -443,6 +443,18 @@ class Mayor:
         self._send(worker_name(task.id), MessageType.OFFERING_ACCEPTED, task.id, "", "", fields)
         if record.session and not self.state.keep_sessions:
             self.backend.kill(record.session)
+        bead = task.metadata.get("ol_bead_id")
+        if isinstance(bead, str) and bead:
+            from runner.plan.importers import ol_ratchet
+
+            result = ol_ratchet(bead, cwd=str(self.integration))
+            self.log.record(
+                "ol_ratchet",
+                task.id,
+                argv=list(result.argv),
+                returncode=result.returncode,
+                stderr=result.stderr[-2000:],
+            )
 
     def _save_output(self, task_id: str, name: str, text: str) -> None:
         directory = self.config.run.task_dir(task_id)

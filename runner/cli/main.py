@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from runner.cli import mail, plan, run, worker
+from runner.cli import clean, land, mail, plan, plan_import, run, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,9 +27,10 @@ def cli(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="swarm: %(levelname)s %(name)s: %(message)s")
 
 
+plan.command.add_command(plan_import.command)
 for _module in (plan, mail, worker):
     cli.add_command(_module.command)
-for _command in run.commands:
+for _command in (*run.commands, land.command, clean.command):
     cli.add_command(_command)
 
 

@@ -128,7 +128,9 @@ def _print_event(event: Event, state: RunState) -> None:
 @json_option
 @handle_errors
 def run_command(
-    plan_file: pathlib.Path,
+    plan_file: pathlib.Path | None,
+    from_wave: pathlib.Path | None,
+    bead_ids: str | None,
     mode: launch.Mode,
     max_workers: int | None,
     agent: str | None,
@@ -147,16 +149,29 @@ def run_command(
 ) -> None:
     """Run PLAN: one worker per task, merged into swarm/<run-id>/integration.
 
+    PLAN is a swarm plan (YAML/JSON), a swarm-iosm plan.md, an OL wave JSON, a beads export or
+    agentops TaskCreate JSON (detected from the content).
+
     \b
     Examples:
       swarm run plan.yaml
       swarm run plan.yaml --max-workers 3 --agent claude
       swarm run plan.yaml --mode=local --timeout 30m
     """
-    from runner.plan.load import load_plan
+    from runner.plan.importers import load_any_plan, needs_ol, require_ol
 
     top = find_repo(repo)
-    plan = load_plan(plan_file)
+    if plan_file is None and from_wave is None:
+        fail("give a PLAN file, or --from-wave FILE", EXIT_USAGE)
+    source = from_wave or plan_file
+    assert source is not None
+    plan = load_any_plan(
+        source,
+        fmt="ol-wave" if from_wave else None,
+        bead_ids=[b for b in (bead_ids or "").split(",") if b],
+    )
+    if needs_ol(plan):
+        require_ol()
     if mode == "distributed" and shutil.which("tmux") is None:
         fail("tmux is not on PATH: install tmux, or use --mode=local", EXIT_USAGE)
     log = launch.create_run(
