@@ -131,6 +131,8 @@ class MailStore:
         self._keys: dict[str, bytes] = {}
         self._cache: collections.OrderedDict[tuple[str, str], Envelope] = collections.OrderedDict()
         self._where: dict[tuple[str, str], int] = {}  # (agent, id) -> dseq, for fast lookups
+        self._boxes: dict[str, str] = {}  # registered agents' Maildirs
+        self._sender_dirs: set[str] = set()
 
     # ---------------------------------------------------------------- paths and registration
 
@@ -228,8 +230,7 @@ class MailStore:
         sender = check_agent(envelope.sender)
         recipients = envelope.recipients
         for agent in recipients:
-            if not self.is_registered(agent):
-                raise UnknownAgent(agent, self.root)
+            self._box(agent)
         size = len(envelope.body_md.encode())
         if size > self.max_body:
             raise BodyTooLarge(size, self.max_body)
@@ -240,7 +241,9 @@ class MailStore:
             if key is None:
                 raise UnknownAgent(sender, self.root)
         sdir = self._sender_dir(sender)
-        sdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if sender not in self._sender_dirs:
+            sdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._sender_dirs.add(sender)
         # The sender lock covers seq assignment and delivery, so a sender's messages reach
         # every inbox in seq order (per-sender FIFO) even with several sending processes.
         with locked(sdir / "seq") as fd:
@@ -288,34 +291,56 @@ class MailStore:
         logger.debug("idempotent retry", extra={"msg_id": stored.id})
         return stored
 
+    def _box(self, agent: str) -> str:
+        """The Maildir of a registered ``agent`` as a string (cached), else UnknownAgent."""
+        box = self._boxes.get(agent)
+        if box is None:
+            check_agent(agent)
+            if not self.is_registered(agent):
+                raise UnknownAgent(agent, self.root)
+            box = str(self.maildir(agent))
+            self._boxes[agent] = box
+        return box
+
     def _deliver(
         self, msg_id: str, data: bytes, recipients: t.Sequence[str], *, skip_present: bool
     ) -> None:
-        """Write ``data`` once to a ``tmp/``, fsync, hard-link it into each ``new/``."""
-        first = self.maildir(recipients[0])
-        tmp = first / "tmp" / f"{msg_id}.{os.getpid()}.{threading.get_ident()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        """Write ``data`` once to a ``tmp/``, hard-link it into each ``new/``, make it durable.
+
+        A link is atomic, and the data is complete in the file before the first link, so a
+        reader (or a sender killed at any instant) never sees a partial message. The file fsync
+        comes after the links: on a journaling filesystem it commits them in the same
+        transaction, which makes the directory fsyncs that POSIX asks for nearly free.
+        """
+        first = self._box(recipients[0])
+        fd, tmp = _open_tmp(f"{first}/tmp", msg_id)
+        linked: list[str] = []
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
             for agent in recipients:
-                box = self.maildir(agent)
+                box = self._box(agent)
                 if skip_present and self._find(agent, msg_id) is not None:
                     continue
-                with locked(box / ".delivery") as lock_fd:
+                lock_fd = os.open(f"{box}/.delivery", os.O_RDWR | os.O_CREAT | O_CLOEXEC, 0o600)
+                try:
+                    fcntl.flock(lock_fd, fcntl.LOCK_EX)
                     # count first: a crash before the link leaves a gap, never a reused number
                     dseq = _read_counter(lock_fd) + 1
                     _write_counter(lock_fd, dseq)
-                    os.link(tmp, box / "new" / f"{dseq:0{_DSEQ_WIDTH}d}.{msg_id}")
-                fsync_dir(box / "new")
+                    _link(fd, tmp, f"{box}/new/{dseq:0{_DSEQ_WIDTH}d}.{msg_id}")
+                finally:
+                    os.close(lock_fd)
+                linked.append(box)
+            os.fsync(fd)
         finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+            os.close(fd)
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)  # noqa: PTH108 - str paths on the hot path
+        for box in linked:
+            fsync_dir(pathlib.Path(box, "new"))
 
     # ---------------------------------------------------------------------------- reading
 
@@ -326,26 +351,26 @@ class MailStore:
         every smaller one already delivered is seen too. Names that are not messages are
         quarantined on the way.
         """
-        box = self.maildir(agent)
-        if not (box / "new").is_dir():
-            raise UnknownAgent(agent, self.root)
+        box = self._box(agent)
+        floor = f"{after:0{_DSEQ_WIDTH}d}"
+        with locked(pathlib.Path(box, ".delivery"), fcntl.LOCK_SH):
+            # os.listdir: names only, the fastest listing (the lock is held meanwhile)
+            listed = [(sub, os.listdir(f"{box}/{sub}")) for sub in ("new", "cur")]  # noqa: PTH208
         entries: dict[int, _Entry] = {}
         strays: list[tuple[str, str]] = []
-        with locked(box / ".delivery", fcntl.LOCK_SH):
-            for sub in ("new", "cur"):
-                in_cur = sub == "cur"
-                pattern = _CUR_RE if in_cur else _NEW_RE
-                with os.scandir(box / sub) as it:
-                    for dirent in it:
-                        match = pattern.fullmatch(dirent.name)
-                        if match is None:
-                            strays.append((sub, dirent.name))
-                            continue
-                        dseq = int(match.group(1))
-                        if dseq <= after:
-                            continue
-                        flags = match.group(3) if in_cur else ""
-                        entries[dseq] = _Entry(dseq, match.group(2), dirent.name, in_cur, flags)
+        for sub, names in listed:
+            in_cur = sub == "cur"
+            pattern = _CUR_RE if in_cur else _NEW_RE
+            for name in names:
+                if name[:_DSEQ_WIDTH] <= floor and name[_DSEQ_WIDTH : _DSEQ_WIDTH + 1] == ".":
+                    continue  # at or before the cursor (cheap test before the regex)
+                match = pattern.fullmatch(name)
+                if match is None:
+                    strays.append((sub, name))
+                    continue
+                dseq = int(match.group(1))
+                flags = match.group(3) if in_cur else ""
+                entries[dseq] = _Entry(dseq, match.group(2), name, in_cur, flags)
         for sub, name in strays:
             if sub == "cur" and _NEW_RE.fullmatch(name):
                 continue  # a message moved by another Maildir client without flags: leave it
@@ -604,6 +629,34 @@ class MailStore:
                 if dirent.name.startswith(base + ":2,"):
                     return _Entry(dseq, msg_id, dirent.name, True, dirent.name[len(base) + 3 :])
         return None
+
+
+def _open_tmp(tmp_dir: str, msg_id: str) -> tuple[int, str | None]:
+    """A new file in ``tmp_dir``: anonymous (``O_TMPFILE``, so a killed sender leaves no
+    garbage) where the kernel and filesystem allow it, else a unique name."""
+    if hasattr(os, "O_TMPFILE") and pathlib.Path("/proc/self/fd").is_dir():
+        try:
+            return os.open(tmp_dir, os.O_TMPFILE | os.O_WRONLY | O_CLOEXEC, 0o600), None
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
+    path = f"{tmp_dir}/{msg_id}.{os.getpid()}.{threading.get_ident()}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_CLOEXEC
+    return os.open(path, flags, 0o600), path
+
+
+def _link(fd: int, tmp: str | None, target: str) -> None:
+    """Hard-link the file open as ``fd`` (named ``tmp``, or anonymous) to ``target``."""
+    if tmp is not None:
+        os.link(tmp, target)
+    else:
+        # linkat(AT_SYMLINK_FOLLOW) through /proc names an O_TMPFILE; Python only calls linkat
+        # when given a directory descriptor (ignored here: the source path is absolute)
+        dir_fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | O_CLOEXEC)
+        try:
+            os.link(f"/proc/self/fd/{fd}", target, src_dir_fd=dir_fd, follow_symlinks=True)
+        finally:
+            os.close(dir_fd)
 
 
 def _read_all(fd: int, size: int) -> bytes:

@@ -158,7 +158,8 @@ def test_listing_never_changes_state_and_read_ack_are_recorded(tmp_path: pathlib
     assert [s.id for s in store.list("mayor", unread=True).messages] == [b.id]
     # state lives on disk: a fresh store sees it
     fresh = MailStore(tmp_path / "mail")
-    assert [(s.read, s.acked) for s in fresh.list("mayor").messages] == [(True, True), (False, True)]
+    states = [(s.read, s.acked) for s in fresh.list("mayor").messages]
+    assert states == [(True, True), (False, True)]
     with pytest.raises(UnknownMessage):
         store.mark_read("mayor", "01ARZ3NDEKTSV4RRFFQ69G5FAV")
 
@@ -327,9 +328,7 @@ def test_explicit_key_signs(tmp_path: pathlib.Path) -> None:
     assert wrong.id not in {s.id for s in store.list("mayor").messages}
 
 
-def _check_inboxes(
-    store: MailStore, inboxes: t.Sequence[str]
-) -> dict[str, list[tuple[str, int]]]:
+def _check_inboxes(store: MailStore, inboxes: t.Sequence[str]) -> dict[str, list[tuple[str, int]]]:
     """Every message of every inbox, verified; per sender, (id, seq) in delivery order."""
     per_sender: dict[str, list[tuple[str, int]]] = collections.defaultdict(list)
     for agent in inboxes:
@@ -384,7 +383,9 @@ def test_senders_killed_mid_send_leave_no_partial_message(tmp_path: pathlib.Path
     logs = {s: tmp_path / f"{s}.log" for s in senders}
     for _round in range(4):
         procs = [
-            FORK.Process(target=send_many, args=(str(store.root), s, inboxes, 100_000, str(logs[s])))
+            FORK.Process(
+                target=send_many, args=(str(store.root), s, inboxes, 100_000, str(logs[s]))
+            )
             for s in senders
         ]
         for proc in procs:
