@@ -33,7 +33,7 @@ def _no_thread_leaks() -> t.Iterator[None]:
 
 
 def _drain(q: queue.Queue[Stored], count: int, timeout: float = 30.0) -> list[Stored]:
-    out = []
+    out: list[Stored] = []
     deadline = time.monotonic() + timeout
     while len(out) < count:
         out.append(q.get(timeout=max(0.01, deadline - time.monotonic())))
