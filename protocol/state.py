@@ -70,6 +70,10 @@ class TaskRecord(Model):
     exit_status: int | None = None
     attempt_limit: int | None = None
     """Fewer attempts than the plan's budget when the last failure's kind allows fewer."""
+    last_activity: datetime | None = None
+    """The last time the worker was heard from (mail or a state change), for stall detection."""
+    nudges: int = 0
+    """Stall alerts since the last activity: 1 after a NUDGE, 2 after a HELP_REQUEST."""
 
 
 class RunState(Model):
@@ -93,6 +97,15 @@ class RunState(Model):
     keep_sessions: bool = False
     agent: str = "scripted"
     agent_cmd: str | None = None
+    deadline: float | None = None
+    """Wall-clock (epoch seconds) end of ``--timeout``: the run stops with reason ``timeout``."""
+    stall_after: float = 600.0
+    stall_restart: bool = True
+    auto_spawn: t.Literal["off", "safe", "all"] = "safe"
+    commit_policy: t.Literal["merge", "squash"] = "merge"
+    land: bool = False
+    paused: bool = False
+    """Dispatch paused (a critical scope escape): running work goes on, nothing new starts."""
     created: datetime | None = None
     ended_at: datetime | None = None
     stop_reason: str = ""

@@ -12,6 +12,7 @@ import os
 import pathlib
 import secrets
 import shutil
+import time
 import typing as t
 from datetime import UTC, datetime
 
@@ -22,8 +23,8 @@ from runner import git, worktrees
 from runner.errors import RunFailed, UsageError
 from runner.mayor import HUMAN, MAYOR, RESERVED_AGENTS, Mayor, MayorConfig
 from runner.paths import SwarmPaths, default_worktree_root, tmux_socket_name
-from runner.sessions import ProcessBackend, SessionBackend, TmuxBackend
-from runner.state import RunLog, load_state, write_json_atomic
+from runner.sessions import ProcessBackend, SessionBackend, SessionSpec, TmuxBackend, session_name
+from runner.state import RunLog, apply, exclusive_lock, load_state, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,11 @@ class RunOptions:
     base: str | None = None
     worktree_root: pathlib.Path | None = None
     tmux_socket: str | None = None
+    timeout: float | None = None
+    stall_after: float | None = None
+    auto_spawn: t.Literal["off", "safe", "all"] = "safe"
+    squash: bool = False
+    land: bool = False
 
 
 def new_run_id() -> str:
@@ -98,6 +104,11 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
             keep_sessions=options.keep_sessions,
             agent=options.agent or plan.agent or "scripted",
             agent_cmd=options.agent_cmd,
+            deadline=time.time() + options.timeout if options.timeout else None,
+            stall_after=options.stall_after or 600.0,
+            auto_spawn=options.auto_spawn,
+            commit_policy="squash" if options.squash else "merge",
+            land=options.land,
         )
     except BaseException:
         shutil.rmtree(run.dir, ignore_errors=True)
@@ -150,20 +161,25 @@ def make_backend(state: RunState, notify_dir: pathlib.Path) -> SessionBackend:
     return TmuxBackend(state.tmux_socket, notify_dir=notify_dir)
 
 
+def mayor_running(repo: pathlib.Path, run_id: str) -> bool:
+    """Does a live mayor hold the run's lock? (A probe that never blocks a starting mayor for
+    longer than the probe itself.)"""
+    with exclusive_lock(SwarmPaths.for_repo(repo).run(run_id).lock) as free:
+        return not free
+
+
 def drive(
     repo: pathlib.Path,
     run_id: str,
     *,
-    run_deadline: float | None = None,
     poll_interval: float = 2.0,
     resume: bool = False,
     listener: t.Callable[[Event, RunState], None] | None = None,
 ) -> RunState:
     """Be the run's mayor until it ends (held by the run's lock: one mayor per run).
 
-    A run that already ended is returned as it is, unless ``resume`` restarts a stopped one."""
-    from runner.state import exclusive_lock
-
+    A run that already ended is returned as it is, unless ``resume`` restarts a stopped one
+    (its ``--timeout`` deadline is dropped)."""
     swarm = SwarmPaths.for_repo(repo)
     run = swarm.run(run_id)
     with exclusive_lock(run.lock) as held:
@@ -178,13 +194,7 @@ def drive(
         backend = make_backend(log.state, run.dir / "notify")
         try:
             mayor = Mayor(
-                MayorConfig(
-                    repo=repo,
-                    swarm=swarm,
-                    run=run,
-                    poll_interval=poll_interval,
-                    run_deadline=run_deadline,
-                ),
+                MayorConfig(repo=repo, swarm=swarm, run=run, poll_interval=poll_interval),
                 plan=plan,
                 log=log,
                 store=MailStore(swarm.mail),
@@ -193,3 +203,68 @@ def drive(
             return mayor.run()
         finally:
             backend.close()
+
+
+def mayor_session(state: RunState) -> str:
+    return session_name(state.run_id, "mayor")
+
+
+def start_mayor_session(repo: pathlib.Path, state: RunState, python: str) -> str:
+    """Start the run's mayor inside its private tmux server (session ``swarm-<run>-mayor``), so
+    a closed terminal, Ctrl-C or SIGHUP of whoever follows the run cannot stop it."""
+    run = SwarmPaths.for_repo(repo).run(state.run_id)
+    backend = make_backend(state, run.dir / "notify")
+    name = mayor_session(state)
+    try:
+        backend.start(
+            SessionSpec(
+                name=name,
+                argv=(python, "-m", "runner", "mayor", state.run_id, "--repo", str(repo)),
+                cwd=repo,
+                env={"PYTHONUNBUFFERED": "1"},
+                log_path=run.dir / "mayor.pane.log",
+            )
+        )
+    finally:
+        backend.close()
+    return name
+
+
+def follow(
+    repo: pathlib.Path,
+    run_id: str,
+    *,
+    listener: t.Callable[[Event, RunState], None] | None = None,
+    mayor_alive: t.Callable[[], bool],
+    poll: float = 0.2,
+) -> RunState:
+    """Follow a run driven by another process: replay its events to ``listener`` until the run
+    ends. Raises RunFailed when the mayor went away without ending the run."""
+    run = SwarmPaths.for_repo(repo).run(run_id)
+    state: RunState | None = None
+    offset = 0
+    missing_since: float | None = None
+    while True:
+        with run.events.open("rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read()
+        end = chunk.rfind(b"\n") + 1  # only whole lines; a torn tail is read next time
+        for line in chunk[:end].splitlines():
+            if line.strip():
+                event = Event.model_validate_json(line)
+                state = apply(state, event)
+                if listener is not None:
+                    listener(event, state)
+        offset += end
+        if state is not None and state.status != "running":
+            return state
+        if mayor_alive():
+            missing_since = None
+        else:
+            missing_since = missing_since or time.monotonic()
+            if time.monotonic() - missing_since > 3.0:  # a start-up grace period
+                raise RunFailed(
+                    f"the mayor of run {run_id} exited without ending the run; see "
+                    f"{run.dir / 'mayor.pane.log'} and continue with: swarm resume {run_id}"
+                )
+        time.sleep(poll)

@@ -62,8 +62,6 @@ class MayorConfig:
     run: RunPaths
     poll_interval: float = 2.0
     """Safety rescan period: wake-ups come from the watcher and pane deaths first."""
-    run_deadline: float | None = None
-    """``time.monotonic()`` deadline of ``--timeout``; the run stops with reason ``timeout``."""
     python: str = sys.executable
 
 
@@ -114,6 +112,7 @@ class Mayor:
         self.store.register(HUMAN)
         self.backend.set_exit_callback(lambda name: self.wake(f"exit:{name}"))
         self.log.record("mayor_started", pid=os.getpid())
+        self._adopt()
         watcher = Watcher(self.store, MAYOR, lambda _stored: self.wake("mail"))
         watcher.start()
         try:
@@ -125,6 +124,16 @@ class Mayor:
         finally:
             watcher.stop()
         return self.state
+
+    def _adopt(self) -> None:
+        """On (re)start: keep live workers, and restart those whose session vanished while no
+        mayor ran (a killed tmux server, a reboot) in their existing worktrees, same attempt.
+        Their last words are read first: a worker that finished is not restarted."""
+        self._handle_mail()
+        for record in self._tasks_in("running"):
+            if record.session and self.backend.status(record.session).exists:
+                continue  # alive, or dead with its exit status kept: step() decides
+            self._start(self.plan.task(record.id), record.attempt, resumed=True)
 
     def _sleep(self) -> None:
         timeout = self.config.poll_interval
@@ -277,29 +286,96 @@ class Mayor:
             )
 
     def _check_timeouts(self) -> None:
-        if self.config.run_deadline is not None and time.monotonic() >= self.config.run_deadline:
+        deadline = self.state.deadline
+        if deadline is not None and time.time() >= deadline:
             self._stop(reason="timeout", kill=True, status="stopped")
             return
         for task in self._tasks_in("running"):
             limit = self.plan.task(task.id).timeout
-            if limit is None or task.dispatched_at is None:
-                continue
-            if (now() - task.dispatched_at).total_seconds() >= limit:
+            started = task.dispatched_at
+            if limit is not None and started and (now() - started).total_seconds() >= limit:
                 self.log.record(
                     "task_crashed", task.id, exit_status=None, reason=f"timed out after {limit:g}s"
                 )
                 if task.session:
                     self.backend.kill(task.session)
+                continue
+            self._check_stall(task)
+
+    def _idle_seconds(self, task: TaskRecord) -> float:
+        """Seconds since the worker last wrote to its pane or was heard from."""
+        last = task.last_activity.timestamp() if task.last_activity else time.time()
+        try:
+            last = max(last, self.config.run.pane_log(task.id).stat().st_mtime)
+        except FileNotFoundError:
+            pass
+        return time.time() - last
+
+    def _check_stall(self, task: TaskRecord) -> None:
+        """NUDGE after ``stall_after`` of silence; after twice that, ask a human and restart."""
+        stall_after = self.state.stall_after
+        idle = self._idle_seconds(task)
+        if task.nudges == 0 and idle >= stall_after:
+            self.log.record("task_nudged", task.id, idle=round(idle, 1))
+            self._send(
+                worker_name(task.id),
+                MessageType.NUDGE,
+                task.id,
+                "",
+                "",
+                {
+                    "text": f"No output or mail from you for {idle:.0f}s: report progress "
+                    "with `swarm worker progress`, or `swarm worker help` if stuck."
+                },
+            )
+        elif task.nudges == 1 and idle >= 2 * stall_after:
+            tail = self.backend.capture(task.session, 50) if task.session else ""
+            self.log.record(
+                "task_nudged",
+                task.id,
+                idle=round(idle, 1),
+                stalled=True,
+                text=f"stalled for {idle:.0f}s",
+            )
+            self._send(
+                HUMAN,
+                MessageType.HELP_REQUEST,
+                task.id,
+                "",
+                "",
+                {
+                    "issue_type": "STUCK",
+                    "problem": f"Worker of task {task.id} silent for {idle:.0f}s.\n\n"
+                    f"Last pane lines:\n{tail}",
+                    "question": "Restarted by policy."
+                    if self.state.stall_restart
+                    else f"Attach with `swarm attach {task.id}`?",
+                },
+                importance="high",
+                ack_required=True,
+            )
+            if self.state.stall_restart:
+                if task.session:
+                    self.backend.kill(task.session)
+                self.log.record(
+                    "task_crashed",
+                    task.id,
+                    exit_status=None,
+                    reason=f"stalled: no output or mail for {idle:.0f}s",
+                )
 
     def _next_deadline(self) -> float | None:
-        """Seconds until the nearest timeout, if any."""
+        """Seconds until the nearest timeout or stall check, if any."""
         waits: list[float] = []
-        if self.config.run_deadline is not None:
-            waits.append(self.config.run_deadline - time.monotonic())
+        if self.state.deadline is not None:
+            waits.append(self.state.deadline - time.time())
         for task in self._tasks_in("running"):
             limit = self.plan.task(task.id).timeout
             if limit is not None and task.dispatched_at is not None:
                 waits.append(limit - (now() - task.dispatched_at).total_seconds())
+            if task.nudges < 2:
+                stall = self.state.stall_after * (task.nudges + 1)
+                waits.append(stall - self._idle_seconds(task))
         return min(waits) if waits else None
 
     # -- validation and the merge arbiter --------------------------------------------------
@@ -495,16 +571,22 @@ class Mayor:
         for tid in decision.start:
             self._start(self.plan.task(tid), 1)
 
-    def _start(self, task: Task, attempt: int) -> None:
-        """Start (or restart) a worker: worktree, brief, ASSIGN/RETRY mail, session."""
+    def _start(self, task: Task, attempt: int, *, resumed: bool = False) -> None:
+        """Start (or restart) a worker: worktree, brief, ASSIGN/RETRY mail, session.
+
+        ``resumed``: the same attempt again after its session was lost (no mayor was running);
+        the brief lists what the worktree already holds and the agent's resume flag is used."""
         record = self.state.tasks[task.id]
         run_id = self.run_id
         branch = task_branch(run_id, task.id)
         worktree = pathlib.Path(self.state.worktree_root) / run_id / task.id
         session = session_name(run_id, task.id)
-        base = record.base_sha if attempt > 1 and record.base_sha else self.state.integration_head
+        again = attempt > 1 or resumed
+        base = record.base_sha if again and record.base_sha else self.state.integration_head
         rebase_onto = self.state.integration_head if _conflicted(record) else None
-        retry_reason, retry_files = (record.reason, record.files) if attempt > 1 else ("", ())
+        retry_reason, retry_files = (
+            (record.reason, record.files) if attempt > 1 and not resumed else ("", ())
+        )
         self.log.record(
             "task_dispatched",
             task.id,
@@ -514,9 +596,11 @@ class Mayor:
             worktree=str(worktree),
             base_sha=base,
             fixup=rebase_onto is not None,
+            resumed=resumed,
         )
         try:
             worktrees.create_worktree(self.config.repo, worktree, branch, base)
+            history = self._history(record, worktree, base) if resumed else ""
             worker = worker_name(task.id)
             key_file = self.store.register(worker)
             brief = self.config.run.brief(task.id)
@@ -533,10 +617,23 @@ class Mayor:
                         retry_reason=retry_reason,
                         retry_files=retry_files,
                         rebase_onto=rebase_onto,
+                        history=history,
                     )
                 )
             )
-            if attempt == 1:
+            if resumed:
+                self._send(
+                    worker,
+                    MessageType.GUIDANCE,
+                    task.id,
+                    "",
+                    "",
+                    {
+                        "text": "Your session was lost and has been restarted in the same "
+                        f"worktree; see the brief: {brief}"
+                    },
+                )
+            elif attempt == 1:
                 self._send(
                     worker,
                     MessageType.ASSIGN,
@@ -578,6 +675,7 @@ class Mayor:
                 task=task.id,
                 worktree=worktree,
                 python=self.config.python,
+                resume=resumed,
             )
             self.backend.kill(session)
             self.backend.start(
@@ -610,6 +708,16 @@ class Mayor:
                 {"text": f"Task {task.id} needs your input: swarm attach {task.id}"},
                 importance="high",
             )
+
+    def _history(self, record: TaskRecord, worktree: pathlib.Path, base: str) -> str:
+        """What a restarted worker already did: its commits and its last report."""
+        commits = git.log_subjects(worktree, base, "HEAD")
+        lines = [f"- commit: {subject}" for subject in commits] or ["- no commits yet"]
+        if not git.is_clean(worktree):
+            lines.append("- uncommitted changes are in the worktree (`git status`)")
+        if record.last_message:
+            lines.append(f"- last report: {record.last_message}")
+        return "\n".join(lines)
 
     def _worker_env(
         self,

@@ -33,6 +33,7 @@ _TASK_STATE_BY_KIND: t.Final[dict[str, TaskState]] = {
     "task_skipped": "skipped",
     "task_cancelled": "cancelled",
 }
+_NOT_ACTIVITY: t.Final = frozenset({"task_nudged"})
 _ENDS_TASK: t.Final = frozenset({"merged", "failed", "blocked", "skipped", "cancelled"})
 
 
@@ -63,9 +64,11 @@ def apply(state: RunState | None, event: Event) -> RunState:
     if event.kind == "run_finished":
         update.update(status=data["status"], stop_reason=data.get("reason", ""), ended_at=event.ts)
     elif event.kind == "run_resumed":
-        update.update(status="running", stop_reason="", ended_at=None)
+        update.update(status="running", stop_reason="", ended_at=None, deadline=None)
     elif event.kind == "integration_advanced":
         update["integration_head"] = data["head"]
+    elif event.kind in ("dispatch_paused", "dispatch_resumed"):
+        update["paused"] = event.kind == "dispatch_paused"
     if event.task_id is not None and event.task_id in state.tasks:
         tasks = dict(state.tasks)
         tasks[event.task_id] = _apply_task(tasks[event.task_id], event)
@@ -83,6 +86,11 @@ def _apply_task(task: TaskRecord, event: Event) -> TaskRecord:
         update["state"] = new_state
         if new_state in _ENDS_TASK:
             update["ended_at"] = event.ts
+    if event.kind not in _NOT_ACTIVITY:
+        update["last_activity"] = event.ts
+        update["nudges"] = 0
+    elif event.kind == "task_nudged":
+        update["nudges"] = task.nudges + 1
     if event.kind == "task_dispatched":
         update.update(
             attempt=data["attempt"],

@@ -123,7 +123,28 @@ def _print_event(event: Event, state: RunState) -> None:
     help="Stop the run after DURATION (90s, 30m, 2h); exit 4.",
 )
 @click.option("--wait", is_flag=True, help="Wait for the run to end (the default in this version).")
-@click.option("--foreground", is_flag=True, help="Run the mayor in this process (the default).")
+@click.option("--foreground", is_flag=True, help="Run the mayor in this process (debugging).")
+@click.option("--detach", is_flag=True, help="Start the run and print its id at once.")
+@click.option(
+    "--stall-after",
+    default=None,
+    callback=_duration,
+    help="NUDGE a silent worker after DURATION (default 10m); ask a human after 2x.",
+)
+@click.option(
+    "--auto-spawn",
+    type=click.Choice(["off", "safe", "all"]),
+    default="safe",
+    show_default=True,
+    help="Follow-up tasks from scope escapes.",
+)
+@click.option("--squash", is_flag=True, help="Squash each task into one commit (no merge commit).")
+@click.option(
+    "--land",
+    "land_after",
+    is_flag=True,
+    help="Fast-forward the target branch to the result when that is safe.",
+)
 @repo_option
 @json_option
 @handle_errors
@@ -144,6 +165,11 @@ def run_command(
     timeout: float | None,
     wait: bool,
     foreground: bool,
+    detach: bool,
+    stall_after: float | None,
+    auto_spawn: t.Literal["off", "safe", "all"],
+    squash: bool,
+    land_after: bool,
     repo: pathlib.Path | None,
     as_json: bool,
 ) -> None:
@@ -188,6 +214,11 @@ def run_command(
             base=base,
             worktree_root=worktree_root,
             tmux_socket=tmux_socket,
+            timeout=timeout,
+            stall_after=stall_after,
+            auto_spawn=auto_spawn,
+            squash=squash,
+            land=land_after,
         ),
     )
     state = log.state
@@ -196,19 +227,58 @@ def run_command(
         f"integration branch {state.integration_branch}",
         err=True,
     )
-    if state.tmux_socket:
-        click.echo(f"swarm: watch a worker with: swarm attach TASK --run {state.run_id}", err=True)
-    deadline = time.monotonic() + timeout if timeout else None
-    try:
-        final = launch.drive(
-            top, state.run_id, run_deadline=deadline, listener=None if as_json else _print_event
-        )
-    except KeyboardInterrupt:
+    _drive_or_follow(
+        top, state, foreground=foreground or mode == "local", detach=detach, as_json=as_json
+    )
+
+
+def _drive_or_follow(
+    top: pathlib.Path, state: RunState, *, foreground: bool, detach: bool, as_json: bool
+) -> t.NoReturn:
+    """Be the mayor here (``--foreground``, local mode), or start it in the private tmux server
+    and follow it (the default), or start it and return at once (``--detach``)."""
+    rid = state.run_id
+    listener = None if as_json else _print_event
+    if foreground:
+        try:
+            final = launch.drive(top, rid, resume=True, listener=listener)
+        except KeyboardInterrupt:
+            click.echo(f"swarm: interrupted; continue the run with: swarm resume {rid}", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+    else:
+        session = launch.start_mayor_session(top, state, sys.executable)
         click.echo(
-            f"swarm: interrupted; the run is paused, continue it with: swarm resume {state.run_id}",
+            f"swarm: the mayor runs in tmux session {session} (swarm attach); "
+            f"watch a worker with: swarm attach TASK --run {rid}",
             err=True,
         )
-        sys.exit(EXIT_INTERRUPTED)
+        if detach:
+            if as_json:
+                echo_json("run", {"run_id": rid, "status": "running", "session": session})
+            else:
+                click.echo(rid)
+            sys.exit(EXIT_OK)
+        backend = launch.make_backend(state, SwarmPaths.for_repo(top).run(rid).dir / "notify")
+        try:
+            final = launch.follow(
+                top,
+                rid,
+                listener=listener,
+                mayor_alive=lambda: backend.status(session).alive,
+            )
+        except KeyboardInterrupt:
+            click.echo(
+                f"swarm: stopped following; the run goes on. `swarm status`, `swarm attach`, "
+                f"`swarm watch {rid}` to look again",
+                err=True,
+            )
+            sys.exit(EXIT_INTERRUPTED)
+        finally:
+            backend.close()
+    _finish(top, final, as_json)
+
+
+def _finish(top: pathlib.Path, final: RunState, as_json: bool) -> t.NoReturn:
     report = render_report(final)
     write_json_atomic(SwarmPaths.for_repo(top).run(final.run_id).report, report + "\n")
     if as_json:
@@ -220,27 +290,57 @@ def run_command(
 
 @click.command(name="resume")
 @click.argument("run_id", metavar="[RUN]", required=False)
+@click.option("--foreground", is_flag=True, help="Be the mayor in this process.")
+@click.option("--detach", is_flag=True, help="Start the mayor and return at once.")
 @repo_option
 @json_option
 @handle_errors
-def resume_command(run_id: str | None, repo: pathlib.Path | None, as_json: bool) -> None:
-    """Continue a run after a crash or an interrupt (one mayor per run).
+def resume_command(
+    run_id: str | None, foreground: bool, detach: bool, repo: pathlib.Path | None, as_json: bool
+) -> None:
+    """Continue a run after a crash, a killed tmux server or an interrupt.
+
+    Live workers are adopted, finished ones are read from their mail, lost sessions are
+    restarted in their worktrees, and nothing is merged twice. One mayor per run: resuming a
+    run whose mayor is alive exits 1.
 
     \b
     Examples:
       swarm resume
-      swarm resume 20261121-051500-3f2a
+      swarm resume 20261121-051500-3f2a --foreground
     """
     top = find_repo(repo)
     rid = launch.resolve_run(top, run_id)
-    final = launch.drive(top, rid, resume=True, listener=None if as_json else _print_event)
-    report = render_report(final)
-    write_json_atomic(SwarmPaths.for_repo(top).run(rid).report, report + "\n")
-    if as_json:
-        echo_json("run", status_document(final))
-    else:
-        click.echo(report)
-    sys.exit(exit_code(final))
+    if launch.mayor_running(top, rid):
+        fail(
+            f"run {rid} already has a live mayor: watch it with `swarm attach` or "
+            f"`swarm watch {rid}`"
+        )
+    state = launch.read_state(top, rid)
+    if state.status in ("done", "failed"):
+        click.echo(f"swarm: run {rid} already ended: {state.status}", err=True)
+        _finish(top, state, as_json)
+    _drive_or_follow(
+        top, state, foreground=foreground or state.mode == "local", detach=detach, as_json=as_json
+    )
+
+
+@click.command(name="mayor", hidden=True)
+@click.argument("run_id")
+@repo_option
+@handle_errors
+def mayor_command(run_id: str, repo: pathlib.Path | None) -> None:
+    """Be the mayor of RUN (what `swarm run` starts inside the run's tmux session)."""
+    import logging
+
+    top = find_repo(repo)
+    run = SwarmPaths.for_repo(top).run(run_id)
+    handler = logging.FileHandler(run.log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.INFO)
+    final = launch.drive(top, run_id, resume=True, listener=_print_event)
+    _finish(top, final, as_json=False)
 
 
 @click.command(name="status")
@@ -412,6 +512,7 @@ def stop_command(run_id: str | None, kill: bool, repo: pathlib.Path | None) -> N
 
 
 commands: t.Final = (
+    mayor_command,
     run_command,
     resume_command,
     status_command,
