@@ -5,7 +5,8 @@ AgentMailError
  │    ├── UnknownAgent
  │    ├── BodyTooLarge
  │    ├── IdempotencyConflict
- │    └── UnknownMessage
+ │    ├── UnknownMessage
+ │    └── NotInWorker                   a worker variable (SWARM_*) is missing
  ├── LeaseConflict                      a reservation overlaps one held by another agent
  ├── NotHolder                          release/renew by an agent that does not hold the lease
  └── UnknownLease                       renew of a lease that does not exist (or expired)
@@ -73,6 +74,19 @@ class UnknownMessage(BadInput):
         self.agent = agent
         self.msg_id = msg_id
         super().__init__(f"no message {msg_id!r} in the inbox of {agent!r}")
+
+
+class NotInWorker(BadInput):
+    """A ``swarm worker`` verb ran outside a worker environment."""
+
+    exit_code = 2
+
+    def __init__(self, variable: str) -> None:
+        self.variable = variable
+        super().__init__(
+            f"${variable} is not set: swarm worker commands run inside a worker pane "
+            "started by the mayor (use 'swarm mail send' elsewhere)"
+        )
 
 
 class LeaseConflict(AgentMailError):

@@ -1,0 +1,224 @@
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+import time
+import typing as t
+
+import pytest
+from click.testing import CliRunner
+
+from agentmail.store import MailStore
+from runner.cli.main import cli
+
+
+def swarm(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> t.Any:
+    return CliRunner().invoke(cli, list(args), env=env, input=input, catch_exceptions=False)
+
+
+def as_doc(result: t.Any) -> dict[str, t.Any]:
+    doc: dict[str, t.Any] = json.loads(result.stdout)
+    return doc
+
+
+@pytest.fixture
+def repo(git_repo: pathlib.Path) -> pathlib.Path:
+    for agent in ("mayor", "w1", "w2"):
+        result = swarm("mail", "register", agent, "--repo", str(git_repo))
+        assert result.exit_code == 0, result.output
+    return git_repo
+
+
+def test_register_prints_key_file(git_repo: pathlib.Path) -> None:
+    result = swarm("mail", "register", "mayor", "--repo", str(git_repo), "--json")
+    assert result.exit_code == 0, result.output
+    doc = as_doc(result)
+    assert doc["kind"] == "mail.register"
+    assert doc["key_file"].endswith(".agents/swarm/mail/.keys/mayor.key")
+    bad = swarm("mail", "register", "../mayor", "--repo", str(git_repo))
+    assert bad.exit_code == 2, bad.output
+    assert "invalid id" in bad.output
+
+
+def test_send_parses_agentops_body_and_inbox_pages(repo: pathlib.Path) -> None:
+    body = (
+        "Bead: t1\nStep: Step 2 - tests\nStatus: halfway\nContext usage: 40%\n"
+        "Files touched: a.py, b.py\n"
+    )
+    result = swarm(
+        "mail", "send", "--from", "w1", "--to", "mayor", "--subject", "[t1] PROGRESS",
+        "--body", body, "--repo", str(repo), "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    msg = as_doc(result)["message"]
+    assert msg["type"] == "PROGRESS" and msg["thread_id"] == "t1"
+    assert msg["fields"]["context_usage"] == 40
+    assert msg["fields"]["files_touched"] == ["a.py", "b.py"]
+    for i in range(3):
+        result = swarm(
+            "mail", "send", "--from", "w2", "--to", "mayor", "--type", "nudge",
+            "--body", f"n{i}", "--repo", str(repo),
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    first = swarm(
+        "mail", "inbox", "--agent", "mayor", "--limit", "2", "--repo", str(repo), "--json"
+    )
+    assert first.exit_code == 0, first.output
+    page = as_doc(first)
+    assert [m["type"] for m in page["messages"]] == ["PROGRESS", "NUDGE"]
+    assert page["has_more"] is True
+    rest = swarm(
+        "mail", "inbox", "--agent", "mayor", "--since", page["next_cursor"],
+        "--repo", str(repo), "--json",
+    )  # fmt: skip
+    assert [m["body_md"] for m in as_doc(rest)["messages"]] == ["n1", "n2"]
+    human = swarm("mail", "inbox", "--agent", "mayor", "--repo", str(repo))
+    assert human.exit_code == 0, human.output
+    assert "PROGRESS" in human.stdout
+
+
+def test_read_ack_thread(repo: pathlib.Path) -> None:
+    sent = swarm(
+        "mail", "send", "--from", "w1", "--to", "mayor", "--subject", "[t1] OFFERING_READY",
+        "--body", "Bead: t1\nStatus: DONE\n", "--repo", str(repo), "--json",
+    )  # fmt: skip
+    assert sent.exit_code == 0, sent.output
+    msg_id = as_doc(sent)["message"]["id"]
+    assert as_doc(sent)["message"]["ack_required"] is True
+    unacked = swarm("mail", "inbox", "--agent", "mayor", "--unacked", "--repo", str(repo), "--json")
+    assert [m["id"] for m in as_doc(unacked)["messages"]] == [msg_id]
+    read = swarm("mail", "read", msg_id, "--agent", "mayor", "--repo", str(repo), "--json")
+    assert read.exit_code == 0, read.output
+    assert as_doc(read)["message"]["read"] is True
+    acked = swarm("mail", "ack", msg_id, "--agent", "mayor", "--repo", str(repo))
+    assert acked.exit_code == 0, acked.output
+    unread = swarm("mail", "inbox", "--agent", "mayor", "--unread", "--repo", str(repo), "--json")
+    assert as_doc(unread)["messages"] == []
+    thread = swarm("mail", "thread", "t1", "--agent", "mayor", "--repo", str(repo), "--json")
+    (only,) = as_doc(thread)["messages"]
+    assert only["acked"] is True
+    missing = swarm(
+        "mail", "read", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "--agent", "mayor", "--repo", str(repo)
+    )
+    assert missing.exit_code == 1, missing.output
+    assert "no message" in missing.output
+
+
+class Refusal(t.NamedTuple):
+    test_id: str
+    args: list[str]
+    exit_code: int
+    message: str
+
+
+REFUSALS: t.Final = [
+    Refusal(
+        "unknown_recipient", ["--from", "w1", "--to", "ghost", "--type", "NUDGE"], 1, "'ghost'"
+    ),
+    Refusal("no_type", ["--from", "w1", "--to", "mayor"], 2, "--type"),
+    Refusal("no_identity", ["--to", "mayor", "--type", "NUDGE"], 2, "--from"),
+    Refusal(
+        "bad_recipient", ["--from", "w1", "--to", "../mayor", "--type", "NUDGE"], 2, "invalid id"
+    ),
+    Refusal(
+        "oversize",
+        ["--from", "w1", "--to", "mayor", "--type", "NUDGE", "--body", "x" * (1 << 20 + 1)],
+        2,
+        "over the 1048576-byte limit",
+    ),
+]
+
+
+@pytest.mark.parametrize(Refusal._fields, REFUSALS, ids=[r.test_id for r in REFUSALS])
+def test_send_refusals(
+    repo: pathlib.Path, test_id: str, args: list[str], exit_code: int, message: str
+) -> None:
+    result = swarm("mail", "send", *args, "--repo", str(repo))
+    assert result.exit_code == exit_code, result.output
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_worker_cannot_send_as_someone_else(repo: pathlib.Path) -> None:
+    home = repo / ".agents" / "swarm"
+    env = {"SWARM_WORKER": "w1", "SWARM_HOME": str(home)}
+    result = swarm("mail", "send", "--from", "mayor", "--to", "w2", "--type", "GUIDANCE", env=env)
+    assert result.exit_code == 1, result.output
+    assert "cannot send as 'mayor'" in result.stderr
+    ok = swarm("mail", "send", "--to", "mayor", "--type", "NUDGE", "--body", "hi", env=env)
+    assert ok.exit_code == 0, ok.output
+    # identity and root both come from the environment
+    inbox = swarm("mail", "inbox", "--agent", "mayor", "--json", env=env)
+    assert [m["from"] for m in as_doc(inbox)["messages"]] == ["w1"]
+
+
+def test_mail_root_from_swarm_home(tmp_path: pathlib.Path) -> None:
+    home = tmp_path / "home"
+    env = {"SWARM_HOME": str(home)}
+    assert swarm("mail", "register", "mayor", env=env).exit_code == 0
+    assert (home / "mail" / "mayor" / "new").is_dir()
+
+
+def test_not_a_repository(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = swarm("mail", "inbox", "--agent", "mayor")
+    assert result.exit_code == 2, result.output
+    assert "not a git repository" in result.stderr
+
+
+def test_leases_cli(repo: pathlib.Path) -> None:
+    r = swarm(
+        "mail", "reserve", "src/", "--agent", "w1", "--reason", "t1", "--repo", str(repo), "--json"
+    )
+    assert r.exit_code == 0, r.output
+    lease_id = as_doc(r)["lease"]["id"]
+    conflict = swarm("mail", "reserve", "src/a.py", "--agent", "w2", "--repo", str(repo))
+    assert conflict.exit_code == 1, conflict.output
+    assert "overlaps 'src' held by 'w1'" in conflict.stderr
+    listed = swarm("mail", "leases", "--repo", str(repo), "--json")
+    assert [lease["agent"] for lease in as_doc(listed)["leases"]] == ["w1"]
+    stolen = swarm("mail", "release", lease_id, "--agent", "w2", "--repo", str(repo))
+    assert stolen.exit_code == 1, stolen.output
+    assert "held by 'w1', not 'w2'" in stolen.stderr
+    usage = swarm("mail", "release", "--agent", "w1", "--repo", str(repo))
+    assert usage.exit_code == 2, usage.output
+    released = swarm("mail", "release", lease_id, "--agent", "w1", "--repo", str(repo), "--json")
+    assert released.exit_code == 0, released.output
+    assert as_doc(released)["released"] == 1
+    bad_ttl = swarm(
+        "mail", "reserve", "a.py", "--agent", "w1", "--ttl", "soon", "--repo", str(repo)
+    )
+    assert bad_ttl.exit_code == 2, bad_ttl.output
+
+
+def test_watch_streams_json_lines(repo: pathlib.Path) -> None:
+    """A real `swarm mail watch` process: one JSON line per message, unread first."""
+    store = MailStore(repo / ".agents" / "swarm" / "mail")
+    from tests.agentmail.helpers import msg
+
+    store.send(msg("w1", "mayor", body="before"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "mail", "watch", "--agent", "mayor", "--count", "3",
+         "--repo", str(repo)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        assert first["body_md"] == "before"
+        store.send(msg("w2", "mayor", body="during 1"))
+        store.send(msg("w1", "mayor", body="during 2"))
+        lines = [json.loads(proc.stdout.readline()) for _ in range(2)]
+        assert [line["body_md"] for line in lines] == ["during 1", "during 2"]
+        deadline = time.monotonic() + 20
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
