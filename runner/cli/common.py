@@ -67,6 +67,8 @@ def handle_errors(func: t.Callable[P, R]) -> t.Callable[P, R]:
                 fail(_one_line(exc), exit_code_for(exc))
             raise _unexpected(exc) from exc
         except Exception as exc:
+            if _is_expected(exc):  # AgentMailError (LeaseConflict, NotHolder, ...)
+                fail(_one_line(exc), exit_code_for(exc))
             raise _unexpected(exc) from exc
 
     return wrapper
@@ -90,7 +92,10 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _unexpected(exc: BaseException) -> SystemExit:
-    log_dir = pathlib.Path(os.environ.get("SWARM_HOME") or ".") / "logs"
+    from runner.paths import state_home
+
+    home = os.environ.get("SWARM_HOME")
+    log_dir = pathlib.Path(home) / "logs" if home else state_home() / "swarm"
     tb = "".join(traceback.format_exception(exc))
     where = "stderr"
     try:
