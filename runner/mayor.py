@@ -214,9 +214,9 @@ class Mayor:
                 HUMAN,
                 MessageType.HELP_REQUEST,
                 task.id,
-                env.subject,
-                env.body_md,
                 env.fields,
+                subject=env.subject,
+                body=env.body_md,
                 importance="high",
                 ack_required=True,
             )
@@ -236,9 +236,10 @@ class Mayor:
         to: str,
         mtype: MessageType,
         task_id: str,
-        subject: str,
-        body: str,
         fields: Fields | dict[str, t.Any],
+        *,
+        subject: str = "",
+        body: str = "",
         **extra: t.Any,
     ) -> None:
         from protocol.agentops import render_body
@@ -321,8 +322,6 @@ class Mayor:
                 worker_name(task.id),
                 MessageType.NUDGE,
                 task.id,
-                "",
-                "",
                 {
                     "text": f"No output or mail from you for {idle:.0f}s: report progress "
                     "with `swarm worker progress`, or `swarm worker help` if stuck."
@@ -341,8 +340,6 @@ class Mayor:
                 HUMAN,
                 MessageType.HELP_REQUEST,
                 task.id,
-                "",
-                "",
                 {
                     "issue_type": "STUCK",
                     "problem": f"Worker of task {task.id} silent for {idle:.0f}s.\n\n"
@@ -515,8 +512,9 @@ class Mayor:
 
     def _after_merge(self, task: Task, merge_sha: str | None) -> None:
         record = self.state.tasks[task.id]
-        fields = {"commit_sha": record.head_sha or "", "merge_sha": merge_sha or ""}
-        self._send(worker_name(task.id), MessageType.OFFERING_ACCEPTED, task.id, "", "", fields)
+        summary = f"merged as {merge_sha[:12]}" if merge_sha else "accepted: nothing to merge"
+        fields = {"commit_sha": record.head_sha or "", "summary": summary}
+        self._send(worker_name(task.id), MessageType.OFFERING_ACCEPTED, task.id, fields)
         if record.session and not self.state.keep_sessions:
             self.backend.kill(record.session)
         bead = task.metadata.get("ol_bead_id")
@@ -626,8 +624,6 @@ class Mayor:
                     worker,
                     MessageType.GUIDANCE,
                     task.id,
-                    "",
-                    "",
                     {
                         "text": "Your session was lost and has been restarted in the same "
                         f"worktree; see the brief: {brief}"
@@ -638,8 +634,6 @@ class Mayor:
                     worker,
                     MessageType.ASSIGN,
                     task.id,
-                    "",
-                    "",
                     {
                         "title": task.title,
                         "attempt": attempt,
@@ -655,8 +649,6 @@ class Mayor:
                     worker,
                     MessageType.RETRY_REQUIRED,
                     task.id,
-                    "",
-                    "",
                     {
                         "attempt": attempt,
                         "reason": retry_reason,
@@ -703,8 +695,6 @@ class Mayor:
                 HUMAN,
                 MessageType.GUIDANCE,
                 task.id,
-                "",
-                "",
                 {"text": f"Task {task.id} needs your input: swarm attach {task.id}"},
                 importance="high",
             )

@@ -78,8 +78,18 @@ def _print_event(event: Event, state: RunState) -> None:
 
 @click.command(name="run")
 @click.argument(
-    "plan_file", metavar="PLAN", type=click.Path(dir_okay=False, path_type=pathlib.Path)
+    "plan_file",
+    metavar="PLAN",
+    required=False,
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
 )
+@click.option(
+    "--from-wave",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    help="Run an OL wave JSON (needs `ol` on PATH).",
+)
+@click.option("--bead-ids", default=None, help="Comma-separated bead ids to take from PLAN.")
 @click.option(
     "--mode",
     type=click.Choice(["distributed", "local"]),

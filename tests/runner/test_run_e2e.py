@@ -1,0 +1,277 @@
+"""End-to-end runs of scripted plans: a real tmux server, real worktrees, real merges.
+
+Everything is asserted from the outside: ``events.jsonl``, ``state.json``, git history, and
+exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import threading
+import time
+import typing as t
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+from libtmux.server import Server
+
+from protocol.state import Event
+from runner.cli.main import cli
+from runner.paths import SwarmPaths
+from runner.state import read_events, rebuild
+from tests.conftest import git
+
+Steps = list[dict[str, t.Any]]
+
+
+def write(path: str, content: str) -> dict[str, t.Any]:
+    return {"write": {"path": path, "content": content}}
+
+
+def task(tid: str, files: list[str], script: Steps, **extra: t.Any) -> dict[str, t.Any]:
+    return {"id": tid, "subject": f"task {tid}", "files": files, "script": script, **extra}
+
+
+def write_plan(where: pathlib.Path, tasks: list[dict[str, t.Any]], **extra: t.Any) -> pathlib.Path:
+    path = where / "plan.yaml"
+    path.write_text(yaml.safe_dump({"name": "e2e", "tasks": tasks, **extra}))
+    return path
+
+
+def swarm_run(repo: pathlib.Path, plan: pathlib.Path, server: Server | None, *args: str) -> Result:
+    mode = ["--tmux-socket", str(server.socket_name)] if server else ["--mode", "local"]
+    return CliRunner().invoke(
+        cli,
+        [
+            "run",
+            str(plan),
+            "--repo",
+            str(repo),
+            "--run-id",
+            "r1",
+            "--worktree-root",
+            str(repo.parent / "wt"),
+            *mode,
+            *args,
+        ],
+        catch_exceptions=False,
+    )
+
+
+def events(repo: pathlib.Path, run_id: str = "r1") -> list[Event]:
+    return read_events(SwarmPaths.for_repo(repo).run(run_id).events)
+
+
+def state_doc(repo: pathlib.Path, run_id: str = "r1") -> dict[str, t.Any]:
+    text = SwarmPaths.for_repo(repo).run(run_id).state.read_text()
+    doc: dict[str, t.Any] = json.loads(text)
+    return doc
+
+
+def intervals(evs: list[Event]) -> dict[str, list[tuple[int, int]]]:
+    """Per task, the (first dispatch seq, end seq) spans during which it held a slot."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    opened: dict[str, int] = {}
+    for ev in evs:
+        if ev.task_id is None:
+            continue
+        if ev.kind == "task_dispatched" and ev.task_id not in opened:
+            opened[ev.task_id] = ev.seq
+        elif ev.kind in ("task_merged", "task_failed", "task_blocked", "task_cancelled"):
+            start = opened.pop(ev.task_id, None)
+            if start is not None:
+                spans.setdefault(ev.task_id, []).append((start, ev.seq))
+    return spans
+
+
+def merged_subjects(repo: pathlib.Path, run_id: str = "r1") -> list[str]:
+    out = git(repo, "log", "--merges", "--format=%s", f"swarm/{run_id}/integration")
+    return sorted(out.splitlines())
+
+
+def test_dag_order_locks_and_worker_limit(git_repo: pathlib.Path, server: Server) -> None:
+    tasks = [
+        task("A", ["src/a.py"], [{"sleep": 0.3}, write("src/a.py", "A = 1\n")]),
+        task("B", ["src/b.py"], [{"sleep": 0.3}, write("src/b.py", "B = 1\n")]),
+        task("C", ["src/"], [write("src/c.py", "C = 1\n")]),  # folder lock: conflicts with A, B
+        task("D", ["src/d.py"], [write("src/d.py", "D = 1\n")], blocked_by=["A", "B"]),
+        task("E", ["docs/e.md"], [write("docs/e.md", "e\n")], blocked_by=["D"]),
+    ]
+    result = swarm_run(git_repo, write_plan(git_repo.parent, tasks), server, "--max-workers", "2")
+    assert result.exit_code == 0, result.output
+    evs = events(git_repo)
+    spans = intervals(evs)
+    merged_at = {e.task_id: e.seq for e in evs if e.kind == "task_merged"}
+    first_dispatch = {tid: s[0][0] for tid, s in spans.items()}
+    # dependency order
+    assert first_dispatch["D"] > max(merged_at["A"], merged_at["B"])
+    assert first_dispatch["E"] > merged_at["D"]
+    # never more than two at once, and C never overlaps anything touching src/
+    points = sorted({p for s in spans.values() for span in s for p in span})
+    for point in points:
+        live = [tid for tid, s in spans.items() for a, b in s if a <= point < b]
+        assert len(live) <= 2, (point, live)
+        if "C" in live:
+            assert not {"A", "B", "D"} & set(live), (point, live)
+    assert merged_subjects(git_repo) == sorted(f"swarm({x}): task {x}" for x in "ABCDE")
+    state = state_doc(git_repo)
+    assert state["status"] == "done"
+    assert rebuild(evs).model_dump(mode="json") == state
+    # the user's checkout was never touched
+    assert git(git_repo, "status", "--porcelain") == ""
+    assert git(git_repo, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+
+
+def test_crash_is_retried_then_fails_and_dependents_are_skipped(
+    git_repo: pathlib.Path, server: Server
+) -> None:
+    tasks = [
+        task("flaky", ["f.txt"], [{"crash": 3, "attempt": 1}, write("f.txt", "ok\n")]),
+        task("doomed", ["d.txt"], [write("d.txt", "x\n"), {"crash": 5}]),
+        task("after", ["g.txt"], [write("g.txt", "g\n")], blocked_by=["doomed"]),
+        task("free", ["h.txt"], [write("h.txt", "h\n")]),
+    ]
+    result = swarm_run(git_repo, write_plan(git_repo.parent, tasks), server)
+    assert result.exit_code == 1, result.output
+    tasks_state = state_doc(git_repo)["tasks"]
+    assert tasks_state["flaky"]["state"] == "merged"
+    assert tasks_state["flaky"]["attempt"] == 2
+    assert tasks_state["doomed"]["state"] == "failed"
+    assert tasks_state["doomed"]["attempt"] == 3
+    assert tasks_state["doomed"]["exit_status"] == 5
+    assert tasks_state["after"]["state"] == "skipped"
+    assert tasks_state["free"]["state"] == "merged"
+    assert merged_subjects(git_repo) == ["swarm(flaky): task flaky", "swarm(free): task free"]
+
+
+def test_out_of_manifest_edit_never_reaches_integration(
+    git_repo: pathlib.Path, server: Server
+) -> None:
+    tasks = [task("sneaky", ["mine.txt"], [write("mine.txt", "1\n"), write("README.md", "x\n")])]
+    result = swarm_run(git_repo, write_plan(git_repo.parent, tasks), server)
+    assert result.exit_code == 1, result.output
+    refusals = [e for e in events(git_repo) if e.kind == "merge_refused"]
+    assert refusals and all(e.data["kind"] == "scope" for e in refusals)
+    assert refusals[0].data["files"] == ["README.md"]
+    integration = "swarm/r1/integration"
+    assert git(git_repo, "rev-parse", integration) == git(git_repo, "rev-parse", "main")
+    assert "scope violation" in state_doc(git_repo)["tasks"]["sneaky"]["reason"]
+
+
+def test_failing_gate_leaves_integration_head_unchanged(
+    git_repo: pathlib.Path, server: Server
+) -> None:
+    tasks = [
+        task("good", ["good.txt"], [write("good.txt", "fine\n")]),
+        task("bad", ["bad.txt"], [write("bad.txt", "breaks the gate\n")], blocked_by=["good"]),
+    ]
+    gates = [{"name": "no-bad", "command": "test ! -e bad.txt"}]
+    result = swarm_run(git_repo, write_plan(git_repo.parent, tasks, gates=gates), server)
+    assert result.exit_code == 1, result.output
+    evs = events(git_repo)
+    good_merge = next(e.data["merge_sha"] for e in evs if e.kind == "task_merged")
+    assert git(git_repo, "rev-parse", "swarm/r1/integration") == good_merge
+    kinds = [e.data["kind"] for e in evs if e.kind == "merge_refused"]
+    assert kinds == ["gate", "gate", "gate"]
+    # the refused worker commits are still reachable from the task branch
+    assert git(git_repo, "log", "--format=%s", "swarm/r1/bad", "-1").startswith("swarm(bad)")
+
+
+def test_conflict_is_sent_back_and_merged_after_rebase(
+    git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path
+) -> None:
+    go = tmp_path / "go"
+    tasks = [
+        task(
+            "T1",
+            ["shared.txt"],
+            [
+                {"run": f"while [ ! -e {go} ]; do sleep 0.05; done", "attempt": 1},
+                write("shared.txt", "from the worker\n"),
+                {"commit": "worker edit"},
+                {"run": 'git rebase -X theirs "$SWARM_REBASE_ONTO"', "attempt": 2},
+            ],
+        )
+    ]
+    plan = write_plan(git_repo.parent, tasks)
+    integration = git_repo.parent / "wt" / "r1" / "_integration"
+
+    def human_commits_to_integration() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if state_doc(git_repo)["tasks"]["T1"]["state"] == "running":
+                    break
+            except (FileNotFoundError, json.JSONDecodeError, KeyError):
+                pass
+            time.sleep(0.05)
+        (integration / "shared.txt").write_text("from a human\n")
+        git(integration, "add", "shared.txt")
+        git(integration, "commit", "-q", "-m", "human edit")
+        go.touch()
+
+    helper = threading.Thread(target=human_commits_to_integration)
+    helper.start()
+    result = swarm_run(git_repo, plan, server)
+    helper.join()
+    assert result.exit_code == 0, result.output
+    evs = events(git_repo)
+    refused = [e for e in evs if e.kind == "merge_refused"]
+    assert [e.data["kind"] for e in refused] == ["conflict"]
+    assert refused[0].data["files"] == ["shared.txt"]
+    record = state_doc(git_repo)["tasks"]["T1"]
+    assert (record["state"], record["attempt"], record["conflicts"]) == ("merged", 2, 1)
+    assert (integration / "shared.txt").read_text() == "from the worker\n"
+    subjects = git(git_repo, "log", "--format=%s", "swarm/r1/integration").splitlines()
+    assert "human edit" in subjects  # the human's commit stays in history
+
+
+def test_local_mode_merges_the_same_tree(
+    git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path
+) -> None:
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(git_repo, other / "repo", symlinks=True)
+    tasks = [
+        task("A", ["a.txt"], [write("a.txt", "a\n")]),
+        task("B", ["b.txt"], [write("b.txt", "b\n")], blocked_by=["A"]),
+    ]
+    plan = write_plan(tmp_path, tasks)
+    assert swarm_run(git_repo, plan, server).exit_code == 0
+    local = swarm_run(other / "repo", plan, None)
+    assert local.exit_code == 0, local.output
+    tree = "swarm/r1/integration^{tree}"
+    assert git(git_repo, "rev-parse", tree) == git(other / "repo", "rev-parse", tree)
+
+
+def test_bad_plan_exits_2_and_creates_nothing(git_repo: pathlib.Path, server: Server) -> None:
+    tasks = [task("A", ["a.txt"], [], blocked_by=["B"]), task("B", ["b.txt"], [], blocked_by=["A"])]
+    result = swarm_run(git_repo, write_plan(git_repo.parent, tasks), server)
+    assert result.exit_code == 2, result.output
+    assert not SwarmPaths.for_repo(git_repo).runs.exists()
+    assert "swarm/r1/integration" not in git(git_repo, "branch", "--list")
+
+
+def test_timeout_exits_4_and_status_json(git_repo: pathlib.Path, server: Server) -> None:
+    tasks = [task("slow", ["s.txt"], [{"hang": True}])]
+    result = swarm_run(git_repo, write_plan(git_repo.parent, tasks), server, "--timeout", "2s")
+    assert result.exit_code == 4, result.output
+    status = CliRunner().invoke(cli, ["status", "--repo", str(git_repo), "--json"])
+    assert status.exit_code == 0, status.output
+    doc = json.loads(status.output)
+    assert (doc["kind"], doc["status"], doc["reason"]) == ("status", "stopped", "timeout")
+    assert doc["tasks"][0]["state"] == "cancelled"
+    assert not server.has_session("swarm-r1-slow")
+
+
+@pytest.mark.parametrize("flag", ["--json"])
+def test_run_json_is_one_document(git_repo: pathlib.Path, server: Server, flag: str) -> None:
+    tasks = [task("A", ["a.txt"], [write("a.txt", "a\n")])]
+    result = swarm_run(git_repo, write_plan(git_repo.parent, tasks), server, flag)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["status"] == "done"
+    assert [t["state"] for t in doc["tasks"]] == ["merged"]
