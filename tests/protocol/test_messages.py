@@ -138,7 +138,10 @@ class RefusedCase(t.NamedTuple):
 REFUSED_CASES = [
     RefusedCase("extra_envelope_key", {"priority": 1}, ("priority",), "Extra inputs"),
     RefusedCase(
-        "extra_fields_key", {"fields": {"bead_id": "t-1", "mood": "ok"}}, ("fields", "mood"), "Extra inputs"
+        "extra_fields_key",
+        {"fields": {"bead_id": "t-1", "mood": "ok"}},
+        ("fields", "mood"),
+        "Extra inputs",
     ),
     # PROGRESS fields have no commit_sha
     RefusedCase(
