@@ -358,6 +358,7 @@ class MailStore:
             listed = [(sub, os.listdir(f"{box}/{sub}")) for sub in ("new", "cur")]  # noqa: PTH208
         entries: dict[int, _Entry] = {}
         strays: list[tuple[str, str]] = []
+        leftovers: list[str] = []
         for sub, names in listed:
             in_cur = sub == "cur"
             pattern = _CUR_RE if in_cur else _NEW_RE
@@ -370,7 +371,12 @@ class MailStore:
                     continue
                 dseq = int(match.group(1))
                 flags = match.group(3) if in_cur else ""
+                if in_cur and dseq in entries and not entries[dseq].in_cur:
+                    leftovers.append(entries[dseq].name)  # mark_read died between link, unlink
                 entries[dseq] = _Entry(dseq, match.group(2), name, in_cur, flags)
+        for name in leftovers:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{box}/new/{name}")  # noqa: PTH108 - str paths on the hot path
         for sub, name in strays:
             if sub == "cur" and _NEW_RE.fullmatch(name):
                 continue  # a message moved by another Maildir client without flags: leave it
@@ -469,7 +475,7 @@ class MailStore:
         if target.exists() or target.is_symlink():
             target = qdir / f"{safe}.{time.time_ns()}"
         try:
-            (box / sub / name).rename(target)
+            _move(box / sub / name, target)
         except FileNotFoundError:
             return  # someone else moved it first
         doc = {
@@ -602,7 +608,10 @@ class MailStore:
             flags = "".join(sorted(set(entry.flags + flag)))
             source = box / ("cur" if entry.in_cur else "new") / entry.name
             target = box / "cur" / f"{entry.dseq:0{_DSEQ_WIDTH}d}.{msg_id}:2,{flags}"
-            source.rename(target)
+            if entry.in_cur:
+                source.rename(target)
+            else:
+                _move(source, target, before_unlink=lambda: fsync_dir(box / "cur"))
         fsync_dir(box / "cur")
         if not entry.in_cur:
             fsync_dir(box / "new")
@@ -611,11 +620,11 @@ class MailStore:
         """The entry of a message whose ``dseq`` is known, by trying the usual names."""
         box = self.maildir(agent)
         base = f"{dseq:0{_DSEQ_WIDTH}d}.{msg_id}"
-        if os.path.lexists(box / "new" / base):
-            return _Entry(dseq, msg_id, base, False, "")
-        for flags in ("S", "AS", "A", ""):
+        for flags in ("S", "AS", "A", ""):  # cur/ first: it wins over a leftover new/ copy
             if os.path.lexists(box / "cur" / f"{base}:2,{flags}"):
                 return _Entry(dseq, msg_id, f"{base}:2,{flags}", True, flags)
+        if os.path.lexists(box / "new" / base):
+            return _Entry(dseq, msg_id, base, False, "")
         return None
 
     def _find_unlocked(self, agent: str, msg_id: str, dseq: int) -> _Entry | None:
@@ -629,6 +638,31 @@ class MailStore:
                 if dirent.name.startswith(base + ":2,"):
                     return _Entry(dseq, msg_id, dirent.name, True, dirent.name[len(base) + 3 :])
         return None
+
+
+def _move(
+    source: pathlib.Path,
+    target: pathlib.Path,
+    before_unlink: t.Callable[[], None] | None = None,
+) -> None:
+    """Move a file out of ``new/`` by link + unlink rather than rename.
+
+    A rename out of a watched directory is an IN_MOVED_FROM event, which watchdog holds back
+    0.5 s to pair it with an IN_MOVED_TO, and every event queued behind it waits too: one
+    ``mark_read`` would delay the next wake-up by half a second. Link + unlink are plain
+    IN_CREATE/IN_DELETE events. Directories (quarantined junk) are renamed.
+    """
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        source.rename(target)
+        return
+    if before_unlink is not None:
+        before_unlink()
+    with contextlib.suppress(FileNotFoundError):
+        source.unlink()
 
 
 def _open_tmp(tmp_dir: str, msg_id: str) -> tuple[int, str | None]:

@@ -437,3 +437,16 @@ def test_envelope_from_another_store_instance_verifies(tmp_path: pathlib.Path) -
     got = b.get("mayor", sent.id).envelope
     assert got == sent
     assert isinstance(got, Envelope)
+
+
+def test_mark_read_interrupted_between_link_and_unlink_is_repaired(tmp_path: pathlib.Path) -> None:
+    store = make_store(tmp_path, "mayor", "w1")
+    sent = store.send(msg("w1", "mayor"))
+    (new_copy,) = (store.maildir("mayor") / "new").iterdir()
+    # what mark_read leaves if it dies after the link into cur/ and before the unlink
+    os.link(new_copy, store.maildir("mayor") / "cur" / f"{new_copy.name}:2,S")
+    (stored,) = MailStore(store.root).list("mayor").messages
+    assert stored.id == sent.id and stored.read
+    assert list((store.maildir("mayor") / "new").iterdir()) == []
+    store.mark_read("mayor", sent.id)  # still idempotent
+    assert store.get("mayor", sent.id).read

@@ -1,0 +1,240 @@
+"""Agent Mail benchmark: durable send latency, send -> callback latency (watcher vs. a 1 s
+poller, the pattern of the agentops and MCP Agent Mail hooks), durable throughput with 1 and 8
+writers. Prints a markdown table; ``--quick`` for a short run; ``--json FILE`` writes the figures.
+
+    .venv/bin/python scripts/bench/mail.py [--quick] [--json FILE] [--dir DIR]
+
+Senders run in their own processes (spawned, as agents would be); times that cross processes use
+CLOCK_MONOTONIC, which is system-wide on Linux.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import pathlib
+import queue
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import typing as t
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from agentmail.store import MailStore, Stored  # noqa: E402
+from agentmail.watch import Watcher  # noqa: E402
+from protocol.messages import Envelope, MessageType  # noqa: E402
+
+BODY: t.Final = "Bead: t1\nStep: Step 2\nStatus: working\nContext usage: 40%\n" + "x" * 200
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def _envelope(sender: str, body: str, to: str = "sink") -> Envelope:
+    return Envelope.model_validate(
+        {
+            "from": sender,
+            "to": [to],
+            "type": MessageType.PROGRESS,
+            "subject": "[t1] PROGRESS",
+            "body_md": body,
+            "thread_id": "t1",
+        }
+    )
+
+
+def percentiles(samples: t.Sequence[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    cuts = statistics.quantiles(ordered, n=100, method="inclusive")
+    return {
+        "n": len(ordered),
+        "p50": cuts[49],
+        "p95": cuts[94],
+        "p99": cuts[98],
+        "max": ordered[-1],
+        "mean": statistics.fmean(ordered),
+    }
+
+
+# ------------------------------------------------------------------------------ measurements
+
+
+def send_latency(root: pathlib.Path, count: int) -> dict[str, float]:
+    """Milliseconds per durable send (fsynced, signed, validated), one writer."""
+    store = MailStore(root)
+    for i in range(50):  # warm-up
+        store.send(_envelope("w0", BODY + str(i)))
+    samples = []
+    for i in range(count):
+        env = _envelope("w0", BODY + str(i))
+        start = time.perf_counter()
+        store.send(env)
+        samples.append((time.perf_counter() - start) * 1000)
+    return percentiles(samples)
+
+
+def _timed_sender(
+    root: str, sender: str, receiver: str, count: int, interval: float, go: t.Any
+) -> None:
+    store = MailStore(pathlib.Path(root))
+    go.wait()
+    for _ in range(count):
+        # the send time travels in the body; the receiver subtracts it on its own clock
+        store.send(_envelope(sender, f"{time.monotonic_ns()}\n{BODY}", to=receiver))
+        time.sleep(interval)
+
+
+def _sent_ns(stored: Stored) -> int:
+    return int(stored.envelope.body_md.split("\n", 1)[0])
+
+
+def watch_latency(root: pathlib.Path, count: int, interval: float) -> dict[str, float]:
+    """Milliseconds from send() start to the watcher callback (a message every ``interval``)."""
+    store = MailStore(root)
+    got: queue.Queue[float] = queue.Queue()
+
+    def callback(stored: Stored) -> None:
+        got.put((time.monotonic_ns() - _sent_ns(stored)) / 1e6)
+        store.mark_read("mayor", stored.id)  # what the mayor does after recording the effect
+
+    go = SPAWN.Event()
+    proc = SPAWN.Process(target=_timed_sender, args=(str(root), "w1", "mayor", count, interval, go))
+    proc.start()
+    with Watcher(store, "mayor", callback):
+        go.set()
+        samples = [got.get(timeout=60) for _ in range(count)]
+    proc.join(timeout=60)
+    return percentiles(samples)
+
+
+def poll_latency(
+    root: pathlib.Path, count: int, interval: float, period: float
+) -> dict[str, float]:
+    """The same, for a receiver that lists the inbox every ``period`` seconds."""
+    store = MailStore(root)
+    cursor = store.list("poller").next_cursor
+    go = SPAWN.Event()
+    proc = SPAWN.Process(
+        target=_timed_sender, args=(str(root), "w2", "poller", count, interval, go)
+    )
+    proc.start()
+    go.set()
+    samples: list[float] = []
+    deadline = time.monotonic() + count * interval * 3 + 30
+    while len(samples) < count and time.monotonic() < deadline:
+        time.sleep(period)
+        page = store.list("poller", cursor=cursor)
+        now = time.monotonic_ns()
+        samples.extend(
+            (now - _sent_ns(s)) / 1e6 for s in page.messages if s.envelope.sender == "w2"
+        )
+        cursor = page.next_cursor
+    proc.join(timeout=60)
+    return percentiles(samples)
+
+
+def _bulk_sender(root: str, sender: str, count: int, ready: t.Any, go: t.Any) -> None:
+    store = MailStore(pathlib.Path(root))
+    store.send(_envelope(sender, "warm-up"))
+    ready.release()
+    go.wait()
+    for i in range(count):
+        store.send(_envelope(sender, BODY + str(i)))
+
+
+def throughput(root: pathlib.Path, writers: int, total: int) -> dict[str, float]:
+    """Durable messages per second into one inbox with ``writers`` processes."""
+    per = max(1, total // writers)
+    ready = SPAWN.Semaphore(0)
+    go = SPAWN.Event()
+    procs = [
+        SPAWN.Process(target=_bulk_sender, args=(str(root), f"t{writers}x{i}", per, ready, go))
+        for i in range(writers)
+    ]
+    for proc in procs:
+        proc.start()
+    for _ in procs:
+        ready.acquire()
+    start = time.perf_counter()
+    go.set()
+    for proc in procs:
+        proc.join()
+    elapsed = time.perf_counter() - start
+    return {"writers": writers, "messages": per * writers, "seconds": elapsed,
+            "per_second": per * writers / elapsed}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------ driver
+
+
+def run(base: pathlib.Path, quick: bool) -> dict[str, t.Any]:
+    count = 1000 if quick else 3000
+    interval = 0.004 if quick else 0.005
+    root = base / "mail"
+    store = MailStore(root)
+    senders = ["mayor", "poller", "sink", "w0", "w1", "w2"] + [
+        f"t{w}x{i}" for w in (1, 8) for i in range(w)
+    ]
+    for agent in senders:
+        store.register(agent)
+    figures: dict[str, t.Any] = {"quick": quick}
+    figures["send_ms"] = send_latency(root, count)
+    figures["watch_ms"] = watch_latency(root, count, interval)
+    poll_count = 200 if quick else 1000
+    figures["poll_1s_ms"] = poll_latency(root, poll_count, interval * 2, 1.0)
+    total = 2000 if quick else 8000
+    figures["throughput_1"] = throughput(root, 1, total)
+    figures["throughput_8"] = throughput(root, 8, total)
+    return figures
+
+
+def table(f: dict[str, t.Any]) -> str:
+    def ok(good: bool) -> str:
+        return "yes" if good else "**no**"
+
+    send, watch, poll = f["send_ms"], f["watch_ms"], f["poll_1s_ms"]
+    t1, t8 = f["throughput_1"]["per_second"], f["throughput_8"]["per_second"]
+    rows = [
+        "| measure | n | p50 | p95 | p99 | max | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| durable send (ms) | {send['n']} | {send['p50']:.3f} | {send['p95']:.3f} | "
+        f"{send['p99']:.3f} | {send['max']:.3f} | | |",
+        f"| send -> callback, watcher (ms) | {watch['n']} | {watch['p50']:.3f} | "
+        f"{watch['p95']:.3f} | {watch['p99']:.3f} | {watch['max']:.3f} | p50 <= 2, p99 <= 10 | "
+        f"{ok(watch['p50'] <= 2 and watch['p99'] <= 10)} |",
+        f"| send -> seen, 1 s poller (ms) | {poll['n']} | {poll['p50']:.1f} | {poll['p95']:.1f} | "
+        f"{poll['p99']:.1f} | {poll['max']:.1f} | baseline | |",
+        "",
+        "| durable throughput | messages | seconds | msg/s | target | met |",
+        "|---|---|---|---|---|---|",
+        f"| 1 writer | {f['throughput_1']['messages']} | {f['throughput_1']['seconds']:.2f} | "
+        f"{t1:.0f} | >= 1000 | {ok(t1 >= 1000)} |",
+        f"| 8 writers | {f['throughput_8']['messages']} | {f['throughput_8']['seconds']:.2f} | "
+        f"{t8:.0f} | >= 2000 | {ok(t8 >= 2000)} |",
+        "",
+        f"watcher p50 is {poll['p50'] / max(watch['p50'], 1e-9):.0f}x faster than the 1 s poller.",
+    ]
+    return "\n".join(rows)
+
+
+def main(argv: t.Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a short run (about 20 s)")
+    parser.add_argument("--json", type=pathlib.Path, default=None, help="write the figures here")
+    parser.add_argument("--dir", type=pathlib.Path, default=None, help="where to put the mail")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-mail-") as tmp:
+        figures = run(pathlib.Path(tmp), args.quick)
+    print(table(figures))
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench"
+    sys.exit(main())
