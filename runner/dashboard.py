@@ -1,0 +1,342 @@
+"""What ``swarm watch`` shows (and ``swarm status`` prints once): pure renderables of the run state.
+
+:func:`render` is a pure function of the state, the plan, the events and the time: a header, a
+progress bar (merged / total, with an ETA from the remaining efforts), the merge queue, the
+last scope escapes and help requests, and the task table (:func:`status_table`, last, so a
+terminal too short for every row crops only the table). Everything fits ``width`` columns.
+
+:class:`EventTail` follows ``events.jsonl`` incrementally (read from a byte offset, fold with
+:func:`runner.state.apply`), so a wake-up costs only the new lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import typing as t
+from datetime import UTC, datetime
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from protocol.plan import DEFAULT_EFFORT_MINUTES, Plan
+from protocol.state import TERMINAL_TASK_STATES, Event, RunState
+from runner.report import status_rows
+from runner.state import apply
+
+logger = logging.getLogger(__name__)
+
+QUEUE_STATES: t.Final = ("merging", "validating", "offered")
+"""The merge queue, head first: the task being merged, then validated, then waiting."""
+ESCAPE_KINDS: t.Final = frozenset({"escape_reported", "escape_decided"})
+HELP_KIND: t.Final = "help_requested"
+EVENT_KINDS: t.Final = frozenset({*ESCAPE_KINDS, HELP_KIND, "task_offered"})
+"""The only event kinds :func:`render` looks at (:class:`EventTail` keeps just these)."""
+RECENT: t.Final = 3
+SESSION_WIDTH: t.Final = 14
+TASK_WIDTH: t.Final = 14
+
+_STATE_STYLE: t.Final[dict[str, str]] = {
+    "merged": "green",
+    "running": "cyan",
+    "offered": "yellow",
+    "validating": "yellow",
+    "merging": "yellow",
+    "rework": "magenta",
+    "failed": "bold red",
+    "blocked": "red",
+    "skipped": "dim",
+    "cancelled": "dim",
+    "pending": "dim",
+}
+_STATUS_STYLE: t.Final[dict[str, str]] = {
+    "running": "cyan",
+    "done": "bold green",
+    "failed": "bold red",
+    "stopped": "yellow",
+}
+
+
+def _now(at: datetime | None) -> datetime:
+    return at or datetime.now(UTC)
+
+
+def duration_text(seconds: float) -> str:
+    """``45s``, ``12m``, ``2h05m``: short enough for a status line."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def left_ellipsis(text: str, width: int) -> str:
+    """Keep the end of ``text`` (where session names differ): ``…0-3f2a-T03``."""
+    return text if len(text) <= width else "…" + text[len(text) - width + 1 :]
+
+
+def _effort(plan: Plan | None, task_id: str) -> float:
+    if plan is not None:
+        for task in plan.tasks:
+            if task.id == task_id:
+                return task.minutes
+    return float(DEFAULT_EFFORT_MINUTES)  # spawned tasks (T-AUTO-n) are not in the plan
+
+
+class Progress(t.NamedTuple):
+    merged: int
+    total: int
+    eta: float | None
+    """Seconds left, from the remaining efforts at the pace of the efforts merged so far; None
+    before the first merge (no pace yet) or when the run has ended."""
+
+
+def progress(state: RunState, plan: Plan | None, at: datetime | None = None) -> Progress:
+    at = _now(at)
+    tasks = list(state.tasks.values())
+    merged = sum(1 for task in tasks if task.state == "merged")
+    # tasks done before the run (status: done in the plan) were never dispatched: no pace
+    paced = sum(
+        _effort(plan, task.id)
+        for task in tasks
+        if task.state == "merged" and task.dispatched_at is not None
+    )
+    remaining = sum(
+        _effort(plan, task.id) for task in tasks if task.state not in TERMINAL_TASK_STATES
+    )
+    eta: float | None = None
+    if state.status == "running" and paced > 0 and state.created is not None:
+        wall = max(0.0, (at - state.created).total_seconds())
+        eta = remaining * wall / paced
+    return Progress(merged, len(tasks), eta)
+
+
+def _bar(done: int, total: int, width: int) -> Text:
+    width = max(width, 4)
+    filled = width if total == 0 else round(width * done / total)
+    bar = Text("█" * filled, style="green")
+    bar.append("░" * (width - filled), style="dim")
+    return bar
+
+
+def _header(state: RunState, at: datetime) -> Text:
+    text = Text("run ")
+    text.append(state.run_id, style="bold")
+    text.append(": ")
+    text.append(state.status, style=_STATUS_STYLE.get(state.status, ""))
+    if state.plan_name:
+        text.append(f"  plan {state.plan_name}")
+    if state.status == "running":
+        active = sum(
+            1
+            for task in state.tasks.values()
+            if task.state in ("running", "offered", "validating", "merging")
+        )
+        text.append(f"  workers {active}/{state.max_workers}")
+    if state.created is not None:
+        end = state.ended_at or at
+        text.append(f"  {duration_text((end - state.created).total_seconds())}")
+    if state.stop_reason:
+        text.append(f"  ({state.stop_reason})")
+    return text
+
+
+def _progress_line(state: RunState, plan: Plan | None, at: datetime, width: int) -> Text:
+    prog = progress(state, plan, at)
+    pct = 100 if prog.total == 0 else prog.merged * 100 // prog.total
+    left = f"merged {prog.merged}/{prog.total} "
+    if state.status != "running":
+        eta = ""
+    elif prog.eta is None:
+        eta = "  ETA ?"
+    else:
+        eta = f"  ETA {duration_text(prog.eta)}"
+    right = f" {pct:3d}%{eta}"
+    line = Text(left)
+    line.append_text(_bar(prog.merged, prog.total, min(40, width - len(left) - len(right))))
+    line.append(right)
+    return line
+
+
+def _one_line(text: str, width: int) -> Text:
+    return _clip(Text(text), width)
+
+
+def merge_queue(state: RunState, events: t.Sequence[Event]) -> list[str]:
+    """Task ids in the merge queue, head first (merging, validating, then offered by time)."""
+    offered_at: dict[str, int] = {}
+    for event in events:
+        if event.kind == "task_offered" and event.task_id is not None:
+            offered_at[event.task_id] = event.seq
+    queued = [tid for tid in state.task_order if state.tasks[tid].state in QUEUE_STATES]
+    queued += [
+        tid
+        for tid, task in state.tasks.items()
+        if tid not in state.task_order and task.state in QUEUE_STATES
+    ]
+    return sorted(
+        queued,
+        key=lambda tid: (QUEUE_STATES.index(state.tasks[tid].state), offered_at.get(tid, 0)),
+    )
+
+
+def _escape_text(event: Event) -> str:
+    data = event.data
+    who = f"{event.task_id}: " if event.task_id else ""
+    if event.kind == "escape_reported":
+        return f"{who}escape: {data.get('text', '')}"
+    key = data.get("key") or f"byte {data.get('offset', '?')}"
+    if data.get("spawn"):
+        return f"escape {key}: spawned {data.get('task') or ''} ({data.get('reason', '')})"
+    return f"escape {key}: not spawned ({data.get('reason', '')})"
+
+
+def _recent(events: t.Sequence[Event], kinds: t.Container[str]) -> list[Event]:
+    found: list[Event] = []
+    for event in reversed(events):
+        if event.kind in kinds:
+            found.append(event)
+            if len(found) == RECENT:
+                break
+    return found[::-1]
+
+
+def _section(title: str, lines: list[str], width: int) -> Group:
+    head = Text(title, style="bold")
+    if not lines:
+        head.append(" none", style="dim")
+        return Group(head)
+    return Group(head, *(_one_line(f"  {line}", width) for line in lines))
+
+
+def status_table(
+    state: RunState, *, width: int = 80, at: datetime | None = None, title: bool = True
+) -> Table:
+    """One row per task, in plan order: task, state, worker session, attempt, elapsed, last
+    message (the failure reason for failed, skipped, rework and blocked tasks), exactly
+    ``width`` columns wide (pass the console's width; the last message is cut with ``…``)."""
+    rows = status_rows(state, _now(at))
+    task_w = min(TASK_WIDTH, max([4, *(len(r["task"]) for r in rows)]))
+    session_w = min(SESSION_WIDTH, max([7, *(len(r["session"]) for r in rows)]))
+    fixed = [task_w, 10, session_w, 3, 7]
+    # columns are separated by two spaces; the last message gets what is left (at least 8)
+    spare = width - sum(fixed) - 2 * len(fixed) - 8
+    if spare < 0:  # too narrow: give up session width first, then task width
+        cut = min(-spare, session_w - 7)
+        session_w -= cut
+        spare += cut
+        task_w -= min(max(-spare, 0), task_w - 4)
+    table = Table(
+        title=f"run {state.run_id}: {state.status}" if title else None,
+        title_justify="left",
+        box=None,
+        padding=(0, 1),
+        pad_edge=False,
+        expand=True,
+        width=width,
+        header_style="bold",
+    )
+    table.add_column("task", no_wrap=True, overflow="ellipsis", width=task_w)
+    table.add_column("state", no_wrap=True, width=10)
+    table.add_column("session", no_wrap=True, overflow="ellipsis", width=session_w)
+    table.add_column("try", no_wrap=True, justify="right", width=3)
+    table.add_column("elapsed", no_wrap=True, justify="right", width=7)
+    table.add_column("last", no_wrap=True, overflow="ellipsis", ratio=1)
+    for row in rows:
+        table.add_row(
+            row["task"],
+            Text(row["state"], style=_STATE_STYLE.get(row["state"], "")),
+            left_ellipsis(row["session"], session_w) or "-",
+            str(row["attempt"]),
+            row["elapsed"],
+            row["last"].replace("\n", " "),
+        )
+    return table
+
+
+def render(
+    state: RunState,
+    plan: Plan | None,
+    events: t.Sequence[Event],
+    *,
+    width: int = 80,
+    at: datetime | None = None,
+) -> RenderableType:
+    """The whole dashboard (pure: same inputs, same output). ``events`` need only hold the
+    kinds in :data:`EVENT_KINDS`; ``at`` is the time elapsed values are computed for."""
+    at = _now(at)
+    width = max(width, 20)
+    queue = merge_queue(state, events)
+    queue_text = ", ".join(f"{tid} {state.tasks[tid].state}" for tid in queue)
+    parts: list[RenderableType] = [
+        _clip(_header(state, at), width),
+        _clip(_progress_line(state, plan, at, width), width),
+        _one_line(f"merge queue: {queue_text or 'empty'}", width),
+        _section("escapes:", [_escape_text(e) for e in _recent(events, ESCAPE_KINDS)], width),
+        _section(
+            "help requests:",
+            [f"{e.task_id or '?'}: {e.data.get('text', '')}" for e in _recent(events, {HELP_KIND})],
+            width,
+        ),
+        status_table(state, width=width, at=at, title=False),
+    ]
+    return Group(*parts)
+
+
+def _clip(text: Text, width: int) -> Text:
+    text.truncate(width, overflow="ellipsis")
+    text.no_wrap = True
+    return text
+
+
+class EventTail:
+    """Follows one run's ``events.jsonl``: :meth:`poll` reads the lines appended since the last
+    call and folds them into :attr:`state`. A torn last line waits for its newline; a file that
+    shrank (replaced) is read again from the start."""
+
+    def __init__(self, path: pathlib.Path, kinds: t.Container[str] = EVENT_KINDS) -> None:
+        self.path = path
+        self.kinds = kinds
+        self.offset = 0
+        self.state: RunState | None = None
+        self.events: list[Event] = []
+        """The events of :attr:`kinds` seen so far."""
+
+    def poll(self) -> bool:
+        """Read what was appended; True when at least one event was folded."""
+        try:
+            with self.path.open("rb") as fh:
+                size = fh.seek(0, 2)
+                if size < self.offset:
+                    logger.warning(
+                        "events file shrank; reading it again", extra={"path": str(self.path)}
+                    )
+                    self.offset, self.state, self.events = 0, None, []
+                fh.seek(self.offset)
+                raw = fh.read()
+        except FileNotFoundError:
+            return False
+        end = raw.rfind(b"\n")
+        if end < 0:
+            return False
+        self.offset += end + 1
+        changed = False
+        for line in raw[:end].split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                event = Event.model_validate_json(line)
+            except ValueError:
+                logger.warning("skipped a corrupt event line", extra={"path": str(self.path)})
+                continue
+            try:
+                self.state = apply(self.state, event)
+            except (ValueError, KeyError) as exc:
+                logger.warning("skipped event %d: %s", event.seq, exc)
+                continue
+            if event.kind in self.kinds:
+                self.events.append(event)
+            changed = True
+        return changed
