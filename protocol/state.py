@@ -72,8 +72,20 @@ class TaskRecord(Model):
     """Fewer attempts than the plan's budget when the last failure's kind allows fewer."""
     last_activity: datetime | None = None
     """The last time the worker was heard from (mail or a state change), for stall detection."""
+    refusal: str = ""
+    """Why the last attempt was sent back: scope, conflict, gate, validation or crash."""
     nudges: int = 0
     """Stall alerts since the last activity: 1 after a NUDGE, 2 after a HELP_REQUEST."""
+
+
+class EscapeRecord(Model):
+    """One scope escape the mayor decided on: spawned as a follow-up task, or rejected."""
+
+    key: str | None = None
+    source: str | None = None
+    spawned: str | None = None
+    reason: str = ""
+    finding: str = ""
 
 
 class RunState(Model):
@@ -106,6 +118,10 @@ class RunState(Model):
     land: bool = False
     paused: bool = False
     """Dispatch paused (a critical scope escape): running work goes on, nothing new starts."""
+    failed_gate_families: tuple[str, ...] = ()
+    """Gate families (I, O, S, M) with a failed gate in this run (for the auto-spawn policy)."""
+    landed: bool = False
+    escapes: tuple[EscapeRecord, ...] = ()
     created: datetime | None = None
     ended_at: datetime | None = None
     stop_reason: str = ""

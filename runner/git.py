@@ -208,6 +208,23 @@ def merge_no_ff(repo: pathlib.Path, branch: str, message: str, *, verify: bool =
     )
 
 
+def merge_squash(repo: pathlib.Path, branch: str, message: str) -> str:
+    """Squash ``branch`` into one commit on the branch checked out in ``repo``; return its sha.
+    On conflict the work tree is reset to where it was and :class:`MergeConflict` is raised."""
+    before = head_sha(repo)
+    result = _git(repo, "merge", "--squash", "--", branch, check=False)
+    if result.returncode != 0:
+        conflicts = unmerged_files(repo)
+        reset_hard(repo, before)
+        if conflicts:
+            raise MergeConflict(branch, conflicts)
+        raise CommandError(
+            ("git", "merge", "--squash", branch), result.returncode, result.stdout, result.stderr
+        )
+    _git(repo, "commit", "-q", "--no-verify", "--allow-empty", "-m", message)
+    return head_sha(repo)
+
+
 def reset_hard(repo: pathlib.Path, sha: str) -> None:
     _git(repo, "reset", "-q", "--hard", sha)
 

@@ -24,16 +24,17 @@ from agentmail.store import MailStore, Stored
 from agentmail.watch import Watcher
 from protocol import manifest
 from protocol.messages import Envelope, Fields, MessageType
-from protocol.plan import Plan, Task
+from protocol.plan import GateFamily, Plan, Task
+from protocol.results import ScopeEscape
 from protocol.state import TERMINAL_TASK_STATES, RunState, TaskRecord
-from runner import checks, git, worktrees
+from runner import checks, escapes, git, worktrees
 from runner.agents.presets import AgentPreset, build_argv, command_preset, preset
 from runner.brief import BriefContext, render_brief
 from runner.errors import CommandError, RunnerError
 from runner.paths import RunPaths, SwarmPaths
 from runner.scheduler import SchedulerInput, decide
 from runner.sessions import SessionBackend, SessionSpec, session_name
-from runner.state import RunLog
+from runner.state import RunLog, read_events
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,15 @@ class Mayor:
         self.backend = backend
         self._wake: queue.Queue[str] = queue.Queue()
         self._mail_cursor: str | None = None  # delivery position already looked at
-        self._order = {task.id: index for index, task in enumerate(plan.tasks)}
+        events = read_events(config.run.events)
+        added = [Task.model_validate(e.data["task"]) for e in events if e.kind == "task_added"]
+        if added:  # follow-up tasks spawned before a restart
+            self.plan = plan.model_copy(update={"tasks": (*plan.tasks, *added)})
+        self._ledger = escapes.EscapeLedger.from_events(events)
+        self._escape_offset = self._ledger.offset
+        self._guard = escapes.LoopGuard.for_budgets(plan.budgets).replay(events)
+        self._order = {task.id: index for index, task in enumerate(self.plan.tasks)}
+        self._budget_refused = False
         self._case_sensitive = manifest.filesystem_case_sensitive(config.repo)
         self._preset = self._agent_preset()
 
@@ -153,12 +162,14 @@ class Mayor:
     def step(self) -> None:
         """One pass over everything that may have changed. Idempotent."""
         self._handle_mail()
+        self._ingest_escapes()
         self._check_sessions()
         self._check_timeouts()
         self._integrate_offers()
         self._rework()
         self._dispatch()
         self._finish_if_done()
+        self._check_loop()
 
     # -- mail ------------------------------------------------------------------------------
 
@@ -177,6 +188,12 @@ class Mayor:
 
     def _on_message(self, stored: Stored) -> None:
         env = stored.envelope
+        if env.sender == HUMAN and env.type is MessageType.GUIDANCE:
+            if env.fields.model_dump().get("text") == RESUME_DISPATCH and self.state.paused:
+                self.log.record("dispatch_resumed", msg_id=env.id)
+            else:
+                self.log.record("mail_ignored", msg_id=env.id, reason="guidance for no one")
+            return
         if env.type is MessageType.TERMINATE and env.sender == HUMAN:
             self._stop(
                 reason=env.fields.model_dump().get("text") or "stopped by swarm stop",
@@ -469,7 +486,10 @@ class Mayor:
         self.log.record("merge_started", task.id, head_sha=head, integration_head=base)
         message = f"swarm({task.id}): {task.title}"
         try:
-            merge_sha = git.merge_no_ff(self.integration, head, message)
+            if self.state.commit_policy == "squash":
+                merge_sha = git.merge_squash(self.integration, head, message)
+            else:
+                merge_sha = git.merge_no_ff(self.integration, head, message)
         except git.MergeConflict as exc:
             git.reset_hard(self.integration, base)
             self.log.record(
@@ -495,6 +515,7 @@ class Mayor:
                 kind="gate",
                 reason=f"{failure.reason}; the integration branch was reset",
                 check=failure.check,
+                gate_family=self._gate_family(failure.check),
             )
             return
         self._merged(task, head, merge_sha)
@@ -538,17 +559,46 @@ class Mayor:
     # -- retries ---------------------------------------------------------------------------
 
     def _rework(self) -> None:
-        budget = self.plan.budgets.max_attempts
+        """Send refused work back: conflicts and scope violations are fix-ups (bounded by
+        ``budgets.max_fixups``, then the task is blocked and a human asked); anything else is
+        a retry (bounded by ``budgets.max_attempts`` and the failed check's own limit)."""
+        budgets = self.plan.budgets
+        if self.state.status != "running":
+            return
         for record in self._tasks_in("rework"):
-            limit = min(budget, record.attempt_limit or budget)
-            if record.attempt >= limit:
+            if record.refusal in FIXUP_REFUSALS:
+                if record.fixups >= budgets.max_fixups:
+                    self._block(record)
+                    continue
+                self._start(self.plan.task(record.id), record.attempt + 1)
+                continue
+            limit = min(budgets.max_attempts, record.attempt_limit or budgets.max_attempts)
+            if record.attempt - record.fixups >= limit:
                 self.log.record(
                     "task_failed",
                     record.id,
-                    reason=f"{record.reason} (after {record.attempt} attempts)",
+                    reason=f"{record.reason} (after {record.attempt - record.fixups} attempts)",
                 )
                 continue
             self._start(self.plan.task(record.id), record.attempt + 1)
+
+    def _block(self, record: TaskRecord) -> None:
+        reason = f"{record.reason} (after {record.fixups} fix-ups)"
+        self.log.record("task_blocked", record.id, reason=reason)
+        self._send(
+            HUMAN,
+            MessageType.HELP_REQUEST,
+            record.id,
+            {
+                "issue_type": "BLOCKED",
+                "problem": f"Task {record.id} was refused {record.fixups + 1} times: {reason}",
+                "files_touched": list(record.files),
+                "question": f"Fix branch {record.branch} by hand (swarm attach {record.id} "
+                "--rw), or drop the task.",
+            },
+            importance="high",
+            ack_required=True,
+        )
 
     # -- dispatch --------------------------------------------------------------------------
 
@@ -562,6 +612,7 @@ class Mayor:
                 max_workers=self.state.max_workers,
                 waves=self.state.waves,
                 case_sensitive=self._case_sensitive,
+                paused=self.state.paused,
             )
         )
         for tid, reason in decision.skip:
@@ -593,7 +644,7 @@ class Mayor:
             branch=branch,
             worktree=str(worktree),
             base_sha=base,
-            fixup=rebase_onto is not None,
+            fixup=record.state == "rework" and record.refusal in FIXUP_REFUSALS,
             resumed=resumed,
         )
         try:
@@ -768,6 +819,15 @@ class Mayor:
         if self.plan.gates:
             failure = checks.run_gates(self.plan.gates, self.integration, fast_only=False)
             if failure is not None:
+                family = self._gate_family(failure.check)
+                self.log.record(
+                    "final_gate_failed",
+                    reason=failure.reason,
+                    gate_family=family,
+                    output=failure.output,
+                )
+                if self._remediate(failure, family):
+                    return
                 self.log.record(
                     "run_finished",
                     status="failed",
@@ -776,6 +836,151 @@ class Mayor:
                 )
                 return
         self.log.record("run_finished", status="done", reason="every task merged")
+        if self.state.land:
+            self._land()
+
+    def _gate_family(self, check: str) -> GateFamily:
+        name = check.removeprefix("gate:")
+        return next((g.family for g in self.plan.gates if g.name == name), "I")
+
+    def _remediate(self, failure: checks.CheckFailure, family: GateFamily) -> bool:
+        """A failing final gate may spawn one remediation task within its family's budget."""
+        key = f"{failure.check}|remediate"
+        ledger = self._ledger
+        budgets = self.plan.budgets
+        if key in ledger.seen_keys:
+            return False
+        used = ledger.spawned_by_family.get(family, 0)
+        if ledger.spawned_total >= budgets.spawns or used >= budgets.family.get(family, 0):
+            self._decided(
+                {
+                    "key": key,
+                    "spawn": False,
+                    "family": family,
+                    "reason": f"no budget left to remediate {failure.check}",
+                }
+            )
+            return False
+        tid = escapes.next_auto_id(self.state.tasks)
+        task = Task(
+            id=tid,
+            subject=f"Make {failure.check} pass",
+            description=f"The final {failure.reason}. Output:\n\n{failure.output}",
+            files=("**",),
+            concurrency="write-shared",
+            issue_type="remediation",
+            blocked_by=(),
+        )
+        self._decided(
+            {
+                "key": key,
+                "spawn": True,
+                "family": family,
+                "task": tid,
+                "reason": f"remediation of {failure.check}",
+            }
+        )
+        self._add_task(task)
+        return True
+
+    def _land(self) -> None:
+        from runner.land import land
+
+        result = land(self.config.repo, self.state)
+        if result.landed:
+            self.log.record("run_landed", target=result.target, old=result.old, new=result.new)
+        else:
+            self.log.record("land_refused", reason=result.reason, commands=list(result.commands))
+
+    # -- scope escapes and the anti-loop guard ---------------------------------------------
+
+    def _ingest_escapes(self) -> None:
+        """Decide each new line of scope-escapes.jsonl exactly once (the ledger is folded from
+        ``escape_decided`` events, so a restart reads on where it stopped)."""
+        path = self.config.swarm.escapes
+        entries, end = escapes.read_escapes(path, self._escape_offset)
+        if not entries:
+            return
+        ends = [offset for offset, _ in entries[1:]] + [end]
+        for (_, entry), after in zip(entries, ends, strict=True):
+            self._escape_offset = after
+            if isinstance(entry, str):
+                self._decided({"offset": after, "key": None, "spawn": False, "reason": entry})
+                continue
+            if entry.run_id is not None and entry.run_id != self.run_id:
+                continue  # another run's escape
+            self._decide_escape(entry, after)
+
+    def _decide_escape(self, escape: ScopeEscape, offset: int) -> None:
+        ledger = self._ledger
+        family: GateFamily = "I"  # an escape counts against the implementation family
+        decision = escapes.decide_spawn(
+            escapes.SpawnPolicyInput(
+                escape=escape,
+                policy=self.state.auto_spawn,
+                budgets=self.plan.budgets,
+                spawned_total=ledger.spawned_total,
+                spawned_by_family=ledger.spawned_by_family,
+                seen_keys=ledger.seen_keys,
+                gate_failed=family in self.state.failed_gate_families,
+                family=family,
+            )
+        )
+        source = escape.task_id if escape.task_id in self.state.tasks else None
+        tid = escapes.next_auto_id(self.state.tasks) if decision.spawn else None
+        self._decided(
+            {
+                "offset": offset,
+                "key": escapes.dedup_key(escape),
+                "spawn": decision.spawn,
+                "reason": decision.reason,
+                "family": family,
+                "task": tid,
+                "pause": decision.pause,
+                "source": source,
+                "finding": escape.finding[:200],
+            },
+            task_id=source,
+        )
+        if tid is not None:
+            task = escapes.follow_up_task(escape, tid, source or "")
+            if source is None:
+                task = task.model_copy(update={"blocked_by": ()})
+            self._add_task(task)
+        if decision.pause and not self.state.paused:
+            self.log.record("dispatch_paused", reason=decision.reason)
+            self._send(
+                HUMAN,
+                MessageType.HELP_REQUEST,
+                source or "run",
+                {
+                    "issue_type": "BLOCKED",
+                    "problem": f"Critical scope escape: {escape.finding}",
+                    "files_touched": list(escape.suggested_files),
+                    "question": "Dispatch is paused. Resume it with `swarm unpause`.",
+                },
+                importance="urgent",
+                ack_required=True,
+            )
+        if not decision.spawn and "budget" in decision.reason and "exhausted" in decision.reason:
+            self._budget_refused = True
+
+    def _decided(self, data: dict[str, t.Any], task_id: str | None = None) -> None:
+        self.log.record(escapes.ESCAPE_EVENT, task_id, **data)
+        self._ledger = self._ledger.record(data)
+
+    def _add_task(self, task: Task) -> None:
+        self.log.record("task_added", task=task.model_dump(mode="json"))
+        self.plan = self.plan.model_copy(update={"tasks": (*self.plan.tasks, task)})
+        self._order[task.id] = len(self._order)
+
+    def _check_loop(self) -> None:
+        if self.state.status != "running":
+            return
+        self._guard = self._guard.observe(escapes.progress_of(self.state))
+        reason = escapes.check_loop(self._guard, spawn_refused_by_budget=self._budget_refused)
+        if reason is not None:
+            self._stop(reason=reason, kill=False, status="stopped")
 
     def _stop(
         self, *, reason: str, kill: bool, status: str = "stopped", msg_id: str | None = None
@@ -794,12 +999,14 @@ class Mayor:
         return [rec for rec in self.state.tasks.values() if rec.state == state]
 
 
+RESUME_DISPATCH: t.Final = "resume-dispatch"
+FIXUP_REFUSALS: t.Final = frozenset({"conflict", "scope"})
 _PRESET_NAMES: t.Final = frozenset({"claude", "codex", "aider", "gemini", "scripted"})
 
 
 def _conflicted(record: TaskRecord) -> bool:
     """The task is back for rework because its branch conflicts with the integration branch."""
-    return record.state == "rework" and record.reason.startswith("merge conflict")
+    return record.state == "rework" and record.refusal == "conflict"
 
 
 def _summary(env: Envelope) -> str:

@@ -50,6 +50,8 @@ def status_document(state: RunState) -> dict[str, t.Any]:
         "counts": counts(state),
         "integration_branch": state.integration_branch,
         "integration_head": state.integration_head,
+        "paused": state.paused,
+        "escapes": [e.model_dump(mode="json") for e in state.escapes],
         "tasks": [
             task.model_dump(mode="json") for task in (state.tasks[tid] for tid in state.task_order)
         ],
@@ -97,6 +99,19 @@ def render_report(state: RunState) -> str:
         "### Active Sessions",
         "",
         *_table(["Task", "State", "Session"], [[t.id, t.state, t.session or "-"] for t in active]),
+        "### Scope Escapes",
+        "",
+        *_table(
+            ["From", "Key", "Decision"],
+            [
+                [
+                    e.source or "-",
+                    e.key or "-",
+                    f"spawned {e.spawned}" if e.spawned else f"rejected: {e.reason}",
+                ]
+                for e in state.escapes
+            ],
+        ),
         "### Merge Status",
         "",
         *_table(

@@ -14,7 +14,7 @@ import pathlib
 import typing as t
 from datetime import datetime
 
-from protocol.state import Event, RunState, TaskRecord, TaskState
+from protocol.state import EscapeRecord, Event, RunState, TaskRecord, TaskState
 from runner.errors import RunFailed, UsageError
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,11 @@ _TASK_STATE_BY_KIND: t.Final[dict[str, TaskState]] = {
     "task_blocked": "blocked",
     "task_skipped": "skipped",
     "task_cancelled": "cancelled",
+}
+_REFUSAL_BY_KIND: t.Final = {
+    "merge_refused": "merge",
+    "validation_failed": "validation",
+    "task_crashed": "crash",
 }
 _NOT_ACTIVITY: t.Final = frozenset({"task_nudged"})
 _ENDS_TASK: t.Final = frozenset({"merged", "failed", "blocked", "skipped", "cancelled"})
@@ -69,6 +74,24 @@ def apply(state: RunState | None, event: Event) -> RunState:
         update["integration_head"] = data["head"]
     elif event.kind in ("dispatch_paused", "dispatch_resumed"):
         update["paused"] = event.kind == "dispatch_paused"
+    elif event.kind == "task_added":
+        tid = data["task"]["id"]
+        update["tasks"] = {**state.tasks, tid: TaskRecord(id=tid)}
+        update["task_order"] = (*state.task_order, tid)
+    elif event.kind == "run_landed":
+        update["landed"] = True
+    elif event.kind == "escape_decided":
+        record = EscapeRecord(
+            key=data.get("key"),
+            source=data.get("source"),
+            spawned=data.get("task") if data.get("spawn") else None,
+            reason=str(data.get("reason", "")),
+            finding=str(data.get("finding", "")),
+        )
+        update["escapes"] = (*state.escapes, record)
+    family = data.get("gate_family")
+    if family and family not in state.failed_gate_families:
+        update["failed_gate_families"] = (*state.failed_gate_families, family)
     if event.task_id is not None and event.task_id in state.tasks:
         tasks = dict(state.tasks)
         tasks[event.task_id] = _apply_task(tasks[event.task_id], event)
@@ -113,6 +136,9 @@ def _apply_task(task: TaskRecord, event: Event) -> TaskRecord:
         update["files"] = tuple(data["files"])
     if event.kind == "merge_refused" and data.get("kind") == "conflict":
         update["conflicts"] = task.conflicts + 1
+    refusal = _REFUSAL_BY_KIND.get(event.kind)
+    if refusal is not None:
+        update["refusal"] = data.get("kind", refusal)
     if text := data.get("text"):
         update["last_message"] = text
     return task.model_copy(update=update)

@@ -390,6 +390,11 @@ def status_command(
     console.print(table)
     if state.stop_reason:
         console.print(f"{state.status}: {state.stop_reason}")
+    if state.paused:
+        console.print("dispatch is PAUSED (a critical scope escape): `swarm unpause` resumes it")
+    for escape in state.escapes:
+        decision = f"spawned {escape.spawned}" if escape.spawned else f"rejected: {escape.reason}"
+        console.print(f"escape from {escape.source or '?'} [{escape.key}]: {decision}")
 
 
 @click.command(name="report")
@@ -482,7 +487,6 @@ def logs_command(
 @handle_errors
 def stop_command(run_id: str | None, kill: bool, repo: pathlib.Path | None) -> None:
     """Stop a run: no new workers start; with --kill, running workers are killed too."""
-    from agentmail.store import MailStore
 
     top = find_repo(repo)
     rid = launch.resolve_run(top, run_id)
@@ -505,23 +509,51 @@ def stop_command(run_id: str | None, kill: bool, repo: pathlib.Path | None) -> N
             log.record("run_finished", status="stopped", reason="stopped by swarm stop")
             click.echo(f"swarm: run {rid} stopped", err=True)
             return
-    store = MailStore(swarm.mail)
-    store.send(
+    subject = "TERMINATE kill" if kill else "TERMINATE"
+    _mail_mayor(top, rid, MessageType.TERMINATE, subject, "stopped by swarm stop")
+    click.echo(f"swarm: asked the mayor of run {rid} to stop", err=True)
+
+
+def _mail_mayor(top: pathlib.Path, rid: str, mtype: MessageType, subject: str, text: str) -> None:
+    from agentmail.store import MailStore
+
+    MailStore(SwarmPaths.for_repo(top).mail).send(
         Envelope.model_validate(
             {
                 "from": "human",
                 "to": ["mayor"],
-                "type": MessageType.TERMINATE,
+                "type": mtype,
                 "run_id": rid,
-                "subject": "TERMINATE kill" if kill else "TERMINATE",
-                "fields": {"text": "stopped by swarm stop"},
+                "subject": subject,
+                "fields": {"text": text},
             }
         )
     )
-    click.echo(f"swarm: asked the mayor of run {rid} to stop", err=True)
+
+
+@click.command(name="unpause")
+@click.argument("run_id", metavar="[RUN]", required=False)
+@repo_option
+@handle_errors
+def unpause_command(run_id: str | None, repo: pathlib.Path | None) -> None:
+    """Resume dispatch after a critical scope escape paused it.
+
+    \b
+    Examples:
+      swarm unpause
+    """
+    from runner.mayor import RESUME_DISPATCH
+
+    top = find_repo(repo)
+    rid = launch.resolve_run(top, run_id)
+    if not launch.read_state(top, rid).paused:
+        fail(f"run {rid} is not paused")
+    _mail_mayor(top, rid, MessageType.GUIDANCE, "GUIDANCE resume dispatch", RESUME_DISPATCH)
+    click.echo(f"swarm: asked the mayor of run {rid} to resume dispatch", err=True)
 
 
 commands: t.Final = (
+    unpause_command,
     mayor_command,
     run_command,
     resume_command,
