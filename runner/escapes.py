@@ -372,7 +372,10 @@ class LoopGuard:
 
     @classmethod
     def for_budgets(cls, budgets: Budgets, *, max_idle: int = 3) -> LoopGuard:
-        return cls(max_idle=max_idle, max_iterations=budgets.iterations)
+        """A guard for a plan's budgets. One task reworked alone is bounded by its own attempt
+        and fix-up budgets, so the idle limit leaves room for those to settle it first."""
+        idle = max(max_idle, budgets.max_attempts + budgets.max_fixups + 1)
+        return cls(max_idle=idle, max_iterations=budgets.iterations)
 
     def observe(self, progress: Progress) -> LoopGuard:
         """The guard after the run reached ``progress`` (pure)."""

@@ -34,7 +34,7 @@ from runner.errors import CommandError, RunnerError
 from runner.paths import RunPaths, SwarmPaths
 from runner.scheduler import SchedulerInput, decide
 from runner.sessions import SessionBackend, SessionSpec, session_name
-from runner.state import RunLog, read_events
+from runner.state import RunLog, read_events, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +84,13 @@ class Mayor:
         self._wake: queue.Queue[str] = queue.Queue()
         self._mail_cursor: str | None = None  # delivery position already looked at
         events = read_events(config.run.events)
-        added = [Task.model_validate(e.data["task"]) for e in events if e.kind == "task_added"]
-        if added:  # follow-up tasks spawned before a restart
+        known = {task.id for task in plan.tasks}
+        added = [
+            Task.model_validate(e.data["task"])
+            for e in events
+            if e.kind == "task_added" and e.data["task"]["id"] not in known
+        ]
+        if added:  # spawned before a crash that came before plan.json was rewritten
             self.plan = plan.model_copy(update={"tasks": (*plan.tasks, *added)})
         self._ledger = escapes.EscapeLedger.from_events(events)
         self._escape_offset = self._ledger.offset
@@ -972,6 +977,8 @@ class Mayor:
     def _add_task(self, task: Task) -> None:
         self.log.record("task_added", task=task.model_dump(mode="json"))
         self.plan = self.plan.model_copy(update={"tasks": (*self.plan.tasks, task)})
+        # workers (the scripted agent) read their task from plan.json
+        write_json_atomic(self.config.run.plan, self.plan.model_dump_json(indent=1))
         self._order[task.id] = len(self._order)
 
     def _check_loop(self) -> None:

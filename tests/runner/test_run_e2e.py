@@ -10,85 +10,25 @@ import json
 import pathlib
 import threading
 import time
-import typing as t
 
 import pytest
-import yaml
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from libtmux.server import Server
 
-from protocol.state import Event
 from runner.cli.main import cli
 from runner.paths import SwarmPaths
-from runner.state import read_events, rebuild
+from runner.state import rebuild
 from tests.conftest import git
-
-Steps = list[dict[str, t.Any]]
-
-
-def write(path: str, content: str) -> dict[str, t.Any]:
-    return {"write": {"path": path, "content": content}}
-
-
-def task(tid: str, files: list[str], script: Steps, **extra: t.Any) -> dict[str, t.Any]:
-    return {"id": tid, "subject": f"task {tid}", "files": files, "script": script, **extra}
-
-
-def write_plan(where: pathlib.Path, tasks: list[dict[str, t.Any]], **extra: t.Any) -> pathlib.Path:
-    path = where / "plan.yaml"
-    path.write_text(yaml.safe_dump({"name": "e2e", "tasks": tasks, **extra}))
-    return path
-
-
-def swarm_run(repo: pathlib.Path, plan: pathlib.Path, server: Server | None, *args: str) -> Result:
-    mode = ["--tmux-socket", str(server.socket_name)] if server else ["--mode", "local"]
-    return CliRunner().invoke(
-        cli,
-        [
-            "run",
-            str(plan),
-            "--repo",
-            str(repo),
-            "--run-id",
-            "r1",
-            "--worktree-root",
-            str(repo.parent / "wt"),
-            *mode,
-            *args,
-        ],
-        catch_exceptions=False,
-    )
-
-
-def events(repo: pathlib.Path, run_id: str = "r1") -> list[Event]:
-    return read_events(SwarmPaths.for_repo(repo).run(run_id).events)
-
-
-def state_doc(repo: pathlib.Path, run_id: str = "r1") -> dict[str, t.Any]:
-    text = SwarmPaths.for_repo(repo).run(run_id).state.read_text()
-    doc: dict[str, t.Any] = json.loads(text)
-    return doc
-
-
-def intervals(evs: list[Event]) -> dict[str, list[tuple[int, int]]]:
-    """Per task, the (first dispatch seq, end seq) spans during which it held a slot."""
-    spans: dict[str, list[tuple[int, int]]] = {}
-    opened: dict[str, int] = {}
-    for ev in evs:
-        if ev.task_id is None:
-            continue
-        if ev.kind == "task_dispatched" and ev.task_id not in opened:
-            opened[ev.task_id] = ev.seq
-        elif ev.kind in ("task_merged", "task_failed", "task_blocked", "task_cancelled"):
-            start = opened.pop(ev.task_id, None)
-            if start is not None:
-                spans.setdefault(ev.task_id, []).append((start, ev.seq))
-    return spans
-
-
-def merged_subjects(repo: pathlib.Path, run_id: str = "r1") -> list[str]:
-    out = git(repo, "log", "--merges", "--format=%s", f"swarm/{run_id}/integration")
-    return sorted(out.splitlines())
+from tests.runner.runs import (
+    events,
+    intervals,
+    merged_subjects,
+    state_doc,
+    swarm_run,
+    task,
+    write,
+    write_plan,
+)
 
 
 def test_dag_order_locks_and_worker_limit(git_repo: pathlib.Path, server: Server) -> None:
