@@ -344,18 +344,20 @@ class MailStore:
 
     # ---------------------------------------------------------------------------- reading
 
-    def _scan(self, agent: str, *, after: int = 0) -> list[_Entry]:
+    def _scan(self, agent: str, *, after: int = 0, include_cur: bool = True) -> list[_Entry]:
         """Every message entry of ``agent`` with ``dseq > after``, in delivery order.
 
         Holds the inbox lock shared, so no delivery is half-visible: if a ``dseq`` is seen,
         every smaller one already delivered is seen too. Names that are not messages are
-        quarantined on the way.
+        quarantined on the way. ``include_cur=False`` lists ``new/`` only (the watcher's fast
+        path: it checks the result is contiguous from ``after``).
         """
         box = self._box(agent)
         floor = f"{after:0{_DSEQ_WIDTH}d}"
+        subs = ("new", "cur") if include_cur else ("new",)
         with locked(pathlib.Path(box, ".delivery"), fcntl.LOCK_SH):
             # os.listdir: names only, the fastest listing (the lock is held meanwhile)
-            listed = [(sub, os.listdir(f"{box}/{sub}")) for sub in ("new", "cur")]  # noqa: PTH208
+            listed = [(sub, os.listdir(f"{box}/{sub}")) for sub in subs]  # noqa: PTH208
         entries: dict[int, _Entry] = {}
         strays: list[tuple[str, str]] = []
         leftovers: list[str] = []

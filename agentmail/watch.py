@@ -129,15 +129,55 @@ class Watcher:
         self._wake.set()
 
     def _run(self) -> None:
+        full = True
         while not self._stopping.is_set():
-            self._wake.wait(self.rescan_interval)
+            woken = self._wake.wait(self.rescan_interval)
             self._wake.clear()
             if self._stopping.is_set():
                 break
             try:
-                self.scan()
+                if full or not woken or not self._quick_scan():
+                    self.scan()
+                full = False
             except Exception:
                 logger.exception("inbox scan failed", extra={"agent": self.agent})
+
+    def _quick_scan(self) -> bool:
+        """After a wake-up: read ``new/`` only. True if that was enough.
+
+        It is enough when the deliveries found follow the cursor without a gap: then nothing
+        in between can be in ``cur/`` (read or acked by someone else before we saw it). A gap
+        (or an empty ``new/`` with ``include_read``) asks for the full scan of ``new/`` and
+        ``cur/``; the timer does a full scan anyway.
+        """
+        after = self.store.parse_cursor(self.agent, self._cursor)
+        entries = self.store._scan(self.agent, after=after, include_cur=False)
+        if not entries:
+            return not self.include_read
+        if entries[0].dseq != after + 1 or entries[-1].dseq != after + len(entries):
+            return False
+        count = 0
+        for entry in entries:
+            if self._stopping.is_set():
+                break
+            stored = self.store._load(self.agent, entry)
+            self._cursor = f"{entry.dseq:012d}"
+            if stored is not None and self._deliver(stored):
+                count += 1
+        self.delivered += count
+        return True
+
+    def _deliver(self, stored: Stored) -> bool:
+        if stored.id in self._seen:
+            return False
+        self._seen.add(stored.id)
+        try:
+            self.callback(stored)
+        except Exception:
+            logger.exception(
+                "mail callback failed", extra={"agent": self.agent, "msg_id": stored.id}
+            )
+        return True
 
     def scan(self) -> int:
         """Deliver everything after the cursor now; return how many messages were delivered."""
@@ -150,16 +190,8 @@ class Watcher:
                 unread=None if self.include_read else True,
             )
             for stored in page.messages:
-                if stored.id in self._seen:
-                    continue
-                self._seen.add(stored.id)
-                try:
-                    self.callback(stored)
-                except Exception:
-                    logger.exception(
-                        "mail callback failed", extra={"agent": self.agent, "msg_id": stored.id}
-                    )
-                count += 1
+                if self._deliver(stored):
+                    count += 1
             if page.next_cursor is not None:
                 self._cursor = page.next_cursor
             if not page.has_more:

@@ -95,18 +95,23 @@ def _sent_ns(stored: Stored) -> int:
 def watch_latency(root: pathlib.Path, count: int, interval: float) -> dict[str, float]:
     """Milliseconds from send() start to the watcher callback (a message every ``interval``)."""
     store = MailStore(root)
-    got: queue.Queue[float] = queue.Queue()
+    got: queue.Queue[tuple[float, str]] = queue.Queue()
 
     def callback(stored: Stored) -> None:
-        got.put((time.monotonic_ns() - _sent_ns(stored)) / 1e6)
-        store.mark_read("mayor", stored.id)  # what the mayor does after recording the effect
+        # as the mayor does: note the message and hand it to the main loop
+        got.put(((time.monotonic_ns() - _sent_ns(stored)) / 1e6, stored.id))
 
     go = SPAWN.Event()
-    proc = SPAWN.Process(target=_timed_sender, args=(str(root), "w1", "mayor", count, interval, go))
+    args = (str(root), "w1", "mayor", count, interval, go)
+    proc = SPAWN.Process(target=_timed_sender, args=args)
     proc.start()
+    samples = []
     with Watcher(store, "mayor", callback):
         go.set()
-        samples = [got.get(timeout=60) for _ in range(count)]
+        for _ in range(count):
+            latency, msg_id = got.get(timeout=60)
+            samples.append(latency)
+            store.mark_read("mayor", msg_id)  # the effect is recorded: mark it read
     proc.join(timeout=60)
     return percentiles(samples)
 
