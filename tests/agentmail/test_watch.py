@@ -151,3 +151,26 @@ def test_burst_of_20000_is_delivered_exactly_once_in_sender_order(tmp_path: path
         seqs[stored.envelope.sender].append(stored.envelope.seq)
     for sender in senders:
         assert seqs[sender] == list(range(1, per_sender + 1)), sender
+
+
+def test_message_moved_to_cur_before_the_watcher_saw_it_is_not_skipped(
+    tmp_path: pathlib.Path,
+) -> None:
+    """An acked-but-unread message that left new/ early still arrives, in order."""
+    store = make_store(tmp_path, "mayor", "w1")
+    got: queue.Queue[Stored] = queue.Queue()
+    hold = threading.Event()
+
+    def callback(stored: Stored) -> None:
+        got.put(stored)
+        if stored.envelope.body_md == "m0":
+            hold.wait(10)
+
+    with Watcher(store, "mayor", callback, rescan_interval=60):
+        store.send(msg("w1", "mayor", body="m0"))
+        assert _drain(got, 1)[0].envelope.body_md == "m0"  # the watcher is now held
+        m1 = store.send(msg("w1", "mayor", body="m1"))
+        store.ack("mayor", m1.id)  # moved to cur/ (acked, still unread) behind its back
+        store.send(msg("w1", "mayor", body="m2"))
+        hold.set()
+        assert [s.envelope.body_md for s in _drain(got, 2, timeout=10)] == ["m1", "m2"]
