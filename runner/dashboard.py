@@ -217,7 +217,8 @@ def status_table(
     """One row per task, in plan order: task, state, worker session, attempt, elapsed, last
     message (the failure reason for failed, skipped, rework and blocked tasks), exactly
     ``width`` columns wide (pass the console's width; the last message is cut with ``…``)."""
-    rows = status_rows(state, _now(at))
+    # an ended run's elapsed times stop with it (tasks still "running" when it was stopped)
+    rows = status_rows(state, state.ended_at or _now(at))
     task_w = min(TASK_WIDTH, max([4, *(len(r["task"]) for r in rows)]))
     session_w = min(SESSION_WIDTH, max([7, *(len(r["session"]) for r in rows)]))
     fixed = [task_w, 10, session_w, 3, 7]

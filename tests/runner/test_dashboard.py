@@ -265,3 +265,14 @@ def test_event_tail_of_a_missing_file(tmp_path: pathlib.Path) -> None:
     tail = EventTail(tmp_path / "nope.jsonl")
     assert not tail.poll()
     assert tail.state is None
+
+
+def test_elapsed_times_stop_with_the_run() -> None:
+    evs = events(
+        created("A"),
+        (1, "task_dispatched", "A", {"attempt": 1, "session": "s"}),
+        (3, "run_finished", None, {"status": "stopped", "reason": "stopped by swarm stop"}),
+    )
+    text = text_of(status_table(rebuild(evs), at=T0 + timedelta(hours=5)))
+    row = next(line for line in text.splitlines() if line.startswith("A "))
+    assert row.split()[1:5] == ["running", "s", "1", "2m00s"]
