@@ -75,6 +75,19 @@ def common_dir(repo: pathlib.Path) -> pathlib.Path:
     return (path if path.is_absolute() else repo / path).resolve()
 
 
+def git_dir(repo: pathlib.Path) -> pathlib.Path:
+    """The private git directory of a work tree (``.git/worktrees/<name>`` for a worktree)."""
+    out = _out(repo, "rev-parse", "--git-dir")
+    path = pathlib.Path(out)
+    return (path if path.is_absolute() else repo / path).resolve()
+
+
+def drop_stale_index_lock(repo: pathlib.Path) -> None:
+    """Remove the ``index.lock`` a killed git left in a work tree. Only for work trees nobody
+    else uses (the mayor calls it on the integration worktree while holding the run's lock)."""
+    (git_dir(repo) / "index.lock").unlink(missing_ok=True)
+
+
 def head_sha(repo: pathlib.Path, ref: str = "HEAD") -> str:
     """The full commit sha ``ref`` points at (raises :class:`CommandError` if unknown)."""
     return _out(repo, "rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}")

@@ -126,6 +126,7 @@ class Mayor:
         self.store.register(HUMAN)
         self.backend.set_exit_callback(lambda name: self.wake(f"exit:{name}"))
         self.log.record("mayor_started", pid=os.getpid())
+        git.drop_stale_index_lock(self.integration)  # a mayor killed mid-merge leaves one
         self._adopt()
         watcher = Watcher(self.store, MAYOR, lambda _stored: self.wake("mail"))
         watcher.start()
@@ -432,7 +433,7 @@ class Mayor:
             if actual != base and git.is_ancestor(self.config.repo, offered, actual):
                 self._gate_and_record(task, offered, base, actual)
                 return
-            git.reset_hard(self.integration, base)
+            git.reset_hard(self.integration, base)  # a half-done merge, if any
         self.log.record("validation_started", task.id, head_sha=head)
         failure = checks.validate(task, worktree)
         if failure is not None:

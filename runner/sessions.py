@@ -291,7 +291,15 @@ class TmuxBackend:
 
     def _agent_pane(self, name: str) -> _Pane | None:
         """The agent pane of session ``name`` (exact match), None if there is no such session."""
-        fields = ("pane_id", "pane_dead", "pane_dead_status", "pane_pid", PANE_OPTION, EXIT_OPTION)
+        fields = (
+            "pane_id",
+            "pane_dead",
+            "pane_dead_status",
+            "pane_pid",
+            PANE_OPTION,
+            EXIT_OPTION,
+            "pane_start_command",
+        )
         fmt = "\t".join(f"#{{{f}}}" for f in fields)
         result = self._tmux("list-panes", "-s", "-t", f"={name}:", "-F", fmt, check=False)
         if result.returncode != 0:
@@ -307,6 +315,10 @@ class TmuxBackend:
         if not rows:
             return None
         row = next((r for r in rows if r[0] == r[4]), rows[0])
+        if row[6].strip('"').endswith(PLACEHOLDER[-1]):
+            # start() was interrupted (its process killed) before the agent was launched: the
+            # placeholder would wait forever, so the session counts as dead, status unknown
+            return _Pane(id=row[0], dead=True, status=None, pid=_int_or_none(row[3]))
         return _Pane(
             id=row[0],
             # the wrapper records the status just before it exits: the agent is gone already
