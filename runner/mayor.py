@@ -798,13 +798,19 @@ class Mayor:
     def _agent_preset(self) -> AgentPreset:
         if self.state.agent_cmd:
             return command_preset(self.state.agent_cmd)
-        return preset(self.state.agent)
+        return self._named_preset(self.state.agent)
+
+    def _named_preset(self, name: str) -> AgentPreset:
+        """A custom preset of the repository's config, else a built-in one."""
+        from runner.config import load_config, preset_from_config
+
+        return preset_from_config(load_config(self.config.repo), name) or preset(name)
 
     def _task_preset(self, task: Task) -> AgentPreset:
         if task.agent is None:
             return self._preset
-        if task.agent in _PRESET_NAMES:
-            return preset(task.agent)
+        if " " not in task.agent:
+            return self._named_preset(task.agent)
         return command_preset(task.agent)
 
     # -- the end ---------------------------------------------------------------------------
@@ -1009,7 +1015,6 @@ class Mayor:
 
 RESUME_DISPATCH: t.Final = "resume-dispatch"
 FIXUP_REFUSALS: t.Final = frozenset({"conflict", "scope"})
-_PRESET_NAMES: t.Final = frozenset({"claude", "codex", "aider", "gemini", "scripted"})
 
 
 def _conflicted(record: TaskRecord) -> bool:

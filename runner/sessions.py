@@ -226,6 +226,10 @@ def _wrapper(unset: t.Sequence[str]) -> str:
     is not inherited by the agent).
     """
     prefix = f"unset {' '.join(unset)}; " if unset else ""
+    # tmux gives a new pane the PATH of the client that made it, whatever `-e PATH=` says; the
+    # worker's PATH therefore travels as SWARM_AGENT_PATH and is put in place here
+    prefix += 'if [ -n "${SWARM_AGENT_PATH:-}" ]; then PATH=$SWARM_AGENT_PATH; export PATH; fi; '
+
     return (
         f'{prefix}t=$1 n=$2; shift 2; trap : INT; "$@"; s=$?; '
         f'"$t" set-option -p -t "$TMUX_PANE" {EXIT_OPTION} "$s" >/dev/null 2>&1; '
@@ -348,7 +352,10 @@ class TmuxBackend:
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.notify_dir.mkdir(parents=True, exist_ok=True)
         env_args: list[str] = []
-        for key, value in spec.env.items():
+        env = dict(spec.env)
+        if "PATH" in env:
+            env["SWARM_AGENT_PATH"] = env["PATH"]
+        for key, value in env.items():
             env_args += ["-e", f"{key}={value}"]
         width, height = self.size
         created = self._tmux(

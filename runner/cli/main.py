@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from runner.cli import clean, land, mail, plan, plan_import, run, worker
+from runner.cli import clean, doctor, land, mail, plan, plan_import, run, watch, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,7 +30,7 @@ def cli(verbose: int, quiet: bool) -> None:
 plan.command.add_command(plan_import.command)
 for _module in (plan, mail, worker):
     cli.add_command(_module.command)
-for _command in (*run.commands, land.command, clean.command):
+for _command in (*run.commands, land.command, clean.command, watch.command, doctor.command):
     cli.add_command(_command)
 
 

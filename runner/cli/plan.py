@@ -23,7 +23,14 @@ plan_argument = click.argument(
 
 @click.group(name="plan")
 def command() -> None:
-    """Check a plan, simulate its schedule, draw its graph."""
+    """Check a plan, simulate its schedule, draw its graph, import one from another tool.
+
+    \b
+    Examples:
+      swarm plan validate plan.yaml
+      swarm plan simulate plan.yaml --workers 4
+      swarm plan import plan.md -o plan.yaml
+    """
 
 
 def _load(plan_path: pathlib.Path) -> tuple[Plan | None, list[str]]:
@@ -154,13 +161,19 @@ def simulate_command(
 
 @command.command(name="graph")
 @plan_argument
+@json_option
 @handle_errors
-def graph_command(plan_path: pathlib.Path) -> None:
+def graph_command(plan_path: pathlib.Path, as_json: bool) -> None:
     """Print PLAN's dependency graph as Mermaid (graph TD).
 
     \b
-    Example:
+    Examples:
       swarm plan graph plan.yaml > plan.mmd
+      swarm plan graph plan.yaml --json
     """
-    plan = _load_or_fail(plan_path, "plan-graph", False)
+    plan = _load_or_fail(plan_path, "plan-graph", as_json)
+    if as_json:
+        edges = [[dep, task.id] for task in plan.tasks for dep in task.blocked_by]
+        echo_json("plan-graph", {"mermaid": mermaid(plan), "edges": edges})
+        return
     click.echo(mermaid(plan), nl=False)

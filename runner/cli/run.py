@@ -29,7 +29,7 @@ from runner.cli.common import (
     repo_option,
 )
 from runner.paths import SwarmPaths
-from runner.report import render_report, status_document, status_rows
+from runner.report import render_report, status_document
 from runner.state import RunLog, exclusive_lock, read_events, rebuild, write_json_atomic
 
 run_option = click.option("--run", "run_id", default=None, help="Run id (default: the latest).")
@@ -116,7 +116,11 @@ def _print_event(event: Event, state: RunState) -> None:
 @click.option(
     "--waves", is_flag=True, help="agentops wave barriers instead of continuous dispatch."
 )
-@click.option("--keep-sessions", is_flag=True, help="Keep tmux sessions of merged tasks.")
+@click.option(
+    "--keep-sessions/--no-keep-sessions",
+    default=None,
+    help="Keep tmux sessions of merged tasks (default: close them).",
+)
 @click.option("--run-id", default=None, help="Name the run (default: a timestamp).")
 @click.option("--base", default=None, help="Base commit of the integration branch (default HEAD).")
 @click.option(
@@ -144,9 +148,8 @@ def _print_event(event: Event, state: RunState) -> None:
 @click.option(
     "--auto-spawn",
     type=click.Choice(["off", "safe", "all"]),
-    default="safe",
-    show_default=True,
-    help="Follow-up tasks from scope escapes.",
+    default=None,
+    help="Follow-up tasks from scope escapes (default: safe).",
 )
 @click.option("--squash", is_flag=True, help="Squash each task into one commit (no merge commit).")
 @click.option(
@@ -167,7 +170,7 @@ def run_command(
     agent: str | None,
     agent_cmd: str | None,
     waves: bool,
-    keep_sessions: bool,
+    keep_sessions: bool | None,
     run_id: str | None,
     base: str | None,
     worktree_root: pathlib.Path | None,
@@ -177,7 +180,7 @@ def run_command(
     foreground: bool,
     detach: bool,
     stall_after: float | None,
-    auto_spawn: t.Literal["off", "safe", "all"],
+    auto_spawn: t.Literal["off", "safe", "all"] | None,
     squash: bool,
     land_after: bool,
     repo: pathlib.Path | None,
@@ -194,6 +197,7 @@ def run_command(
       swarm run plan.yaml --max-workers 3 --agent claude
       swarm run plan.yaml --mode=local --timeout 30m
     """
+    from runner.config import load_config
     from runner.plan.importers import load_any_plan, needs_ol, require_ol
 
     top = find_repo(repo)
@@ -210,23 +214,29 @@ def run_command(
         require_ol()
     if mode == "distributed" and shutil.which("tmux") is None:
         fail("tmux is not on PATH: install tmux, or use --mode=local", EXIT_USAGE)
+    # precedence: command-line flag > plan > config file > default
+    cfg = load_config(top)
+    if cfg.gates and "gates" not in plan.model_fields_set:
+        plan = plan.model_copy(update={"gates": cfg.gates})
+    if cfg.budgets is not None and "budgets" not in plan.model_fields_set:
+        plan = plan.model_copy(update={"budgets": cfg.budgets})
     log = launch.create_run(
         top,
         plan,
         launch.RunOptions(
             mode=mode,
-            max_workers=max_workers,
-            agent=agent,
-            agent_cmd=agent_cmd,
+            max_workers=max_workers or plan.max_workers or cfg.max_workers,
+            agent=agent or plan.agent or cfg.agent,
+            agent_cmd=agent_cmd or cfg.agent_cmd,
             waves=waves,
-            keep_sessions=keep_sessions,
+            keep_sessions=_first(keep_sessions, cfg.keep_sessions, False),
             run_id=run_id,
             base=base,
-            worktree_root=worktree_root,
-            tmux_socket=tmux_socket,
+            worktree_root=worktree_root or cfg.worktree_root,
+            tmux_socket=tmux_socket or cfg.tmux_socket,
             timeout=timeout,
-            stall_after=stall_after,
-            auto_spawn=auto_spawn,
+            stall_after=stall_after or cfg.stall_after,
+            auto_spawn=auto_spawn or cfg.auto_spawn or "safe",
             squash=squash,
             land=land_after,
         ),
@@ -240,6 +250,10 @@ def run_command(
     _drive_or_follow(
         top, state, foreground=foreground or mode == "local", detach=detach, as_json=as_json
     )
+
+
+def _first(*values: bool | None) -> bool:
+    return next(v for v in values if v is not None)
 
 
 def _drive_or_follow(
@@ -340,7 +354,12 @@ def resume_command(
 @repo_option
 @handle_errors
 def mayor_command(run_id: str, repo: pathlib.Path | None) -> None:
-    """Be the mayor of RUN (what `swarm run` starts inside the run's tmux session)."""
+    """Be the mayor of RUN (what `swarm run` starts inside the run's tmux session).
+
+    \b
+    Examples:
+      swarm mayor 20261121-051500-3f2a --repo .
+    """
     import logging
 
     top = find_repo(repo)
@@ -379,15 +398,11 @@ def status_command(
         echo_json("status", status_document(state))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"run {state.run_id}: {state.status}", title_justify="left", expand=False)
-    for column in ("task", "state", "try", "elapsed", "last"):
-        table.add_column(column, overflow="fold" if column == "last" else "ellipsis")
-    for row in status_rows(state):
-        table.add_row(row["task"], row["state"], str(row["attempt"]), row["elapsed"], row["last"])
+    from runner.dashboard import status_table
+
     console = Console(width=min(shutil.get_terminal_size().columns, 120))
-    console.print(table)
+    console.print(status_table(state, width=console.width))
     if state.stop_reason:
         console.print(f"{state.status}: {state.stop_reason}")
     if state.paused:
@@ -403,7 +418,13 @@ def status_command(
 @json_option
 @handle_errors
 def report_command(run_id: str | None, repo: pathlib.Path | None, as_json: bool) -> None:
-    """Print the agentops-style results report of a run."""
+    """Print the agentops-style results report of a run.
+
+    \b
+    Examples:
+      swarm report
+      swarm report 20261121-051500-3f2a --json
+    """
     top = find_repo(repo)
     state = launch.read_state(top, launch.resolve_run(top, run_id))
     if as_json:
@@ -463,7 +484,13 @@ def attach_command(
 def logs_command(
     task: str, run_id: str | None, follow: bool, lines: int, repo: pathlib.Path | None
 ) -> None:
-    """Print the last lines of a worker's pane output (pane.log)."""
+    """Print the last lines of a worker's pane output (pane.log).
+
+    \b
+    Examples:
+      swarm logs T03
+      swarm logs T03 -f -n 200
+    """
     top = find_repo(repo)
     rid = launch.resolve_run(top, run_id)
     path = SwarmPaths.for_repo(top).run(rid).pane_log(task)
@@ -486,7 +513,13 @@ def logs_command(
 @repo_option
 @handle_errors
 def stop_command(run_id: str | None, kill: bool, repo: pathlib.Path | None) -> None:
-    """Stop a run: no new workers start; with --kill, running workers are killed too."""
+    """Stop a run: no new workers start; with --kill, running workers are killed too.
+
+    \b
+    Examples:
+      swarm stop
+      swarm stop 20261121-051500-3f2a --kill
+    """
 
     top = find_repo(repo)
     rid = launch.resolve_run(top, run_id)

@@ -17,7 +17,6 @@ from runner.cli.main import cli
 
 MISSING_EXAMPLES: t.Final = frozenset(
     {
-        "logs",
         "mail",
         "mail ack",
         "mail inbox",
@@ -29,11 +28,6 @@ MISSING_EXAMPLES: t.Final = frozenset(
         "mail send",
         "mail thread",
         "mail watch",
-        "mayor",
-        "plan",
-        "plan graph",
-        "report",
-        "stop",
         "worker",
         "worker accepted",
         "worker checkpoint",
@@ -62,7 +56,7 @@ READING: t.Final = frozenset(
     }
 )
 """Commands that read and report: each must offer --json (when it is registered)."""
-MISSING_JSON: t.Final = frozenset({"plan graph"})
+MISSING_JSON: t.Final[frozenset[str]] = frozenset()
 
 
 def walk(

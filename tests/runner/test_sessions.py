@@ -192,6 +192,22 @@ def test_env_and_cwd(
     assert seen["git_dir"] is None
 
 
+def test_worker_path_finds_the_agent(backend: Backend, tmp_path: pathlib.Path) -> None:
+    """The worker's PATH wins (tmux would otherwise give the pane its client's PATH)."""
+    bindir = tmp_path / "only-here"
+    bindir.mkdir()
+    agent = bindir / "lonely-agent"
+    out = tmp_path / "ran"
+    agent.write_text(f"#!/bin/sh\necho ok > {out}\n")
+    agent.chmod(0o755)
+    events = callback_queue(backend)
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}"}
+    backend.start(make_spec(tmp_path, "swarm-r1-path", "lonely-agent", env=env))
+    wait_exit(events, "swarm-r1-path")
+    assert out.read_text() == "ok\n"
+    assert backend.status("swarm-r1-path").exit_status == 0
+
+
 def test_kill_is_idempotent(backend: Backend, tmp_path: pathlib.Path) -> None:
     spec = make_spec(tmp_path, "swarm-r1-sleep", "sleep", "1000")
     backend.start(spec)
