@@ -90,16 +90,17 @@ def main() -> int:
         print("==> merge commits on the integration branch:")
         print(sh("git", "log", "--oneline", "--merges", "swarm/demo/integration", cwd=repo).stdout)
         code = code or tests.returncode
+    exe = pathlib.Path(sys.executable).parent / "swarm"
     print(
         "==> look around:\n"
         f"  cd {repo}\n"
-        "  swarm status                      # the task table (add --json for scripts)\n"
-        "  swarm report                      # the results report again\n"
-        "  swarm logs T03                    # a worker's pane output (the crash, then the retry)\n"
-        "  swarm attach T06                  # watch a worker session (read-only; --rw to type)\n"
+        f"  {exe} status        # the task table (--json for scripts)\n"
+        f"  {exe} report        # the results report again\n"
+        f"  {exe} logs T03      # a worker's output: the crash, then the retry\n"
+        f"  {exe} attach T06    # watch a worker's tmux session (read-only; --rw to type)\n"
         "  cat .agents/swarm/scope-escapes.jsonl\n"
         "==> clean up:\n"
-        f"  tmux -L {tmux_socket_name(repo)} kill-server\n"
+        f"  {exe} clean --force && tmux -L {tmux_socket_name(repo)} kill-server\n"
         f"  rm -rf {where}"
     )
     return code
