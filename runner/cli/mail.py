@@ -119,7 +119,14 @@ def _print_messages(messages: t.Sequence[Stored]) -> None:
 
 @click.group(name="mail")
 def command() -> None:
-    """Agent Mail: the file-based inboxes of the mayor, the workers and humans."""
+    """Agent Mail: the file-based inboxes of the mayor, the workers and humans.
+
+    \b
+    Examples:
+      swarm mail register mayor
+      swarm mail inbox --agent mayor --unread
+      swarm mail watch --agent mayor
+    """
 
 
 @command.command()
@@ -128,7 +135,13 @@ def command() -> None:
 @json_option
 @handle_errors
 def register(agent: str, repo: pathlib.Path | None, as_json: bool) -> None:
-    """Create AGENT's inbox and signing key (idempotent)."""
+    """Create AGENT's inbox and signing key (idempotent).
+
+    \b
+    Examples:
+      swarm mail register human
+      swarm mail register worker-1 --json
+    """
     store = open_store(repo)
     key_path = store.register(agent)
     if as_json:
@@ -173,7 +186,13 @@ def send(
     repo: pathlib.Path | None,
     as_json: bool,
 ) -> None:
-    """Send a message; the agentops subject/body pair is parsed into typed fields."""
+    """Send a message; the agentops subject/body pair is parsed into typed fields.
+
+    \b
+    Examples:
+      swarm mail send --from human --to mayor --type GUIDANCE --body 'merge t1 first'
+      swarm mail send --from w1 --to mayor --subject '[t1] PROGRESS' --body-file body.md
+    """
     name, key = sender_identity(sender)
     if body is not None and body_file is not None:
         fail("pass --body or --body-file, not both", EXIT_USAGE)
@@ -238,7 +257,13 @@ def inbox(
     repo: pathlib.Path | None,
     as_json: bool,
 ) -> None:
-    """List an inbox (changes nothing); page with --since NEXT_CURSOR."""
+    """List an inbox (changes nothing); page with --since NEXT_CURSOR.
+
+    \b
+    Examples:
+      swarm mail inbox --agent mayor --unread
+      swarm mail inbox --agent mayor --limit 20 --since 000000000040 --json
+    """
     name = reader_identity(agent)
     page = open_store(repo).list(
         name,
@@ -277,7 +302,13 @@ def inbox(
 def read(
     msg_id: str, agent: str | None, peek: bool, repo: pathlib.Path | None, as_json: bool
 ) -> None:
-    """Show a message and mark it read."""
+    """Show a message and mark it read.
+
+    \b
+    Examples:
+      swarm mail read 01JD7Q7K3M4S6V8X9Y0Z1A2B3C --agent human
+      swarm mail read 01JD7Q7K3M4S6V8X9Y0Z1A2B3C --peek --json
+    """
     name = reader_identity(agent)
     store = open_store(repo)
     if not peek:
@@ -304,7 +335,12 @@ def read(
 def ack(
     msg_ids: tuple[str, ...], agent: str | None, repo: pathlib.Path | None, as_json: bool
 ) -> None:
-    """Acknowledge message(s) (idempotent)."""
+    """Acknowledge message(s) (idempotent).
+
+    \b
+    Examples:
+      swarm mail ack 01JD7Q7K3M4S6V8X9Y0Z1A2B3C --agent mayor
+    """
     name = reader_identity(agent)
     store = open_store(repo)
     for msg_id in msg_ids:
@@ -322,7 +358,13 @@ def ack(
 @json_option
 @handle_errors
 def thread(thread_id: str, agent: str | None, repo: pathlib.Path | None, as_json: bool) -> None:
-    """List one thread of an inbox."""
+    """List one thread of an inbox.
+
+    \b
+    Examples:
+      swarm mail thread task-1 --agent mayor
+      swarm mail thread task-1 --agent human --json
+    """
     name = reader_identity(agent)
     messages = open_store(repo).thread(name, thread_id)
     if as_json:
@@ -352,7 +394,13 @@ def watch(
     repo: pathlib.Path | None,
     as_json: bool,
 ) -> None:
-    """Stream one JSON line per message (unread ones first) until interrupted."""
+    """Stream one JSON line per message (unread ones first) until interrupted.
+
+    \b
+    Examples:
+      swarm mail watch --agent human
+      swarm mail watch --agent mayor --include-read --count 10
+    """
     name = reader_identity(agent)
     store = open_store(repo)
     done = threading.Event()
@@ -414,7 +462,13 @@ def reserve(
     repo: pathlib.Path | None,
     as_json: bool,
 ) -> None:
-    """Reserve path patterns (refused if they overlap another agent's lease)."""
+    """Reserve path patterns (refused if they overlap another agent's lease).
+
+    \b
+    Examples:
+      swarm mail reserve 'src/api/' --agent w1 --ttl 30m --reason task-1
+      swarm mail reserve README.md --agent w2 --shared
+    """
     name = reader_identity(agent)
     lease = Leases(mail_root(repo)).reserve(
         name, patterns, exclusive=not shared, ttl=_ttl(ttl), reason=reason
@@ -439,7 +493,13 @@ def release(
     repo: pathlib.Path | None,
     as_json: bool,
 ) -> None:
-    """Release a lease (only its holder may)."""
+    """Release a lease (only its holder may).
+
+    \b
+    Examples:
+      swarm mail release 01JD7Q7K3M4S6V8X9Y0Z1A2B3C --agent w1
+      swarm mail release --all --agent w1
+    """
     if (lease_id is None) == (not release_all):
         fail("pass a LEASE_ID or --all", EXIT_USAGE)
     name = reader_identity(agent)
@@ -455,7 +515,13 @@ def release(
 @json_option
 @handle_errors
 def leases(repo: pathlib.Path | None, as_json: bool) -> None:
-    """List live leases."""
+    """List live leases.
+
+    \b
+    Examples:
+      swarm mail leases
+      swarm mail leases --json
+    """
     live = Leases(mail_root(repo)).list()
     if as_json:
         echo_json("mail.leases", {"leases": [dump(lease) for lease in live]})

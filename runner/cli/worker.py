@@ -116,7 +116,14 @@ def _detail(text: str, fallback: str) -> str:
 
 @click.group(name="worker")
 def command() -> None:
-    """Report from inside a worker pane (identity from $SWARM_WORKER and friends)."""
+    """Report from inside a worker pane (identity from $SWARM_WORKER and friends).
+
+    \b
+    Examples:
+      swarm worker accepted --title 'Add login'
+      swarm worker progress 'tests written' --step 'Step 2'
+      swarm worker offer 'login works' --tests PASS
+    """
 
 
 @command.command()
@@ -124,7 +131,12 @@ def command() -> None:
 @json_option
 @handle_errors
 def accepted(title: str, as_json: bool) -> None:
-    """Tell the mayor the task is accepted (BEAD_ACCEPTED)."""
+    """Tell the mayor the task is accepted (BEAD_ACCEPTED).
+
+    \b
+    Examples:
+      swarm worker accepted --title 'Add login'
+    """
     env = WorkerEnv.from_environ()
     fields = BeadAcceptedFields(bead_id=env.task, title=title)
     _send(env, MessageType.BEAD_ACCEPTED, fields, as_json=as_json)
@@ -138,7 +150,12 @@ def accepted(title: str, as_json: bool) -> None:
 @json_option
 @handle_errors
 def progress(text: str, step: str, context_usage: int, files: str | None, as_json: bool) -> None:
-    """Report progress (PROGRESS)."""
+    """Report progress (PROGRESS).
+
+    \b
+    Examples:
+      swarm worker progress 'tests written' --step 'Step 2' --context-usage 35 --files src/a.py
+    """
     env = WorkerEnv.from_environ()
     fields = ProgressFields(
         bead_id=env.task,
@@ -166,7 +183,12 @@ def progress(text: str, step: str, context_usage: int, files: str | None, as_jso
 def help_(
     text: str, issue_type: str, question: str, tried: str, files: str | None, as_json: bool
 ) -> None:
-    """Ask the mayor for help (HELP_REQUEST)."""
+    """Ask the mayor for help (HELP_REQUEST).
+
+    \b
+    Examples:
+      swarm worker help 'the spec contradicts itself' --issue-type SPEC_UNCLEAR --question 'why?'
+    """
     env = WorkerEnv.from_environ()
     fields = HelpRequestFields(
         bead_id=env.task,
@@ -192,7 +214,12 @@ def help_(
 @json_option
 @handle_errors
 def escape(finding: str, files: str, intent: str, severity: str, as_json: bool) -> None:
-    """Record work outside the manifest instead of doing it (SCOPE_ESCAPE)."""
+    """Record work outside the manifest instead of doing it (SCOPE_ESCAPE).
+
+    \b
+    Examples:
+      swarm worker escape --finding 'config needs a flag' --files src/config.py --severity high
+    """
     env = WorkerEnv.from_environ()
     paths = _files(files)
     if not paths:
@@ -279,7 +306,13 @@ def offer(
     build: str | None,
     as_json: bool,
 ) -> None:
-    """Offer the work for merging (OFFERING_READY)."""
+    """Offer the work for merging (OFFERING_READY).
+
+    \b
+    Examples:
+      swarm worker offer 'login works' --tests PASS --lint PASS --build PASS
+      swarm worker offer 'fix' --commit abc1234 --files src/a.py,src/b.py
+    """
     _offer(MessageType.OFFERING_READY, summary, commit, files, tests, lint, build, as_json)
 
 
@@ -295,7 +328,12 @@ def done(
     build: str | None,
     as_json: bool,
 ) -> None:
-    """Report the task done (DONE; same shape as offer)."""
+    """Report the task done (DONE; same shape as offer).
+
+    \b
+    Examples:
+      swarm worker done 'docs updated' --tests PASS
+    """
     _offer(MessageType.DONE, summary, commit, files, tests, lint, build, as_json)
 
 
@@ -324,7 +362,12 @@ def fail(
     files: str | None,
     as_json: bool,
 ) -> None:
-    """Report the task failed (FAILED)."""
+    """Report the task failed (FAILED).
+
+    \b
+    Examples:
+      swarm worker fail 'needs a schema change' --type SPEC_IMPOSSIBLE --attempts 2
+    """
     env = WorkerEnv.from_environ()
     fields = FailedFields(
         bead_id=env.task,
@@ -366,7 +409,12 @@ def checkpoint(
     context_usage: int,
     as_json: bool,
 ) -> None:
-    """Hand the task over to a successor (CHECKPOINT)."""
+    """Hand the task over to a successor (CHECKPOINT).
+
+    \b
+    Examples:
+      swarm worker checkpoint --reason CONTEXT_HIGH --progress 'models done' --next 'views'
+    """
     env = WorkerEnv.from_environ()
     fields = CheckpointFields(
         bead_id=env.task,
