@@ -106,7 +106,7 @@ def table(rows: t.Sequence[Row]) -> str:
         metric = row.metric + (f" ({row.note})" if row.note else "")
         lines.append(
             f"| {row.bench} | {metric} | {number(row.ours, row.unit)} | "
-            f"{number(row.baseline, row.unit)} | {'' if ratio is None else f'{ratio:.2f}x'} | "
+            f"{number(row.baseline, row.unit)} | {'' if ratio is None else number(ratio) + 'x'} | "
             f"{row.target} | {met} |"
         )
     return "\n".join(lines)
