@@ -27,16 +27,17 @@ Callback = t.Callable[[Stored], None]
 
 
 class _Wake(FileSystemEventHandler):
-    def __init__(self, event: threading.Event) -> None:
+    def __init__(self, on_event: t.Callable[[], None]) -> None:
         super().__init__()
-        self._event = event
+        self._on_event = on_event
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        self._event.set()
+        self._on_event()
 
 
 class Watcher:
-    """Deliver the messages of ``agent``'s inbox to ``callback`` (from a worker thread).
+    """Deliver the messages of ``agent``'s inbox to ``callback`` (from a worker thread: the
+    watcher's own, or watchdog's dispatcher right after an event; never two at once).
 
     On start every unread message already there is delivered (every message with
     ``include_read``), then each new one as it arrives. Each message reaches the callback once
@@ -64,6 +65,8 @@ class Watcher:
         self.polling = polling
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._started = threading.Event()  # the first full scan is done
+        self._scanning = threading.Lock()
         self._cursor: str | None = None
         self._seen: set[str] = set()
         self._observer: BaseObserver | None = None
@@ -85,16 +88,16 @@ class Watcher:
         if self._thread is not None:
             raise RuntimeError("watcher already started")
         self._stopping.clear()
+        self._started.clear()
         self._observer = self._start_observer()
         self._thread = threading.Thread(
             target=self._run, name=f"agentmail-watch-{self.agent}", daemon=True
         )
-        self._wake.set()  # first scan at once
         self._thread.start()
 
     def _start_observer(self) -> BaseObserver:
         new_dir = str(self.store.maildir(self.agent) / "new")
-        handler = _Wake(self._wake)
+        handler = _Wake(self._on_event)
         if not self.polling:
             observer: BaseObserver = Observer()
             try:
@@ -128,19 +131,41 @@ class Watcher:
         """Ask for a rescan now (e.g. after the caller knows mail was sent)."""
         self._wake.set()
 
+    def _on_event(self) -> None:
+        """An inotify event (watchdog's dispatcher thread): scan right here when no scan is
+        running, saving a thread switch on the way to the callback; else leave it to the
+        worker thread, which rescans once the running scan ends."""
+        self._wake.set()
+        if not self._started.is_set() or not self._scanning.acquire(blocking=False):
+            return
+        try:
+            self._wake.clear()
+            if not self._stopping.is_set():
+                self._scan_after_wake(woken=True)
+        finally:
+            self._scanning.release()
+
     def _run(self) -> None:
-        full = True
+        with self._scanning:
+            self._scan_after_wake(woken=False)  # the first scan is a full one
+            self._started.set()
         while not self._stopping.is_set():
             woken = self._wake.wait(self.rescan_interval)
-            self._wake.clear()
             if self._stopping.is_set():
                 break
-            try:
-                if full or not woken or not self._quick_scan():
-                    self.scan()
-                full = False
-            except Exception:
-                logger.exception("inbox scan failed", extra={"agent": self.agent})
+            with self._scanning:
+                self._wake.clear()
+                self._scan_after_wake(woken=woken)
+
+    def _scan_after_wake(self, *, woken: bool) -> None:
+        """A quick scan after an event, a full one on the timer (or when the quick one
+        cannot tell). Runs under ``_scanning``: one scan at a time, so cursor and dedupe
+        need no other lock."""
+        try:
+            if not woken or not self._quick_scan():
+                self._full_scan()
+        except Exception:
+            logger.exception("inbox scan failed", extra={"agent": self.agent})
 
     def _quick_scan(self) -> bool:
         """After a wake-up: read ``new/`` only. True if that was enough.
@@ -181,6 +206,10 @@ class Watcher:
 
     def scan(self) -> int:
         """Deliver everything after the cursor now; return how many messages were delivered."""
+        with self._scanning:
+            return self._full_scan()
+
+    def _full_scan(self) -> int:
         count = 0
         while not self._stopping.is_set():
             page = self.store.list(
