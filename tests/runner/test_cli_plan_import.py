@@ -208,7 +208,11 @@ def _scripted(plan_file: pathlib.Path) -> pathlib.Path:
             target = f"out/{task['id']}.txt"
         elif not pathlib.PurePosixPath(target).suffix:
             target = f"{target}/{task['id']}.txt"  # a folder entry
-        task["script"] = [{"write": {"path": target, "content": f"{task['id']}\n"}}]
+        checks = (task.get("validation") or {}).get("content_check") or []
+        checks = [checks] if isinstance(checks, dict) else checks
+        # literal patterns (e.g. "class Item") match themselves: satisfy the task's checks
+        lines = [task["id"], *(c["pattern"] for c in checks if c["file"] == target)]
+        task["script"] = [{"write": {"path": target, "content": "\n".join(lines) + "\n"}}]
     out = plan_file.with_name("scripted.yaml")
     out.write_text(render_yaml(doc))
     return out
