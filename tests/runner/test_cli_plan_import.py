@@ -13,7 +13,6 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from runner.cli import worker
 from runner.cli.main import cli
 from runner.cli.plan import command as plan_cli
 from runner.cli.plan_import import command as import_cli
@@ -195,8 +194,6 @@ def test_render_yaml_keeps_multiline_text_readable() -> None:
 
 # --- imported plans run with the scripted agent ----------------------------------------------
 
-WORKER_READY = "accepted" in getattr(worker.command, "commands", {})
-
 
 def _scripted(plan_file: pathlib.Path) -> pathlib.Path:
     """Give every imported task a script that writes one file inside its manifest."""
@@ -218,7 +215,6 @@ def _scripted(plan_file: pathlib.Path) -> pathlib.Path:
     return out
 
 
-@pytest.mark.skipif(not WORKER_READY, reason="'swarm worker' commands are not implemented yet")
 @pytest.mark.parametrize(
     "case", [c for c in EXAMPLE_CASES if c.name != "issues.jsonl"], ids=lambda c: c.test_id
 )
