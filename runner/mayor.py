@@ -32,7 +32,7 @@ from runner.agents.presets import AgentPreset, build_argv, command_preset, prese
 from runner.brief import BriefContext, render_brief
 from runner.errors import CommandError, RunnerError
 from runner.paths import RunPaths, SwarmPaths
-from runner.scheduler import SchedulerInput, decide
+from runner.scheduler import PlanIndex, SchedulerInput, TaskStates, decide
 from runner.sessions import SessionBackend, SessionSpec, session_name
 from runner.state import RunLog, read_events, write_json_atomic
 
@@ -86,9 +86,9 @@ class Mayor:
         events = read_events(config.run.events)
         known = {task.id for task in plan.tasks}
         added = [
-            Task.model_validate(e.data["task"])
+            Task.model_validate(e.data["task_def"])
             for e in events
-            if e.kind == "task_added" and e.data["task"]["id"] not in known
+            if e.data.get("task_def") and e.data["task_def"]["id"] not in known
         ]
         if added:  # spawned before a crash that came before plan.json was rewritten
             self.plan = plan.model_copy(update={"tasks": (*plan.tasks, *added)})
@@ -97,7 +97,9 @@ class Mayor:
         self._guard = escapes.LoopGuard.for_budgets(plan.budgets).replay(events)
         self._order = {task.id: index for index, task in enumerate(self.plan.tasks)}
         self._budget_refused = False
+        self._to_close: list[str] = []
         self._case_sensitive = manifest.filesystem_case_sensitive(config.repo)
+        self._index = PlanIndex.build(self.plan, case_sensitive=self._case_sensitive)
         self._preset = self._agent_preset()
 
     # -- properties ------------------------------------------------------------------------
@@ -167,6 +169,10 @@ class Mayor:
 
     def step(self) -> None:
         """One pass over everything that may have changed. Idempotent."""
+        with self.log.batch():
+            self._step()
+
+    def _step(self) -> None:
         self._handle_mail()
         self._ingest_escapes()
         self._check_sessions()
@@ -174,6 +180,8 @@ class Mayor:
         self._integrate_offers()
         self._rework()
         self._dispatch()
+        while self._to_close:
+            self.backend.kill(self._to_close.pop())
         self._finish_if_done()
         self._check_loop()
 
@@ -543,7 +551,7 @@ class Mayor:
         fields = {"commit_sha": record.head_sha or "", "summary": summary}
         self._send(worker_name(task.id), MessageType.OFFERING_ACCEPTED, task.id, fields)
         if record.session and not self.state.keep_sessions:
-            self.backend.kill(record.session)
+            self._to_close.append(record.session)  # after dispatching what this merge unblocked
         bead = task.metadata.get("ol_bead_id")
         if isinstance(bead, str) and bead:
             from runner.plan.importers import ol_ratchet
@@ -611,10 +619,11 @@ class Mayor:
     def _dispatch(self) -> None:
         if self.state.status != "running":
             return
+        states = {tid: rec.state for tid, rec in self.state.tasks.items()}
         decision = decide(
             SchedulerInput(
                 plan=self.plan,
-                states={tid: rec.state for tid, rec in self.state.tasks.items()},
+                states=TaskStates(self._index, states),
                 max_workers=self.state.max_workers,
                 waves=self.state.waves,
                 case_sensitive=self._case_sensitive,
@@ -890,9 +899,9 @@ class Mayor:
                 "family": family,
                 "task": tid,
                 "reason": f"remediation of {failure.check}",
-            }
+            },
+            task_def=task,
         )
-        self._add_task(task)
         return True
 
     def _land(self) -> None:
@@ -940,6 +949,12 @@ class Mayor:
         )
         source = escape.task_id if escape.task_id in self.state.tasks else None
         tid = escapes.next_auto_id(self.state.tasks) if decision.spawn else None
+        task = None
+        if tid is not None:
+            task = escapes.follow_up_task(escape, tid, source or "")
+            if source is None:
+                task = task.model_copy(update={"blocked_by": ()})
+        pause = decision.pause and not self.state.paused
         self._decided(
             {
                 "offset": offset,
@@ -953,14 +968,9 @@ class Mayor:
                 "finding": escape.finding[:200],
             },
             task_id=source,
+            task_def=task,
         )
-        if tid is not None:
-            task = escapes.follow_up_task(escape, tid, source or "")
-            if source is None:
-                task = task.model_copy(update={"blocked_by": ()})
-            self._add_task(task)
-        if decision.pause and not self.state.paused:
-            self.log.record("dispatch_paused", reason=decision.reason)
+        if pause:  # the escape_decided event itself paused dispatch (one event: atomic)
             self._send(
                 HUMAN,
                 MessageType.HELP_REQUEST,
@@ -977,16 +987,24 @@ class Mayor:
         if not decision.spawn and "budget" in decision.reason and "exhausted" in decision.reason:
             self._budget_refused = True
 
-    def _decided(self, data: dict[str, t.Any], task_id: str | None = None) -> None:
+    def _decided(
+        self, data: dict[str, t.Any], task_id: str | None = None, task_def: Task | None = None
+    ) -> None:
+        """Record an escape (or remediation) decision; a spawned task travels in the same
+        event, so a crash can never separate the decision from the task it created."""
+        if task_def is not None:
+            data = {**data, "task_def": task_def.model_dump(mode="json")}
         self.log.record(escapes.ESCAPE_EVENT, task_id, **data)
         self._ledger = self._ledger.record(data)
+        if task_def is not None:
+            self._add_task(task_def)
 
     def _add_task(self, task: Task) -> None:
-        self.log.record("task_added", task=task.model_dump(mode="json"))
         self.plan = self.plan.model_copy(update={"tasks": (*self.plan.tasks, task)})
         # workers (the scripted agent) read their task from plan.json
         write_json_atomic(self.config.run.plan, self.plan.model_dump_json(indent=1))
         self._order[task.id] = len(self._order)
+        self._index = PlanIndex.build(self.plan, case_sensitive=self._case_sensitive)
 
     def _check_loop(self) -> None:
         if self.state.status != "running":

@@ -74,13 +74,15 @@ def apply(state: RunState | None, event: Event) -> RunState:
         update["integration_head"] = data["head"]
     elif event.kind in ("dispatch_paused", "dispatch_resumed"):
         update["paused"] = event.kind == "dispatch_paused"
-    elif event.kind == "task_added":
-        tid = data["task"]["id"]
-        update["tasks"] = {**state.tasks, tid: TaskRecord(id=tid)}
-        update["task_order"] = (*state.task_order, tid)
     elif event.kind == "run_landed":
         update["landed"] = True
-    elif event.kind == "escape_decided":
+    if task_def := data.get("task_def"):  # a follow-up or remediation task joins the run
+        tid = task_def["id"]
+        update["tasks"] = {**state.tasks, tid: TaskRecord(id=tid)}
+        update["task_order"] = (*state.task_order, tid)
+    if event.kind == "escape_decided":
+        if data.get("pause"):
+            update["paused"] = True  # a critical escape: in the same event, so never lost
         record = EscapeRecord(
             key=data.get("key"),
             source=data.get("source"),
@@ -93,7 +95,7 @@ def apply(state: RunState | None, event: Event) -> RunState:
     if family and family not in state.failed_gate_families:
         update["failed_gate_families"] = (*state.failed_gate_families, family)
     if event.task_id is not None and event.task_id in state.tasks:
-        tasks = dict(state.tasks)
+        tasks = dict(update.get("tasks", state.tasks))
         tasks[event.task_id] = _apply_task(tasks[event.task_id], event)
         update["tasks"] = tasks
         if event.kind == "task_merged" and data.get("integration_head"):
@@ -213,6 +215,8 @@ class RunLog:
         self.listener = listener
         self._state: RunState | None = None
         self._seq = 0
+        self._batching = False
+        self._dirty = False
 
     @classmethod
     def open(
@@ -258,8 +262,10 @@ class RunLog:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
         self._state = apply(self._state, event)
-        if save:
+        if save and not self._batching:
             self.save()
+        else:
+            self._dirty = True
         if self.listener is not None:
             self.listener(event, self._state)
         logger.debug("recorded %s", kind, extra={"task_id": task_id, "event_seq": self._seq})
@@ -267,6 +273,19 @@ class RunLog:
 
     def save(self) -> None:
         write_json_atomic(self.state_path, self.state.model_dump_json(indent=1))
+        self._dirty = False
+
+    @contextlib.contextmanager
+    def batch(self) -> t.Iterator[None]:
+        """Write ``state.json`` once for all events recorded in the block (each event is still
+        appended and fsynced on its own: the log, not the cache, is what makes them durable)."""
+        self._batching = True
+        try:
+            yield
+        finally:
+            self._batching = False
+            if self._dirty:
+                self.save()
 
 
 @contextlib.contextmanager

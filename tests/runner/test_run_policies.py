@@ -71,8 +71,8 @@ def test_same_escape_twice_spawns_one_follow_up_across_a_mayor_restart(
     assert [d["spawn"] for d in decisions] == [True, False]
     assert decisions[0]["task"] == "T-AUTO-01"
     assert "duplicate" in decisions[1]["reason"]
-    added = [e for e in events(git_repo) if e.kind == "task_added"]
-    assert [e.data["task"]["id"] for e in added] == ["T-AUTO-01"]
+    added = [e for e in events(git_repo) if e.data.get("task_def")]
+    assert [e.data["task_def"]["id"] for e in added] == ["T-AUTO-01"]
     state = state_doc(git_repo)
     assert state["status"] == "done", state["stop_reason"]
     assert state["tasks"]["T-AUTO-01"]["state"] == "merged"
