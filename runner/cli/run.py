@@ -437,17 +437,20 @@ def report_command(run_id: str | None, repo: pathlib.Path | None, as_json: bool)
 @click.argument("task", required=False)
 @run_option
 @click.option("--rw", is_flag=True, help="Attach read-write (default: read-only).")
+@click.option("--list", "list_only", is_flag=True, help="List the run's sessions.")
 @repo_option
 @handle_errors
 def attach_command(
-    task: str | None, run_id: str | None, rw: bool, repo: pathlib.Path | None
+    task: str | None, run_id: str | None, rw: bool, list_only: bool, repo: pathlib.Path | None
 ) -> None:
-    """Attach to a worker's tmux session (read-only unless --rw); without TASK, list sessions.
+    """Attach to a worker's tmux session (read-only unless --rw); without TASK, to the mayor's.
 
     \b
     Examples:
-      swarm attach T03
-      swarm attach T03 --rw
+      swarm attach              # the mayor of the latest run
+      swarm attach T03          # a worker, read-only
+      swarm attach T03 --rw     # type into the worker's session
+      swarm attach --list
     """
     top = find_repo(repo)
     state = launch.read_state(top, launch.resolve_run(top, run_id))
@@ -456,19 +459,24 @@ def attach_command(
             f"run {state.run_id} runs in local mode: there are no tmux sessions; "
             f"use `swarm logs TASK -f`"
         )
-    if task is None:
+    if list_only:
+        click.echo(f"{'mayor':20} {state.status:10} {launch.mayor_session(state)}")
         for rec in (state.tasks[tid] for tid in state.task_order):
             if rec.session:
                 click.echo(f"{rec.id:20} {rec.state:10} {rec.session}")
-        click.echo(f"attach with: swarm attach TASK --run {state.run_id}", err=True)
         return
-    record = state.tasks.get(task)
-    if record is None or not record.session:
-        fail(
-            f"task {task!r} has no session in run {state.run_id}; `swarm attach` lists them",
-            EXIT_USAGE,
-        )
-    argv = ["tmux", "-L", state.tmux_socket, "attach-session", "-t", f"={record.session}"]
+    if task is None:
+        session = launch.mayor_session(state)
+    else:
+        record = state.tasks.get(task)
+        if record is None or not record.session:
+            fail(
+                f"task {task!r} has no session in run {state.run_id}; "
+                "`swarm attach --list` lists them",
+                EXIT_USAGE,
+            )
+        session = record.session
+    argv = ["tmux", "-L", state.tmux_socket, "attach-session", "-t", f"={session}"]
     if not rw:
         argv.insert(4, "-r")
     os.execvp("tmux", argv)
