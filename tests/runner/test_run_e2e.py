@@ -215,3 +215,15 @@ def test_run_json_is_one_document(git_repo: pathlib.Path, server: Server, flag: 
     doc = json.loads(result.stdout)
     assert doc["status"] == "done"
     assert [t["state"] for t in doc["tasks"]] == ["merged"]
+
+
+def test_missing_agent_binary_fails_the_task_at_once(
+    git_repo: pathlib.Path, server: Server
+) -> None:
+    tasks = [task("A", ["a.txt"], [])]
+    plan = write_plan(git_repo.parent, tasks)
+    result = swarm_run(git_repo, plan, server, "--agent-cmd", "no-such-agent-xyz {brief}")
+    assert result.exit_code == 1, result.output
+    record = state_doc(git_repo)["tasks"]["A"]
+    assert (record["state"], record["attempt"], record["exit_status"]) == ("failed", 1, 127)
+    assert "no-such-agent-xyz" in record["reason"]
