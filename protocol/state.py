@@ -114,7 +114,9 @@ class RunState(Model):
     stall_after: float = 600.0
     stall_restart: bool = True
     auto_spawn: t.Literal["off", "safe", "all"] = "safe"
-    commit_policy: t.Literal["merge", "squash"] = "merge"
+    commit_policy: t.Literal["merge", "squash", "per-task"] = "merge"
+    """merge: a --no-ff merge commit per task; squash: one commit per task; per-task: agentops'
+    --per-task-commits (one ``chore(<id>): <subject>`` commit per task)."""
     land: bool = False
     paused: bool = False
     """Dispatch paused (a critical scope escape): running work goes on, nothing new starts."""

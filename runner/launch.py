@@ -48,6 +48,7 @@ class RunOptions:
     stall_after: float | None = None
     auto_spawn: t.Literal["off", "safe", "all"] = "safe"
     squash: bool = False
+    per_task_commits: bool = False
     land: bool = False
 
 
@@ -107,7 +108,9 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
             deadline=time.time() + options.timeout if options.timeout else None,
             stall_after=options.stall_after or 600.0,
             auto_spawn=options.auto_spawn,
-            commit_policy="squash" if options.squash else "merge",
+            commit_policy="per-task"
+            if options.per_task_commits
+            else ("squash" if options.squash else "merge"),
             land=options.land,
         )
     except BaseException:

@@ -500,7 +500,10 @@ class Mayor:
         self.log.record("merge_started", task.id, head_sha=head, integration_head=base)
         message = f"swarm({task.id}): {task.title}"
         try:
-            if self.state.commit_policy == "squash":
+            if self.state.commit_policy == "per-task":  # agentops --per-task-commits
+                message = f"chore({task.id}): {task.title}"
+                merge_sha = git.merge_squash(self.integration, head, message)
+            elif self.state.commit_policy == "squash":
                 merge_sha = git.merge_squash(self.integration, head, message)
             else:
                 merge_sha = git.merge_no_ff(self.integration, head, message)

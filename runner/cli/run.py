@@ -153,6 +153,11 @@ def _print_event(event: Event, state: RunState) -> None:
 )
 @click.option("--squash", is_flag=True, help="Squash each task into one commit (no merge commit).")
 @click.option(
+    "--per-task-commits",
+    is_flag=True,
+    help="agentops style: one 'chore(<id>): <subject>' commit per task.",
+)
+@click.option(
     "--land",
     "land_after",
     is_flag=True,
@@ -182,6 +187,7 @@ def run_command(
     stall_after: float | None,
     auto_spawn: t.Literal["off", "safe", "all"] | None,
     squash: bool,
+    per_task_commits: bool,
     land_after: bool,
     repo: pathlib.Path | None,
     as_json: bool,
@@ -238,6 +244,7 @@ def run_command(
             stall_after=stall_after or cfg.stall_after,
             auto_spawn=auto_spawn or cfg.auto_spawn or "safe",
             squash=squash,
+            per_task_commits=per_task_commits,
             land=land_after,
         ),
     )

@@ -178,6 +178,16 @@ def test_squash_gives_one_commit_per_task(
     assert all(len(line.split()) == 4 for line in log)  # "swarm(X): task X <one parent>"
 
 
+def test_per_task_commits_use_the_agentops_message(
+    git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path
+) -> None:
+    tasks = [task("A", ["a.txt"], [write("a.txt", "a\n")])]
+    result = swarm_run(git_repo, write_plan(tmp_path, tasks), server, "--per-task-commits")
+    assert result.exit_code == 0, result.output
+    log = git(git_repo, "log", "--format=%s", "main..swarm/r1/integration").splitlines()
+    assert log == ["chore(A): task A"]
+
+
 def test_land_fast_forwards_a_clean_checkout_only(
     git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path
 ) -> None:
