@@ -53,11 +53,11 @@ def load_plan(path: pathlib.Path) -> Plan:
     return plan
 
 
-def read_plan_file(path: pathlib.Path) -> object:
-    """The parsed content of a plan file: JSON by extension or content, otherwise YAML."""
+def read_text(path: pathlib.Path) -> str:
+    """The file's text, or a PlanError naming the file and what is wrong with it."""
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PlanError([f"{source}: no such file"], source) from None
     except IsADirectoryError:
@@ -66,6 +66,12 @@ def read_plan_file(path: pathlib.Path) -> object:
         raise PlanError([f"{source}: not UTF-8 text ({exc.reason})"], source) from None
     except OSError as exc:
         raise PlanError([f"{source}: cannot read: {exc.strerror}"], source) from None
+
+
+def read_plan_file(path: pathlib.Path) -> object:
+    """The parsed content of a plan file: JSON by extension or content, otherwise YAML."""
+    source = str(path)
+    text = read_text(path)
     suffix = path.suffix.lower()
     looks_json = text.lstrip().startswith(("{", "["))
     if suffix == ".json" or (suffix not in (".yaml", ".yml") and looks_json):

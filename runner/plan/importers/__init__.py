@@ -30,7 +30,7 @@ from runner.plan.importers.olwave import (
     quest_of,
     require_ol,
 )
-from runner.plan.load import PlanError, check_plan, load_plan
+from runner.plan.load import check_plan, load_plan, read_text
 
 __all__ = [
     "FORMATS",
@@ -184,21 +184,6 @@ def load_any_plan(
         raise PlanImportError(problems, source)
     logger.debug("loaded imported plan", extra={"plan": source, "format": fmt})
     return plan
-
-
-def read_text(path: pathlib.Path) -> str:
-    """The file's text, or a PlanError naming the file and what is wrong with it."""
-    source = str(path)
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanError([f"{source}: no such file"], source) from None
-    except IsADirectoryError:
-        raise PlanError([f"{source}: is a directory; give the plan file"], source) from None
-    except UnicodeDecodeError as exc:
-        raise PlanError([f"{source}: not UTF-8 text ({exc.reason})"], source) from None
-    except OSError as exc:
-        raise PlanError([f"{source}: cannot read: {exc.strerror}"], source) from None
 
 
 def needs_ol(plan: Plan) -> bool:
