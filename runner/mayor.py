@@ -30,6 +30,7 @@ from protocol.state import TERMINAL_TASK_STATES, RunState, TaskRecord
 from runner import checks, escapes, git, worktrees
 from runner.agents.presets import AgentPreset, build_argv, command_preset, preset
 from runner.brief import BriefContext, render_brief
+from runner.config import load_config, preset_from_config
 from runner.errors import CommandError, RunnerError
 from runner.paths import RunPaths, SwarmPaths
 from runner.scheduler import PlanIndex, SchedulerInput, TaskStates, decide
@@ -100,6 +101,7 @@ class Mayor:
         self._to_close: list[str] = []
         self._case_sensitive = manifest.filesystem_case_sensitive(config.repo)
         self._index = PlanIndex.build(self.plan, case_sensitive=self._case_sensitive)
+        self._settings = load_config(config.repo)  # custom agent presets
         self._preset = self._agent_preset()
 
     # -- properties ------------------------------------------------------------------------
@@ -814,9 +816,7 @@ class Mayor:
 
     def _named_preset(self, name: str) -> AgentPreset:
         """A custom preset of the repository's config, else a built-in one."""
-        from runner.config import load_config, preset_from_config
-
-        return preset_from_config(load_config(self.config.repo), name) or preset(name)
+        return preset_from_config(self._settings, name) or preset(name)
 
     def _task_preset(self, task: Task) -> AgentPreset:
         if task.agent is None:
