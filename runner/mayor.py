@@ -20,6 +20,8 @@ import time
 import typing as t
 from datetime import UTC, datetime
 
+from agentmail.errors import AgentMailError
+from agentmail.leases import Leases
 from agentmail.store import MailStore, Stored
 from agentmail.watch import Watcher
 from protocol import manifest
@@ -102,6 +104,8 @@ class Mayor:
         self._case_sensitive = manifest.filesystem_case_sensitive(config.repo)
         self._index = PlanIndex.build(self.plan, case_sensitive=self._case_sensitive)
         self._settings = load_config(config.repo)  # custom agent presets
+        self._leases = Leases(store.root, case_sensitive=self._case_sensitive)
+        self._leased: set[str] = set()
         self._preset = self._agent_preset()
 
     # -- properties ------------------------------------------------------------------------
@@ -186,6 +190,7 @@ class Mayor:
             self.backend.kill(self._to_close.pop())
         self._finish_if_done()
         self._check_loop()
+        self._release_leases()
 
     # -- mail ------------------------------------------------------------------------------
 
@@ -729,6 +734,8 @@ class Mayor:
                     ack_required=True,
                     importance="high",
                 )
+            self._lease(task, worker, attempt)
+            self._leased.add(task.id)
             env = self._worker_env(
                 task, worker, key_file, brief, worktree, attempt, base, rebase_onto
             )
@@ -769,6 +776,35 @@ class Mayor:
                 {"text": f"Task {task.id} needs your input: swarm attach {task.id}"},
                 importance="high",
             )
+
+    def _lease(self, task: Task, worker: str, attempt: int) -> None:
+        """Hold a lease on a running write task's manifest, so `swarm mail leases` shows who
+        holds what. Advisory: the scheduler's locks already keep manifests apart."""
+        if not task.writes or not task.files:
+            return
+        try:
+            self._leases.release(None, worker)  # a stale one from an earlier attempt or run
+            self._leases.reserve(
+                worker,
+                task.files,
+                exclusive=True,
+                ttl=task.timeout or LEASE_TTL,
+                reason=f"run {self.run_id} task {task.id} attempt {attempt}",
+            )
+        except AgentMailError as exc:
+            logger.warning("could not lease the manifest: %s", exc, extra={"task_id": task.id})
+
+    def _release_leases(self) -> None:
+        """Release the leases of tasks that settled (all of them once the run ended)."""
+        running = self.state.status == "running"
+        for tid in sorted(self._leased):
+            if running and self.state.tasks[tid].state not in TERMINAL_TASK_STATES:
+                continue
+            self._leased.discard(tid)
+            try:
+                self._leases.release(None, worker_name(tid))
+            except AgentMailError as exc:
+                logger.warning("could not release a lease: %s", exc, extra={"task_id": tid})
 
     def _history(self, record: TaskRecord, worktree: pathlib.Path, base: str) -> str:
         """What a restarted worker already did: its commits and its last report."""
@@ -1034,6 +1070,7 @@ class Mayor:
         return [rec for rec in self.state.tasks.values() if rec.state == state]
 
 
+LEASE_TTL: t.Final = 24 * 3600.0
 RESUME_DISPATCH: t.Final = "resume-dispatch"
 FIXUP_REFUSALS: t.Final = frozenset({"conflict", "scope"})
 

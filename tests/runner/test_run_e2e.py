@@ -227,3 +227,22 @@ def test_missing_agent_binary_fails_the_task_at_once(
     record = state_doc(git_repo)["tasks"]["A"]
     assert (record["state"], record["attempt"], record["exit_status"]) == ("failed", 1, 127)
     assert "no-such-agent-xyz" in record["reason"]
+
+
+def test_running_tasks_hold_a_lease_on_their_manifest(
+    git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path
+) -> None:
+    from agentmail.leases import Leases
+    from tests.runner.runs import wait_for
+
+    go = tmp_path / "go"
+    wait = {"run": f"while [ ! -e {go} ]; do sleep 0.05; done"}
+    tasks = [task("A", ["src/a.py", "docs/"], [wait, write("src/a.py", "a\n")])]
+    assert swarm_run(git_repo, write_plan(tmp_path, tasks), server, "--detach").exit_code == 0
+    leases = Leases(SwarmPaths.for_repo(git_repo).mail)
+    wait_for(lambda: bool(leases.list()))
+    (lease,) = leases.list()
+    assert (lease.agent, lease.patterns, lease.exclusive) == ("A", ("src/a.py", "docs"), True)
+    go.touch()
+    wait_for(lambda: state_doc(git_repo)["status"] != "running")
+    wait_for(lambda: not leases.list())
