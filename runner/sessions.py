@@ -6,16 +6,23 @@ server (``tmux -L <socket>``), so a closed terminal or a dead mayor costs nothin
 processes. Both append the agent's whole output to a log file and call an exit callback soon
 after an agent exits, so the mayor never busy-polls.
 
-How a tmux worker starts (each step closes a race or a silent failure seen in peers):
+How a tmux worker starts (each step closes a race or a silent failure seen in peers), all in
+ONE tmux client: a command list (``tmux new-session ... ; set-option ... ; ...``) that the server
+runs in order, stopping at the first error, without interleaving other clients' commands:
 
 1. ``new-session -d`` with a placeholder (``sleep``) in the worktree, with the worker environment;
 2. ``remain-on-exit on`` (the exit status is kept), a ``pane-died`` hook that touches a file in
-   ``notify_dir`` (a watchdog observer there calls the exit callback), ``pipe-pane -o`` to the log;
+   ``notify_dir`` (a watchdog observer there calls the exit callback), ``pipe-pane -o`` to the log,
+   each targeting the new session by exact name (``=NAME:``: the pane id is not known yet);
 3. ``respawn-pane -k`` with the real command, so even a command that prints and exits at once
    is logged from its first byte. The command runs under ``/bin/sh -c <wrapper> swarm-agent
    <argv...>`` in tmux's argv form: argv is never joined into a shell string, a missing binary
    exits 127 as in a shell, and the wrapper records the exit status and notifies by itself
    because tmux 3.3 sometimes loses both for commands that exit at once (see :func:`_wrapper`).
+
+A session whose start stopped before step 3 still runs the placeholder and counts as dead.
+A name already taken is found by ``new-session`` itself (``duplicate session``): only then is the
+old session's status asked, and a dead one is killed and the list sent again.
 
 ``SessionStatus.pid`` is the wrapper's pid (the agent is its child, in the same process group).
 """
@@ -32,6 +39,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 import typing as t
 
 import libtmux
@@ -115,6 +123,10 @@ class SessionBackend(t.Protocol):
 
     def status(self, name: str) -> SessionStatus: ...
 
+    def statuses(self, prefix: str) -> dict[str, SessionStatus]:
+        """The status of every existing session whose name starts with ``prefix``, in one
+        query (a missing session is absent: read it as :data:`MISSING`)."""
+
     def list_sessions(self, prefix: str) -> list[str]: ...
 
     def kill(self, name: str) -> None:
@@ -195,6 +207,8 @@ _GONE_MARKERS: t.Final = (
     "no such file or directory",
     "session not found",
     "server exited",
+    # a server with no session left that has not exited yet: no session to find either
+    "no current target",
 )
 
 
@@ -207,11 +221,71 @@ def _int_or_none(text: str) -> int | None:
     return int(text) if text.lstrip("-").isdigit() else None
 
 
+def _command_list(commands: t.Iterable[t.Sequence[str]]) -> list[str]:
+    """The argv of one tmux client running ``commands`` in order (``cmd1 ... ; cmd2 ...``).
+
+    tmux ends a command at any argument ending in ``;`` and reads a trailing ``\\;`` as a
+    literal ``;``, so every argument ending in ``;`` gets its last ``;`` escaped that way.
+    """
+    argv: list[str] = []
+    for command in commands:
+        if argv:
+            argv.append(";")
+        argv += [arg[:-1] + "\\;" if arg.endswith(";") else arg for arg in command]
+    return argv
+
+
+def _is_duplicate(stderr: t.Sequence[str]) -> bool:
+    return any("duplicate session" in line for line in stderr)
+
+
 class _Pane(t.NamedTuple):
     id: str
     dead: bool
     status: int | None
     pid: int | None
+
+
+_PANE_FIELDS: t.Final = (
+    "pane_id",
+    "pane_dead",
+    "pane_dead_status",
+    "pane_pid",
+    PANE_OPTION,
+    EXIT_OPTION,
+    "pane_start_command",
+)
+"""What :func:`_agent_pane_of` reads about each pane (``list-panes -F``), in this order."""
+
+
+def _agent_pane_of(rows: t.Sequence[t.Sequence[str]]) -> _Pane | None:
+    """The agent pane among one session's ``list-panes`` rows (fields :data:`_PANE_FIELDS`):
+    the pane named by :data:`PANE_OPTION` (a user may have split the window), else the first."""
+    if not rows:
+        return None
+    row = next((r for r in rows if r[0] == r[4]), rows[0])
+    if row[6].strip('"').endswith(PLACEHOLDER[-1]):
+        # start() was interrupted (its process killed) before the agent was launched: the
+        # placeholder would wait forever, so the session counts as dead, status unknown
+        return _Pane(id=row[0], dead=True, status=None, pid=_int_or_none(row[3]))
+    return _Pane(
+        id=row[0],
+        # the wrapper records the status just before it exits: the agent is gone already
+        dead=row[1] == "1" or bool(row[5]),
+        status=_int_or_none(row[5]) if row[5] else _int_or_none(row[2]),
+        pid=_int_or_none(row[3]),
+    )
+
+
+def _status_of(pane: _Pane | None) -> SessionStatus:
+    if pane is None:
+        return MISSING
+    return SessionStatus(
+        exists=True,
+        alive=not pane.dead,
+        exit_status=pane.status if pane.dead else None,
+        pid=pane.pid,
+    )
 
 
 def _wrapper(unset: t.Sequence[str]) -> str:
@@ -277,7 +351,7 @@ class TmuxBackend:
         self._observer: t.Any = None
         self._safety: threading.Thread | None = None
         self._stop = threading.Event()
-        self._reported: set[tuple[str, str]] = set()
+        self._reported: set[tuple[str, int | None]] = set()
         self._seen_alive: set[str] = set()
 
     # plumbing
@@ -295,16 +369,7 @@ class TmuxBackend:
 
     def _agent_pane(self, name: str) -> _Pane | None:
         """The agent pane of session ``name`` (exact match), None if there is no such session."""
-        fields = (
-            "pane_id",
-            "pane_dead",
-            "pane_dead_status",
-            "pane_pid",
-            PANE_OPTION,
-            EXIT_OPTION,
-            "pane_start_command",
-        )
-        fmt = "\t".join(f"#{{{f}}}" for f in fields)
+        fmt = "\t".join(f"#{{{f}}}" for f in _PANE_FIELDS)
         result = self._tmux("list-panes", "-s", "-t", f"={name}:", "-F", fmt, check=False)
         if result.returncode != 0:
             if _is_gone(result.stderr):
@@ -315,20 +380,9 @@ class TmuxBackend:
                 "",
                 "\n".join(result.stderr),
             )
-        rows = [line.split("\t") for line in result.stdout if line.count("\t") == len(fields) - 1]
-        if not rows:
-            return None
-        row = next((r for r in rows if r[0] == r[4]), rows[0])
-        if row[6].strip('"').endswith(PLACEHOLDER[-1]):
-            # start() was interrupted (its process killed) before the agent was launched: the
-            # placeholder would wait forever, so the session counts as dead, status unknown
-            return _Pane(id=row[0], dead=True, status=None, pid=_int_or_none(row[3]))
-        return _Pane(
-            id=row[0],
-            # the wrapper records the status just before it exits: the agent is gone already
-            dead=row[1] == "1" or bool(row[5]),
-            status=_int_or_none(row[5]) if row[5] else _int_or_none(row[2]),
-            pid=_int_or_none(row[3]),
+        tabs = len(_PANE_FIELDS) - 1
+        return _agent_pane_of(
+            [line.split("\t") for line in result.stdout if line.count("\t") == tabs]
         )
 
     # SessionBackend
@@ -336,7 +390,10 @@ class TmuxBackend:
     def start(self, spec: SessionSpec, *, check_binary: bool = True) -> None:
         """Start ``spec.argv`` in a new detached session. Raises :class:`AgentNotFound` at once
         when ``check_binary`` and the executable cannot be found, :class:`SessionExists` when a
-        live session has that name (a dead one is replaced)."""
+        live session has that name (a dead one is replaced).
+
+        One tmux client in the usual case (see the module docstring); a taken name costs a
+        status query, and a dead session's kill and a second try."""
         name = check_session_name(spec.name)
         if not spec.cwd.is_dir():
             raise UsageError(
@@ -344,57 +401,94 @@ class TmuxBackend:
             )
         if check_binary or not spec.argv:
             find_executable(spec.argv, spec.cwd, spec.env)
-        current = self.status(name)
-        if current.alive:
-            raise SessionExists(name)
-        if current.exists:
-            self.kill(name)
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.notify_dir.mkdir(parents=True, exist_ok=True)
-        env_args: list[str] = []
+        argv = self._start_commands(name, spec)
+        result = self._send(argv)
+        if result.returncode != 0 and _is_duplicate(result.stderr):
+            # nothing of the list ran: tmux stops at the failed new-session
+            if self.status(name).alive:
+                raise SessionExists(name)
+            # kill and recreate in one list: a server whose last session this was would
+            # otherwise start exiting under the new-session
+            result = self._send(["kill-session", "-t", f"={name}", ";", *argv])
+        if result.returncode != 0:
+            if not _is_duplicate(result.stderr):
+                self._tmux("kill-session", "-t", f"={name}", check=False)
+            raise CommandError(
+                ("tmux", "-L", self.socket_name, *argv),
+                result.returncode,
+                "\n".join(result.stdout),
+                "\n".join(result.stderr),
+            )
+        pane = result.stdout[0].strip() if result.stdout else ""
+        logger.info("started session", extra={"session": name, "pane": pane})
+
+    def _send(self, argv: t.Sequence[str], timeout: float = 5.0) -> t.Any:
+        """Run one tmux client; again while it meets a server that is exiting (its last session
+        just went): such a server ran none of the commands, the next client starts a new one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self._tmux(*argv, check=False)
+            exiting = any("server exited" in line for line in result.stderr)
+            if result.returncode == 0 or not exiting or time.monotonic() > deadline:
+                return result
+            time.sleep(0.01)
+
+    def _start_commands(self, name: str, spec: SessionSpec) -> list[str]:
+        """The tmux command list that starts ``spec`` in session ``name`` (module docstring)."""
         env = dict(spec.env)
         if "PATH" in env:
             env["SWARM_AGENT_PATH"] = env["PATH"]
+        env_args: list[str] = []
         for key, value in env.items():
             env_args += ["-e", f"{key}={value}"]
         width, height = self.size
-        created = self._tmux(
-            "new-session", "-d", "-s", name, "-c", str(spec.cwd),
-            "-x", str(width), "-y", str(height), *env_args,
-            "-P", "-F", "#{pane_id}", *PLACEHOLDER,
+        target = f"={name}:"
+        marker = _format_escape(str(self.notify_dir / f"{name}."))
+        hook = f"touch {shlex.quote(marker)}#{{pane_pid}}"
+        log = _format_escape(shlex.quote(str(spec.log_path)))
+        script = _wrapper([v for v in GIT_LOCATION_VARS if v not in spec.env])
+        notify = str(self.notify_dir / name)
+        return _command_list(
+            [
+                (
+                    "new-session", "-d", "-s", name, "-c", str(spec.cwd),
+                    "-x", str(width), "-y", str(height), *env_args,
+                    "-P", "-F", "#{pane_id}", *PLACEHOLDER,
+                ),
+                # -F: the value is the format, expanded in the new session's only pane
+                ("set-option", "-F", "-t", target, PANE_OPTION, "#{pane_id}"),
+                ("set-option", "-w", "-t", target, "remain-on-exit", "on"),
+                ("set-hook", "-w", "-t", target, "pane-died", f"run-shell -b {_tmux_quote(hook)}"),
+                ("pipe-pane", "-o", "-t", target, f"exec cat >> {log}"),
+                (
+                    "respawn-pane", "-k", "-t", target, "-c", str(spec.cwd), *env_args,
+                    "/bin/sh", "-c", script, "swarm-agent", self._tmux_bin, notify, *spec.argv,
+                ),
+            ]
         )  # fmt: skip
-        pane = created.stdout[0].strip()
-        try:
-            self._tmux("set-option", "-t", pane, PANE_OPTION, pane)
-            self._tmux("set-option", "-w", "-t", pane, "remain-on-exit", "on")
-            marker = _format_escape(str(self.notify_dir / f"{name}."))
-            hook = f"touch {shlex.quote(marker)}#{{pane_pid}}"
-            self._tmux(
-                "set-hook", "-w", "-t", pane, "pane-died", f"run-shell -b {_tmux_quote(hook)}"
-            )
-            log = _format_escape(shlex.quote(str(spec.log_path)))
-            self._tmux("pipe-pane", "-o", "-t", pane, f"exec cat >> {log}")
-            script = _wrapper([v for v in GIT_LOCATION_VARS if v not in spec.env])
-            notify = str(self.notify_dir / name)
-            self._tmux(
-                "respawn-pane", "-k", "-t", pane, "-c", str(spec.cwd), *env_args,
-                "/bin/sh", "-c", script, "swarm-agent", self._tmux_bin, notify, *spec.argv,
-            )  # fmt: skip
-        except BaseException:
-            self._tmux("kill-session", "-t", f"={name}", check=False)
-            raise
-        logger.info("started session", extra={"session": name, "pane": pane})
 
     def status(self, name: str) -> SessionStatus:
-        pane = self._agent_pane(name)
-        if pane is None:
-            return MISSING
-        return SessionStatus(
-            exists=True,
-            alive=not pane.dead,
-            exit_status=pane.status if pane.dead else None,
-            pid=pane.pid,
-        )
+        return _status_of(self._agent_pane(name))
+
+    def statuses(self, prefix: str) -> dict[str, SessionStatus]:
+        """Every session of this server whose name starts with ``prefix``, with its status, from
+        one ``list-panes -a`` (one tmux client however many sessions)."""
+        fmt = "\t".join(f"#{{{f}}}" for f in ("session_name", *_PANE_FIELDS))
+        result = self._tmux("list-panes", "-a", "-F", fmt, check=False)
+        if result.returncode != 0:
+            if _is_gone(result.stderr):
+                return {}
+            raise CommandError(
+                ("tmux", "list-panes", "-a"), result.returncode, "", "\n".join(result.stderr)
+            )
+        panes: dict[str, list[list[str]]] = {}
+        for line in result.stdout:
+            row = line.split("\t")
+            if len(row) == len(_PANE_FIELDS) + 1 and row[0].startswith(prefix):
+                panes.setdefault(row[0], []).append(row[1:])
+        return {name: _status_of(_agent_pane_of(rows)) for name, rows in sorted(panes.items())}
 
     def list_sessions(self, prefix: str) -> list[str]:
         result = self._tmux("list-sessions", "-F", "#{session_name}", check=False)
@@ -489,24 +583,22 @@ class TmuxBackend:
                 logger.exception("session safety check failed")
 
     def _check_panes(self) -> None:
-        """Report dead panes the hook missed, and sessions that vanished while alive."""
-        fmt = "#{session_name}\t#{pane_dead}\t#{pane_pid}"
-        result = self._tmux("list-panes", "-a", "-F", fmt, check=False)
-        rows = [line.split("\t") for line in result.stdout if line.count("\t") == 2]
-        if result.returncode != 0 and not _is_gone(result.stderr):
+        """Report dead agents the hook missed, and sessions that vanished while alive."""
+        try:
+            current = self.statuses("")
+        except CommandError:
             return
-        present = {r[0] for r in rows}
-        self._reported = {(n, p) for n, p in self._reported if n in present}
-        for name in sorted(self._seen_alive - present):
+        self._reported = {(n, p) for n, p in self._reported if n in current}
+        for name in sorted(self._seen_alive - current.keys()):
             self._seen_alive.discard(name)
             self._notify(name)
-        for name, dead, pid in rows:
-            if dead != "1":
+        for name, status in current.items():
+            if status.alive:
                 self._seen_alive.add(name)
                 continue
             self._seen_alive.discard(name)
-            if (name, pid) not in self._reported:
-                self._reported.add((name, pid))
+            if (name, status.pid) not in self._reported:
+                self._reported.add((name, status.pid))
                 self._notify(name)
 
 
@@ -599,6 +691,12 @@ class ProcessBackend:
         if code is None:
             return SessionStatus(True, True, None, child.popen.pid)
         return SessionStatus(True, False, code if code >= 0 else None, child.popen.pid)
+
+    def statuses(self, prefix: str) -> dict[str, SessionStatus]:
+        with self._lock:
+            names = sorted(n for n in self._children if n.startswith(prefix))
+        found = {name: self.status(name) for name in names}
+        return {name: status for name, status in found.items() if status.exists}
 
     def list_sessions(self, prefix: str) -> list[str]:
         with self._lock:

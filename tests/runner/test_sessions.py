@@ -153,7 +153,12 @@ WEIRD_ARGS: t.Final = (
     " leading and trailing ",
     "",
     "--",
+    ";",
+    "ends;",
+    "back\\;",
+    "\\",
 )
+"""Arguments ending in ``;`` would end a tmux command in the start command list if unescaped."""
 
 
 def test_argv_passed_verbatim(backend: Backend, tmp_path: pathlib.Path) -> None:
@@ -178,10 +183,10 @@ def test_env_and_cwd(
     out = tmp_path / "env.json"
     code = (
         "import json, os, sys; json.dump({'cwd': os.getcwd(), 'task': os.environ.get('SWARM_TASK'),"
-        " 'quote': os.environ.get('SWARM_Q'), 'git_dir': os.environ.get('GIT_DIR')},"
-        " open(sys.argv[1], 'w'))"
+        " 'quote': os.environ.get('SWARM_Q'), 'git_dir': os.environ.get('GIT_DIR'),"
+        " 'semi': os.environ.get('SWARM_SEMI')}, open(sys.argv[1], 'w'))"
     )
-    env = {"SWARM_TASK": "t1", "SWARM_Q": "a 'b' \"c\" $d"}
+    env = {"SWARM_TASK": "t1", "SWARM_Q": "a 'b' \"c\" $d", "SWARM_SEMI": "x;"}
     spec = make_spec(tmp_path, "swarm-r1-env", sys.executable, "-c", code, str(out), env=env)
     backend.start(spec)
     wait_exit(events, "swarm-r1-env")
@@ -189,6 +194,7 @@ def test_env_and_cwd(
     assert pathlib.Path(seen["cwd"]).resolve() == spec.cwd.resolve()
     assert seen["task"] == "t1"
     assert seen["quote"] == env["SWARM_Q"]
+    assert seen["semi"] == "x;"
     assert seen["git_dir"] is None
 
 
@@ -237,6 +243,25 @@ def test_list_by_prefix(backend: Backend, tmp_path: pathlib.Path) -> None:
     assert backend.list_sessions("swarm-r1-") == ["swarm-r1-a", "swarm-r1-b"]
     assert backend.list_sessions("swarm-") == ["swarm-r1-a", "swarm-r1-b", "swarm-r2-a"]
     assert backend.list_sessions("other-") == []
+
+
+def test_statuses_by_prefix(backend: Backend, tmp_path: pathlib.Path) -> None:
+    events = callback_queue(backend)
+    backend.start(make_spec(tmp_path, "swarm-r1-live", "sleep", "1000"))
+    backend.start(make_spec(tmp_path, "swarm-r1-dead", "sh", "-c", "exit 3"))
+    backend.start(make_spec(tmp_path, "swarm-r2-other", "sleep", "1000"))
+    wait_exit(events, "swarm-r1-dead")
+    wait_until(lambda: not backend.statuses("swarm-r1-dead")["swarm-r1-dead"].alive)
+    found = backend.statuses("swarm-r1-")
+    assert sorted(found) == ["swarm-r1-dead", "swarm-r1-live"]
+    assert found == {name: backend.status(name) for name in found}
+    assert found["swarm-r1-live"].alive and found["swarm-r1-live"].pid
+    dead = found["swarm-r1-dead"]
+    assert dead.exists and not dead.alive and dead.exit_status == 3
+    assert sorted(backend.statuses("")) == ["swarm-r1-dead", "swarm-r1-live", "swarm-r2-other"]
+    assert backend.statuses("other-") == {}
+    backend.kill("swarm-r1-live")
+    assert "swarm-r1-live" not in backend.statuses("swarm-r1-")
 
 
 def test_capture_last_lines(backend: Backend, tmp_path: pathlib.Path) -> None:
@@ -315,6 +340,56 @@ def test_tmux_session_keeps_status_and_is_targeted_exactly(
     tmux.kill("swarm-r1-w1")
     assert tmux.status("swarm-r1-w10").alive
     assert [sess.name for sess in server.sessions] == ["swarm-r1-w10"]
+
+
+class CountingTmux(s.TmuxBackend):
+    """The real backend, counting the tmux clients it starts."""
+
+    calls: list[tuple[str, ...]]
+
+    def _tmux(self, *args: str, check: bool = True) -> t.Any:
+        self.calls.append(args)
+        return super()._tmux(*args, check=check)
+
+
+def test_tmux_start_is_one_client(server: libtmux.Server, tmp_path: pathlib.Path) -> None:
+    assert server.socket_name
+    backend = CountingTmux(server.socket_name, notify_dir=tmp_path / "n")
+    backend.calls = []
+    try:
+        events = callback_queue(backend)
+        backend.start(make_spec(tmp_path, "swarm-r1-one", "sh", "-c", "echo hi; exit 6"))
+        assert [c[0] for c in backend.calls] == ["new-session"]  # the whole list, one client
+        wait_exit(events, "swarm-r1-one")
+        wait_until(lambda: backend.status("swarm-r1-one").exit_status == 6)
+        shown = ("show-options", "-v", "-t", "=swarm-r1-one:", s.PANE_OPTION)
+        pane = server.cmd("list-panes", "-s", "-t", "=swarm-r1-one:", "-F", "#{pane_id}").stdout
+        assert server.cmd(*shown).stdout == pane  # the agent pane's id, expanded by tmux
+        backend.calls = []
+        backend.start(make_spec(tmp_path, "swarm-r1-one", "sh", "-c", "exit 7"))  # dead: replaced
+        replaced = ["new-session", "list-panes", "kill-session"]  # kill + start: one client
+        assert [c[0] for c in backend.calls] == replaced
+        wait_until(lambda: backend.status("swarm-r1-one").exit_status == 7)
+    finally:
+        backend.close()
+
+
+def test_tmux_never_launched_agent_counts_as_dead(
+    tmux: s.TmuxBackend, server: libtmux.Server, tmp_path: pathlib.Path
+) -> None:
+    """A session left with the placeholder (its start stopped before the agent was launched)
+    is dead for status() and statuses(), and start() replaces it."""
+    cwd = tmp_path / "wt"
+    cwd.mkdir()
+    created = server.cmd("new-session", "-d", "-s", "swarm-r1-half", "-c", str(cwd), *s.PLACEHOLDER)
+    assert created.returncode == 0, created.stderr
+    status = tmux.status("swarm-r1-half")
+    assert status.exists and not status.alive and status.exit_status is None
+    assert tmux.statuses("swarm-r1-") == {"swarm-r1-half": status}
+    events = callback_queue(tmux)
+    tmux.start(make_spec(tmp_path, "swarm-r1-half", "sh", "-c", "exit 0"))
+    wait_exit(events, "swarm-r1-half")
+    wait_until(lambda: tmux.status("swarm-r1-half").exit_status == 0)
 
 
 def test_tmux_safety_check_without_hook(server: libtmux.Server, tmp_path: pathlib.Path) -> None:
