@@ -29,6 +29,10 @@ class MergeConflict(RunnerError):
         )
 
 
+class BranchExists(CommandError):
+    """``git worktree add -b`` refused because the branch exists already; git changed nothing."""
+
+
 class NotARepository(UsageError):
     def __init__(self, path: pathlib.Path) -> None:
         self.path = path
@@ -303,8 +307,22 @@ def worktree_list(repo: pathlib.Path) -> list[WorktreeInfo]:
 
 
 def worktree_add(repo: pathlib.Path, path: pathlib.Path, branch: str, base: str) -> None:
-    """``git worktree add -b <branch> <path> <base>`` (new branch)."""
-    _git(repo, "worktree", "add", "-q", "--no-track", "-b", branch, str(path), base)
+    """``git worktree add -b <branch> <path> <base>`` (new branch).
+
+    Raises :class:`BranchExists` when ``branch`` exists (git refuses before touching anything),
+    :class:`CommandError` for any other failure: git then may have created the branch already
+    (it does that first), and a worktree too if only a hook failed.
+    """
+    args = ("worktree", "add", "-q", "--no-track", "-b", branch, str(path), base)
+    # LC_ALL=C: the refusal is recognised by its message (git's own `git branch` child exits
+    # 128, which worktree add turns into 255 before it has touched anything)
+    result = proc.run("git", *args, cwd=repo, env={"LC_ALL": "C"}, check=False)
+    if result.returncode == 0:
+        return
+    exists = f"a branch named '{branch}' already exists" in result.stderr
+    if exists or (result.returncode == 255 and branch_exists(repo, branch)):
+        raise BranchExists(("git", *args), result.returncode, result.stdout, result.stderr)
+    raise CommandError(("git", *args), result.returncode, result.stdout, result.stderr)
 
 
 def worktree_add_existing(repo: pathlib.Path, path: pathlib.Path, branch: str) -> None:

@@ -62,8 +62,45 @@ def create_worktree(repo: pathlib.Path, path: pathlib.Path, branch: str, base: s
     an existing ``branch`` with no worktree is checked out at ``path`` (its commits are kept).
     Transactional: if any step fails, no worktree registration, no new branch and no new
     directory are left behind, and the error is re-raised.
+
+    One ``git worktree add -b`` in the usual case (a fresh path and branch); the worktree list
+    and the branch are only looked at when git refuses (resume, a stale registration).
     """
     path = path.absolute()
+    if not _occupied(path):
+        dir_existed = path.exists()
+        new_parents = _missing_parents(path)
+        try:
+            git.worktree_add(repo, path, branch, base)
+        except git.BranchExists:
+            pass  # nothing changed: resume cases, below
+        except CommandError:
+            # a stale registration of ``path`` (its directory gone) is pruned below
+            stale = not path.exists() and find_worktree(repo, path) is not None
+            _rollback(repo, path, branch, False, dir_existed, new_parents, only_at=base)
+            if not stale:
+                raise
+        except BaseException:
+            _rollback(repo, path, branch, False, dir_existed, new_parents, only_at=base)
+            raise
+        else:
+            logger.info(
+                "created worktree",
+                extra={"worktree": str(path), "branch": branch, "base": base, "adopted": False},
+            )
+            return
+    _create_looking_around(repo, path, branch, base)
+
+
+def _occupied(path: pathlib.Path) -> bool:
+    """Something is at ``path`` already (git only adds a worktree into nothing or an empty
+    directory)."""
+    return path.exists() and (not path.is_dir() or any(path.iterdir()))
+
+
+def _create_looking_around(repo: pathlib.Path, path: pathlib.Path, branch: str, base: str) -> None:
+    """:func:`create_worktree` when the plain ``worktree add -b`` was refused or could not work:
+    adopt, check out an existing branch, prune a stale registration, or explain the refusal."""
     existing = find_worktree(repo, path)
     if existing is not None and not existing.prunable and path.exists():
         if existing.branch == branch:
@@ -80,7 +117,7 @@ def create_worktree(repo: pathlib.Path, path: pathlib.Path, branch: str, base: s
         raise WorktreeError(
             f"branch {branch} is already checked out in {other}; remove that worktree first"
         )
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+    if _occupied(path):
         raise WorktreeError(
             f"cannot create worktree {path}: the path exists and is not a worktree of {repo}; "
             f"move it away or choose another worktree root"
@@ -110,8 +147,15 @@ def _rollback(
     branch_existed: bool,
     dir_existed: bool,
     new_parents: list[pathlib.Path],
+    *,
+    only_at: str | None = None,
 ) -> None:
-    """Undo a half-made worktree; never raises (the original error matters more)."""
+    """Undo a half-made worktree; never raises (the original error matters more).
+
+    ``only_at``: the branch is deleted only if it still points at this commit, as a branch
+    just made from it does (when it is not known for sure that the branch is new, a branch
+    there holds no commit of its own either).
+    """
     with contextlib.suppress(CommandError):
         if find_worktree(repo, path) is not None:
             git.worktree_remove(repo, path, force=True)
@@ -122,8 +166,10 @@ def _rollback(
             parent.rmdir()  # only if empty
     with contextlib.suppress(CommandError):
         prune(repo)
-    if not branch_existed and git.branch_exists(repo, branch):
-        with contextlib.suppress(CommandError):
+    with contextlib.suppress(CommandError):
+        tip = git.resolve(repo, f"refs/heads/{branch}")
+        new = not branch_existed and tip is not None
+        if new and (only_at is None or tip == git.resolve(repo, only_at)):
             git.delete_branch(repo, branch, force=True)
     logger.warning("rolled back worktree", extra={"worktree": str(path), "branch": branch})
 

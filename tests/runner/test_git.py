@@ -264,3 +264,32 @@ def test_worktree_list(git_repo: pathlib.Path, tmp_path: pathlib.Path) -> None:
     assert g.worktree_list(wt) == infos
     g.worktree_remove(git_repo, detached)
     assert len(g.worktree_list(git_repo)) == 2
+
+
+class AddRefusedCase(t.NamedTuple):
+    test_id: str
+    base: str
+    error: type[CommandError]
+
+
+ADD_REFUSED = [
+    AddRefusedCase("branch-exists", "main", g.BranchExists),
+    AddRefusedCase("branch-exists-bad-base", "no-such-ref", g.BranchExists),
+    AddRefusedCase("bad-base", "no-such-ref", CommandError),
+]
+
+
+@pytest.mark.parametrize("case", ADD_REFUSED, ids=[c.test_id for c in ADD_REFUSED])
+def test_worktree_add_refused_changes_nothing(
+    git_repo: pathlib.Path, tmp_path: pathlib.Path, case: AddRefusedCase
+) -> None:
+    """An existing branch is told apart from other failures; either way git made nothing."""
+    if case.error is g.BranchExists:
+        g.create_branch(git_repo, "swarm/r/t1", "main")
+    before = (git(git_repo, "show-ref"), g.worktree_list(git_repo))
+    wt = tmp_path / "worktrees" / "t1"
+    with pytest.raises(case.error) as info:
+        g.worktree_add(git_repo, wt, "swarm/r/t1", case.base)
+    assert isinstance(info.value, g.BranchExists) == (case.error is g.BranchExists)
+    assert (git(git_repo, "show-ref"), g.worktree_list(git_repo)) == before
+    assert not wt.exists()

@@ -70,6 +70,54 @@ def test_create_after_directory_vanished(git_repo: pathlib.Path, tmp_path: pathl
     assert g.current_branch(path) == BRANCH
 
 
+def test_create_over_stale_registration_of_another_branch(
+    git_repo: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """git refuses a path still registered (directory gone) after making the new branch: the
+    branch is undone, the registration pruned, and the worktree made."""
+    import shutil
+
+    path = tmp_path / "wt"
+    w.create_worktree(git_repo, path, "swarm/r0/t1", "main")
+    shutil.rmtree(path)
+    w.create_worktree(git_repo, path, BRANCH, "main")
+    assert g.current_branch(path) == BRANCH
+    assert registered(git_repo) == [git_repo.resolve(), path.resolve()]
+    assert branches(git_repo) == ["main", "swarm/r0/t1", BRANCH]
+
+
+def test_create_in_empty_directory(git_repo: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "wt"
+    path.mkdir()
+    w.create_worktree(git_repo, path, BRANCH, "main")
+    assert g.current_branch(path) == BRANCH
+    w.remove_worktree(git_repo, path, delete_branch=BRANCH)
+    path.mkdir()
+    with pytest.raises(CommandError):
+        w.create_worktree(git_repo, path, BRANCH, "no-such-ref")
+    assert path.is_dir()  # it was there before: kept
+    assert branches(git_repo) == ["main"]
+
+
+def test_failed_create_keeps_an_existing_branch(
+    git_repo: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """A failure after git looked at an existing branch never deletes it (its commits stay)."""
+    path = tmp_path / "wt"
+    w.create_worktree(git_repo, path, BRANCH, "main")
+    (path / "work.txt").write_text("kept\n")
+    sha = g.commit_all(path, "wip")
+    w.remove_worktree(git_repo, path)
+    hook = git_repo / ".git" / "hooks" / "post-checkout"
+    hook.write_text("#!/bin/sh\nexit 1\n")
+    hook.chmod(0o755)
+    with pytest.raises(CommandError):
+        w.create_worktree(git_repo, path, BRANCH, "main")
+    assert g.resolve(git_repo, BRANCH) == sha
+    assert not path.exists()
+    assert registered(git_repo) == [git_repo.resolve()]
+
+
 def test_wrong_branch_at_path_refused(git_repo: pathlib.Path, tmp_path: pathlib.Path) -> None:
     path = tmp_path / "wt"
     w.create_worktree(git_repo, path, BRANCH, "main")
