@@ -20,7 +20,9 @@ changes first (unless ``commit: false``) and names the head commit.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import os
 import pathlib
 import shutil
@@ -53,6 +55,7 @@ ACTIONS: t.Final = (
 )
 TERMINAL: t.Final = frozenset({"offer", "fail", "crash", "hang"})
 TAIL_CHARS: t.Final = 1500
+EXIT_INTERRUPTED: t.Final = 130
 
 
 class ScriptError(RunnerError):
@@ -73,10 +76,40 @@ class Crash(Exception):
 
 
 def worker_reporter(cwd: pathlib.Path) -> Reporter:
-    """Report with ``python -m runner worker ...``, exactly the CLI a real agent runs."""
+    """Report through the ``swarm worker`` commands, the CLI a real agent runs, called in this
+    process (``standalone_mode=False``): the same signed message in the mayor's inbox, results
+    file and escapes line, without an interpreter start-up per report. Identity comes from this
+    process's environment (``$SWARM_*``), as for ``swarm worker``; the command runs in ``cwd``.
+    Its output is kept off the agent's own; a failed report raises :class:`CommandError` with
+    the exit status ``swarm worker`` would have had and its stderr."""
 
     def report(args: t.Sequence[str]) -> None:
-        proc.run(sys.executable, "-m", "runner", "worker", *args, cwd=cwd, timeout=60)
+        # imported on the first report only: tests inject their own reporter
+        import click
+
+        from runner.cli import worker
+
+        out, err = io.StringIO(), io.StringIO()
+        code: int | str | None = 0
+        with (
+            contextlib.chdir(cwd),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
+            try:
+                worker.command.main(list(args), prog_name="swarm worker", standalone_mode=False)
+            except SystemExit as exc:  # handle_errors: one line on stderr, then the exit code
+                code = exc.code
+            except click.ClickException as exc:  # a bad argument
+                exc.show(file=err)
+                code = exc.exit_code
+            except click.Abort:
+                code = 1
+        if code == EXIT_INTERRUPTED:
+            raise KeyboardInterrupt
+        if code not in (0, None):
+            status = code if isinstance(code, int) else 1
+            raise CommandError(("swarm", "worker", *args), status, out.getvalue(), err.getvalue())
 
     return report
 

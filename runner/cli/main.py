@@ -1,15 +1,109 @@
-"""The ``swarm`` click group. Each command group lives in its own module and is added here."""
+"""The ``swarm`` click group. Each command group lives in its own module, loaded on first use.
+
+``swarm worker ...`` runs inside every worker pane, several times per task: it must not pay for
+the mayor, libtmux, rich or watchdog. So the group knows which module holds each command and
+imports ``runner.cli.<module>`` only when that command runs; ``--help``, completion and code that
+reads ``cli.commands`` load them all.
+"""
 
 from __future__ import annotations
 
+import collections.abc as cabc
+import importlib
 import logging
+import typing as t
 
 import click
 
-from runner.cli import clean, doctor, land, mail, plan, plan_import, run, watch, worker
+MODULES: t.Final = ("plan", "mail", "worker", "run", "land", "clean", "watch", "doctor")
+"""Every module with top-level commands (each exports ``command`` and/or ``commands``)."""
+COMMAND_MODULES: t.Final = {
+    "attach": "run",
+    "clean": "clean",
+    "doctor": "doctor",
+    "land": "land",
+    "logs": "run",
+    "mail": "mail",
+    "mayor": "run",
+    "plan": "plan",
+    "report": "run",
+    "resume": "run",
+    "run": "run",
+    "status": "run",
+    "stop": "run",
+    "unpause": "run",
+    "watch": "watch",
+    "worker": "worker",
+}
+"""Where each command lives: the fast path. A name missing here is still found (all load)."""
+SUBCOMMAND_MODULES: t.Final = {"plan": ("plan_import",)}
+"""Modules whose ``command`` joins a group of another module (``swarm plan import``)."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group that imports ``runner.cli.<module>`` when one of its commands is needed."""
+
+    def __init__(
+        self,
+        *args: t.Any,
+        modules: t.Sequence[str] = (),
+        command_modules: t.Mapping[str, str] | None = None,
+        **kwargs: t.Any,
+    ) -> None:
+        self._modules = tuple(modules)
+        self._command_modules = dict(command_modules or {})
+        self._imported: set[str] = set()
+        self._loaded: dict[str, click.Command] = {}
+        super().__init__(*args, **kwargs)
+
+    @property
+    def commands(self) -> cabc.MutableMapping[str, click.Command]:
+        """Every command, all modules loaded (for code that walks the tree)."""
+        self._load_all()
+        return self._loaded
+
+    @commands.setter
+    def commands(self, value: cabc.MutableMapping[str, click.Command]) -> None:
+        self._loaded = dict(value)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self._command_modules.get(cmd_name)
+        if module is not None:
+            self._load(module)
+        if cmd_name not in self._loaded:
+            self._load_all()
+        return self._loaded.get(cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_all()
+        return sorted(self._loaded)
+
+    def _load_all(self) -> None:
+        for module in self._modules:
+            self._load(module)
+
+    def _load(self, name: str) -> None:
+        if name in self._imported:
+            return
+        self._imported.add(name)
+        module = importlib.import_module(f"runner.cli.{name}")
+        found: list[click.Command] = list(getattr(module, "commands", ()))
+        if isinstance(getattr(module, "command", None), click.Command):
+            found.append(module.command)
+        for command in found:
+            for sub_name in SUBCOMMAND_MODULES.get(command.name or "", ()):
+                sub = importlib.import_module(f"runner.cli.{sub_name}").command
+                if isinstance(command, click.Group) and sub.name not in command.commands:
+                    command.add_command(sub)
+            self._loaded.setdefault(command.name or name, command)
+
+
+@click.group(
+    cls=LazyGroup,
+    modules=MODULES,
+    command_modules=COMMAND_MODULES,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="swarm-runner", prog_name="swarm")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
@@ -25,13 +119,6 @@ def cli(verbose: int, quiet: bool) -> None:
     levels = (logging.WARNING, logging.INFO, logging.DEBUG)
     level = logging.ERROR if quiet else levels[min(verbose, 2)]
     logging.basicConfig(level=level, format="swarm: %(levelname)s %(name)s: %(message)s")
-
-
-plan.command.add_command(plan_import.command)
-for _module in (plan, mail, worker):
-    cli.add_command(_module.command)
-for _command in (*run.commands, land.command, clean.command, watch.command, doctor.command):
-    cli.add_command(_command)
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """runner.agents.scripted: the file and git steps in a real worktree; the reports it would send
-are recorded by a reporter function (the end-to-end test through ``swarm worker`` is below)."""
+are recorded by a reporter function (the reports through ``swarm worker``, in process, are
+below)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ import typing as t
 
 import pytest
 
+from agentmail.store import MailStore
+from protocol.messages import MessageType, OfferingFields
 from runner import git as g
 from runner import worktrees
 from runner.agents import scripted
+from runner.errors import CommandError
 from runner.paths import SwarmPaths
 from tests.conftest import git
 
@@ -281,3 +285,114 @@ def test_module_entry_point_without_environment(tmp_path: pathlib.Path) -> None:
     )
     assert result.returncode == 2, result.stderr
     assert "SWARM_HOME" in result.stderr
+
+
+@pytest.fixture
+def mailbox(world: World, monkeypatch: pytest.MonkeyPatch) -> MailStore:
+    """A registered mayor and worker, and the worker environment in this process (the default
+    reporter reads ``$SWARM_*`` from it, as ``swarm worker`` does)."""
+    store = MailStore(pathlib.Path(world.env["SWARM_HOME"]) / "mail")
+    store.register("mayor")
+    key_file = store.register("w-t1")
+    env = {**world.env, "SWARM_WORKER": "w-t1", "SWARM_MAYOR": "mayor"}
+    for name, value in {**env, "SWARM_KEY_FILE": str(key_file)}.items():
+        monkeypatch.setenv(name, value)
+    return store
+
+
+def test_reports_in_process_through_swarm_worker(world: World, mailbox: MailStore) -> None:
+    """The default reporter: signed messages in the mayor's inbox, the results file and the
+    escapes line, as ``swarm worker`` writes them; its output stays off the agent's."""
+    write_plan(
+        world,
+        [
+            {"write": {"path": "a.txt", "content": "a\n"}},
+            {"progress": "halfway"},
+            {"escape": {"finding": "docs are stale", "files": ["docs/a.md"]}},
+        ],
+    )
+    out = io.StringIO()
+    cwd = pathlib.Path.cwd()
+    assert scripted.main(env=os.environ, cwd=world.worktree, out=out) == 0, out.getvalue()
+    assert pathlib.Path.cwd() == cwd  # back where it was
+    messages = [m.envelope for m in mailbox.list("mayor").messages]
+    assert [m.type for m in messages] == [
+        MessageType.BEAD_ACCEPTED,
+        MessageType.PROGRESS,
+        MessageType.SCOPE_ESCAPE,
+        MessageType.OFFERING_READY,
+    ]
+    assert all(m.sender == "w-t1" and m.sig and m.thread_id == "t1" for m in messages)
+    offer = messages[-1].fields
+    assert isinstance(offer, OfferingFields)
+    assert offer.commit_sha == g.head_sha(world.worktree)
+    home = pathlib.Path(world.env["SWARM_HOME"])
+    result = json.loads((home / "results" / "t1.json").read_text())
+    assert result["status"] == "done"
+    (escape,) = (home / "scope-escapes.jsonl").read_text().splitlines()
+    assert json.loads(escape)["finding"] == "docs are stale"
+    assert all(m.id not in out.getvalue() for m in messages)
+
+
+class ReportFailCase(t.NamedTuple):
+    test_id: str
+    args: list[str]
+    unset: str | None
+    code: int
+    stderr: str
+
+
+REPORT_FAILS = [
+    ReportFailCase("not-in-a-worker", ["progress", "x"], "SWARM_WORKER", 2, "SWARM_WORKER"),
+    ReportFailCase("bad-argument", ["offer"], None, 2, "Missing argument"),
+    ReportFailCase("bad-choice", ["fail", "x", "--type", "nope"], None, 2, "nope"),
+]
+
+
+@pytest.mark.parametrize("case", REPORT_FAILS, ids=[c.test_id for c in REPORT_FAILS])
+def test_failed_report_raises_command_error(
+    world: World,
+    mailbox: MailStore,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    case: ReportFailCase,
+) -> None:
+    if case.unset:
+        monkeypatch.delenv(case.unset)
+    report = scripted.worker_reporter(world.worktree)
+    with pytest.raises(CommandError) as info:
+        report(case.args)
+    assert info.value.returncode == case.code
+    assert case.stderr in info.value.stderr
+    assert not mailbox.list("mayor").messages
+    assert capsys.readouterr() == ("", "")  # nothing leaked to the agent's output
+
+
+def test_worker_commands_import_no_mayor(tmp_path: pathlib.Path) -> None:
+    """``swarm worker`` (a subprocess per report for a real agent) and the scripted agent's
+    in-process reports load neither the mayor nor libtmux, rich or watchdog."""
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from runner.cli.main import cli\n"
+        "from runner.agents import scripted\n"
+        "assert CliRunner().invoke(cli, ['worker', 'offer', '--help']).exit_code == 0\n"
+        "try:\n"
+        "    scripted.worker_reporter(__import__('pathlib').Path.cwd())(['progress', 'x'])\n"
+        "except Exception as exc:\n"
+        "    assert 'SWARM_' in exc.stderr, exc\n"
+        "heavy = ('libtmux', 'rich', 'watchdog', 'runner.mayor', 'runner.launch')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(pathlib.Path(__file__).parents[2])},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
