@@ -81,12 +81,12 @@ def main() -> int:
                 kills=1 if kill_server else kills,
                 kill_server=kill_server,
             )
-        except Exception as exc:  # a failed trial is a finding: record it and go on
-            failures.append(f"run {runs}: {exc!r}")
+            shutil.rmtree(where, ignore_errors=True)
+        except Exception as exc:  # a failed trial is a finding: keep its files, go on
+            failures.append(f"run {runs}: {exc!r} (kept in {where})")
             traceback.print_exc()
         finally:
             subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
-            shutil.rmtree(where, ignore_errors=True)
         done += 1 if kill_server else kills
         print(f"trials {done}/{trials}, failures {len(failures)}", file=sys.stderr)
     figures = {

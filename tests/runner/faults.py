@@ -203,7 +203,12 @@ def run_trial(
         seen = len(events(repo, run_id))
         issued = resume(repo, run_id)
         delays.extend(_next_dispatch(repo, run_id, seen, issued))
-    wait_until(lambda: status(repo, run_id) != "running", 180, f"run {run_id} to end")
+    try:
+        wait_until(lambda: status(repo, run_id) != "running", 180, f"run {run_id} to end")
+    except AssertionError:
+        state = rebuild(events(repo, run_id))
+        stuck = {tid: rec.state for tid, rec in state.tasks.items() if rec.state != "merged"}
+        raise AssertionError(f"run {run_id} did not end; unmerged tasks: {stuck}") from None
     check_invariants(repo, run_id)
     return delays
 
