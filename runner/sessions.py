@@ -407,11 +407,13 @@ class TmuxBackend:
         result = self._send(argv)
         if result.returncode != 0 and _is_duplicate(result.stderr):
             # nothing of the list ran: tmux stops at the failed new-session
-            if self.status(name).alive:
+            current = self.status(name)
+            if current.alive:
                 raise SessionExists(name)
             # kill and recreate in one list: a server whose last session this was would
             # otherwise start exiting under the new-session
-            result = self._send(["kill-session", "-t", f"={name}", ";", *argv])
+            kill = ["kill-session", "-t", f"={name}", ";"] if current.exists else []
+            result = self._send([*kill, *argv])
         if result.returncode != 0:
             if not _is_duplicate(result.stderr):
                 self._tmux("kill-session", "-t", f"={name}", check=False)
