@@ -36,7 +36,13 @@ from runner.config import load_config, preset_from_config
 from runner.errors import CommandError, RunnerError
 from runner.paths import RunPaths, SwarmPaths
 from runner.scheduler import PlanIndex, SchedulerInput, TaskStates, decide
-from runner.sessions import SessionBackend, SessionSpec, session_name
+from runner.sessions import (
+    MISSING,
+    SessionBackend,
+    SessionExists,
+    SessionSpec,
+    session_name,
+)
 from runner.state import RunLog, read_events, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -307,10 +313,13 @@ class Mayor:
     # -- sessions and timeouts -------------------------------------------------------------
 
     def _check_sessions(self) -> None:
-        for task in self._tasks_in("running"):
-            if not task.session:
-                continue
-            status = self.backend.status(task.session)
+        running = [task for task in self._tasks_in("running") if task.session]
+        if not running:
+            return
+        statuses = self.backend.statuses(session_name(self.run_id, ""))  # one tmux call
+        for task in running:
+            assert task.session is not None
+            status = statuses.get(task.session, MISSING)
             if status.alive:
                 continue
             self._handle_mail()  # its last words may have landed after the listing
@@ -747,16 +756,18 @@ class Mayor:
                 python=self.config.python,
                 resume=resumed,
             )
-            self.backend.kill(session)
-            self.backend.start(
-                SessionSpec(
-                    name=session,
-                    argv=argv,
-                    cwd=worktree,
-                    env=env,
-                    log_path=self.config.run.pane_log(task.id),
-                )
+            spec = SessionSpec(
+                name=session,
+                argv=argv,
+                cwd=worktree,
+                env=env,
+                log_path=self.config.run.pane_log(task.id),
             )
+            try:
+                self.backend.start(spec)  # replaces a dead session of that name itself
+            except SessionExists:  # an agent still alive after offering: start afresh
+                self.backend.kill(session)
+                self.backend.start(spec)
         except (RunnerError, OSError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             fatal = isinstance(exc, CommandError) and exc.returncode == 127
