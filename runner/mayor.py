@@ -425,19 +425,18 @@ class Mayor:
     # -- validation and the merge arbiter --------------------------------------------------
 
     def _integrate_offers(self) -> None:
-        """Validate and merge offered tasks one at a time, in dependency (plan) order."""
+        """Validate and merge offered tasks one at a time, in dependency (plan) order; a merge
+        a crash interrupted is settled first, before the integration branch moves again."""
+        for record in self._tasks_in("merging"):
+            self._integrate(record)
         offered = sorted(
-            (
-                t
-                for t in self.state.tasks.values()
-                if t.state in ("offered", "validating", "merging")
-            ),
+            (t for t in self.state.tasks.values() if t.state in ("offered", "validating")),
             key=lambda t: self._order[t.id],
         )
-        if offered and not any(rec.state == "merging" for rec in offered):
+        if offered:
             self._sync_integration_head()
         for record in offered:
-            self._integrate(record)
+            self._integrate(self.state.tasks[record.id])
 
     def _sync_integration_head(self) -> None:
         """Adopt commits a human (or a crash) put on the integration branch behind our back."""
@@ -532,6 +531,17 @@ class Mayor:
                 files=list(exc.files),
                 rebase_onto=base,
                 reason="merge conflict in " + ", ".join(exc.files),
+            )
+            return
+        except CommandError as exc:  # git failed otherwise: undo, send the work back, go on
+            logger.exception("merge failed", extra={"task_id": task.id})
+            git.drop_stale_index_lock(self.integration)
+            git.reset_hard(self.integration, base)
+            self.log.record(
+                "merge_refused",
+                task.id,
+                kind="error",
+                reason=f"merge failed: {str(exc).splitlines()[0]}",
             )
             return
         self._gate_and_record(task, head, base, merge_sha)

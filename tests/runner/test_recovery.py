@@ -1,0 +1,68 @@
+"""Exact crash points, rebuilt for real: a mayor killed in the middle of a merge leaves a
+``merge_started`` event, a half-done ``git merge`` and a stale ``index.lock``; the next mayor
+settles that merge before any other one and merges every task exactly once."""
+
+from __future__ import annotations
+
+import pathlib
+
+from agentmail.store import MailStore
+from protocol.plan import Plan
+from runner import launch
+from runner.mayor import Mayor, MayorConfig
+from runner.paths import SwarmPaths
+from runner.sessions import ProcessBackend
+from runner.state import RunLog, read_events, rebuild
+from tests.conftest import git
+
+
+def _offered_run(repo: pathlib.Path, where: pathlib.Path) -> tuple[RunLog, dict[str, str]]:
+    plan = Plan.model_validate(
+        {"tasks": [{"id": tid, "subject": tid, "files": [f"{tid}.txt"]} for tid in ("A", "B")]}
+    )
+    log = launch.create_run(
+        repo, plan, launch.RunOptions(mode="local", run_id="r1", worktree_root=where)
+    )
+    base = log.state.integration_head
+    heads = {}
+    for tid in ("A", "B"):
+        worktree = where / "r1" / tid
+        git(repo, "worktree", "add", "-q", "-b", f"swarm/r1/{tid}", str(worktree), base)
+        (worktree / f"{tid}.txt").write_text(f"{tid}\n")
+        git(worktree, "add", "-A")
+        git(worktree, "commit", "-q", "-m", f"work of {tid}")
+        heads[tid] = git(worktree, "rev-parse", "HEAD")
+        log.record("task_dispatched", tid, attempt=1, session=None, worktree=str(worktree),
+                   branch=f"swarm/r1/{tid}", base_sha=base)  # fmt: skip
+        log.record("task_offered", tid, head_sha=heads[tid], text="offered")
+    return log, heads
+
+
+def test_a_merge_cut_short_by_a_crash_is_settled_before_the_next(
+    git_repo: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    log, heads = _offered_run(git_repo, tmp_path / "wt")
+    base = log.state.integration_head
+    integration = pathlib.Path(log.state.integration_worktree)
+    # the mayor recorded the merge of B and was killed while git was merging
+    log.record("merge_started", "B", head_sha=heads["B"], integration_head=base)
+    git(integration, "merge", "--no-ff", "--no-commit", heads["B"])
+    git_dir = pathlib.Path(git(integration, "rev-parse", "--absolute-git-dir"))
+    (git_dir / "index.lock").touch()
+
+    swarm = SwarmPaths.for_repo(git_repo)
+    run = swarm.run("r1")
+    mayor = Mayor(
+        MayorConfig(repo=git_repo, swarm=swarm, run=run, poll_interval=0.1),
+        plan=launch.load_run_plan(git_repo, "r1"),
+        log=RunLog.open(run.events, run.state),
+        store=MailStore(swarm.mail),
+        backend=ProcessBackend(),
+    )
+    final = mayor.run()
+
+    assert final.status == "done", final.stop_reason
+    subjects = git(git_repo, "log", "--merges", "--format=%s", "swarm/r1/integration")
+    assert sorted(subjects.splitlines()) == ["swarm(A): A", "swarm(B): B"]
+    assert git(integration, "status", "--porcelain") == ""
+    assert rebuild(read_events(run.events)) == final
