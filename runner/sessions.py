@@ -311,6 +311,16 @@ def _wrapper(unset: t.Sequence[str]) -> str:
     )
 
 
+def _notify(callback: ExitCallback | None, name: str) -> None:
+    """Tell the backend's user that session ``name`` exited; its errors never kill our thread."""
+    if callback is None:
+        return
+    try:
+        callback(name)
+    except Exception:
+        logger.exception("exit callback failed", extra={"session": name})
+
+
 class _NotifyHandler(FileSystemEventHandler):
     def __init__(self, drain: t.Callable[[], None]) -> None:
         self._drain = drain
@@ -553,13 +563,7 @@ class TmuxBackend:
     # exit notification
 
     def _notify(self, name: str) -> None:
-        callback = self._callback
-        if callback is None:
-            return
-        try:
-            callback(name)
-        except Exception:
-            logger.exception("exit callback failed", extra={"session": name})
+        _notify(self._callback, name)
 
     def _drain(self) -> None:
         """Turn every notify file into one callback (whoever unlinks it first calls)."""
@@ -674,13 +678,7 @@ class ProcessBackend:
         self._notify(name)
 
     def _notify(self, name: str) -> None:
-        callback = self._callback
-        if callback is None:
-            return
-        try:
-            callback(name)
-        except Exception:
-            logger.exception("exit callback failed", extra={"session": name})
+        _notify(self._callback, name)
 
     def status(self, name: str) -> SessionStatus:
         with self._lock:

@@ -35,24 +35,10 @@ from protocol.plan import Plan, Task
 from runner import git, proc
 from runner.errors import CommandError, RunnerError, UsageError
 from runner.paths import SwarmPaths
+from runner.plan.script import STEP_KINDS
 
 Reporter = t.Callable[[t.Sequence[str]], None]
-ACTIONS: t.Final = (
-    "write",
-    "append",
-    "delete",
-    "patch",
-    "run",
-    "sleep",
-    "progress",
-    "commit",
-    "escape",
-    "help",
-    "offer",
-    "fail",
-    "crash",
-    "hang",
-)
+ACTIONS: t.Final = STEP_KINDS
 TERMINAL: t.Final = frozenset({"offer", "fail", "crash", "hang"})
 TAIL_CHARS: t.Final = 1500
 EXIT_INTERRUPTED: t.Final = 130
