@@ -804,7 +804,8 @@ class Mayor:
         if not task.writes or not task.files:
             return
         try:
-            self._leases.release(None, worker)  # a stale one from an earlier attempt or run
+            if attempt > 1 or task.id in self._leased:  # the earlier attempt's lease
+                self._leases.release(None, worker)
             self._leases.reserve(
                 worker,
                 task.files,
