@@ -10,6 +10,7 @@ used instead.
 from __future__ import annotations
 
 import logging
+import pathlib
 import threading
 import typing as t
 
@@ -33,6 +34,35 @@ class _Wake(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         self._on_event()
+
+
+def start_observer(
+    handler: FileSystemEventHandler,
+    directory: pathlib.Path,
+    *,
+    polling: bool = False,
+    poll_interval: float = 1.0,
+) -> BaseObserver:
+    """A started watchdog observer on ``directory`` (not recursive): inotify where it can be
+    had, else a polling observer (no inotify, or the per-user instance limit reached)."""
+    if not polling:
+        observer: BaseObserver = Observer()
+        try:
+            observer.schedule(handler, str(directory), recursive=False)
+            observer.daemon = True
+            observer.start()
+            return observer
+        except OSError as exc:
+            logger.warning("inotify unavailable, polling instead: %s", exc)
+            try:
+                observer.stop()
+            except Exception:  # best effort: the observer never ran
+                pass
+    observer = PollingObserver(timeout=poll_interval)
+    observer.schedule(handler, str(directory), recursive=False)
+    observer.daemon = True
+    observer.start()
+    return observer
 
 
 class Watcher:
@@ -96,24 +126,13 @@ class Watcher:
         self._thread.start()
 
     def _start_observer(self) -> BaseObserver:
-        new_dir = str(self.store.maildir(self.agent) / "new")
-        handler = _Wake(self._on_event)
-        if not self.polling:
-            observer: BaseObserver = Observer()
-            try:
-                observer.schedule(handler, new_dir, recursive=False)
-                observer.start()
-                return observer
-            except OSError as exc:
-                logger.warning("inotify unavailable, polling instead: %s", exc)
-                try:
-                    observer.stop()
-                except Exception:  # pragma: no cover - best effort
-                    pass
-        observer = PollingObserver(timeout=min(self.rescan_interval, 1.0))
-        observer.schedule(handler, new_dir, recursive=False)
-        observer.start()
-        return observer
+        new_dir = self.store.maildir(self.agent) / "new"
+        return start_observer(
+            _Wake(self._on_event),
+            new_dir,
+            polling=self.polling,
+            poll_interval=min(self.rescan_interval, 1.0),
+        )
 
     def stop(self) -> None:
         self._stopping.set()

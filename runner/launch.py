@@ -266,8 +266,19 @@ def follow(
         else:
             missing_since = missing_since or time.monotonic()
             if time.monotonic() - missing_since > 3.0:  # a start-up grace period
+                pane_log = run.dir / "mayor.pane.log"
+                last = _last_line(pane_log)
                 raise RunFailed(
-                    f"the mayor of run {run_id} exited without ending the run; see "
-                    f"{run.dir / 'mayor.pane.log'} and continue with: swarm resume {run_id}"
+                    f"the mayor of run {run_id} exited without ending the run"
+                    + (f" ({last})" if last else "")
+                    + f"; see {pane_log} and continue with: swarm resume {run_id}"
                 )
         time.sleep(poll)
+
+
+def _last_line(path: pathlib.Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1][:200] if lines else ""

@@ -44,8 +44,8 @@ import typing as t
 
 import libtmux
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
 
+from agentmail.watch import start_observer
 from runner import proc
 from runner.errors import CommandError, RunnerError, UsageError
 
@@ -537,11 +537,7 @@ class TmuxBackend:
                 return
             self.notify_dir.mkdir(parents=True, exist_ok=True)
             self._stop.clear()
-            observer = Observer()
-            observer.schedule(_NotifyHandler(self._drain), str(self.notify_dir), recursive=False)
-            observer.daemon = True
-            observer.start()
-            self._observer = observer
+            self._observer = start_observer(_NotifyHandler(self._drain), self.notify_dir)
             self._safety = threading.Thread(
                 target=self._safety_loop, name=f"swarm-tmux-safety-{self.socket_name}", daemon=True
             )

@@ -10,8 +10,8 @@ import typing as t
 
 import click
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
 
+from agentmail.watch import start_observer
 from protocol.plan import Plan
 from protocol.state import RunState
 from runner import launch
@@ -46,9 +46,7 @@ class _Wake(FileSystemEventHandler):
 @contextlib.contextmanager
 def _watching(directory: pathlib.Path) -> t.Iterator[queue.Queue[None]]:
     wake: queue.Queue[None] = queue.Queue()
-    observer = Observer()
-    observer.schedule(_Wake(wake), str(directory), recursive=False)
-    observer.start()
+    observer = start_observer(_Wake(wake), directory)
     try:
         yield wake
     finally:
