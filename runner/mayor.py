@@ -25,6 +25,7 @@ from agentmail.leases import Leases
 from agentmail.store import MailStore, Stored
 from agentmail.watch import Watcher
 from protocol import manifest
+from protocol.agentops import render_body
 from protocol.messages import Envelope, Fields, MessageType
 from protocol.plan import GateFamily, Plan, Task
 from protocol.results import ScopeEscape
@@ -286,8 +287,6 @@ class Mayor:
         body: str = "",
         **extra: t.Any,
     ) -> None:
-        from protocol.agentops import render_body
-
         data = fields if isinstance(fields, dict) else fields.model_dump()
         data = {"bead_id": task_id, **data}
         env = Envelope.model_validate(
