@@ -107,7 +107,7 @@ class Mayor:
         self._guard = escapes.LoopGuard.for_budgets(plan.budgets).replay(events)
         self._order = {task.id: index for index, task in enumerate(self.plan.tasks)}
         self._budget_refused = False
-        self._to_close: list[str] = []
+        self._after_dispatch: list[t.Callable[[], None]] = []
         self._case_sensitive = manifest.filesystem_case_sensitive(config.repo)
         self._index = PlanIndex.build(self.plan, case_sensitive=self._case_sensitive)
         self._settings = load_config(config.repo)  # custom agent presets
@@ -193,8 +193,8 @@ class Mayor:
         self._integrate_offers()
         self._rework()
         self._dispatch()
-        while self._to_close:
-            self.backend.kill(self._to_close.pop())
+        while self._after_dispatch:
+            self._after_dispatch.pop(0)()
         self._finish_if_done()
         self._check_loop()
         self._release_leases()
@@ -456,8 +456,10 @@ class Mayor:
                 self._gate_and_record(task, offered, base, actual)
                 return
             git.reset_hard(self.integration, base)  # a half-done merge, if any
-        self.log.record("validation_started", task.id, head_sha=head)
-        failure = checks.validate(task, worktree)
+        failure = None
+        if not task.validation.empty:
+            self.log.record("validation_started", task.id, head_sha=head)
+            failure = checks.validate(task, worktree)
         if failure is not None:
             self._save_output(task.id, "validation.log", failure.output)
             self.log.record(
@@ -577,9 +579,13 @@ class Mayor:
         record = self.state.tasks[task.id]
         summary = f"merged as {merge_sha[:12]}" if merge_sha else "accepted: nothing to merge"
         fields = {"commit_sha": record.head_sha or "", "summary": summary}
-        self._send(worker_name(task.id), MessageType.OFFERING_ACCEPTED, task.id, fields)
+        # after dispatching what this merge unblocked: the worker's answer and its session
+        self._after_dispatch.append(
+            lambda: self._send(worker_name(task.id), MessageType.OFFERING_ACCEPTED, task.id, fields)
+        )
         if record.session and not self.state.keep_sessions:
-            self._to_close.append(record.session)  # after dispatching what this merge unblocked
+            session = record.session
+            self._after_dispatch.append(lambda: self.backend.kill(session))
         bead = task.metadata.get("ol_bead_id")
         if isinstance(bead, str) and bead:
             from runner.plan.importers import ol_ratchet
@@ -752,8 +758,6 @@ class Mayor:
                     ack_required=True,
                     importance="high",
                 )
-            self._lease(task, worker, attempt)
-            self._leased.add(task.id)
             env = self._worker_env(
                 task, worker, key_file, brief, worktree, attempt, base, rebase_onto
             )
@@ -777,6 +781,8 @@ class Mayor:
             except SessionExists:  # an agent still alive after offering: start afresh
                 self.backend.kill(session)
                 self.backend.start(spec)
+            self._lease(task, worker, attempt)
+            self._leased.add(task.id)
         except (RunnerError, OSError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             fatal = isinstance(exc, CommandError) and exc.returncode == 127
@@ -916,9 +922,9 @@ class Mayor:
                     output=failure.output,
                 )
                 return
-        self.log.record("run_finished", status="done", reason="every task merged")
         if self.state.land:
-            self._land()
+            self._land()  # before run_finished: whoever follows the run sees the outcome
+        self.log.record("run_finished", status="done", reason="every task merged")
 
     def _gate_family(self, check: str) -> GateFamily:
         name = check.removeprefix("gate:")
@@ -967,7 +973,7 @@ class Mayor:
     def _land(self) -> None:
         from runner.land import land
 
-        result = land(self.config.repo, self.state)
+        result = land(self.config.repo, self.state.model_copy(update={"status": "done"}))
         if result.landed:
             self.log.record("run_landed", target=result.target, old=result.old, new=result.new)
         else:
