@@ -114,9 +114,16 @@ class RunState(Model):
     stall_after: float = 600.0
     stall_restart: bool = True
     auto_spawn: t.Literal["off", "safe", "all"] = "safe"
-    commit_policy: t.Literal["merge", "squash", "per-task"] = "merge"
+    commit_policy: t.Literal["merge", "squash", "per-task", "wave"] = "merge"
     """merge: a --no-ff merge commit per task; squash: one commit per task; per-task: agentops'
-    --per-task-commits (one ``chore(<id>): <subject>`` commit per task)."""
+    --per-task-commits (one ``chore(<id>): <subject>`` commit per task); wave: agentops' wave
+    commits under ``--waves`` (each wave's merges become one ``chore(wave-N): ...`` commit)."""
+    wave: int = 0
+    """The current wave (``--waves``), from 1."""
+    wave_base: str | None = None
+    """The integration head when the current wave started; None once it is committed."""
+    wave_squash: str | None = None
+    """Tip being squashed into the wave commit (set while a wave commit is under way)."""
     land: bool = False
     paused: bool = False
     """Dispatch paused (a critical scope escape): running work goes on, nothing new starts."""

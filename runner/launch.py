@@ -108,9 +108,7 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
             deadline=time.time() + options.timeout if options.timeout else None,
             stall_after=options.stall_after or 600.0,
             auto_spawn=options.auto_spawn,
-            commit_policy="per-task"
-            if options.per_task_commits
-            else ("squash" if options.squash else "merge"),
+            commit_policy=_commit_policy(options),
             land=options.land,
         )
     except BaseException:
@@ -121,6 +119,14 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
             logger.warning("could not roll back the integration worktree %s", integration)
         raise
     return log
+
+
+def _commit_policy(options: RunOptions) -> t.Literal["merge", "squash", "per-task", "wave"]:
+    if options.per_task_commits:
+        return "per-task"
+    if options.squash:
+        return "squash"
+    return "wave" if options.waves else "merge"  # agentops commits per wave under --waves
 
 
 def list_runs(repo: pathlib.Path) -> list[str]:

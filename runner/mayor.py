@@ -666,8 +666,46 @@ class Mayor:
         )
         for tid, reason in decision.skip:
             self.log.record("task_skipped", tid, reason=reason)
+        if decision.start and self.state.commit_policy == "wave":
+            self._commit_wave()  # the previous wave, now that it has ended
+            self.log.record(
+                "wave_started",
+                wave=self.state.wave + 1,
+                base=self.state.integration_head,
+                tasks=list(decision.start),
+            )
         for tid in decision.start:
             self._start(self.plan.task(tid), 1)
+
+    def _commit_wave(self) -> None:
+        """agentops wave commits: squash the merges of the wave that ended into one
+        ``chore(wave-N): close a, b`` commit (worker commits stay on their branches)."""
+        base = self.state.wave_base
+        if base is None:
+            return
+        head = git.head_sha(self.integration)
+        if self.state.wave_squash is None:
+            if head == base:  # nothing merged in this wave
+                self.log.record("wave_committed", wave=self.state.wave, head=head)
+                return
+            self.log.record("wave_commit_started", wave=self.state.wave, base=base, tip=head)
+        tip = self.state.wave_squash
+        assert tip is not None
+        if head not in (base, tip) and git.is_ancestor(self.config.repo, base, head):
+            sha = head  # the commit was made before a crash
+        else:
+            merged = [
+                rec for rec in self.state.tasks.values()
+                if rec.state == "merged" and rec.merge_sha
+                and git.is_ancestor(self.config.repo, rec.merge_sha, tip)
+                and not git.is_ancestor(self.config.repo, rec.merge_sha, base)
+            ]  # fmt: skip
+            lines = [f"- {rec.id}: {self.plan.task(rec.id).title}" for rec in merged]
+            subject = f"chore(wave-{self.state.wave}): close " + ", ".join(r.id for r in merged)
+            sha = git.squash_onto(
+                self.integration, base, tip, "\n\n".join([subject, "\n".join(lines)])
+            )
+        self.log.record("wave_committed", wave=self.state.wave, head=sha)
 
     def _start(self, task: Task, attempt: int, *, resumed: bool = False) -> None:
         """Start (or restart) a worker: worktree, brief, ASSIGN/RETRY mail, session.
@@ -895,6 +933,8 @@ class Mayor:
             return
         if any(rec.state not in TERMINAL_TASK_STATES for rec in self.state.tasks.values()):
             return
+        if self.state.commit_policy == "wave":
+            self._commit_wave()
         failed = [rec.id for rec in self.state.tasks.values() if rec.state != "merged"]
         if failed:
             self.log.record(

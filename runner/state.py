@@ -74,6 +74,12 @@ def apply(state: RunState | None, event: Event) -> RunState:
         update["integration_head"] = data["head"]
     elif event.kind in ("dispatch_paused", "dispatch_resumed"):
         update["paused"] = event.kind == "dispatch_paused"
+    elif event.kind == "wave_started":
+        update.update(wave=data["wave"], wave_base=data["base"], wave_squash=None)
+    elif event.kind == "wave_commit_started":
+        update["wave_squash"] = data["tip"]
+    elif event.kind == "wave_committed":
+        update.update(integration_head=data["head"], wave_base=None, wave_squash=None)
     elif event.kind == "run_landed":
         update["landed"] = True
     if task_def := data.get("task_def"):  # a follow-up or remediation task joins the run

@@ -16,14 +16,18 @@ from runner.state import RunLog, read_events, rebuild
 from tests.conftest import git
 
 
-def _offered_run(repo: pathlib.Path, where: pathlib.Path) -> tuple[RunLog, dict[str, str]]:
+def _offered_run(
+    repo: pathlib.Path, where: pathlib.Path, *, waves: bool = False
+) -> tuple[RunLog, dict[str, str]]:
     plan = Plan.model_validate(
         {"tasks": [{"id": tid, "subject": tid, "files": [f"{tid}.txt"]} for tid in ("A", "B")]}
     )
     log = launch.create_run(
-        repo, plan, launch.RunOptions(mode="local", run_id="r1", worktree_root=where)
+        repo, plan, launch.RunOptions(mode="local", run_id="r1", worktree_root=where, waves=waves)
     )
     base = log.state.integration_head
+    if waves:
+        log.record("wave_started", wave=1, base=base, tasks=["A", "B"])
     heads = {}
     for tid in ("A", "B"):
         worktree = where / "r1" / tid
@@ -32,6 +36,7 @@ def _offered_run(repo: pathlib.Path, where: pathlib.Path) -> tuple[RunLog, dict[
         git(worktree, "add", "-A")
         git(worktree, "commit", "-q", "-m", f"work of {tid}")
         heads[tid] = git(worktree, "rev-parse", "HEAD")
+        MailStore(SwarmPaths.for_repo(repo).mail).register(tid)
         log.record("task_dispatched", tid, attempt=1, session=None, worktree=str(worktree),
                    branch=f"swarm/r1/{tid}", base_sha=base)  # fmt: skip
         log.record("task_offered", tid, head_sha=heads[tid], text="offered")
@@ -50,19 +55,49 @@ def test_a_merge_cut_short_by_a_crash_is_settled_before_the_next(
     git_dir = pathlib.Path(git(integration, "rev-parse", "--absolute-git-dir"))
     (git_dir / "index.lock").touch()
 
-    swarm = SwarmPaths.for_repo(git_repo)
-    run = swarm.run("r1")
-    mayor = Mayor(
-        MayorConfig(repo=git_repo, swarm=swarm, run=run, poll_interval=0.1),
-        plan=launch.load_run_plan(git_repo, "r1"),
-        log=RunLog.open(run.events, run.state),
-        store=MailStore(swarm.mail),
-        backend=ProcessBackend(),
-    )
-    final = mayor.run()
+    final = _new_mayor(git_repo).run()
+    run = SwarmPaths.for_repo(git_repo).run("r1")
 
     assert final.status == "done", final.stop_reason
     subjects = git(git_repo, "log", "--merges", "--format=%s", "swarm/r1/integration")
     assert sorted(subjects.splitlines()) == ["swarm(A): A", "swarm(B): B"]
     assert git(integration, "status", "--porcelain") == ""
     assert rebuild(read_events(run.events)) == final
+
+
+def _new_mayor(repo: pathlib.Path) -> Mayor:
+    swarm = SwarmPaths.for_repo(repo)
+    run = swarm.run("r1")
+    return Mayor(
+        MayorConfig(repo=repo, swarm=swarm, run=run, poll_interval=0.1),
+        plan=launch.load_run_plan(repo, "r1"),
+        log=RunLog.open(run.events, run.state),
+        store=MailStore(swarm.mail),
+        backend=ProcessBackend(),
+    )
+
+
+def test_a_wave_commit_cut_short_by_a_crash_is_finished_once(
+    git_repo: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    log, heads = _offered_run(git_repo, tmp_path / "wt", waves=True)
+    base = log.state.integration_head
+    integration = pathlib.Path(log.state.integration_worktree)
+    for tid in ("A", "B"):  # the wave's merges, as the mayor makes and records them
+        log.record("merge_started", tid, head_sha=heads[tid], integration_head=base)
+        git(integration, "merge", "-q", "--no-ff", "-m", f"swarm({tid}): {tid}", heads[tid])
+        sha = git(integration, "rev-parse", "HEAD")
+        log.record("task_merged", tid, head_sha=heads[tid], merge_sha=sha, integration_head=sha)
+    tip = git(integration, "rev-parse", "HEAD")
+    # the mayor began squashing the wave and was killed between the reset and the commit
+    log.record("wave_commit_started", wave=1, base=base, tip=tip)
+    git(integration, "reset", "-q", "--soft", base)
+
+    final = _new_mayor(git_repo).run()
+
+    assert final.status == "done", final.stop_reason
+    log_lines = git(git_repo, "log", "--format=%s", f"{base}..swarm/r1/integration")
+    assert log_lines.splitlines() == ["chore(wave-1): close A, B"]
+    assert git(git_repo, "rev-parse", "swarm/r1/integration^{tree}") == git(
+        git_repo, "rev-parse", f"{tip}^{{tree}}"
+    )

@@ -188,6 +188,25 @@ def test_per_task_commits_use_the_agentops_message(
     assert log == ["chore(A): task A"]
 
 
+def test_waves_commit_once_per_wave(
+    git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path
+) -> None:
+    tasks = [
+        task("A", ["a.txt"], [write("a.txt", "a\n")]),
+        task("B", ["b.txt"], [write("b.txt", "b\n")]),
+        task("C", ["c.txt"], [write("c.txt", "c\n")], blocked_by=["A"]),
+    ]
+    result = swarm_run(git_repo, write_plan(tmp_path, tasks), server, "--waves")
+    assert result.exit_code == 0, result.output
+    log = git(git_repo, "log", "--format=%s%n%b", "main..swarm/r1/integration")
+    assert log.split("\n\n")[0].splitlines() == ["chore(wave-2): close C", "- C: task C"]
+    assert "chore(wave-1): close A, B\n- A: task A\n- B: task B" in log
+    assert git(git_repo, "rev-list", "--count", "main..swarm/r1/integration") == "2"
+    tree = git(git_repo, "ls-tree", "--name-only", "swarm/r1/integration").splitlines()
+    assert {"a.txt", "b.txt", "c.txt"} <= set(tree)
+    assert git(git_repo, "merge-base", "--is-ancestor", "main", "swarm/r1/integration") == ""
+
+
 def test_land_fast_forwards_a_clean_checkout_only(
     git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path
 ) -> None:
