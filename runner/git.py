@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import pathlib
 import re
+import time
 import typing as t
 
 from runner import proc
@@ -86,10 +87,18 @@ def git_dir(repo: pathlib.Path) -> pathlib.Path:
     return (path if path.is_absolute() else repo / path).resolve()
 
 
-def drop_stale_index_lock(repo: pathlib.Path) -> None:
+def drop_stale_index_lock(repo: pathlib.Path, *, grace: float = 5.0) -> None:
     """Remove the ``index.lock`` a killed git left in a work tree. Only for work trees nobody
-    else uses (the mayor calls it on the integration worktree while holding the run's lock)."""
-    (git_dir(repo) / "index.lock").unlink(missing_ok=True)
+    else uses (the mayor calls it on the integration worktree while holding the run's lock).
+
+    A git started by a mayor that was then SIGKILLed goes on running and finishes its
+    operation; its lock is waited for (polling, up to ``grace`` seconds) before it is taken for
+    stale."""
+    lock = git_dir(repo) / "index.lock"
+    deadline = time.monotonic() + grace
+    while lock.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    lock.unlink(missing_ok=True)
 
 
 def head_sha(repo: pathlib.Path, ref: str = "HEAD") -> str:
