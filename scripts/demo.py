@@ -17,8 +17,6 @@ import sys
 import tempfile
 import time
 
-from runner.paths import tmux_socket_name
-
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "demo"
 GIT_ENV = {
@@ -100,7 +98,7 @@ def main() -> int:
         f"  {exe} attach T06    # watch a worker's tmux session (read-only; --rw to type)\n"
         "  cat .agents/swarm/scope-escapes.jsonl\n"
         "==> clean up:\n"
-        f"  {exe} clean --force && tmux -L {tmux_socket_name(repo)} kill-server\n"
+        f"  {exe} clean --force     # worktrees, branches, sessions (the tmux server exits)\n"
         f"  rm -rf {where}"
     )
     return code
