@@ -215,9 +215,7 @@ def _scripted(plan_file: pathlib.Path) -> pathlib.Path:
     return out
 
 
-@pytest.mark.parametrize(
-    "case", [c for c in EXAMPLE_CASES if c.name != "issues.jsonl"], ids=lambda c: c.test_id
-)
+@pytest.mark.parametrize("case", EXAMPLE_CASES, ids=lambda c: c.test_id)
 def test_imported_plan_runs_with_the_scripted_agent(
     case: Example, git_repo: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
