@@ -32,6 +32,7 @@ from protocol.results import ScopeEscape
 from protocol.state import TERMINAL_TASK_STATES, RunState, TaskRecord
 from runner import checks, escapes, git, worktrees
 from runner.agents.presets import AgentPreset, build_argv, command_preset, preset
+from runner.arbiter import Arbiter, gate_family
 from runner.brief import BriefContext, render_brief
 from runner.config import load_config, preset_from_config
 from runner.errors import CommandError, RunnerError
@@ -114,6 +115,13 @@ class Mayor:
         self._leases = Leases(store.root, case_sensitive=self._case_sensitive)
         self._leased: set[str] = set()
         self._preset = self._agent_preset()
+        self._arbiter = Arbiter(
+            repo=config.repo,
+            run=config.run,
+            log=log,
+            case_sensitive=self._case_sensitive,
+            on_merged=self._after_merge,
+        )
 
     # -- properties ------------------------------------------------------------------------
 
@@ -190,7 +198,7 @@ class Mayor:
         self._ingest_escapes()
         self._check_sessions()
         self._check_timeouts()
-        self._integrate_offers()
+        self._arbiter.integrate_offers(self.plan, self._order)
         self._rework()
         self._dispatch()
         while self._after_dispatch:
@@ -421,161 +429,11 @@ class Mayor:
                 waits.append(stall - self._idle_seconds(task))
         return min(waits) if waits else None
 
-    # -- validation and the merge arbiter --------------------------------------------------
-
-    def _integrate_offers(self) -> None:
-        """Validate and merge offered tasks one at a time, in dependency (plan) order; a merge
-        a crash interrupted is settled first, before the integration branch moves again."""
-        for record in self._tasks_in("merging"):
-            self._integrate(record)
-        offered = sorted(
-            (t for t in self.state.tasks.values() if t.state in ("offered", "validating")),
-            key=lambda t: self._order[t.id],
-        )
-        if offered:
-            self._sync_integration_head()
-        for record in offered:
-            self._integrate(self.state.tasks[record.id])
-
-    def _sync_integration_head(self) -> None:
-        """Adopt commits a human (or a crash) put on the integration branch behind our back."""
-        actual = git.head_sha(self.integration)
-        if actual != self.state.integration_head:
-            self.log.record("integration_advanced", head=actual, external=True)
-
-    def _integrate(self, record: TaskRecord) -> None:
-        task = self.plan.task(record.id)
-        worktree = pathlib.Path(record.worktree or "")
-        head = git.head_sha(worktree)
-        if record.state == "merging":
-            # a crash interrupted this merge: finish it, or undo it, exactly once
-            base = self.state.integration_head
-            actual = git.head_sha(self.integration)
-            offered = record.head_sha or head
-            if actual != base and git.is_ancestor(self.config.repo, offered, actual):
-                self._gate_and_record(task, offered, base, actual)
-                return
-            git.reset_hard(self.integration, base)  # a half-done merge, if any
-        failure = None
-        if not task.validation.empty:
-            self.log.record("validation_started", task.id, head_sha=head)
-            failure = checks.validate(task, worktree)
-        if failure is not None:
-            self._save_output(task.id, "validation.log", failure.output)
-            self.log.record(
-                "validation_failed",
-                task.id,
-                reason=f"validation failed: {failure.check}: {failure.reason}",
-                check=failure.check,
-                attempt_limit=failure.retry_limit,
-            )
-            return
-        if not task.writes:
-            self.log.record(
-                "task_merged",
-                task.id,
-                head_sha=head,
-                merge_sha=None,
-                text="read-only: validated, nothing merged",
-            )
-            self._after_merge(task, None)
-            return
-        base = self.state.integration_head
-        changed = git.changed_files(worktree, base, head)
-        outside = [
-            path
-            for path in changed
-            if not manifest.in_manifest(path, task.files, case_sensitive=self._case_sensitive)
-        ]
-        if outside:
-            self.log.record(
-                "merge_refused",
-                task.id,
-                kind="scope",
-                files=outside,
-                reason="scope violation: changed files outside the manifest: " + ", ".join(outside),
-            )
-            return
-        if not changed:
-            self.log.record(
-                "task_merged", task.id, head_sha=head, merge_sha=None, text="no changes to merge"
-            )
-            self._after_merge(task, None)
-            return
-        conflicts = git.merge_tree_conflicts(self.config.repo, base, head)
-        if conflicts:
-            self.log.record(
-                "merge_refused",
-                task.id,
-                kind="conflict",
-                files=conflicts,
-                rebase_onto=base,
-                reason="merge conflict with the integration branch in " + ", ".join(conflicts),
-            )
-            return
-        self.log.record("merge_started", task.id, head_sha=head, integration_head=base)
-        message = f"swarm({task.id}): {task.title}"
-        try:
-            if self.state.commit_policy == "per-task":  # agentops --per-task-commits
-                message = f"chore({task.id}): {task.title}"
-                merge_sha = git.merge_squash(self.integration, head, message)
-            elif self.state.commit_policy == "squash":
-                merge_sha = git.merge_squash(self.integration, head, message)
-            else:
-                merge_sha = git.merge_no_ff(self.integration, head, message)
-        except git.MergeConflict as exc:
-            git.reset_hard(self.integration, base)
-            self.log.record(
-                "merge_refused",
-                task.id,
-                kind="conflict",
-                files=list(exc.files),
-                rebase_onto=base,
-                reason="merge conflict in " + ", ".join(exc.files),
-            )
-            return
-        except CommandError as exc:  # git failed otherwise: undo, send the work back, go on
-            logger.exception("merge failed", extra={"task_id": task.id})
-            git.drop_stale_index_lock(self.integration)
-            git.reset_hard(self.integration, base)
-            self.log.record(
-                "merge_refused",
-                task.id,
-                kind="error",
-                reason=f"merge failed: {str(exc).splitlines()[0]}",
-            )
-            return
-        self._gate_and_record(task, head, base, merge_sha)
-
-    def _gate_and_record(self, task: Task, head: str, base: str, merge_sha: str) -> None:
-        """Run the fast gates on the merged integration worktree; keep or undo the merge."""
-        failure = checks.run_gates(self.plan.gates, self.integration, fast_only=True)
-        if failure is not None:
-            git.reset_hard(self.integration, base)
-            self._save_output(task.id, "gate.log", failure.output)
-            self.log.record(
-                "merge_refused",
-                task.id,
-                kind="gate",
-                reason=f"{failure.reason}; the integration branch was reset",
-                check=failure.check,
-                gate_family=self._gate_family(failure.check),
-            )
-            return
-        self._merged(task, head, merge_sha)
-
-    def _merged(self, task: Task, head: str, merge_sha: str) -> None:
-        self.log.record(
-            "task_merged",
-            task.id,
-            head_sha=head,
-            merge_sha=merge_sha,
-            integration_head=merge_sha,
-            text=f"merged as {merge_sha[:12]}",
-        )
-        self._after_merge(task, merge_sha)
+    # -- merged work and retries ----------------------------------------------------------
 
     def _after_merge(self, task: Task, merge_sha: str | None) -> None:
+        """What follows a merge (called by the arbiter): answer the worker and close its
+        session once what the merge unblocked is dispatched, ratchet an OL bead."""
         record = self.state.tasks[task.id]
         summary = f"merged as {merge_sha[:12]}" if merge_sha else "accepted: nothing to merge"
         fields = {"commit_sha": record.head_sha or "", "summary": summary}
@@ -598,13 +456,6 @@ class Mayor:
                 returncode=result.returncode,
                 stderr=result.stderr[-2000:],
             )
-
-    def _save_output(self, task_id: str, name: str, text: str) -> None:
-        directory = self.config.run.task_dir(task_id)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / name).write_text(text)
-
-    # -- retries ---------------------------------------------------------------------------
 
     def _rework(self) -> None:
         """Send refused work back: conflicts and scope violations are fix-ups (bounded by
@@ -667,7 +518,7 @@ class Mayor:
         for tid, reason in decision.skip:
             self.log.record("task_skipped", tid, reason=reason)
         if decision.start and self.state.commit_policy == "wave":
-            self._commit_wave()  # the previous wave, now that it has ended
+            self._arbiter.commit_wave(self.plan)  # the previous wave, now that it has ended
             self.log.record(
                 "wave_started",
                 wave=self.state.wave + 1,
@@ -676,36 +527,6 @@ class Mayor:
             )
         for tid in decision.start:
             self._start(self.plan.task(tid), 1)
-
-    def _commit_wave(self) -> None:
-        """agentops wave commits: squash the merges of the wave that ended into one
-        ``chore(wave-N): close a, b`` commit (worker commits stay on their branches)."""
-        base = self.state.wave_base
-        if base is None:
-            return
-        head = git.head_sha(self.integration)
-        if self.state.wave_squash is None:
-            if head == base:  # nothing merged in this wave
-                self.log.record("wave_committed", wave=self.state.wave, head=head)
-                return
-            self.log.record("wave_commit_started", wave=self.state.wave, base=base, tip=head)
-        tip = self.state.wave_squash
-        assert tip is not None
-        if head not in (base, tip) and git.is_ancestor(self.config.repo, base, head):
-            sha = head  # the commit was made before a crash
-        else:
-            merged = [
-                rec for rec in self.state.tasks.values()
-                if rec.state == "merged" and rec.merge_sha
-                and git.is_ancestor(self.config.repo, rec.merge_sha, tip)
-                and not git.is_ancestor(self.config.repo, rec.merge_sha, base)
-            ]  # fmt: skip
-            lines = [f"- {rec.id}: {self.plan.task(rec.id).title}" for rec in merged]
-            subject = f"chore(wave-{self.state.wave}): close " + ", ".join(r.id for r in merged)
-            sha = git.squash_onto(
-                self.integration, base, tip, "\n\n".join([subject, "\n".join(lines)])
-            )
-        self.log.record("wave_committed", wave=self.state.wave, head=sha)
 
     def _start(self, task: Task, attempt: int, *, resumed: bool = False) -> None:
         """Start (or restart) a worker: worktree, brief, ASSIGN/RETRY mail, session.
@@ -934,7 +755,7 @@ class Mayor:
         if any(rec.state not in TERMINAL_TASK_STATES for rec in self.state.tasks.values()):
             return
         if self.state.commit_policy == "wave":
-            self._commit_wave()
+            self._arbiter.commit_wave(self.plan)
         failed = [rec.id for rec in self.state.tasks.values() if rec.state != "merged"]
         if failed:
             self.log.record(
@@ -946,7 +767,7 @@ class Mayor:
         if self.plan.gates:
             failure = checks.run_gates(self.plan.gates, self.integration, fast_only=False)
             if failure is not None:
-                family = self._gate_family(failure.check)
+                family = gate_family(self.plan, failure.check)
                 self.log.record(
                     "final_gate_failed",
                     reason=failure.reason,
@@ -965,10 +786,6 @@ class Mayor:
         if self.state.land:
             self._land()  # before run_finished: whoever follows the run sees the outcome
         self.log.record("run_finished", status="done", reason="every task merged")
-
-    def _gate_family(self, check: str) -> GateFamily:
-        name = check.removeprefix("gate:")
-        return next((g.family for g in self.plan.gates if g.name == name), "I")
 
     def _remediate(self, failure: checks.CheckFailure, family: GateFamily) -> bool:
         """A failing final gate may spawn one remediation task within its family's budget."""
