@@ -12,7 +12,6 @@ import sys
 import time
 import typing as t
 
-import libtmux
 import pytest
 
 from runner import sessions as s
@@ -72,31 +71,6 @@ class Recorded(t.NamedTuple):
     argv: list[bytes]
     files: dict[str, bytes]
     cwd: str
-
-
-@pytest.fixture
-def tmux(server: libtmux.Server, tmp_path: pathlib.Path) -> t.Iterator[s.TmuxBackend]:
-    assert server.socket_name
-    backend = s.TmuxBackend(server.socket_name, notify_dir=tmp_path / "notify")
-    yield backend
-    backend.close()
-
-
-@pytest.fixture
-def local() -> t.Iterator[s.ProcessBackend]:
-    backend = s.ProcessBackend(grace=2.0)
-    yield backend
-    for name in backend.list_sessions(""):
-        backend.kill(name)
-    backend.close()
-
-
-@pytest.fixture(params=["tmux", "process"])
-def backend(request: pytest.FixtureRequest) -> s.TmuxBackend | s.ProcessBackend:
-    return t.cast(
-        s.TmuxBackend | s.ProcessBackend,
-        request.getfixturevalue("tmux" if request.param == "tmux" else "local"),
-    )
 
 
 def run_agent(

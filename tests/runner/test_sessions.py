@@ -21,7 +21,7 @@ from runner.errors import UsageError
 
 WAIT: t.Final = 10.0
 
-Backend = s.TmuxBackend | s.ProcessBackend
+from tests.runner.conftest import Backend
 
 
 def wait_until(predicate: t.Callable[[], bool], timeout: float = WAIT) -> None:
@@ -48,29 +48,6 @@ def wait_exit(events: queue.Queue[str], name: str, timeout: float = WAIT) -> Non
 
 def log_text(path: pathlib.Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
-
-
-@pytest.fixture
-def tmux(server: libtmux.Server, tmp_path: pathlib.Path) -> t.Iterator[s.TmuxBackend]:
-    assert server.socket_name
-    backend = s.TmuxBackend(server.socket_name, notify_dir=tmp_path / "notify")
-    yield backend
-    backend.close()
-
-
-@pytest.fixture
-def local() -> t.Iterator[s.ProcessBackend]:
-    backend = s.ProcessBackend(grace=2.0)
-    yield backend
-    for name in backend.list_sessions(""):
-        backend.kill(name)
-    backend.close()
-
-
-@pytest.fixture(params=["tmux", "process"])
-def backend(request: pytest.FixtureRequest) -> Backend:
-    """Both backends: the contract tests run against each."""
-    return t.cast(Backend, request.getfixturevalue("tmux" if request.param == "tmux" else "local"))
 
 
 def make_spec(
