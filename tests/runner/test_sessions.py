@@ -18,10 +18,9 @@ import pytest
 
 from runner import sessions as s
 from runner.errors import UsageError
+from tests.runner.conftest import Backend
 
 WAIT: t.Final = 10.0
-
-from tests.runner.conftest import Backend
 
 
 def wait_until(predicate: t.Callable[[], bool], timeout: float = WAIT) -> None:
