@@ -24,7 +24,14 @@ from runner.errors import RunFailed, UsageError
 from runner.mayor import HUMAN, MAYOR, RESERVED_AGENTS, Mayor, MayorConfig
 from runner.paths import SwarmPaths, default_worktree_root, tmux_socket_name
 from runner.sessions import ProcessBackend, SessionBackend, SessionSpec, TmuxBackend, session_name
-from runner.state import RunLog, apply, exclusive_lock, load_state, write_json_atomic
+from runner.state import (
+    RunLog,
+    apply,
+    exclusive_lock,
+    load_state,
+    lock_held,
+    write_json_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -171,10 +178,8 @@ def make_backend(state: RunState, notify_dir: pathlib.Path) -> SessionBackend:
 
 
 def mayor_running(repo: pathlib.Path, run_id: str) -> bool:
-    """Does a live mayor hold the run's lock? (A probe that never blocks a starting mayor for
-    longer than the probe itself.)"""
-    with exclusive_lock(SwarmPaths.for_repo(repo).run(run_id).lock) as free:
-        return not free
+    """Does a live mayor hold the run's lock?"""
+    return lock_held(SwarmPaths.for_repo(repo).run(run_id).lock)
 
 
 def drive(

@@ -294,6 +294,22 @@ class RunLog:
                 self.save()
 
 
+def lock_held(path: pathlib.Path) -> bool:
+    """Does a process hold the flock on ``path``? A shared, non-blocking probe that writes
+    nothing (a missing file is not held)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's lock too
+    return False
+
+
 @contextlib.contextmanager
 def exclusive_lock(path: pathlib.Path) -> t.Iterator[bool]:
     """Hold an exclusive flock on ``path`` for the block; yield False if another process has it."""

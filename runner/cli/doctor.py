@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import pathlib
 import re
@@ -20,7 +19,7 @@ from runner.cli.common import EXIT_FAILED, echo_json, handle_errors, json_option
 from runner.config import SwarmConfig, load_config, preset_from_config
 from runner.errors import RunnerError
 from runner.paths import SwarmPaths, default_worktree_root, tmux_socket_name
-from runner.state import load_state, read_events, rebuild
+from runner.state import load_state, lock_held, read_events, rebuild
 
 GIT_MIN: t.Final = (2, 38)
 """``git merge-tree --write-tree`` (the arbiter's conflict pre-check) needs 2.38."""
@@ -235,21 +234,6 @@ class _Run(t.NamedTuple):
     has_mayor: bool
 
 
-def _has_mayor(lock: pathlib.Path) -> bool:
-    """Whether a process holds the run's lock (a shared probe: the lock file is not written)."""
-    try:
-        fd = os.open(lock, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops the probe's lock too
-    return False
-
-
 def _runs(repo: pathlib.Path) -> dict[str, _Run]:
     swarm = SwarmPaths.for_repo(repo)
     runs: dict[str, _Run] = {}
@@ -263,7 +247,7 @@ def _runs(repo: pathlib.Path) -> dict[str, _Run]:
                 state = rebuild(read_events(paths.events))
             except (RunnerError, ValueError):
                 state = None
-        runs[rid] = _Run(rid, state.status if state else "unknown", _has_mayor(paths.lock))
+        runs[rid] = _Run(rid, state.status if state else "unknown", lock_held(paths.lock))
     return runs
 
 

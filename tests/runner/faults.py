@@ -117,20 +117,19 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def start(repo: pathlib.Path, plan: pathlib.Path, socket: str, run_id: str) -> None:
-    swarm(
-        "run",
-        str(plan),
-        "--repo",
-        str(repo),
-        "--run-id",
-        run_id,
-        "--tmux-socket",
-        socket,
-        "--worktree-root",
-        str(repo.parent / "wt"),
-        "--detach",
-    )
+def run_args(
+    repo: pathlib.Path, plan: pathlib.Path, socket: str, run_id: str, *extra: str
+) -> list[str]:
+    """``swarm run`` arguments for a trial: private socket, worktrees beside the repo."""
+    return [
+        "run", str(plan), "--repo", str(repo), "--run-id", run_id, "--tmux-socket", socket,
+        "--worktree-root", str(repo.parent / "wt"), *extra,
+    ]  # fmt: skip
+
+
+def start(repo: pathlib.Path, plan: pathlib.Path, socket: str, run_id: str, *extra: str) -> None:
+    """Start a run with its mayor in tmux and return at once (``--detach``)."""
+    swarm(*run_args(repo, plan, socket, run_id, "--detach", *extra))
 
 
 def resume(repo: pathlib.Path, run_id: str) -> float:

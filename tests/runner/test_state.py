@@ -5,7 +5,7 @@ import pathlib
 import pytest
 
 from runner.errors import UsageError
-from runner.state import RunLog, exclusive_lock, read_events, rebuild
+from runner.state import RunLog, exclusive_lock, lock_held, read_events, rebuild
 
 
 def _log(tmp_path: pathlib.Path) -> RunLog:
@@ -62,9 +62,12 @@ def test_corrupt_middle_line_is_an_error(tmp_path: pathlib.Path) -> None:
 
 def test_exclusive_lock_admits_one_holder(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "mayor.lock"
+    assert not lock_held(path)
     with exclusive_lock(path) as first:
         assert first
+        assert lock_held(path)
         with exclusive_lock(path) as second:
             assert not second
+    assert not lock_held(path)
     with exclusive_lock(path) as again:
         assert again

@@ -53,16 +53,7 @@ def test_sighup_to_the_follower_stops_only_the_following(
             sys.executable,
             "-m",
             "runner",
-            "run",
-            str(plan),
-            "--repo",
-            str(git_repo),
-            "--run-id",
-            "r1",
-            "--tmux-socket",
-            str(server.socket_name),
-            "--worktree-root",
-            str(git_repo.parent / "wt"),
+            *faults.run_args(git_repo, plan, str(server.socket_name), "r1"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -150,21 +141,7 @@ def test_stalled_worker_is_nudged_then_reported_and_restarted(
             ]
         },
     )
-    faults.swarm(
-        "run",
-        str(plan),
-        "--repo",
-        str(git_repo),
-        "--run-id",
-        "r1",
-        "--tmux-socket",
-        str(server.socket_name),
-        "--worktree-root",
-        str(git_repo.parent / "wt"),
-        "--stall-after",
-        "1s",
-        "--detach",
-    )
+    faults.start(git_repo, plan, str(server.socket_name), "r1", "--stall-after", "1s")
     faults.wait_until(lambda: faults.status(git_repo, "r1") != "running", 60, "the run to end")
     kinds = [e.kind for e in faults.events(git_repo, "r1")]
     assert kinds.count("task_nudged") >= 2
