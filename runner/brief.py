@@ -20,6 +20,9 @@ class BriefContext(t.NamedTuple):
     rebase_onto: str | None = None
     history: str = ""
     """What earlier attempts already did (commits in the worktree), for a restarted worker."""
+    swarm: str = "swarm"
+    """The absolute path of the ``swarm`` the agent reports with (a login shell's PATH may
+    not have it)."""
 
 
 def render_brief(ctx: BriefContext) -> str:
@@ -54,7 +57,7 @@ def render_brief(ctx: BriefContext) -> str:
     out += [*(f"- `{f}`" for f in task.files), ""] if task.files else ["(none)", ""]
     out += [
         "Need a file outside the manifest? Do not edit it: report a scope escape",
-        '(`swarm worker escape --finding "..." --files a,b`).',
+        f'(`{ctx.swarm} worker escape --finding "..." --files a,b`).',
         "",
     ]
     validation = task.validation
@@ -67,16 +70,19 @@ def render_brief(ctx: BriefContext) -> str:
                 out.append(f"- {name}: `{value}`")
         out += [f"- {c.name}: `{c.command}`" for c in validation.custom]
         out.append("")
+    swarm = ctx.swarm
     out += [
         "## Report with these commands (from your worktree)",
         "",
         "```sh",
-        "swarm worker accepted                      # when you start",
-        'swarm worker progress "what you are doing" # after each major step',
-        'swarm worker help "what blocks you"        # when stuck (a human answers)',
-        'swarm worker offer "one-line summary"      # when done and committed',
-        'swarm worker fail "why" --type ERROR       # when it cannot be done',
+        f"{swarm} worker accepted                      # when you start",
+        f'{swarm} worker progress "what you are doing" # after each major step',
+        f'{swarm} worker help "what blocks you"        # when stuck (a human answers)',
+        f'{swarm} worker offer "one-line summary"      # when done and committed',
+        f'{swarm} worker fail "why" --type ERROR       # when it cannot be done',
         "```",
         "",
     ]
+    if swarm != "swarm":
+        out += [f"Use the absolute path `{swarm}`: your shell's PATH may not have `swarm`.", ""]
     return "\n".join(out)

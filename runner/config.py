@@ -66,6 +66,11 @@ class SwarmConfig(Model):
     stall_after: Duration | None = None
     """Seconds (``90s``, ``30m``, ``2h`` or a number in the file)."""
     keep_sessions: bool | None = None
+    agent_permissions: t.Literal["worktree", "full"] | None = None
+    """What a built-in agent may do without asking (docs/agents.md): ``worktree`` (default)
+    or ``full`` (the CLI's own skip-every-prompt mode)."""
+    trust_worktrees: bool | None = None
+    """Consent to record the CLI's folder trust for this run's worktree paths only."""
     presets: dict[str, PresetConfig] = Field(default_factory=dict)
     gates: tuple[Gate, ...] = ()
     budgets: Budgets | None = None

@@ -31,7 +31,11 @@ from protocol.plan import GateFamily, Plan, Task
 from protocol.results import ScopeEscape
 from protocol.state import TERMINAL_TASK_STATES, RunState, TaskRecord
 from runner import checks, escapes, git, worktrees
-from runner.agents.presets import AgentPreset, build_argv, command_preset, preset
+from runner.agents import worker as agent_worker
+from runner.agents.adapter import AgentSetupError
+from runner.agents.panes import PaneWatch
+from runner.agents.presets import AgentPreset, command_preset, preset
+from runner.agents.registry import adapter_for
 from runner.arbiter import Arbiter, gate_family
 from runner.brief import BriefContext, render_brief
 from runner.config import load_config, preset_from_config
@@ -115,6 +119,8 @@ class Mayor:
         self._leases = Leases(store.root, case_sensitive=self._case_sensitive)
         self._leased: set[str] = set()
         self._preset = self._agent_preset()
+        self._panes = PaneWatch()  # what each worker's screen shows (runner.agents.panes)
+        self._quick_exits: dict[str, str] = {}  # task -> how its agent last exited at once
         self._arbiter = Arbiter(
             repo=config.repo,
             run=config.run,
@@ -333,11 +339,19 @@ class Mayor:
             if self.state.tasks[task.id].state != "running":
                 continue
             code = status.exit_status
+            started = task.dispatched_at
+            verdict = agent_worker.exit_reason(
+                status=code,
+                elapsed=(now() - started).total_seconds() if started else None,
+                tail=self.backend.capture(task.session, 15),
+                previous=self._quick_exits.get(task.id),
+            )
+            self._quick_exits[task.id] = verdict.signature
             self.log.record(
-                "task_crashed",
+                "task_failed" if verdict.fatal else "task_crashed",
                 task.id,
                 exit_status=code,
-                reason=f"the agent exited (status {code}) without reporting completion",
+                reason=verdict.reason,
             )
 
     def _check_timeouts(self) -> None:
@@ -370,6 +384,35 @@ class Mayor:
         """NUDGE after ``stall_after`` of silence; after twice that, ask a human and restart."""
         stall_after = self.state.stall_after
         idle = self._idle_seconds(task)
+        adapter = adapter_for(self._task_preset(self.plan.task(task.id)).name)
+        if adapter is not None and task.session:
+            swarm = agent_worker.shim_dir(self.config.swarm.home) / "swarm"
+            screen = self.backend.screen(task.session)
+            seen = self._panes.observe(task.id, adapter, screen, time.time(), swarm=str(swarm))
+            if seen is not None:
+                typed = seen.kind == "nudge" and self.backend.send_text(task.session, seen.text)
+                self.log.record(
+                    "task_nudged", task.id, pane=seen.state, typed=typed, text=seen.what
+                )
+                if seen.kind == "blocked":
+                    self._send(
+                        HUMAN,
+                        MessageType.HELP_REQUEST,
+                        task.id,
+                        {
+                            "issue_type": "BLOCKED",
+                            "problem": f"Worker of task {task.id} is at {seen.what}.\n\n"
+                            f"Its pane:\n{seen.screen}",
+                            "question": f"Answer it with `swarm attach {task.id} --rw`.",
+                        },
+                        importance="high",
+                        ack_required=True,
+                    )
+                return
+            screen_idle = self._panes.idle_for(task.id, time.time())
+            if screen_idle is not None:  # content, not output timestamps: a redrawn title
+                heard = task.last_activity.timestamp() if task.last_activity else time.time()
+                idle = min(time.time() - heard, screen_idle)
         if task.nudges == 0 and idle >= stall_after:
             self.log.record("task_nudged", task.id, idle=round(idle, 1))
             self._send(
@@ -562,6 +605,7 @@ class Mayor:
             key_file = self.store.register(worker)
             brief = self.config.run.brief(task.id)
             brief.parent.mkdir(parents=True, exist_ok=True)
+            swarm = agent_worker.swarm_shim(self.config.swarm.home, self.config.python)
             brief.write_text(
                 render_brief(
                     BriefContext(
@@ -575,6 +619,7 @@ class Mayor:
                         retry_files=retry_files,
                         rebase_onto=rebase_onto,
                         history=history,
+                        swarm=str(swarm),
                     )
                 )
             )
@@ -620,14 +665,20 @@ class Mayor:
             env = self._worker_env(
                 task, worker, key_file, brief, worktree, attempt, base, rebase_onto
             )
-            argv = build_argv(
-                self._task_preset(task),
-                brief=brief,
-                task=task.id,
+            prepared = agent_worker.prepare_worker(
+                preset=self._task_preset(task),
+                task=task,
+                repo=self.config.repo,
                 worktree=worktree,
+                brief=brief,
+                swarm_home=self.config.swarm.home,
                 python=self.config.python,
+                options=agent_worker.options_from(self._settings),
                 resume=resumed,
             )
+            env.update(prepared.env)
+            argv = prepared.argv
+            self._panes.forget(task.id)
             spec = SessionSpec(
                 name=session,
                 argv=argv,
@@ -644,7 +695,9 @@ class Mayor:
             self._leased.add(task.id)
         except (RunnerError, OSError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            fatal = isinstance(exc, CommandError) and exc.returncode == 127
+            fatal = isinstance(exc, AgentSetupError) or (
+                isinstance(exc, CommandError) and exc.returncode == 127
+            )
             kind = "task_failed" if fatal else "task_crashed"
             self.log.record(
                 kind,
@@ -713,7 +766,6 @@ class Mayor:
         base: str,
         rebase_onto: str | None,
     ) -> dict[str, str]:
-        bindir = str(pathlib.Path(self.config.python).parent)
         env = {
             "SWARM_HOME": str(self.config.swarm.home),
             "SWARM_RUN": self.run_id,
@@ -725,7 +777,7 @@ class Mayor:
             "SWARM_WORKTREE": str(worktree),
             "SWARM_ATTEMPT": str(attempt),
             "SWARM_BASE": base,
-            "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+            "PATH": agent_worker.agent_path(self.config.swarm.home, self.config.python),
         }
         if rebase_onto:
             env["SWARM_REBASE_ONTO"] = rebase_onto

@@ -135,6 +135,13 @@ class SessionBackend(t.Protocol):
     def capture(self, name: str, lines: int = 50) -> str:
         """The last ``lines`` lines of the session's output."""
 
+    def screen(self, name: str) -> str:
+        """What the agent's pane shows now (its visible rows; '' when there is no screen)."""
+
+    def send_text(self, name: str, text: str) -> bool:
+        """Type ``text`` into the agent's pane and press Enter; False when this backend has
+        no pane to type into or the Enter did not take."""
+
     def set_exit_callback(self, callback: ExitCallback) -> None:
         """Call ``callback(name)`` (from any thread) soon after a session's process exits; the
         callee then asks :meth:`status`. Spurious calls are allowed."""
@@ -530,6 +537,45 @@ class TmuxBackend:
         result = self._tmux("capture-pane", "-p", "-J", "-t", pane.id, "-S", f"-{max(lines, 0)}")
         return _tail("\n".join(result.stdout), lines)
 
+    def screen(self, name: str) -> str:
+        pane = self._agent_pane(name)
+        if pane is None or pane.dead:
+            return ""
+        result = self._tmux("capture-pane", "-p", "-t", pane.id, check=False)
+        return "\n".join(result.stdout) if result.returncode == 0 else ""
+
+    def send_text(self, name: str, text: str, *, chunk: int = 200, settle: float = 1.0) -> bool:
+        """Type ``text`` literally into the agent pane, then Enter; check the Enter took.
+
+        A pane in copy mode (someone scrolled while attached) is taken out of it first, or
+        the keys would move its cursor instead. The text goes in chunks of ``chunk``
+        characters with ``send-keys -l`` (literal: no key names, no tmux parsing), newlines
+        as spaces (an Enter inside would submit half of it). The Enter took when the screen
+        changes within ``settle`` seconds of it; else Enter is sent once more (a TUI busy
+        redrawing may drop the first)."""
+        pane = self._agent_pane(name)
+        if pane is None or pane.dead:
+            return False
+        mode = self._tmux("display-message", "-p", "-t", pane.id, "#{pane_in_mode}", check=False)
+        if mode.returncode == 0 and mode.stdout and mode.stdout[0].strip() == "1":
+            self._tmux("send-keys", "-t", pane.id, "-X", "cancel", check=False)
+        flat = " ".join(text.split())
+        for start in range(0, len(flat), chunk):
+            piece = flat[start : start + chunk]
+            if self._tmux("send-keys", "-t", pane.id, "-l", "--", piece, check=False).returncode:
+                return False
+        for _ in range(2):
+            time.sleep(0.2)  # let the TUI take the text in before the Enter
+            before = self.screen(name)
+            self._tmux("send-keys", "-t", pane.id, "Enter", check=False)
+            deadline = time.monotonic() + settle
+            while time.monotonic() < deadline:
+                if self.screen(name) != before:
+                    logger.info("typed into the pane", extra={"session": name})
+                    return True
+                time.sleep(0.1)
+        return False
+
     def set_exit_callback(self, callback: ExitCallback) -> None:
         with self._lock:
             self._callback = callback
@@ -730,6 +776,12 @@ class ProcessBackend:
         except FileNotFoundError:
             return ""
         return _tail(data, lines)
+
+    def screen(self, name: str) -> str:
+        return ""  # a plain process has no screen: its output is only a log
+
+    def send_text(self, name: str, text: str) -> bool:
+        return False  # stdin is /dev/null: nothing can be typed to a plain process
 
     def set_exit_callback(self, callback: ExitCallback) -> None:
         self._callback = callback

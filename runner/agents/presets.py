@@ -17,50 +17,85 @@ import typing as t
 
 from runner.errors import UsageError
 
-PLACEHOLDERS: t.Final = ("brief", "task", "worktree", "prompt", "python")
+PLACEHOLDERS: t.Final = ("brief", "task", "worktree", "prompt", "python", "swarm")
 PROMPT: t.Final = (
-    "Read the task brief in {brief} and do it; report with the swarm worker commands it lists."
+    "Read the task brief in {brief} and do it; report with the `{swarm} worker` "
+    "commands it lists (use that absolute path)."
 )
+"""The same sentence as :func:`runner.agents.adapter.prompt_for`."""
 _TOKEN_RE: t.Final = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class AgentPreset(t.NamedTuple):
     name: str
     argv: tuple[str, ...]
-    """Template tokens with ``{brief}``, ``{task}``, ``{worktree}``, ``{prompt}``, ``{python}``."""
+    """Template tokens with ``{brief}``, ``{task}``, ``{worktree}``, ``{prompt}``, ``{python}``,
+    ``{swarm}`` (the absolute path of the ``swarm`` the agent reports with)."""
     resume_argv: tuple[str, ...] | None = None
     """Continues the agent's previous conversation in the worktree (None: start afresh)."""
     skip_permissions: tuple[str, ...] = ()
     """The agent's own flags that skip its permission prompts; only added on request."""
 
 
+# The argv each built-in adapter (runner/agents/<name>.py) runs at the default permission level
+# for a task without validation commands; the adapters add the task's checks, trust flags and
+# the level's flags (tests/runner/test_adapters.py keeps the two in step).
+_CLAUDE_TOOLS: t.Final = (
+    "Bash({swarm} worker:*)",
+    "Bash(git add:*)",
+    "Bash(git commit:*)",
+    "Bash(git status:*)",
+    "Bash(git diff:*)",
+    "Bash(git log:*)",
+)
+_GEMINI_TOOLS: t.Final = tuple(
+    token
+    for command in ("{swarm} worker", "git add", "git commit", "git status", "git diff")
+    for token in ("--allowed-tools", f"run_shell_command({command})")
+)
+AIDER_FLAGS: t.Final = (
+    "--yes-always",
+    "--no-gitignore",
+    "--no-check-update",
+    "--no-show-release-notes",
+    "--analytics-disable",
+    "--no-suggest-shell-commands",
+    "--no-show-model-warnings",
+    "--no-pretty",
+)
+_AIDER: t.Final = ("{python}", "-m", "runner.agents.aider_wrapper", "--swarm", "{swarm}", "--")
 _PRESETS: t.Final[tuple[AgentPreset, ...]] = (
     AgentPreset(
         "claude",
-        ("claude", "{prompt}"),
-        resume_argv=("claude", "--continue", "{prompt}"),
+        ("claude", "--permission-mode", "acceptEdits", "--allowedTools", *_CLAUDE_TOOLS, "--",
+         "{prompt}"),
+        resume_argv=("claude", "--continue", "--permission-mode", "acceptEdits",
+                     "--allowedTools", *_CLAUDE_TOOLS, "--", "{prompt}"),
         skip_permissions=("--dangerously-skip-permissions",),
     ),
     AgentPreset(
         "codex",
-        ("codex", "{prompt}"),
-        resume_argv=("codex", "resume", "--last", "{prompt}"),
+        ("codex", "--no-daemon", "--approve-for-me", "-c", "allow_login_shell=false", "{prompt}"),
+        resume_argv=("codex", "resume", "--last", "--no-daemon", "--approve-for-me", "-c",
+                     "allow_login_shell=false", "{prompt}"),
         skip_permissions=("--dangerously-bypass-approvals-and-sandbox",),
     ),
     AgentPreset(
         "gemini",
-        ("gemini", "--prompt-interactive", "{prompt}"),
-        resume_argv=("gemini", "--resume", "latest", "--prompt-interactive", "{prompt}"),
+        ("gemini", "--approval-mode", "auto_edit", *_GEMINI_TOOLS, "--prompt-interactive",
+         "{prompt}"),
+        resume_argv=("gemini", "--resume", "latest", "--approval-mode", "auto_edit",
+                     *_GEMINI_TOOLS, "--prompt-interactive", "{prompt}"),
         skip_permissions=("--yolo",),
     ),
     AgentPreset(
         "aider",
-        ("aider", "--message-file", "{brief}"),
-        resume_argv=("aider", "--restore-chat-history", "--message-file", "{brief}"),
-        skip_permissions=("--yes-always",),
+        (*_AIDER, "aider", *AIDER_FLAGS, "--message-file", "{brief}"),
+        resume_argv=(*_AIDER, "aider", *AIDER_FLAGS, "--restore-chat-history",
+                     "--message-file", "{brief}"),
     ),
     AgentPreset("scripted", ("{python}", "-m", "runner.agents.scripted")),
-)
+)  # fmt: skip
 COMMAND: t.Final = "command"
 
 
@@ -141,6 +176,7 @@ def build_argv(
     resume: bool = False,
     skip_permissions: bool = False,
     extra_args: t.Sequence[str] = (),
+    swarm: str = "swarm",
 ) -> tuple[str, ...]:
     """The concrete argv of ``preset`` for one task. ``resume`` picks the preset's
     ``resume_argv`` when it has one; ``skip_permissions`` adds the agent's own permission-skipping
@@ -155,7 +191,8 @@ def build_argv(
         "brief": str(brief),
         "task": task,
         "worktree": str(worktree),
-        "prompt": PROMPT.format(brief=brief),
+        "prompt": PROMPT.format(brief=brief, swarm=swarm),
         "python": python,
+        "swarm": swarm,
     }
     return tuple(_substitute(token, values, where=f"agent {preset.name!r}") for token in template)

@@ -1,0 +1,240 @@
+"""Prepare one worker for its agent: the launcher's single call into the agent layer.
+
+:func:`prepare_worker` puts everything the agent needs inside its worktree or names it by
+absolute path: the brief copied into the worktree (``.swarm/brief.md``, excluded from git, never
+merged), a shim folder holding only ``swarm`` for PATH (not swarm's whole virtual environment,
+whose ``python`` and ``pytest`` would shadow the project's), the git identity of the repository
+exported for CLIs that isolate git config, the adapter's own files (trust with consent, rules),
+and the argv of the chosen permission level. It refuses up front (:class:`AgentSetupError`) a
+start that could only stop at a dialog, with the exact fix.
+
+:func:`exit_reason` words a crash, with the agent's last lines, and says when an agent that
+exits within seconds the same way twice must not be started again.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shlex
+import shutil
+import typing as t
+
+from protocol.plan import Task
+from runner import git, proc
+from runner.agents import _files
+from runner.agents.adapter import (
+    BRIEF_NAME,
+    DEFAULT_PERMISSIONS,
+    EXCLUDES,
+    PERMISSION_LEVELS,
+    Permissions,
+    WorkerContext,
+)
+from runner.agents.presets import AgentPreset, build_argv
+from runner.agents.presets import preset as builtin_preset
+from runner.agents.registry import EXCLUDES as ADAPTER_EXCLUDES
+from runner.agents.registry import adapter_for
+from runner.errors import CommandError, UsageError
+
+QUICK_EXIT: t.Final = 10.0
+"""An agent that exits within this many seconds of its start 'exited at once'."""
+IDENTITY_KEYS: t.Final = (
+    ("GIT_AUTHOR_NAME", "user.name"),
+    ("GIT_AUTHOR_EMAIL", "user.email"),
+    ("GIT_COMMITTER_NAME", "user.name"),
+    ("GIT_COMMITTER_EMAIL", "user.email"),
+)
+
+
+class AgentOptions(t.NamedTuple):
+    """The user's choices for agents (``.swarm.toml``: ``agent_permissions``,
+    ``trust_worktrees``)."""
+
+    permissions: Permissions = DEFAULT_PERMISSIONS
+    trust_worktrees: bool = False
+
+
+class PreparedWorker(t.NamedTuple):
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    """Additions to the worker environment (``SWARM_BRIEF``, ``PATH``, git identity, ...)."""
+    brief: pathlib.Path
+    """The brief in the worktree."""
+
+
+def options_from(settings: t.Any) -> AgentOptions:
+    """:class:`AgentOptions` from a :class:`runner.config.SwarmConfig` (missing keys: defaults)."""
+    level = getattr(settings, "agent_permissions", None) or DEFAULT_PERMISSIONS
+    if level not in PERMISSION_LEVELS:
+        raise UsageError(f"agent_permissions {level!r}: use one of {', '.join(PERMISSION_LEVELS)}")
+    return AgentOptions(t.cast(Permissions, level), bool(getattr(settings, "trust_worktrees", 0)))
+
+
+def shim_dir(swarm_home: pathlib.Path) -> pathlib.Path:
+    return swarm_home / "bin"
+
+
+def swarm_shim(swarm_home: pathlib.Path, python: str) -> pathlib.Path:
+    """``<swarm_home>/bin/swarm``: runs this swarm with its own Python; the folder holds
+    nothing else, so it can go first on the agent's PATH without shadowing the project's
+    tools. Rewritten only when its content changes (workers may be running it)."""
+    path = shim_dir(swarm_home) / "swarm"
+    text = f'#!/bin/sh\nexec {shlex.quote(python)} -m runner "$@"\n'
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return path
+    except OSError:
+        pass
+    _files.write_atomic(path, text, mode=0o755)
+    return path
+
+
+def git_identity(worktree: pathlib.Path) -> dict[str, str]:
+    """``GIT_AUTHOR_*``/``GIT_COMMITTER_*`` from the repository's config (else from the
+    environment), so a CLI that runs git with ``GIT_CONFIG_GLOBAL=/dev/null`` still commits."""
+    found: dict[str, str] = {}
+    cache: dict[str, str] = {}
+    for env_key, config_key in IDENTITY_KEYS:
+        if config_key not in cache:
+            try:
+                out = proc.run("git", "config", "--get", config_key, cwd=worktree, check=False)
+                cache[config_key] = out.stdout.strip()
+            except CommandError:
+                cache[config_key] = ""
+        value = os.environ.get(env_key) or cache[config_key]
+        if value:
+            found[env_key] = value
+    return found
+
+
+def place_brief(source: pathlib.Path, worktree: pathlib.Path, repo: pathlib.Path) -> pathlib.Path:
+    """Copy the brief into the worktree, where every CLI may read it without asking."""
+    target = worktree / BRIEF_NAME
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    for pattern in EXCLUDES:
+        git.add_exclude(repo, pattern)
+    return target
+
+
+def agent_path(swarm_home: pathlib.Path, python: str, inherited: str | None = None) -> str:
+    """The agent's PATH: the shim folder first, then the inherited PATH without the folder of
+    swarm's own Python (its virtual environment's python/pip/pytest would shadow the
+    project's)."""
+    parts = (inherited if inherited is not None else os.environ.get("PATH", os.defpath)).split(
+        os.pathsep
+    )
+    own = {str(pathlib.Path(python).parent), os.environ.get("VIRTUAL_ENV", "") + "/bin"}
+    keep = [p for p in parts if p and p.rstrip("/") not in own]
+    return os.pathsep.join(dict.fromkeys([str(shim_dir(swarm_home)), *keep]))
+
+
+def prepare_worker(
+    *,
+    preset: AgentPreset,
+    task: Task,
+    repo: pathlib.Path,
+    worktree: pathlib.Path,
+    brief: pathlib.Path,
+    swarm_home: pathlib.Path,
+    python: str,
+    options: AgentOptions = AgentOptions(),  # noqa: B008 - an immutable NamedTuple
+    resume: bool = False,
+    home: pathlib.Path | None = None,
+) -> PreparedWorker:
+    """Everything one worker's agent needs, prepared; see the module docstring.
+
+    ``brief`` is the rendered brief (``runs/<run>/tasks/<task>/brief.md``); it is copied into
+    the worktree and the copy is what the agent is pointed at. Raises
+    :class:`AgentSetupError` when the agent could only stop at a screen."""
+    swarm = swarm_shim(swarm_home, python)
+    in_tree = place_brief(brief, worktree, repo)
+    env = {
+        "SWARM_BRIEF": str(in_tree),
+        "SWARM_BIN": str(swarm),
+        "PATH": agent_path(swarm_home, python),
+        **git_identity(worktree),
+    }
+    adapter = adapter_for(preset.name) if preset.name != "command" else None
+    if adapter is None or _customised(preset):
+        argv = build_argv(
+            preset,
+            brief=in_tree,
+            task=task.id,
+            worktree=worktree,
+            python=python,
+            resume=resume,
+            swarm=str(swarm),
+        )
+        return PreparedWorker(argv, env, in_tree)
+    if adapter.name == "aider":
+        adapter = type(adapter)(**{**_fields(adapter), "python": python})
+    ctx = WorkerContext(
+        task=task,
+        repo=repo,
+        worktree=worktree,
+        brief=in_tree,
+        swarm=swarm,
+        swarm_home=swarm_home,
+        home=home or pathlib.Path.home(),
+        git_common_dir=git.common_dir(worktree),
+        permissions=options.permissions,
+        trust_worktrees=options.trust_worktrees,
+        resume=resume,
+    )
+    adapter.check_startable(ctx, is_root=_is_root())
+    for pattern in ADAPTER_EXCLUDES.get(adapter.name, ()):
+        git.add_exclude(repo, pattern)
+    env.update(adapter.prepare(ctx))
+    return PreparedWorker(adapter.argv(ctx), env, in_tree)
+
+
+def _customised(preset: AgentPreset) -> bool:
+    """A preset of a built-in name from the config file, not the built-in one itself."""
+    try:
+        return preset != builtin_preset(preset.name)
+    except UsageError:
+        return True
+
+
+def _fields(obj: t.Any) -> dict[str, t.Any]:
+    import dataclasses
+
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+# --- agents that exit at once ------------------------------------------------------------------
+
+
+class ExitVerdict(t.NamedTuple):
+    reason: str
+    fatal: bool
+    """Do not start it again: it exited at once the same way as last time."""
+    signature: str
+    """What to compare the next quick exit with."""
+
+
+def exit_reason(
+    *, status: int | None, elapsed: float | None, tail: str, previous: str | None
+) -> ExitVerdict:
+    """The recorded reason of an agent that exited without reporting, with its last lines.
+    Two quick exits (within :data:`QUICK_EXIT` seconds) with the same status and last line in
+    a row are fatal: starting it a third time would only do the same."""
+    lines = [line for line in tail.splitlines() if line.strip()][-10:]
+    last = "\n".join(lines)
+    quick = elapsed is not None and elapsed < QUICK_EXIT
+    signature = f"{status}|{lines[-1].strip() if lines else ''}" if quick else ""
+    reason = f"the agent exited (status {status}) without reporting completion"
+    if quick:
+        reason += f" {elapsed:.0f}s after it started"
+    if last:
+        reason += f"; its last lines:\n{last}"
+    fatal = bool(signature) and signature == previous
+    if fatal:
+        reason = "not restarted: it exited at once the same way twice; " + reason
+    return ExitVerdict(reason, fatal, signature)
