@@ -145,7 +145,7 @@ class FakeModel:
         """Tasks whose brief appeared in some request."""
         seen: set[str] = set()
         for entry in self.requests:
-            brief = Brief.find(json.dumps(entry.body))
+            brief = Brief.find("\n".join(_texts(entry.body)))
             if brief is not None:
                 seen.add(brief.task)
         return seen
