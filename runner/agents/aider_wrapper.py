@@ -40,6 +40,15 @@ def _run_teed(argv: t.Sequence[str]) -> tuple[int, list[str]]:
     return proc.wait(), list(tail)
 
 
+def _report(swarm: str, *args: str) -> int:
+    """``swarm worker ARGS``; its failure is printed, never raised (aider's work stays)."""
+    try:
+        return subprocess.run([swarm, "worker", *args], check=False).returncode
+    except OSError as exc:
+        print(f"aider_wrapper: cannot run {swarm}: {exc}", file=sys.stderr)
+        return 127
+
+
 def main(argv: t.Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aider_wrapper")
     parser.add_argument("--swarm", default="swarm")
@@ -49,23 +58,20 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     if not command:
         parser.error("give the aider command after --")
     swarm = args.swarm
-    subprocess.run([swarm, "worker", "accepted"], check=False)
+    _report(swarm, "accepted")
     base = os.environ.get("SWARM_BASE", "")
     status, tail = _run_teed(command)
     commits = int(_git("rev-list", "--count", f"{base}..HEAD") or 0) if base else 0
     if status == 0 and commits:
         subject = _git("log", "-1", "--format=%s")
-        done = subprocess.run(
-            [swarm, "worker", "offer", f"aider: {subject}", "--commit", "HEAD"], check=False
-        )
-        return done.returncode
+        return _report(swarm, "offer", f"aider: {subject}", "--commit", "HEAD")
     why = (
         f"aider exited with status {status}"
         if status
         else "aider exited 0 without committing anything"
     )
     last = "\n".join(line for line in tail if line)
-    subprocess.run([swarm, "worker", "fail", f"{why}; its last lines:\n{last}"], check=False)
+    _report(swarm, "fail", f"{why}; its last lines:\n{last}")
     return status or 1
 
 

@@ -62,7 +62,8 @@ def install_fake(bin_dir: pathlib.Path, name: str) -> None:
     bin_dir.mkdir(exist_ok=True)
     path = bin_dir / name
     path.write_text(
-        f"#!{sys.executable}\n" + FAKE.format(prompt_parts=tuple(PROMPT.split("{brief}")))
+        f"#!{sys.executable}\n"
+        + FAKE.format(prompt_parts=tuple(PROMPT.replace("{swarm}", "swarm").split("{brief}")))
     )
     path.chmod(0o755)
 
@@ -146,7 +147,8 @@ class Case(t.NamedTuple):
 
 CASES: t.Final = tuple(
     Case(f"{name}{'-resume' if resume else ''}", name, resume)
-    for name in ("claude", "codex", "aider", "gemini", "command")
+    # aider starts through its reporting wrapper (tests/runner/test_agent_adapters.py)
+    for name in ("claude", "codex", "gemini", "command")
     for resume in (False, True)
 )
 

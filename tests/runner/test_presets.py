@@ -15,8 +15,31 @@ BRIEF = pathlib.Path("/runs/r1/tasks/t1/brief.md")
 WORKTREE = pathlib.Path("/wt/r1/t1")
 PROMPT = (
     "Read the task brief in /runs/r1/tasks/t1/brief.md and do it; "
-    "report with the swarm worker commands it lists."
+    "report with the `swarm worker` commands it lists (use that absolute path)."
 )
+CLAUDE_FLAGS = (
+    "--permission-mode",
+    "acceptEdits",
+    "--allowedTools",
+    "Bash(swarm worker:*)",
+    "Bash(git add:*)",
+    "Bash(git commit:*)",
+    "Bash(git status:*)",
+    "Bash(git diff:*)",
+    "Bash(git log:*)",
+)
+CODEX_FLAGS = ("--no-daemon", "--approve-for-me", "-c", "allow_login_shell=false")
+GEMINI_FLAGS = (
+    "--approval-mode",
+    "auto_edit",
+    *(
+        token
+        for cmd in ("swarm worker", "git add", "git commit", "git status", "git diff")
+        for token in ("--allowed-tools", f"run_shell_command({cmd})")
+    ),
+)
+AIDER = ("/py/bin/python", "-m", "runner.agents.aider_wrapper", "--swarm", "swarm", "--", "aider")
+AIDER_FLAGS = p.AIDER_FLAGS
 
 
 def build(preset: p.AgentPreset, **kwargs: t.Any) -> tuple[str, ...]:
@@ -35,30 +58,30 @@ PRESET_CASES = [
     PresetCase(
         "claude",
         "claude",
-        ("claude", PROMPT),
-        ("claude", "--continue", PROMPT),
-        ("claude", "--dangerously-skip-permissions", PROMPT),
+        ("claude", *CLAUDE_FLAGS, "--", PROMPT),
+        ("claude", "--continue", *CLAUDE_FLAGS, "--", PROMPT),
+        ("claude", "--dangerously-skip-permissions", *CLAUDE_FLAGS, "--", PROMPT),
     ),
     PresetCase(
         "codex",
         "codex",
-        ("codex", PROMPT),
-        ("codex", "resume", "--last", PROMPT),
-        ("codex", "--dangerously-bypass-approvals-and-sandbox", PROMPT),
+        ("codex", *CODEX_FLAGS, PROMPT),
+        ("codex", "resume", "--last", *CODEX_FLAGS, PROMPT),
+        ("codex", "--dangerously-bypass-approvals-and-sandbox", *CODEX_FLAGS, PROMPT),
     ),
     PresetCase(
         "gemini",
         "gemini",
-        ("gemini", "--prompt-interactive", PROMPT),
-        ("gemini", "--resume", "latest", "--prompt-interactive", PROMPT),
-        ("gemini", "--yolo", "--prompt-interactive", PROMPT),
+        ("gemini", *GEMINI_FLAGS, "--prompt-interactive", PROMPT),
+        ("gemini", "--resume", "latest", *GEMINI_FLAGS, "--prompt-interactive", PROMPT),
+        ("gemini", "--yolo", *GEMINI_FLAGS, "--prompt-interactive", PROMPT),
     ),
     PresetCase(
         "aider",
         "aider",
-        ("aider", "--message-file", str(BRIEF)),
-        ("aider", "--restore-chat-history", "--message-file", str(BRIEF)),
-        ("aider", "--yes-always", "--message-file", str(BRIEF)),
+        (*AIDER, *AIDER_FLAGS, "--message-file", str(BRIEF)),
+        (*AIDER, *AIDER_FLAGS, "--restore-chat-history", "--message-file", str(BRIEF)),
+        (*AIDER, *AIDER_FLAGS, "--message-file", str(BRIEF)),
     ),
     PresetCase(
         "scripted",
@@ -81,7 +104,7 @@ def test_presets(case: PresetCase) -> None:
 
 def test_permission_flags_off_by_default() -> None:
     for name in ("claude", "codex", "gemini", "aider"):
-        argv = build(p.preset(name))
+        argv = build(p.preset(name))  # aider has none: its wrapper runs it with --yes-always
         assert not set(argv) & set(p.preset(name).skip_permissions), name
 
 
@@ -92,6 +115,7 @@ def test_skip_flags_after_subcommand_on_resume() -> None:
         "resume",
         "--dangerously-bypass-approvals-and-sandbox",
         "--last",
+        *CODEX_FLAGS,
         PROMPT,
     )
 
@@ -173,7 +197,7 @@ def test_bad_command_template(case: BadCommandCase) -> None:
 
 def test_extra_args_are_literal() -> None:
     argv = build(p.preset("claude"), extra_args=("--model", "{opus}"))
-    assert argv == ("claude", "--model", "{opus}", PROMPT)
+    assert argv == ("claude", "--model", "{opus}", *CLAUDE_FLAGS, "--", PROMPT)
 
 
 def test_from_spec() -> None:
