@@ -343,7 +343,7 @@ class Mayor:
             verdict = agent_worker.exit_reason(
                 status=code,
                 elapsed=(now() - started).total_seconds() if started else None,
-                tail=self.backend.capture(task.session, 15),
+                tail=agent_worker.log_tail(self.config.run.pane_log(task.id)),
                 previous=self._quick_exits.get(task.id),
             )
             self._quick_exits[task.id] = verdict.signature

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import shlex
 import shutil
 import typing as t
@@ -211,6 +212,30 @@ def _is_root() -> bool:
 # --- agents that exit at once ------------------------------------------------------------------
 
 
+_ANSI: t.Final = re.compile(
+    r"\x1b\[[0-9;?<>=]*[ -/]*[@-~]"  # CSI: colours, cursor moves
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC: titles
+    r"|\x1b[()][A-Za-z0-9]|\x1b[=>78cDEHM]"
+)
+_DEAD: t.Final = re.compile(r"^Pane is dead")
+
+
+def log_tail(path: pathlib.Path, lines: int = 10, *, size: int = 32 * 1024) -> str:
+    """The last non-blank lines an agent wrote to its pane log, escape codes removed (a dead
+    pane's screen is mostly blank rows and tmux's own 'Pane is dead' line)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - size))
+            data = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    text = _ANSI.sub("", data)
+    rows = [row.rsplit("\r", 1)[-1].rstrip() for row in text.replace("\r\n", "\n").split("\n")]
+    kept = [row for row in rows if row.strip() and not _DEAD.match(row)]
+    return "\n".join(kept[-lines:])
+
+
 class ExitVerdict(t.NamedTuple):
     reason: str
     fatal: bool
@@ -225,10 +250,11 @@ def exit_reason(
     """The recorded reason of an agent that exited without reporting, with its last lines.
     Two quick exits (within :data:`QUICK_EXIT` seconds) with the same status and last line in
     a row are fatal: starting it a third time would only do the same."""
-    lines = [line for line in tail.splitlines() if line.strip()][-10:]
+    lines = [ln for ln in tail.splitlines() if ln.strip() and not _DEAD.match(ln)][-10:]
     last = "\n".join(lines)
     quick = elapsed is not None and elapsed < QUICK_EXIT
-    signature = f"{status}|{lines[-1].strip() if lines else ''}" if quick else ""
+    last_line = re.sub(r"[0-9]+", "N", lines[-1].strip()) if lines else ""
+    signature = f"{status}|{last_line}" if quick else ""
     reason = f"the agent exited (status {status}) without reporting completion"
     if quick:
         reason += f" {elapsed:.0f}s after it started"

@@ -34,6 +34,8 @@ BRIEF_RE: t.Final = re.compile(r"(/[^\s`'\"]*?/brief\.md)")
 SWARM_RE: t.Final = re.compile(r"(/[^\s`'\"]*?/swarm) worker accepted")
 MANIFEST_RE: t.Final = re.compile(r"^- `([^`*?\[]+)`$", re.M)
 TASK_RE: t.Final = re.compile(r"^# Task ([^:\s]+):", re.M)
+FIRST_RE: t.Final = re.compile(r"fake-model-first: `([^`]+)`")
+"""A task description may name a command the model runs first (to meet a permission prompt)."""
 
 
 class Step(t.NamedTuple):
@@ -49,6 +51,7 @@ class Brief:
     task: str
     swarm: str
     file: str
+    first: str = ""
 
     @classmethod
     def find(cls, text: str) -> Brief | None:
@@ -69,11 +72,13 @@ class Brief:
         section = body.split("## File manifest", 1)[-1]
         files = MANIFEST_RE.findall(section)
         swarm = SWARM_RE.search(body)
+        first = FIRST_RE.search(body)
         return cls(
             path=path,
             task=task.group(1),
             swarm=swarm.group(1) if swarm else "swarm",
             file=files[0] if files else f"{task.group(1)}.txt",
+            first=first.group(1) if first else "",
         )
 
     def steps(self) -> list[Step]:
@@ -81,6 +86,7 @@ class Brief:
         return [
             Step("read", path=self.path),
             Step("shell", command=f"{self.swarm} worker accepted"),
+            *([Step("shell", command=self.first)] if self.first else []),
             Step("write", path=self.file, content=f"written by the fake model for {self.task}\n"),
             Step("shell", command=f"git add {self.file}"),
             Step("shell", command=f"git commit -m '{message}'"),

@@ -25,12 +25,13 @@ AGENTS: t.Final = ("claude", "codex", "gemini", "aider")
 RUN_TIMEOUT: t.Final = int(os.environ.get("SWARM_REAL_TIMEOUT", "240"))
 
 
-def write_plan(repo: pathlib.Path, count: int = 3) -> pathlib.Path:
+def write_plan(repo: pathlib.Path, count: int = 3, first: str = "") -> pathlib.Path:
+    extra = f" fake-model-first: `{first}`" if first else ""
     tasks = [
         {
             "id": f"T{n}",
             "subject": f"Add file {n}",
-            "description": f"Create src/t{n}.txt with one line of text.",
+            "description": f"Create src/t{n}.txt with one line of text.{extra}",
             "files": [f"src/t{n}.txt"],
             "validation": {"files_exist": [f"src/t{n}.txt"]},
         }
@@ -76,26 +77,31 @@ def wait_no_processes(run_home: pathlib.Path, timeout: float = 15.0) -> list[str
 
 
 def run_plan(
-    repo: pathlib.Path, server: libtmux.Server, agent: Agent, *extra: str
+    repo: pathlib.Path,
+    server: libtmux.Server,
+    agent: Agent | None,
+    *extra: str,
+    plan: pathlib.Path | None = None,
+    timeout: float = RUN_TIMEOUT,
+    exit_code: int = 0,
 ) -> tuple[dict[str, t.Any], float]:
-    plan = write_plan(repo)
+    plan = plan or write_plan(repo)
     started = time.monotonic()
     result = swarm_run(
         repo,
         plan,
         server,
-        "--agent",
-        agent.name,
+        *(("--agent", agent.name) if agent else ()),
         "--foreground",
         "--timeout",
-        f"{RUN_TIMEOUT}s",
+        f"{timeout:.0f}s",
         "--stall-after",
         "120s",
         *extra,
     )
     took = time.monotonic() - started
     doc = state_doc(repo)
-    if result.exit_code != 0:
+    if result.exit_code != exit_code:
         report = f"{result.output}\n{_debug(repo, server)}"
         (repo.parent / "debug.txt").write_text(report)
         raise AssertionError(report)
@@ -148,3 +154,87 @@ def test_three_tasks_merge_unattended(
     home = git_repo / ".agents" / "swarm"
     assert wait_no_processes(home) == []
     print(f"{name}: 3/3 merged in {took:.0f}s")
+
+
+def reasons(repo: pathlib.Path, kind: str) -> dict[str, str]:
+    return {ev.task_id or "": str(ev.data.get("reason")) for ev in events(repo) if ev.kind == kind}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", ("claude", "codex", "gemini"))
+def test_untrusted_repository_is_refused_up_front(
+    name: str,
+    git_repo: pathlib.Path,
+    server: libtmux.Server,
+    fake_model: FakeModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without consent to record trust, a repository the CLI does not trust fails at once with
+    the fix, before any agent starts (it would only sit at the trust dialog)."""
+    agent = make_agent(name, server=server, model=fake_model, monkeypatch=monkeypatch)
+    _, took = run_plan(git_repo, server, agent, exit_code=1, timeout=60)
+    failed = reasons(git_repo, "task_failed")
+    assert sorted(failed) == ["T1", "T2", "T3"], failed
+    for reason in failed.values():
+        assert "folder-trust dialog" in reason or "trust" in reason
+        assert "trust_worktrees = true" in reason
+    assert not fake_model.requests  # no agent was started
+    assert took < 30
+    assert not server.sessions or all(
+        not s.name or not s.name.startswith("swarm-r1-T") for s in server.sessions
+    )
+
+
+@pytest.mark.timeout(120)
+def test_cli_that_exits_at_once_is_reported_not_looped(
+    git_repo: pathlib.Path,
+    server: libtmux.Server,
+    fake_model: FakeModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`codex --full-auto` (the old README's line) exits at once: started twice at most, and the
+    reason carries Codex's own words."""
+    make_agent("codex", server=server, model=fake_model, monkeypatch=monkeypatch)
+    plan = write_plan(git_repo, count=1)
+    _, took = run_plan(
+        git_repo,
+        server,
+        None,
+        "--agent-cmd",
+        "codex --full-auto {prompt}",
+        plan=plan,
+        exit_code=1,
+        timeout=90,
+    )
+    dispatched = [ev for ev in events(git_repo) if ev.kind == "task_dispatched"]
+    assert len(dispatched) == 2, [ev.data for ev in dispatched]
+    reason = reasons(git_repo, "task_failed")["T1"]
+    assert "exited at once the same way twice" in reason
+    assert "--full-auto" in reason  # codex's own message: unexpected argument '--full-auto'
+    assert took < 60
+
+
+@pytest.mark.timeout(150)
+def test_permission_prompt_is_reported_within_seconds(
+    git_repo: pathlib.Path,
+    server: libtmux.Server,
+    fake_model: FakeModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Claude at the default level asks before writing outside the worktree: the mayor sees
+    the prompt on the screen and asks the human, with the pane's text, well within 30 s."""
+    agent = make_agent("claude", server=server, model=fake_model, monkeypatch=monkeypatch)
+    configure(git_repo, trust_worktrees=True)
+    plan = write_plan(git_repo, count=1, first="touch ../outside-the-worktree.txt")
+    run_plan(git_repo, server, agent, plan=plan, exit_code=4, timeout=45)
+    evs = events(git_repo)
+    dispatched = next(ev for ev in evs if ev.kind == "task_dispatched")
+    nudged = [ev for ev in evs if ev.kind == "task_nudged" and ev.data.get("pane")]
+    assert nudged, _debug(git_repo, server)
+    assert nudged[0].data["pane"] == "permission"
+    assert (nudged[0].ts - dispatched.ts).total_seconds() < 30
+    human = git_repo / ".agents" / "swarm" / "mail" / "human"
+    asked = [m.read_text() for m in human.glob("*/*")]
+    assert any("outside-the-worktree" in text and "HELP_REQUEST" in text for text in asked)
+    assert not (git_repo.parent / "wt" / "r1" / "outside-the-worktree.txt").exists()
+    assert wait_no_processes(git_repo / ".agents" / "swarm") == []
