@@ -61,8 +61,8 @@ class GeminiAdapter(Adapter):
 
     def trust_fix(self, ctx: WorkerContext) -> str:
         return (
-            f"trust the worktree folder {ctx.worktree.parent.parent} in Gemini CLI "
-            "(~/.gemini/trustedFolders.json), or set `trust_worktrees = true` in .swarm.toml "
+            "trust the folder swarm puts worktrees in (--worktree-root) as TRUST_FOLDER in "
+            "~/.gemini/trustedFolders.json, or set `trust_worktrees = true` in .swarm.toml "
             "to start each worker with --skip-trust (this session and worktree only)"
         )
 

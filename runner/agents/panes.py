@@ -69,7 +69,7 @@ class PaneWatch:
     def idle_for(self, task_id: str, now: float) -> float | None:
         """Seconds since the task's screen content last changed (None: never seen)."""
         seen = self._seen.get(task_id)
-        return None if seen is None or not seen.changed else now - seen.changed
+        return None if seen is None else now - seen.changed
 
     def state(self, task_id: str) -> PaneState:
         seen = self._seen.get(task_id)
