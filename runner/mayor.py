@@ -345,6 +345,7 @@ class Mayor:
                 elapsed=(now() - started).total_seconds() if started else None,
                 tail=agent_worker.log_tail(self.config.run.pane_log(task.id)),
                 previous=self._quick_exits.get(task.id),
+                preset=self._task_preset(self.plan.task(task.id)).name,
             )
             self._quick_exits[task.id] = verdict.signature
             self.log.record(

@@ -32,12 +32,13 @@ from runner.agents.adapter import (
     Permissions,
     WorkerContext,
 )
-from runner.agents.presets import AgentPreset, build_argv
+from runner.agents.presets import COMMAND, AgentPreset, build_argv
 from runner.agents.presets import preset as builtin_preset
 from runner.agents.registry import EXCLUDES as ADAPTER_EXCLUDES
 from runner.agents.registry import adapter_for
 from runner.errors import CommandError, UsageError
 
+SCRIPTED: t.Final = "scripted"
 QUICK_EXIT: t.Final = 10.0
 """An agent that exits within this many seconds of its start 'exited at once'."""
 IDENTITY_KEYS: t.Final = (
@@ -245,11 +246,17 @@ class ExitVerdict(t.NamedTuple):
 
 
 def exit_reason(
-    *, status: int | None, elapsed: float | None, tail: str, previous: str | None
+    *,
+    status: int | None,
+    elapsed: float | None,
+    tail: str,
+    previous: str | None,
+    preset: str = COMMAND,
 ) -> ExitVerdict:
     """The recorded reason of an agent that exited without reporting, with its last lines.
     Two quick exits (within :data:`QUICK_EXIT` seconds) with the same status and last line in
-    a row are fatal: starting it a third time would only do the same."""
+    a row are fatal: starting it a third time would only do the same. Not for the scripted
+    agent, whose crashes are scripted on purpose (to test the retry budgets)."""
     lines = [ln for ln in tail.splitlines() if ln.strip() and not _DEAD.match(ln)][-10:]
     last = "\n".join(lines)
     quick = elapsed is not None and elapsed < QUICK_EXIT
@@ -260,7 +267,7 @@ def exit_reason(
         reason += f" {elapsed:.0f}s after it started"
     if last:
         reason += f"; its last lines:\n{last}"
-    fatal = bool(signature) and signature == previous
+    fatal = bool(signature) and signature == previous and preset != SCRIPTED
     if fatal:
         reason = "not restarted: it exited at once the same way twice; " + reason
     return ExitVerdict(reason, fatal, signature)

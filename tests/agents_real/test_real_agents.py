@@ -238,3 +238,27 @@ def test_permission_prompt_is_reported_within_seconds(
     assert any("outside-the-worktree" in text and "HELP_REQUEST" in text for text in asked)
     assert not (git_repo.parent / "wt" / "r1" / "outside-the-worktree.txt").exists()
     assert wait_no_processes(git_repo / ".agents" / "swarm") == []
+
+
+@pytest.mark.timeout(RUN_TIMEOUT + 60)
+@pytest.mark.parametrize("name", ("claude", "codex", "gemini"))
+def test_full_permission_level(
+    name: str,
+    git_repo: pathlib.Path,
+    server: libtmux.Server,
+    fake_model: FakeModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``agent_permissions = "full"`` runs the CLI's own skip-every-prompt mode; Claude Code
+    refuses that as root, so swarm refuses it up front there."""
+    agent = make_agent(name, server=server, model=fake_model, monkeypatch=monkeypatch)
+    configure(git_repo, trust_worktrees=True, agent_permissions="full")
+    plan = write_plan(git_repo, count=1)
+    refused = name == "claude" and os.geteuid() == 0
+    doc, _ = run_plan(git_repo, server, agent, plan=plan, exit_code=1 if refused else 0)
+    if refused:
+        assert "refuses to run as root" in reasons(git_repo, "task_failed")["T1"]
+        assert not fake_model.requests
+    else:
+        assert doc["tasks"]["T1"]["state"] == "merged"
+    assert wait_no_processes(git_repo / ".agents" / "swarm") == []

@@ -262,6 +262,10 @@ def test_exit_reason_twice_the_same_quick_exit_is_fatal() -> None:
     assert second.fatal and "exited at once the same way twice" in second.reason
     slow = worker.exit_reason(status=2, elapsed=300, tail=tail, previous=first.signature)
     assert not slow.fatal
+    scripted = worker.exit_reason(
+        status=2, elapsed=0.5, tail=tail2, previous=first.signature, preset="scripted"
+    )
+    assert not scripted.fatal  # its crashes are on purpose: the retry budget decides
 
 
 def test_log_tail_strips_escapes(tmp_path: pathlib.Path) -> None:
