@@ -14,36 +14,32 @@ import pathlib
 import typing as t
 from datetime import datetime
 
-from protocol.state import EscapeRecord, Event, RunState, TaskRecord, TaskState
+from protocol.state import (
+    TERMINAL_TASK_STATES,
+    EscapeRecord,
+    Event,
+    EventKind,
+    RunState,
+    TaskRecord,
+    TaskState,
+    transition,
+)
 from runner.errors import RunFailed, UsageError
 
 logger = logging.getLogger(__name__)
 
-_TASK_STATE_BY_KIND: t.Final[dict[str, TaskState]] = {
-    "task_dispatched": "running",
-    "task_offered": "offered",
-    "validation_started": "validating",
-    "validation_failed": "rework",
-    "merge_started": "merging",
-    "task_merged": "merged",
-    "merge_refused": "rework",
-    "task_crashed": "rework",
-    "task_failed": "failed",
-    "task_blocked": "blocked",
-    "task_skipped": "skipped",
-    "task_cancelled": "cancelled",
-}
 _REFUSAL_BY_KIND: t.Final = {
     "merge_refused": "merge",
     "validation_failed": "validation",
     "task_crashed": "crash",
 }
 _NOT_ACTIVITY: t.Final = frozenset({"task_nudged"})
-_ENDS_TASK: t.Final = frozenset({"merged", "failed", "blocked", "skipped", "cancelled"})
 
 
 def apply(state: RunState | None, event: Event) -> RunState:
-    """Fold one event into the run state (pure; the input is not modified)."""
+    """Fold one event into the run state (pure; the input is not modified).
+
+    Raises :class:`~protocol.state.LifecycleError` for an event the lifecycle does not allow."""
     data = event.data
     if event.kind == "run_created":
         order = tuple(data["tasks"])
@@ -63,6 +59,8 @@ def apply(state: RunState | None, event: Event) -> RunState:
         )
     if state is None:
         raise ValueError(f"event {event.seq} ({event.kind}) before run_created")
+    task = state.tasks.get(event.task_id) if event.task_id is not None else None
+    new_state = transition(event.kind, event.task_id, task.state if task else None)
     update: dict[str, t.Any] = {"last_seq": event.seq}
     if msg_id := data.get("msg_id"):
         update["handled_mail"] = (*state.handled_mail, msg_id)
@@ -100,22 +98,21 @@ def apply(state: RunState | None, event: Event) -> RunState:
     family = data.get("gate_family")
     if family and family not in state.failed_gate_families:
         update["failed_gate_families"] = (*state.failed_gate_families, family)
-    if event.task_id is not None and event.task_id in state.tasks:
+    if task is not None:
         tasks = dict(update.get("tasks", state.tasks))
-        tasks[event.task_id] = _apply_task(tasks[event.task_id], event)
+        tasks[task.id] = _apply_task(task, event, new_state)
         update["tasks"] = tasks
         if event.kind == "task_merged" and data.get("integration_head"):
             update["integration_head"] = data["integration_head"]
     return state.model_copy(update=update)
 
 
-def _apply_task(task: TaskRecord, event: Event) -> TaskRecord:
+def _apply_task(task: TaskRecord, event: Event, new_state: TaskState | None) -> TaskRecord:
     data = event.data
     update: dict[str, t.Any] = {}
-    new_state = _TASK_STATE_BY_KIND.get(event.kind)
-    if new_state is not None:
+    if new_state is not None and new_state != task.state:
         update["state"] = new_state
-        if new_state in _ENDS_TASK:
+        if new_state in TERMINAL_TASK_STATES:
             update["ended_at"] = event.ts
     if event.kind not in _NOT_ACTIVITY:
         update["last_activity"] = event.ts
@@ -252,12 +249,17 @@ class RunLog:
         return self._state
 
     def record(
-        self, kind: str, task_id: str | None = None, /, *, save: bool = True, **data: t.Any
+        self, kind: EventKind, task_id: str | None = None, /, *, save: bool = True, **data: t.Any
     ) -> RunState:
         """Append one event durably (one ``write()`` under flock, fsync), fold it, save state."""
         run_id = self._state.run_id if self._state else data["run_id"]
         self._seq += 1
         event = Event(seq=self._seq, run_id=run_id, kind=kind, task_id=task_id, data=data)
+        try:
+            state = apply(self._state, event)  # the lifecycle check, before anything is written
+        except BaseException:
+            self._seq -= 1
+            raise
         line = event.model_dump_json().encode() + b"\n"
         with self.events_path.open("ab") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
@@ -267,7 +269,7 @@ class RunLog:
                 os.fsync(fh.fileno())
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-        self._state = apply(self._state, event)
+        self._state = state
         if save and not self._batching:
             self.save()
         else:
