@@ -231,6 +231,13 @@ class EscapeRecord(Model):
     key: str | None = None
     source: str | None = None
     spawned: str | None = None
+    """The follow-up task's id, when one was spawned."""
+    spawn: bool = False
+    family: str = "I"
+    """The gate family whose budget it counted against."""
+    code: str = ""
+    """Why, for code to match on (``runner.escapes.SpawnCode``); ``reason`` is for people."""
+    pause: bool = False
     reason: str = ""
     finding: str = ""
 
@@ -262,6 +269,10 @@ class RunState(RunSettings):
     """Gate families (I, O, S, M) with a failed gate in this run (for the auto-spawn policy)."""
     landed: bool = False
     escapes: tuple[EscapeRecord, ...] = ()
+    escape_offset: int = 0
+    """Byte offset in scope-escapes.jsonl after the last line decided."""
+    budget_refused: bool = False
+    """Since the run (re)started, an escape was refused because a spawn budget is used up."""
     created: datetime | None = None
     ended_at: datetime | None = None
     stop_reason: str = ""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import pathlib
-import typing as t
 
 from protocol import manifest
 from protocol.plan import GateFamily, Plan, Task
@@ -37,14 +36,12 @@ class Arbiter:
         run: RunPaths,
         log: RunLog,
         case_sensitive: bool,
-        on_merged: t.Callable[[Task, str | None], None],
     ) -> None:
         self.repo = repo
         self.run = run
         self.log = log
         self.case_sensitive = case_sensitive
-        self.on_merged = on_merged
-        """Called once a task is merged (or accepted with nothing to merge)."""
+        self._merged_now: list[str] = []
 
     @property
     def state(self) -> RunState:
@@ -54,9 +51,12 @@ class Arbiter:
     def integration(self) -> pathlib.Path:
         return pathlib.Path(self.state.integration_worktree)
 
-    def integrate_offers(self, plan: Plan, order: t.Mapping[str, int]) -> None:
+    def integrate_offers(self, plan: Plan) -> tuple[str, ...]:
         """Validate and merge offered tasks one at a time, in dependency (plan) order; a merge
-        a crash interrupted is settled first, before the integration branch moves again."""
+        a crash interrupted is settled first, before the integration branch moves again.
+        Returns the tasks merged (or accepted with nothing to merge)."""
+        self._merged_now = []
+        order = {task.id: index for index, task in enumerate(plan.tasks)}
         for record in [r for r in self.state.tasks.values() if r.state == "merging"]:
             self._integrate(plan, record)
         offered = sorted(
@@ -67,6 +67,7 @@ class Arbiter:
             self._sync_integration_head()
         for record in offered:
             self._integrate(plan, self.state.tasks[record.id])
+        return tuple(self._merged_now)
 
     def _sync_integration_head(self) -> None:
         """Adopt commits a human (or a crash) put on the integration branch behind our back."""
@@ -109,7 +110,7 @@ class Arbiter:
                 merge_sha=None,
                 text="read-only: validated, nothing merged",
             )
-            self.on_merged(task, None)
+            self._merged_now.append(task.id)
             return
         base = self.state.integration_head
         changed = git.changed_files(worktree, base, head)
@@ -131,7 +132,7 @@ class Arbiter:
             self.log.record(
                 "task_merged", task.id, head_sha=head, merge_sha=None, text="no changes to merge"
             )
-            self.on_merged(task, None)
+            self._merged_now.append(task.id)
             return
         conflicts = git.merge_tree_conflicts(self.repo, base, head)
         if conflicts:
@@ -206,7 +207,7 @@ class Arbiter:
             integration_head=merge_sha,
             text=f"merged as {merge_sha[:12]}",
         )
-        self.on_merged(task, merge_sha)
+        self._merged_now.append(task.id)
 
     def save_output(self, task_id: str, name: str, text: str) -> None:
         directory = self.run.task_dir(task_id)

@@ -17,11 +17,13 @@ import typing as t
 from datetime import UTC, datetime
 
 from agentmail.store import MailStore
+from protocol.messages import GuidanceFields, MessageType, TerminateFields
 from protocol.plan import Plan
-from protocol.state import Event, RunState
+from protocol.state import AutoSpawn, CommitPolicy, Event, RunMode, RunSettings, RunState
 from runner import git, worktrees
+from runner.decide import HUMAN, MAYOR, RESERVED_AGENTS, Kill, Record, stop_actions
 from runner.errors import RunFailed, UsageError
-from runner.mayor import HUMAN, MAYOR, RESERVED_AGENTS, Mayor, MayorConfig
+from runner.mayor import Mayor, MayorConfig
 from runner.paths import SwarmPaths, default_worktree_root, tmux_socket_name
 from runner.sessions import ProcessBackend, SessionBackend, SessionSpec, TmuxBackend, session_name
 from runner.state import (
@@ -35,7 +37,7 @@ from runner.state import (
 
 logger = logging.getLogger(__name__)
 
-Mode = t.Literal["distributed", "local"]
+Mode = RunMode
 INTEGRATION_DIR: t.Final = "_integration"  # task ids start with a letter or digit: no clash
 
 
@@ -53,7 +55,7 @@ class RunOptions:
     tmux_socket: str | None = None
     timeout: float | None = None
     stall_after: float | None = None
-    auto_spawn: t.Literal["off", "safe", "all"] = "safe"
+    auto_spawn: AutoSpawn = "safe"
     squash: bool = False
     per_task_commits: bool = False
     land: bool = False
@@ -74,6 +76,19 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
     base_sha = git.resolve(repo, base_ref)
     if base_sha is None:
         raise UsageError(f"base {base_ref!r} is not a commit in {repo}; use --base REF")
+    settings = RunSettings(
+        mode=options.mode,
+        max_workers=options.max_workers or plan.max_workers or 5,
+        waves=options.waves,
+        keep_sessions=options.keep_sessions,
+        agent=options.agent or plan.agent or "scripted",
+        agent_cmd=options.agent_cmd,
+        deadline=time.time() + options.timeout if options.timeout else None,
+        stall_after=options.stall_after or RunSettings.model_fields["stall_after"].default,
+        auto_spawn=options.auto_spawn,
+        commit_policy=_commit_policy(options),
+        land=options.land,
+    )
     run_id = options.run_id or new_run_id()
     run = swarm.run(run_id)
     if run.dir.exists():
@@ -97,7 +112,6 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
             done=[task.id for task in plan.tasks if task.status == "done"],
             plan_name=plan.name,
             repo=str(repo),
-            mode=options.mode,
             base_sha=base_sha,
             target_branch=plan.target or git.current_branch(repo),
             integration_branch=branch,
@@ -107,16 +121,7 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
             tmux_socket=(options.tmux_socket or tmux_socket_name(repo))
             if options.mode == "distributed"
             else None,
-            max_workers=options.max_workers or plan.max_workers or 5,
-            waves=options.waves,
-            keep_sessions=options.keep_sessions,
-            agent=options.agent or plan.agent or "scripted",
-            agent_cmd=options.agent_cmd,
-            deadline=time.time() + options.timeout if options.timeout else None,
-            stall_after=options.stall_after or 600.0,
-            auto_spawn=options.auto_spawn,
-            commit_policy=_commit_policy(options),
-            land=options.land,
+            **settings.model_dump(),
         )
     except BaseException:
         shutil.rmtree(run.dir, ignore_errors=True)
@@ -128,7 +133,7 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
     return log
 
 
-def _commit_policy(options: RunOptions) -> t.Literal["merge", "squash", "per-task", "wave"]:
+def _commit_policy(options: RunOptions) -> CommitPolicy:
     if options.per_task_commits:
         return "per-task"
     if options.squash:
@@ -293,3 +298,63 @@ def _last_line(path: pathlib.Path) -> str:
     except OSError:
         return ""
     return lines[-1][:200] if lines else ""
+
+
+StopOutcome = t.Literal["stopped", "asked", "ended"]
+
+
+def stop_run(repo: pathlib.Path, run_id: str, *, kill: bool) -> StopOutcome:
+    """Stop a run the one way a mayor does (:func:`runner.decide.stop_actions`): mail its live
+    mayor a TERMINATE ("asked"), or, with no mayor alive, record the stop here ("stopped");
+    "ended" when the run had already ended."""
+    swarm = SwarmPaths.for_repo(repo)
+    paths = swarm.run(run_id)
+    with exclusive_lock(paths.lock) as no_mayor:
+        if no_mayor:  # nobody drives the run: stop it ourselves
+            log = RunLog.open(paths.events, paths.state)
+            if log.state.status != "running":
+                return "ended"
+            backend = make_backend(log.state, paths.dir / "notify")
+            try:
+                with log.batch():
+                    for action in stop_actions(log.state, reason=STOP_REASON, kill=kill):
+                        if isinstance(action, Record):
+                            log.record(action.ev.kind, action.ev.task_id, **action.ev.data)
+                        elif isinstance(action, Kill):
+                            backend.kill(action.session)
+            finally:
+                backend.close()
+            return "stopped"
+    mail_mayor(repo, run_id, MessageType.TERMINATE, TerminateFields(text=STOP_REASON, kill=kill))
+    return "asked"
+
+
+STOP_REASON: t.Final = "stopped by swarm stop"
+
+
+def unpause_run(repo: pathlib.Path, run_id: str) -> None:
+    """Ask the run's mayor to resume dispatch after a critical scope escape paused it."""
+    if not read_state(repo, run_id).paused:
+        raise UsageError(f"run {run_id} is not paused")
+    fields = GuidanceFields(text="resume dispatch", signal="resume-dispatch")
+    mail_mayor(repo, run_id, MessageType.GUIDANCE, fields)
+
+
+def mail_mayor(
+    repo: pathlib.Path, run_id: str, mtype: MessageType, fields: GuidanceFields | TerminateFields
+) -> None:
+    """A message from the human to the run's mayor."""
+    from protocol.messages import Envelope
+
+    MailStore(SwarmPaths.for_repo(repo).mail).send(
+        Envelope.model_validate(
+            {
+                "from": HUMAN,
+                "to": [MAYOR],
+                "type": mtype,
+                "run_id": run_id,
+                "subject": f"{mtype.value}",
+                "fields": fields,
+            }
+        )
+    )

@@ -67,7 +67,9 @@ def apply(state: RunState | None, event: Event) -> RunState:
     if event.kind == "run_finished":
         update.update(status=data["status"], stop_reason=data.get("reason", ""), ended_at=event.ts)
     elif event.kind == "run_resumed":
-        update.update(status="running", stop_reason="", ended_at=None, deadline=None)
+        update.update(
+            status="running", stop_reason="", ended_at=None, deadline=None, budget_refused=False
+        )
     elif event.kind == "integration_advanced":
         update["integration_head"] = data["head"]
     elif event.kind in ("dispatch_paused", "dispatch_resumed"):
@@ -91,10 +93,18 @@ def apply(state: RunState | None, event: Event) -> RunState:
             key=data.get("key"),
             source=data.get("source"),
             spawned=data.get("task") if data.get("spawn") else None,
+            spawn=bool(data.get("spawn")),
+            family=str(data.get("family", "I")),
+            code=str(data.get("code", "")),
+            pause=bool(data.get("pause")),
             reason=str(data.get("reason", "")),
             finding=str(data.get("finding", "")),
         )
         update["escapes"] = (*state.escapes, record)
+        if "offset" in data:
+            update["escape_offset"] = max(state.escape_offset, int(data["offset"]))
+        if record.code in ("budget", "family_budget") and "offset" in data:
+            update["budget_refused"] = True  # an escape line, not a remediation
     family = data.get("gate_family")
     if family and family not in state.failed_gate_families:
         update["failed_gate_families"] = (*state.failed_gate_families, family)

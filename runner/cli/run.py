@@ -11,7 +11,6 @@ import typing as t
 
 import click
 
-from protocol.messages import Envelope, MessageType
 from protocol.plan import parse_duration
 from protocol.state import Event, RunState
 from runner import launch
@@ -30,7 +29,7 @@ from runner.cli.common import (
 )
 from runner.paths import SwarmPaths
 from runner.report import render_report, status_document
-from runner.state import RunLog, exclusive_lock, read_events, rebuild, write_json_atomic
+from runner.state import read_events, rebuild, write_json_atomic
 
 run_option = click.option("--run", "run_id", default=None, help="Run id (default: the latest).")
 
@@ -538,45 +537,13 @@ def stop_command(run_id: str | None, kill: bool, repo: pathlib.Path | None) -> N
 
     top = find_repo(repo)
     rid = launch.resolve_run(top, run_id)
-    swarm = SwarmPaths.for_repo(top)
-    paths = swarm.run(rid)
-    with exclusive_lock(paths.lock) as no_mayor:
-        if no_mayor:  # nobody drives the run: record the stop ourselves
-            log = RunLog.open(paths.events, paths.state)
-            if log.state.status != "running":
-                click.echo(f"swarm: run {rid} is already {log.state.status}", err=True)
-                return
-            if kill:
-                backend = launch.make_backend(log.state, paths.dir / "notify")
-                try:
-                    for record in log.state.tasks.values():
-                        if record.session:
-                            backend.kill(record.session)
-                finally:
-                    backend.close()
-            log.record("run_finished", status="stopped", reason="stopped by swarm stop")
-            click.echo(f"swarm: run {rid} stopped", err=True)
-            return
-    subject = "TERMINATE kill" if kill else "TERMINATE"
-    _mail_mayor(top, rid, MessageType.TERMINATE, subject, "stopped by swarm stop")
-    click.echo(f"swarm: asked the mayor of run {rid} to stop", err=True)
-
-
-def _mail_mayor(top: pathlib.Path, rid: str, mtype: MessageType, subject: str, text: str) -> None:
-    from agentmail.store import MailStore
-
-    MailStore(SwarmPaths.for_repo(top).mail).send(
-        Envelope.model_validate(
-            {
-                "from": "human",
-                "to": ["mayor"],
-                "type": mtype,
-                "run_id": rid,
-                "subject": subject,
-                "fields": {"text": text},
-            }
-        )
-    )
+    outcome = launch.stop_run(top, rid, kill=kill)
+    if outcome == "ended":
+        click.echo(f"swarm: run {rid} is already {launch.read_state(top, rid).status}", err=True)
+    elif outcome == "stopped":
+        click.echo(f"swarm: run {rid} stopped", err=True)
+    else:
+        click.echo(f"swarm: asked the mayor of run {rid} to stop", err=True)
 
 
 @click.command(name="unpause")
@@ -590,13 +557,9 @@ def unpause_command(run_id: str | None, repo: pathlib.Path | None) -> None:
     Examples:
       swarm unpause
     """
-    from runner.mayor import RESUME_DISPATCH
-
     top = find_repo(repo)
     rid = launch.resolve_run(top, run_id)
-    if not launch.read_state(top, rid).paused:
-        fail(f"run {rid} is not paused")
-    _mail_mayor(top, rid, MessageType.GUIDANCE, "GUIDANCE resume dispatch", RESUME_DISPATCH)
+    launch.unpause_run(top, rid)
     click.echo(f"swarm: asked the mayor of run {rid} to resume dispatch", err=True)
 
 

@@ -93,6 +93,7 @@ def leftovers(git_repo: pathlib.Path, tmp_path: pathlib.Path, server: libtmux.Se
             heads[task_id] = _commit(path, task_id)
     for task_id in ("A", "E"):
         merge = g.merge_no_ff(integration, heads[task_id], f"swarm({task_id})")
+        log.record("task_offered", task_id, head_sha=heads[task_id])
         log.record("task_merged", task_id, merge_sha=merge, integration_head=merge)
     (root / RUN / "E" / "README.md").write_text("uncommitted edit\n")
     log.record("run_finished", status="stopped", reason="test")

@@ -95,10 +95,14 @@ LIFECYCLE_CASES = [
     LifecycleCase("merged-while-pending", [("task_merged", "A")], "allowed only in offered"),
     LifecycleCase(
         "dispatched-after-merge",
-        [("task_dispatched", "A"), ("task_offered", "A"), ("task_merged", "A"),
-         ("task_dispatched", "A")],
+        [
+            ("task_dispatched", "A"),
+            ("task_offered", "A"),
+            ("task_merged", "A"),
+            ("task_dispatched", "A"),
+        ],
         "task_dispatched for task A in state merged",
-    ),  # fmt: skip
+    ),
     LifecycleCase("offer-of-a-task-never-started", [("task_offered", "B")], "allowed only in"),
     LifecycleCase("task-event-without-task", [("task_crashed", None)], "needs a task"),
     LifecycleCase("unknown-task", [("task_skipped", "Z")], "needs a task"),
