@@ -21,7 +21,8 @@ from protocol.messages import GuidanceFields, MessageType, TerminateFields
 from protocol.plan import Plan
 from protocol.state import AutoSpawn, CommitPolicy, Event, RunMode, RunSettings, RunState
 from runner import git, worktrees
-from runner.decide import HUMAN, MAYOR, RESERVED_AGENTS, Kill, Record, stop_actions
+from runner.actions import HUMAN, MAYOR, RESERVED_AGENTS, Kill, Record
+from runner.decide import stop_actions
 from runner.errors import RunFailed, UsageError
 from runner.mayor import Mayor, MayorConfig
 from runner.paths import SwarmPaths, default_worktree_root, tmux_socket_name

@@ -21,10 +21,10 @@ from protocol.messages import MessageType as M
 from protocol.plan import Task
 from protocol.state import TERMINAL_TASK_STATES, RunState, TaskRecord
 from runner import git, worktrees
+from runner.actions import FIXUP_REFUSALS, HUMAN, MAYOR, task_branch, worker_name
 from runner.agents.presets import AgentPreset, build_argv, command_preset, preset
 from runner.brief import BriefContext, render_brief
 from runner.config import SwarmConfig, preset_from_config
-from runner.decide import FIXUP_REFUSALS, HUMAN, MAYOR, task_branch, worker_name
 from runner.errors import CommandError, RunnerError
 from runner.outbox import Outbox
 from runner.paths import RunPaths, SwarmPaths

@@ -28,9 +28,7 @@ from protocol.plan import Plan, Task
 from protocol.results import ScopeEscape
 from protocol.state import RunState
 from runner import checks, escapes, git
-from runner.arbiter import Arbiter, gate_family
-from runner.config import load_config
-from runner.decide import (
+from runner.actions import (
     HUMAN,
     MAYOR,
     Action,
@@ -44,12 +42,10 @@ from runner.decide import (
     Record,
     Send,
     StartWave,
-    decide,
-    next_wake,
-    remediation,
-    sessions_prefix,
-    stop_actions,
 )
+from runner.arbiter import Arbiter, gate_family
+from runner.config import load_config
+from runner.decide import decide, next_wake, remediation, sessions_prefix, stop_actions
 from runner.launcher import Launcher
 from runner.outbox import Outbox
 from runner.paths import RunPaths, SwarmPaths

@@ -8,7 +8,7 @@ import typing as t
 from agentmail.store import MailStore
 from protocol.agentops import render_body
 from protocol.messages import Envelope, Fields, HelpRequestFields, MessageType
-from runner.decide import MAYOR, Send
+from runner.actions import MAYOR, Send
 from runner.sessions import SessionBackend
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from protocol.messages import Envelope, MessageType
 from protocol.plan import Budgets, Gate, Plan, Task
 from protocol.results import ScopeEscape
 from protocol.state import Event, RunState
-from runner.decide import (
+from runner.actions import (
     Action,
     Finish,
     Integrate,
@@ -23,10 +23,8 @@ from runner.decide import (
     Record,
     Send,
     StartWave,
-    decide,
-    remediation,
-    stop_actions,
 )
+from runner.decide import decide, remediation, stop_actions
 from runner.sessions import SessionStatus
 from runner.state import apply
 
