@@ -74,6 +74,7 @@ RunEventKind = t.Literal[
     "escape_reported",
     "escape_decided",
     "integration_advanced",
+    "integration_reset",
     "dispatch_paused",
     "dispatch_resumed",
     "wave_started",
@@ -249,6 +250,8 @@ class RunState(RunSettings):
     run_id: Id
     status: RunStatus = "running"
     plan_name: str = ""
+    plan_digest: str = ""
+    """sha256 of the plan as created (``runner.launch.plan_digest``): a changed plan is refused."""
     repo: str = ""
     base_sha: str = ""
     target_branch: str | None = None

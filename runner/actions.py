@@ -127,11 +127,18 @@ class Ratchet:
 
 
 @dataclasses.dataclass(frozen=True)
+class Drop:
+    """Mark a message read with no effect of its own (a PROGRESS a later one supersedes)."""
+
+    msg_id: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Finish:
     """Every task settled: wave commit, final gates (or remediation), landing, the end."""
 
 
-Action = Record | Send | Kill | Launch | Integrate | StartWave | Ratchet | Finish
+Action = Record | Send | Kill | Launch | Integrate | StartWave | Ratchet | Drop | Finish
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,6 +36,7 @@ from runner.actions import (
     FIXUP_REFUSALS,
     HUMAN,
     Action,
+    Drop,
     Ev,
     Finish,
     Integrate,
@@ -99,7 +100,11 @@ def decide(state: RunState, plan: PlanView, obs: Observations) -> list[Action]:
     if state.status != "running":
         return []
     out = _Decisions(state)
+    superseded = _superseded_progress(obs.mail)
     for env in obs.mail:
+        if env.id in superseded:
+            out.add(Drop(env.id))
+            continue
         _mail(out, env)
         if out.stopped:
             return out.actions
@@ -120,6 +125,20 @@ def decide(state: RunState, plan: PlanView, obs: Observations) -> list[Action]:
     return out.actions
 
 
+def _superseded_progress(mail: tuple[Envelope, ...]) -> set[str]:
+    """PROGRESS messages a later PROGRESS of the same sender and task makes moot: a chatty
+    worker costs one recorded event per ask, not one per message, and never starves merging."""
+    latest: dict[tuple[str, str | None], str] = {}
+    superseded: set[str] = set()
+    for env in mail:
+        if env.type is MessageType.PROGRESS:
+            key = (env.sender, env.thread_id or env.fields.bead_id)
+            if key in latest:
+                superseded.add(latest[key])
+            latest[key] = env.id
+    return superseded
+
+
 def _mail(out: _Decisions, env: Envelope) -> None:
     """One message's effect (each records an event carrying its ``msg_id``)."""
     fields = env.fields
@@ -131,9 +150,11 @@ def _mail(out: _Decisions, env: Envelope) -> None:
         return
     if env.sender == HUMAN and isinstance(fields, TerminateFields):
         for action in stop_actions(
-            out.state, reason=fields.text or "stopped by swarm stop", kill=fields.kill,
+            out.state,
+            reason=fields.text or "stopped by swarm stop",
+            kill=fields.kill,
             msg_id=env.id,
-        ):  # fmt: skip
+        ):
             out.actions.append(action)
         out.stopped = True
         return
@@ -158,9 +179,17 @@ def _mail(out: _Decisions, env: Envelope) -> None:
     elif env.type is MessageType.HELP_REQUEST:
         out.record("help_requested", task.id, msg_id=env.id, text=text)
         out.add(
-            Send(HUMAN, MessageType.HELP_REQUEST, task.id, fields, importance="high",
-                 ack_required=True, subject=env.subject, body=env.body_md)
-        )  # fmt: skip
+            Send(
+                HUMAN,
+                MessageType.HELP_REQUEST,
+                task.id,
+                fields,
+                importance="high",
+                ack_required=True,
+                subject=env.subject,
+                body=env.body_md,
+            )
+        )
     elif env.type is MessageType.SCOPE_ESCAPE:
         escape = fields.model_dump(mode="json")
         out.record("escape_reported", task.id, msg_id=env.id, text=text, escape=escape)
@@ -216,8 +245,13 @@ def _stall(out: _Decisions, task: TaskRecord, idle: float) -> None:
         out.add(Send(worker_name(task.id), MessageType.NUDGE, task.id, TextFields(text=text)))
     elif task.nudges == 1 and idle >= 2 * stall_after:
         restart = out.state.stall_restart
-        out.record("task_nudged", task.id, idle=round(idle, 1), stalled=True,
-                   text=f"stalled for {idle:.0f}s")  # fmt: skip
+        out.record(
+            "task_nudged",
+            task.id,
+            idle=round(idle, 1),
+            stalled=True,
+            text=f"stalled for {idle:.0f}s",
+        )
         question = "Restarted by policy." if restart else f"Attach with `swarm attach {task.id}`?"
         help_fields = HelpRequestFields(
             issue_type="STUCK",
@@ -225,9 +259,16 @@ def _stall(out: _Decisions, task: TaskRecord, idle: float) -> None:
             question=question,
         )
         out.add(
-            Send(HUMAN, MessageType.HELP_REQUEST, task.id, help_fields, importance="high",
-                 ack_required=True, pane_tail_of=task.session)
-        )  # fmt: skip
+            Send(
+                HUMAN,
+                MessageType.HELP_REQUEST,
+                task.id,
+                help_fields,
+                importance="high",
+                ack_required=True,
+                pane_tail_of=task.session,
+            )
+        )
         if restart:
             reason = f"stalled: no output or mail for {idle:.0f}s"
             out.record("task_crashed", task.id, exit_status=None, reason=reason)
@@ -261,8 +302,13 @@ def _escapes(out: _Decisions, plan: PlanView, obs: Observations) -> None:
     ids = set(out.state.tasks)
     for offset, entry in obs.escapes:
         if isinstance(entry, str):
-            data: dict[str, t.Any] = {"offset": offset, "key": None, "spawn": False,
-                                      "code": "malformed", "reason": entry}  # fmt: skip
+            data: dict[str, t.Any] = {
+                "offset": offset,
+                "key": None,
+                "spawn": False,
+                "code": "malformed",
+                "reason": entry,
+            }
             out.record("escape_decided", **data)
             ledger = ledger.record(data)
             continue
@@ -308,15 +354,26 @@ def _escapes(out: _Decisions, plan: PlanView, obs: Observations) -> None:
             problem = f"Critical scope escape: {entry.finding}"
             question = "Dispatch is paused. Resume it with `swarm unpause`."
             help_fields = HelpRequestFields(
-                issue_type="BLOCKED", problem=problem,
-                files_touched=tuple(entry.suggested_files), question=question,
-            )  # fmt: skip
-            out.add(Send(HUMAN, MessageType.HELP_REQUEST, source or "run", help_fields,
-                         importance="urgent", ack_required=True))  # fmt: skip
+                issue_type="BLOCKED",
+                problem=problem,
+                files_touched=tuple(entry.suggested_files),
+                question=question,
+            )
+            out.add(
+                Send(
+                    HUMAN,
+                    MessageType.HELP_REQUEST,
+                    source or "run",
+                    help_fields,
+                    importance="urgent",
+                    ack_required=True,
+                )
+            )
 
 
-def remediation(state: RunState, plan: Plan, check: str, reason: str, output: str,
-                family: GateFamily) -> Ev | None:  # fmt: skip
+def remediation(
+    state: RunState, plan: Plan, check: str, reason: str, output: str, family: GateFamily
+) -> Ev | None:
     """A failing final gate spawns one remediation task within its family's budget: the
     ``escape_decided`` event that does it (or refuses it), None when it was tried before."""
     key = f"{check}|remediate"
@@ -326,10 +383,17 @@ def remediation(state: RunState, plan: Plan, check: str, reason: str, output: st
         return None
     used = ledger.spawned_by_family.get(family, 0)
     if ledger.spawned_total >= budgets.spawns or used >= budgets.family.get(family, 0):
-        return Ev("escape_decided", None, {
-            "key": key, "spawn": False, "family": family, "code": "budget",
-            "reason": f"no budget left to remediate {check}",
-        })  # fmt: skip
+        return Ev(
+            "escape_decided",
+            None,
+            {
+                "key": key,
+                "spawn": False,
+                "family": family,
+                "code": "budget",
+                "reason": f"no budget left to remediate {check}",
+            },
+        )
     tid = escapes.next_auto_id(state.tasks)
     task = Task(
         id=tid,
@@ -340,10 +404,19 @@ def remediation(state: RunState, plan: Plan, check: str, reason: str, output: st
         issue_type="remediation",
         blocked_by=(),
     )
-    return Ev("escape_decided", None, {
-        "key": key, "spawn": True, "family": family, "task": tid, "code": "spawned",
-        "reason": f"remediation of {check}", "task_def": task.model_dump(mode="json"),
-    })  # fmt: skip
+    return Ev(
+        "escape_decided",
+        None,
+        {
+            "key": key,
+            "spawn": True,
+            "family": family,
+            "task": tid,
+            "code": "spawned",
+            "reason": f"remediation of {check}",
+            "task_def": task.model_dump(mode="json"),
+        },
+    )
 
 
 # -- rework and dispatch -------------------------------------------------------------------------
@@ -381,8 +454,16 @@ def _block(out: _Decisions, record: TaskRecord) -> None:
         question=f"Fix branch {record.branch} by hand (swarm attach {record.id} --rw), "
         "or drop the task.",
     )
-    out.add(Send(HUMAN, MessageType.HELP_REQUEST, record.id, help_fields, importance="high",
-                 ack_required=True))  # fmt: skip
+    out.add(
+        Send(
+            HUMAN,
+            MessageType.HELP_REQUEST,
+            record.id,
+            help_fields,
+            importance="high",
+            ack_required=True,
+        )
+    )
 
 
 def _dispatch(out: _Decisions, plan: PlanView) -> None:

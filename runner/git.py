@@ -376,3 +376,77 @@ def merge_ff_only(repo: pathlib.Path, commit: str) -> None:
     git refuses (CommandError) when that is not a fast-forward or would overwrite local files."""
     _git(repo, "merge", "--ff-only", "-q", commit)
     logger.debug("fast-forwarded", extra={"worktree": str(repo), "sha": commit})
+
+
+# -- what a merge would land (the arbiter's result check) ---------------------------------------
+
+
+class MergeResult(t.NamedTuple):
+    tree: str
+    """The tree the merge makes (``git merge-tree --write-tree``: ort, virtual merge bases)."""
+    conflicts: tuple[str, ...]
+
+
+class TreeChange(t.NamedTuple):
+    path: str
+    """Exactly as git stores it (bytes decoded as UTF-8 with surrogate escapes)."""
+    mode: str
+    """The new mode ("000000" when deleted; "120000" a symlink, "160000" a submodule)."""
+    sha: str
+
+
+def merge_tree(repo: pathlib.Path, ours: str, theirs: str) -> MergeResult:
+    """The tree of merging ``theirs`` into ``ours`` and its conflicting paths, touching no
+    work tree. Raises :class:`CommandError` when git cannot merge at all (e.g. no history in
+    common and no ``--allow-unrelated-histories``)."""
+    args = ("merge-tree", "--write-tree", "-z", "--name-only", "--no-messages", ours, theirs)
+    result = _git(repo, *args, check=False)
+    items = result.stdout.split("\0")
+    if result.returncode not in (0, 1) or not re.fullmatch(r"[0-9a-f]{40,64}", items[0]):
+        raise CommandError(("git", *args), result.returncode, result.stdout, result.stderr)
+    conflicts: list[str] = []
+    if result.returncode == 1:
+        for item in items[1:]:
+            if not item:
+                break
+            conflicts.append(item)
+    return MergeResult(items[0], tuple(sorted(set(conflicts))))
+
+
+def tree_changes(repo: pathlib.Path, old: str, new: str) -> list[TreeChange]:
+    """Every path whose entry differs between two trees or commits (``git diff-tree -r``; a
+    rename counts as a delete plus an add)."""
+    out = _git(repo, "diff-tree", "-r", "-z", "--no-renames", "--raw", old, new).stdout
+    items = out.split("\0")
+    changes: list[TreeChange] = []
+    for meta, path in zip(items[0::2], items[1::2], strict=False):
+        if not meta.startswith(":"):
+            continue
+        _old_mode, new_mode, _old_sha, new_sha, _status = meta[1:].split(" ")
+        changes.append(TreeChange(path, new_mode, new_sha))
+    return changes
+
+
+def blob_text(repo: pathlib.Path, sha: str) -> str:
+    return _git(repo, "cat-file", "blob", sha).stdout
+
+
+def tree_of(repo: pathlib.Path, commit: str) -> str:
+    return _out(repo, "rev-parse", f"{commit}^{{tree}}")
+
+
+def dirty_paths(repo: pathlib.Path) -> list[str]:
+    """Paths with uncommitted changes: staged, unstaged, or untracked and not ignored."""
+    out = _git(repo, "status", "--porcelain=v1", "-z", "--untracked-files=all").stdout
+    items = out.split("\0")
+    paths: list[str] = []
+    i = 0
+    while i < len(items):
+        entry = items[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        paths.append(entry[3:])
+        if entry[0] in "RC":  # a rename's or copy's source follows
+            i += 1
+    return sorted(set(paths))

@@ -7,6 +7,7 @@ directory, integration worktree and branch) is removed again.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import pathlib
@@ -112,6 +113,7 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
             tasks=[task.id for task in plan.tasks],
             done=[task.id for task in plan.tasks if task.status == "done"],
             plan_name=plan.name,
+            plan_digest=plan_digest(plan),
             repo=str(repo),
             base_sha=base_sha,
             target_branch=plan.target or git.current_branch(repo),
@@ -172,6 +174,26 @@ def load_run_plan(repo: pathlib.Path, run_id: str) -> Plan:
     return Plan.model_validate_json(SwarmPaths.for_repo(repo).run(run_id).plan.read_bytes())
 
 
+def plan_digest(plan: Plan) -> str:
+    """What ``run_created`` records of the plan, so a plan edited behind the run is refused."""
+    return hashlib.sha256(plan.model_dump_json().encode()).hexdigest()
+
+
+def verified_plan(repo: pathlib.Path, state: RunState) -> Plan:
+    """The run's plan as created: ``plan.json`` without the tasks the run spawned (the mayor
+    takes those from their events), checked against the digest ``run_created`` recorded."""
+    path = SwarmPaths.for_repo(repo).run(state.run_id).plan
+    plan = load_run_plan(repo, state.run_id)
+    spawned = {rec.spawned for rec in state.escapes if rec.spawned}
+    base = plan.model_copy(update={"tasks": tuple(t for t in plan.tasks if t.id not in spawned)})
+    if state.plan_digest and plan_digest(base) != state.plan_digest:
+        raise RunFailed(
+            f"{path} changed since the run was created (a worker may have edited it); "
+            "refusing to go on with it: restore it, or start a new run with `swarm run`"
+        )
+    return base
+
+
 def make_backend(state: RunState, notify_dir: pathlib.Path) -> SessionBackend:
     if state.mode == "local":
         return ProcessBackend()
@@ -210,7 +232,7 @@ def drive(
             if not (resume and log.state.status == "stopped"):
                 return log.state
             log.record("run_resumed", pid=os.getpid())
-        plan = load_run_plan(repo, run_id)
+        plan = verified_plan(repo, log.state)
         backend = make_backend(log.state, run.dir / "notify")
         try:
             mayor = Mayor(

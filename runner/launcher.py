@@ -69,9 +69,13 @@ class WorkerStart:
 
 
 def worker_environ(
-    swarm: SwarmPaths, run_id: str, start: WorkerStart, key_file: pathlib.Path,
-    brief: pathlib.Path, python: str,
-) -> dict[str, str]:  # fmt: skip
+    swarm: SwarmPaths,
+    run_id: str,
+    start: WorkerStart,
+    key_file: pathlib.Path,
+    brief: pathlib.Path,
+    python: str,
+) -> dict[str, str]:
     """The environment of a worker pane (DESIGN.md "Worker environment")."""
     env = WorkerEnv(
         home=swarm.home,
@@ -156,8 +160,9 @@ class Launcher:
             return
         if task.needs_user_input and attempt == 1:
             text = f"Task {task.id} needs your input: swarm attach {task.id}"
-            self.outbox.mail(HUMAN, M.GUIDANCE, task.id, GuidanceFields(text=text),
-                             importance="high")  # fmt: skip
+            self.outbox.mail(
+                HUMAN, M.GUIDANCE, task.id, GuidanceFields(text=text), importance="high"
+            )
 
     def _start(self, start: WorkerStart, record: TaskRecord) -> None:
         task = start.task
@@ -233,8 +238,9 @@ class Launcher:
                 files=record.files,
                 rebase_onto=start.rebase_onto or "",
             )
-            self.outbox.mail(worker, M.RETRY_REQUIRED, task.id, retry, ack_required=True,
-                             importance="high")  # fmt: skip
+            self.outbox.mail(
+                worker, M.RETRY_REQUIRED, task.id, retry, ack_required=True, importance="high"
+            )
 
     def _history(self, record: TaskRecord, worktree: pathlib.Path, base: str) -> str:
         """What a restarted worker already did: its commits and its last report."""

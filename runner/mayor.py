@@ -23,7 +23,7 @@ import typing as t
 from agentmail.store import MailStore
 from agentmail.watch import Watcher
 from protocol import manifest
-from protocol.messages import Envelope
+from protocol.messages import Envelope, HelpRequestFields, MessageType
 from protocol.plan import Plan, Task
 from protocol.results import ScopeEscape
 from protocol.state import RunState
@@ -32,6 +32,7 @@ from runner.actions import (
     HUMAN,
     MAYOR,
     Action,
+    Drop,
     Finish,
     Integrate,
     Kill,
@@ -88,12 +89,12 @@ class Mayor:
         self._mail_cursor: str | None = None  # delivery position already looked at
         events = read_events(config.run.events)
         known = {task.id for task in plan.tasks}
-        added = [
+        added = [  # spawned tasks come from their events, never from plan.json
             Task.model_validate(e.data["task_def"])
             for e in events
             if e.data.get("task_def") and e.data["task_def"]["id"] not in known
         ]
-        if added:  # spawned before a crash that came before plan.json was rewritten
+        if added:
             plan = plan.model_copy(update={"tasks": (*plan.tasks, *added)})
         case_sensitive = manifest.filesystem_case_sensitive(config.repo)
         self.view = PlanView.build(plan, case_sensitive=case_sensitive)
@@ -259,28 +260,43 @@ class Mayor:
                 self.outbox.send(action)
             case Kill(session):
                 self.backend.kill(session)
+            case Drop(msg_id):
+                self.store.mark_read(MAYOR, msg_id)
             case Launch(task_id, attempt, resumed):
                 self.launcher.start(self.plan.task(task_id), attempt, resumed=resumed)
             case Integrate():
-                return self.arbiter.integrate_offers(self.plan)
+                merged, reset = self.arbiter.integrate_offers(self.plan)
+                self._alert_reset(reset)
+                return merged
             case StartWave(tasks):
                 self.arbiter.commit_wave(self.plan)  # the previous wave, now that it ended
                 state = self.state
                 self.log.record(
-                    "wave_started", wave=state.wave + 1, base=state.integration_head,
+                    "wave_started",
+                    wave=state.wave + 1,
+                    base=state.integration_head,
                     tasks=list(tasks),
-                )  # fmt: skip
+                )
             case Ratchet(task_id, bead):
                 from runner.plan.importers import ol_ratchet
 
                 result = ol_ratchet(bead, cwd=str(self.integration))
                 self.log.record(
-                    "ol_ratchet", task_id, argv=list(result.argv),
-                    returncode=result.returncode, stderr=result.stderr[-2000:],
-                )  # fmt: skip
+                    "ol_ratchet",
+                    task_id,
+                    argv=list(result.argv),
+                    returncode=result.returncode,
+                    stderr=result.stderr[-2000:],
+                )
             case Finish():
                 self._finish()
         return ()
+
+    def _alert_reset(self, reset: str | None) -> None:
+        if reset is not None:
+            question = "Nothing but the arbiter may move it; find out who changed it."
+            fields = HelpRequestFields(issue_type="BLOCKED", problem=reset, question=question)
+            self.outbox.mail(HUMAN, MessageType.HELP_REQUEST, "run", fields, importance="urgent")
 
     def _add_task(self, task: Task) -> None:
         self.view = self.view.with_task(task)
@@ -297,19 +313,30 @@ class Mayor:
             reason = f"{len(failed)} task(s) not merged: {', '.join(failed)}"
             self.log.record("run_finished", status="failed", reason=reason)
             return
+        if self.plan.gates:  # in a tree verified at the recorded head, with no stray edits
+            self._alert_reset(self.arbiter.guard_integration())
         failure = checks.run_gates(self.plan.gates, self.integration, fast_only=False)
         if failure is not None:
             family = gate_family(self.plan, failure.check)
-            self.log.record("final_gate_failed", reason=failure.reason, gate_family=family,
-                            output=failure.output)  # fmt: skip
-            ev = remediation(self.state, self.plan, failure.check, failure.reason,
-                             failure.output, family)  # fmt: skip
+            self.log.record(
+                "final_gate_failed",
+                reason=failure.reason,
+                gate_family=family,
+                output=failure.output,
+            )
+            ev = remediation(
+                self.state, self.plan, failure.check, failure.reason, failure.output, family
+            )
             if ev is not None:
                 self.execute(Record(ev))
                 if ev.data["spawn"]:
                     return
-            self.log.record("run_finished", status="failed", reason=f"final {failure.reason}",
-                            output=failure.output)  # fmt: skip
+            self.log.record(
+                "run_finished",
+                status="failed",
+                reason=f"final {failure.reason}",
+                output=failure.output,
+            )
             return
         if self.state.land:
             self._land()  # before run_finished: whoever follows the run sees the outcome

@@ -27,8 +27,16 @@ class Outbox:
         if msg.pane_tail_of and isinstance(fields, HelpRequestFields):
             tail = self.backend.capture(msg.pane_tail_of, PANE_TAIL_LINES)
             fields = fields.model_copy(update={"problem": fields.problem + tail})
-        self.mail(msg.to, msg.type, msg.task_id, fields, importance=msg.importance,
-                  ack_required=msg.ack_required, subject=msg.subject, body=msg.body)  # fmt: skip
+        self.mail(
+            msg.to,
+            msg.type,
+            msg.task_id,
+            fields,
+            importance=msg.importance,
+            ack_required=msg.ack_required,
+            subject=msg.subject,
+            body=msg.body,
+        )
 
     def mail(
         self,

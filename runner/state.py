@@ -70,7 +70,7 @@ def apply(state: RunState | None, event: Event) -> RunState:
         update.update(
             status="running", stop_reason="", ended_at=None, deadline=None, budget_refused=False
         )
-    elif event.kind == "integration_advanced":
+    elif event.kind == "integration_advanced":  # the wave commit (older runs: external)
         update["integration_head"] = data["head"]
     elif event.kind in ("dispatch_paused", "dispatch_resumed"):
         update["paused"] = event.kind == "dispatch_paused"
@@ -280,7 +280,7 @@ class RunLog:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
         self._state = state
-        if save and not self._batching:
+        if save and (not self._batching or kind == "run_finished"):  # readers wait for the end
             self.save()
         else:
             self._dirty = True
