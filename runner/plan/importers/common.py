@@ -12,10 +12,11 @@ from protocol.base import check_id
 from protocol.manifest import normalize
 from runner.errors import UsageError
 from runner.plan.load import PlanError
+from runner.plan.summary import UNKNOWN_SCOPE
 
-UNKNOWN_SCOPE: t.Final[tuple[str, ...]] = ("**",)
-"""The manifest of a task whose source declares no files: the whole repository, exclusively
-(``concurrency: write-shared``), so a task of unknown scope never runs beside another writer."""
+# UNKNOWN_SCOPE is the manifest of a task whose source declares no files: the whole repository,
+# exclusively (``concurrency: write-shared``), so a task of unknown scope never runs beside
+# another writer. The plan summary names such tasks, so it owns the constant.
 
 
 class PlanImportError(PlanError):
