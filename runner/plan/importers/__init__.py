@@ -31,6 +31,7 @@ from runner.plan.importers.olwave import (
     require_ol,
 )
 from runner.plan.load import check_plan, load_plan, read_text
+from runner.plan.summary import UNKNOWN_SCOPE, unscoped_note
 
 __all__ = [
     "FORMATS",
@@ -130,7 +131,26 @@ def import_plan(
     else:
         problems.fail(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     logger.debug("imported plan", extra={"plan": source, "format": fmt})
+    _warn_unscoped(plan, source)
     return plan
+
+
+def _warn_unscoped(plan: dict[str, t.Any], source: str) -> None:
+    """Say (a warning, shown on stderr) when imported tasks got no manifest, with the fix."""
+    tasks = [task for task in plan.get("tasks") or [] if isinstance(task, dict)]
+    todo = [task for task in tasks if task.get("status") != "done"]
+    blank = [
+        task
+        for task in todo
+        if task.get("files") == list(UNKNOWN_SCOPE) and task.get("concurrency") == "write-shared"
+    ]
+    if blank:
+        logger.warning(
+            "%s: %s",
+            source or "<input>",
+            unscoped_note(len(blank), len(todo)),
+            extra={"plan": source},
+        )
 
 
 def _own(text: str, problems: Problems) -> dict[str, t.Any]:
