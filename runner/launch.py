@@ -16,22 +16,17 @@ import time
 import typing as t
 from datetime import UTC, datetime
 
+from agentmail.fs import exclusive_lock, lock_held, write_text_atomic
 from agentmail.store import MailStore
 from protocol.plan import Plan
 from protocol.state import Event, RunState
 from runner import git, worktrees
 from runner.errors import RunFailed, UsageError
+from runner.events import EventTail
 from runner.mayor import HUMAN, MAYOR, RESERVED_AGENTS, Mayor, MayorConfig
 from runner.paths import SwarmPaths, default_worktree_root, tmux_socket_name
 from runner.sessions import ProcessBackend, SessionBackend, SessionSpec, TmuxBackend, session_name
-from runner.state import (
-    RunLog,
-    apply,
-    exclusive_lock,
-    load_state,
-    lock_held,
-    write_json_atomic,
-)
+from runner.state import RunLog, apply, load_state
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +79,7 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
     worktrees.ensure_excluded(repo)
     run.dir.mkdir(parents=True)
     try:
-        write_json_atomic(run.plan, plan.model_dump_json(indent=1))
+        write_text_atomic(run.plan, plan.model_dump_json(indent=1))
         worktrees.ensure_integration_worktree(repo, integration, branch, base_sha)
         store = MailStore(swarm.mail)
         for agent in (MAYOR, HUMAN):
@@ -256,20 +251,13 @@ def follow(
     ends. Raises RunFailed when the mayor went away without ending the run."""
     run = SwarmPaths.for_repo(repo).run(run_id)
     state: RunState | None = None
-    offset = 0
+    tail = EventTail(run.events)
     missing_since: float | None = None
     while True:
-        with run.events.open("rb") as fh:
-            fh.seek(offset)
-            chunk = fh.read()
-        end = chunk.rfind(b"\n") + 1  # only whole lines; a torn tail is read next time
-        for line in chunk[:end].splitlines():
-            if line.strip():
-                event = Event.model_validate_json(line)
-                state = apply(state, event)
-                if listener is not None:
-                    listener(event, state)
-        offset += end
+        for event in tail.read().events:
+            state = apply(state, event)
+            if listener is not None:
+                listener(event, state)
         if state is not None and state.status != "running":
             return state
         if mayor_alive():
