@@ -14,7 +14,7 @@ import typing as t
 import click
 from pydantic import ValidationError
 
-from runner.errors import RunnerError
+from runner.errors import RunnerError, exit_code_for
 
 EXIT_OK: t.Final = 0
 EXIT_FAILED: t.Final = 1
@@ -35,15 +35,6 @@ def fail(message: str, code: int = EXIT_FAILED) -> t.NoReturn:
     """Print one line to stderr and exit with ``code``."""
     click.echo(f"swarm: {message}", err=True)
     sys.exit(code)
-
-
-def exit_code_for(exc: BaseException) -> int:
-    code = getattr(exc, "exit_code", None)
-    if isinstance(code, int):
-        return code
-    if isinstance(exc, ValueError | ValidationError):
-        return EXIT_USAGE
-    return EXIT_FAILED
 
 
 def handle_errors(func: t.Callable[P, R]) -> t.Callable[P, R]:
