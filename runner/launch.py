@@ -22,11 +22,12 @@ from protocol.plan import Plan
 from protocol.state import Event, RunState
 from runner import git, worktrees
 from runner.errors import RunFailed, UsageError
-from runner.events import EventTail
+from runner.events import EventTail, read_events
 from runner.mayor import HUMAN, MAYOR, RESERVED_AGENTS, Mayor, MayorConfig
 from runner.paths import SwarmPaths, default_worktree_root, tmux_socket_name
+from runner.report import render_report
 from runner.sessions import ProcessBackend, SessionBackend, SessionSpec, TmuxBackend, session_name
-from runner.state import RunLog, apply, load_state
+from runner.state import RunLog, apply, load_state, rebuild
 
 logger = logging.getLogger(__name__)
 
@@ -41,17 +42,56 @@ class RunOptions:
     agent: str | None = None
     agent_cmd: str | None = None
     waves: bool = False
-    keep_sessions: bool = False
+    keep_sessions: bool | None = None
+    """None: not given (the config file's, else False)."""
     run_id: str | None = None
     base: str | None = None
     worktree_root: pathlib.Path | None = None
     tmux_socket: str | None = None
     timeout: float | None = None
     stall_after: float | None = None
-    auto_spawn: t.Literal["off", "safe", "all"] = "safe"
+    auto_spawn: t.Literal["off", "safe", "all"] | None = None
+    """None: not given (the config file's, else ``safe``)."""
     squash: bool = False
     per_task_commits: bool = False
     land: bool = False
+
+
+def load_plan(source: pathlib.Path, *, wave: bool = False, bead_ids: t.Sequence[str] = ()) -> Plan:
+    """The plan in ``source`` (any format the importers know; an OL wave JSON with ``wave``),
+    checking that ``ol`` is on PATH when the plan needs it."""
+    from runner.plan.importers import load_any_plan, needs_ol, require_ol
+
+    plan = load_any_plan(source, fmt="ol-wave" if wave else None, bead_ids=list(bead_ids))
+    if needs_ol(plan):
+        require_ol()
+    return plan
+
+
+def configure(repo: pathlib.Path, plan: Plan, options: RunOptions) -> tuple[Plan, RunOptions]:
+    """Fill what ``options`` leaves unset from the plan and the repository's config file.
+
+    Precedence: command-line flag (``options``) > plan > config file > default. The config's
+    gates and budgets join the plan when the plan has none of its own."""
+    from runner.config import load_config
+
+    cfg = load_config(repo)
+    if cfg.gates and "gates" not in plan.model_fields_set:
+        plan = plan.model_copy(update={"gates": cfg.gates})
+    if cfg.budgets is not None and "budgets" not in plan.model_fields_set:
+        plan = plan.model_copy(update={"budgets": cfg.budgets})
+    keep_sessions = options.keep_sessions
+    return plan, dataclasses.replace(
+        options,
+        max_workers=options.max_workers or plan.max_workers or cfg.max_workers,
+        agent=options.agent or plan.agent or cfg.agent,
+        agent_cmd=options.agent_cmd or cfg.agent_cmd,
+        keep_sessions=next(v for v in (keep_sessions, cfg.keep_sessions, False) if v is not None),
+        worktree_root=options.worktree_root or cfg.worktree_root,
+        tmux_socket=options.tmux_socket or cfg.tmux_socket,
+        stall_after=options.stall_after or cfg.stall_after,
+        auto_spawn=options.auto_spawn or cfg.auto_spawn or "safe",
+    )
 
 
 def new_run_id() -> str:
@@ -104,12 +144,12 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
             else None,
             max_workers=options.max_workers or plan.max_workers or 5,
             waves=options.waves,
-            keep_sessions=options.keep_sessions,
+            keep_sessions=bool(options.keep_sessions),
             agent=options.agent or plan.agent or "scripted",
             agent_cmd=options.agent_cmd,
             deadline=time.time() + options.timeout if options.timeout else None,
             stall_after=options.stall_after or 600.0,
-            auto_spawn=options.auto_spawn,
+            auto_spawn=options.auto_spawn or "safe",
             commit_policy=_commit_policy(options),
             land=options.land,
         )
@@ -153,8 +193,19 @@ def resolve_run(repo: pathlib.Path, run_id: str | None) -> str:
     return run_id
 
 
-def read_state(repo: pathlib.Path, run_id: str) -> RunState:
-    return load_state(SwarmPaths.for_repo(repo).run(run_id).state)
+def read_state(repo: pathlib.Path, run_id: str, *, from_events: bool = False) -> RunState:
+    """The run's state: ``state.json``, or with ``from_events`` the fold of its events alone."""
+    run = SwarmPaths.for_repo(repo).run(run_id)
+    if from_events:
+        return rebuild(read_events(run.events))
+    return load_state(run.state)
+
+
+def save_report(repo: pathlib.Path, state: RunState) -> str:
+    """Render the final report of the run and save it as ``report.md``; return it."""
+    report = render_report(state)
+    write_text_atomic(SwarmPaths.for_repo(repo).run(state.run_id).report, report + "\n")
+    return report
 
 
 def load_run_plan(repo: pathlib.Path, run_id: str) -> Plan:
