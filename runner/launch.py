@@ -326,6 +326,24 @@ def follow(
         time.sleep(poll)
 
 
+def follow_session(
+    repo: pathlib.Path,
+    state: RunState,
+    session: str,
+    *,
+    listener: t.Callable[[Event, RunState], None] | None = None,
+) -> RunState:
+    """:func:`follow` a run whose mayor runs in tmux session ``session`` (alive while its pane
+    is)."""
+    backend = make_backend(state, SwarmPaths.for_repo(repo).run(state.run_id).dir / "notify")
+    try:
+        return follow(
+            repo, state.run_id, listener=listener, mayor_alive=lambda: backend.status(session).alive
+        )
+    finally:
+        backend.close()
+
+
 def _last_line(path: pathlib.Path) -> str:
     try:
         lines = path.read_text(errors="replace").strip().splitlines()

@@ -260,14 +260,8 @@ def _drive_or_follow(
             else:
                 click.echo(rid)
             sys.exit(EXIT_OK)
-        backend = launch.make_backend(state, SwarmPaths.for_repo(top).run(rid).dir / "notify")
         try:
-            final = launch.follow(
-                top,
-                rid,
-                listener=listener,
-                mayor_alive=lambda: backend.status(session).alive,
-            )
+            final = launch.follow_session(top, state, session, listener=listener)
         except KeyboardInterrupt:
             click.echo(
                 f"swarm: stopped following; the run goes on. `swarm status`, `swarm attach`, "
@@ -275,8 +269,6 @@ def _drive_or_follow(
                 err=True,
             )
             sys.exit(EXIT_INTERRUPTED)
-        finally:
-            backend.close()
     _finish(top, final, as_json)
 
 
