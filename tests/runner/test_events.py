@@ -128,3 +128,21 @@ def test_replay_and_tail_agree(tmp_path: pathlib.Path) -> None:
     path.write_bytes(raw)
     tail = EventTail(path)
     assert tail.read().events == read_events(path)
+
+
+def test_every_follower_has_the_same_policy(tmp_path: pathlib.Path) -> None:
+    """The dashboard and ``swarm run``'s follow read through the same tail: a corrupt line is
+    an error naming it, not a skipped event (dashboard) or a bare ValidationError (follow)."""
+    from runner import launch
+    from runner.dashboard import EventTail as DashboardTail
+    from runner.paths import SwarmPaths
+
+    run = SwarmPaths.for_repo(tmp_path).run("r1")
+    run.dir.mkdir(parents=True)
+    run.events.write_bytes(line(1, "run_created").replace(b'"data":{}', b'"data":{"tasks":[]}'))
+    with run.events.open("ab") as fh:
+        fh.write(b"garbage\n")
+    with pytest.raises(UsageError, match=r"events.jsonl:2: corrupt event line"):
+        DashboardTail(run.events).poll()
+    with pytest.raises(UsageError, match=r"events.jsonl:2: corrupt event line"):
+        launch.follow(tmp_path, "r1", mayor_alive=lambda: True, poll=0.01)
