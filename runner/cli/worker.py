@@ -3,7 +3,9 @@
 Identity comes from the worker environment (``SWARM_*``, see agentmail.worker_env); every verb
 mails the mayor a message in the agentops format (subject ``[<task>] TYPE``, thread = task,
 signed with ``$SWARM_KEY_FILE``) and prints its id. ``offer``/``done``/``fail`` also write
-``results/<task>.json``; ``escape`` also appends to ``scope-escapes.jsonl``.
+``results/<task>.json``; ``escape`` also appends to ``scope-escapes.jsonl``. The commands only
+parse and print: the reports are :mod:`runner.worker_report` (which the scripted agent calls
+in process).
 """
 
 from __future__ import annotations
