@@ -17,25 +17,19 @@ import time
 import typing as t
 from datetime import UTC, datetime
 
+from agentmail.fs import exclusive_lock, lock_held, write_text_atomic
 from agentmail.store import MailStore
-from protocol.messages import GuidanceFields, MessageType, TerminateFields
 from protocol.plan import Plan
 from protocol.state import AutoSpawn, CommitPolicy, Event, RunMode, RunSettings, RunState
 from runner import git, worktrees
-from runner.actions import HUMAN, MAYOR, RESERVED_AGENTS, Kill, Record
-from runner.decide import stop_actions
+from runner.actions import HUMAN, MAYOR, RESERVED_AGENTS
 from runner.errors import RunFailed, UsageError
+from runner.events import EventTail, read_events
 from runner.mayor import Mayor, MayorConfig
 from runner.paths import SwarmPaths, default_worktree_root, tmux_socket_name
+from runner.report import render_report
 from runner.sessions import ProcessBackend, SessionBackend, SessionSpec, TmuxBackend, session_name
-from runner.state import (
-    RunLog,
-    apply,
-    exclusive_lock,
-    load_state,
-    lock_held,
-    write_json_atomic,
-)
+from runner.state import RunLog, apply, load_state, rebuild
 
 logger = logging.getLogger(__name__)
 
@@ -50,17 +44,56 @@ class RunOptions:
     agent: str | None = None
     agent_cmd: str | None = None
     waves: bool = False
-    keep_sessions: bool = False
+    keep_sessions: bool | None = None
+    """None: not given (the config file's, else False)."""
     run_id: str | None = None
     base: str | None = None
     worktree_root: pathlib.Path | None = None
     tmux_socket: str | None = None
     timeout: float | None = None
     stall_after: float | None = None
-    auto_spawn: AutoSpawn = "safe"
+    auto_spawn: AutoSpawn | None = None
+    """None: not given (the config file's, else ``safe``)."""
     squash: bool = False
     per_task_commits: bool = False
     land: bool = False
+
+
+def load_plan(source: pathlib.Path, *, wave: bool = False, bead_ids: t.Sequence[str] = ()) -> Plan:
+    """The plan in ``source`` (any format the importers know; an OL wave JSON with ``wave``),
+    checking that ``ol`` is on PATH when the plan needs it."""
+    from runner.plan.importers import load_any_plan, needs_ol, require_ol
+
+    plan = load_any_plan(source, fmt="ol-wave" if wave else None, bead_ids=list(bead_ids))
+    if needs_ol(plan):
+        require_ol()
+    return plan
+
+
+def configure(repo: pathlib.Path, plan: Plan, options: RunOptions) -> tuple[Plan, RunOptions]:
+    """Fill what ``options`` leaves unset from the plan and the repository's config file.
+
+    Precedence: command-line flag (``options``) > plan > config file > default. The config's
+    gates and budgets join the plan when the plan has none of its own."""
+    from runner.config import load_config
+
+    cfg = load_config(repo)
+    if cfg.gates and "gates" not in plan.model_fields_set:
+        plan = plan.model_copy(update={"gates": cfg.gates})
+    if cfg.budgets is not None and "budgets" not in plan.model_fields_set:
+        plan = plan.model_copy(update={"budgets": cfg.budgets})
+    keep_sessions = options.keep_sessions
+    return plan, dataclasses.replace(
+        options,
+        max_workers=options.max_workers or plan.max_workers or cfg.max_workers,
+        agent=options.agent or plan.agent or cfg.agent,
+        agent_cmd=options.agent_cmd or cfg.agent_cmd,
+        keep_sessions=next(v for v in (keep_sessions, cfg.keep_sessions, False) if v is not None),
+        worktree_root=options.worktree_root or cfg.worktree_root,
+        tmux_socket=options.tmux_socket or cfg.tmux_socket,
+        stall_after=options.stall_after or cfg.stall_after,
+        auto_spawn=options.auto_spawn or cfg.auto_spawn or "safe",
+    )
 
 
 def new_run_id() -> str:
@@ -82,12 +115,12 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
         mode=options.mode,
         max_workers=options.max_workers or plan.max_workers or 5,
         waves=options.waves,
-        keep_sessions=options.keep_sessions,
+        keep_sessions=bool(options.keep_sessions),
         agent=options.agent or plan.agent or "scripted",
         agent_cmd=options.agent_cmd,
         deadline=time.time() + options.timeout if options.timeout else None,
         stall_after=options.stall_after or RunSettings.model_fields["stall_after"].default,
-        auto_spawn=options.auto_spawn,
+        auto_spawn=options.auto_spawn or "safe",
         commit_policy=_commit_policy(options),
         land=options.land,
     )
@@ -101,7 +134,7 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
     worktrees.ensure_excluded(repo)
     run.dir.mkdir(parents=True)
     try:
-        write_json_atomic(run.plan, plan.model_dump_json(indent=1))
+        write_text_atomic(run.plan, plan.model_dump_json(indent=1))
         worktrees.ensure_integration_worktree(repo, integration, branch, base_sha)
         store = MailStore(swarm.mail)
         for agent in (MAYOR, HUMAN):
@@ -166,8 +199,19 @@ def resolve_run(repo: pathlib.Path, run_id: str | None) -> str:
     return run_id
 
 
-def read_state(repo: pathlib.Path, run_id: str) -> RunState:
-    return load_state(SwarmPaths.for_repo(repo).run(run_id).state)
+def read_state(repo: pathlib.Path, run_id: str, *, from_events: bool = False) -> RunState:
+    """The run's state: ``state.json``, or with ``from_events`` the fold of its events alone."""
+    run = SwarmPaths.for_repo(repo).run(run_id)
+    if from_events:
+        return rebuild(read_events(run.events))
+    return load_state(run.state)
+
+
+def save_report(repo: pathlib.Path, state: RunState) -> str:
+    """Render the final report of the run and save it as ``report.md``; return it."""
+    report = render_report(state)
+    write_text_atomic(SwarmPaths.for_repo(repo).run(state.run_id).report, report + "\n")
+    return report
 
 
 def load_run_plan(repo: pathlib.Path, run_id: str) -> Plan:
@@ -284,20 +328,13 @@ def follow(
     ends. Raises RunFailed when the mayor went away without ending the run."""
     run = SwarmPaths.for_repo(repo).run(run_id)
     state: RunState | None = None
-    offset = 0
+    tail = EventTail(run.events)
     missing_since: float | None = None
     while True:
-        with run.events.open("rb") as fh:
-            fh.seek(offset)
-            chunk = fh.read()
-        end = chunk.rfind(b"\n") + 1  # only whole lines; a torn tail is read next time
-        for line in chunk[:end].splitlines():
-            if line.strip():
-                event = Event.model_validate_json(line)
-                state = apply(state, event)
-                if listener is not None:
-                    listener(event, state)
-        offset += end
+        for event in tail.read().events:
+            state = apply(state, event)
+            if listener is not None:
+                listener(event, state)
         if state is not None and state.status != "running":
             return state
         if mayor_alive():
@@ -315,69 +352,27 @@ def follow(
         time.sleep(poll)
 
 
+def follow_session(
+    repo: pathlib.Path,
+    state: RunState,
+    session: str,
+    *,
+    listener: t.Callable[[Event, RunState], None] | None = None,
+) -> RunState:
+    """:func:`follow` a run whose mayor runs in tmux session ``session`` (alive while its pane
+    is)."""
+    backend = make_backend(state, SwarmPaths.for_repo(repo).run(state.run_id).dir / "notify")
+    try:
+        return follow(
+            repo, state.run_id, listener=listener, mayor_alive=lambda: backend.status(session).alive
+        )
+    finally:
+        backend.close()
+
+
 def _last_line(path: pathlib.Path) -> str:
     try:
         lines = path.read_text(errors="replace").strip().splitlines()
     except OSError:
         return ""
     return lines[-1][:200] if lines else ""
-
-
-StopOutcome = t.Literal["stopped", "asked", "ended"]
-
-
-def stop_run(repo: pathlib.Path, run_id: str, *, kill: bool) -> StopOutcome:
-    """Stop a run the one way a mayor does (:func:`runner.decide.stop_actions`): mail its live
-    mayor a TERMINATE ("asked"), or, with no mayor alive, record the stop here ("stopped");
-    "ended" when the run had already ended."""
-    swarm = SwarmPaths.for_repo(repo)
-    paths = swarm.run(run_id)
-    with exclusive_lock(paths.lock) as no_mayor:
-        if no_mayor:  # nobody drives the run: stop it ourselves
-            log = RunLog.open(paths.events, paths.state)
-            if log.state.status != "running":
-                return "ended"
-            backend = make_backend(log.state, paths.dir / "notify")
-            try:
-                with log.batch():
-                    for action in stop_actions(log.state, reason=STOP_REASON, kill=kill):
-                        if isinstance(action, Record):
-                            log.record(action.ev.kind, action.ev.task_id, **action.ev.data)
-                        elif isinstance(action, Kill):
-                            backend.kill(action.session)
-            finally:
-                backend.close()
-            return "stopped"
-    mail_mayor(repo, run_id, MessageType.TERMINATE, TerminateFields(text=STOP_REASON, kill=kill))
-    return "asked"
-
-
-STOP_REASON: t.Final = "stopped by swarm stop"
-
-
-def unpause_run(repo: pathlib.Path, run_id: str) -> None:
-    """Ask the run's mayor to resume dispatch after a critical scope escape paused it."""
-    if not read_state(repo, run_id).paused:
-        raise UsageError(f"run {run_id} is not paused")
-    fields = GuidanceFields(text="resume dispatch", signal="resume-dispatch")
-    mail_mayor(repo, run_id, MessageType.GUIDANCE, fields)
-
-
-def mail_mayor(
-    repo: pathlib.Path, run_id: str, mtype: MessageType, fields: GuidanceFields | TerminateFields
-) -> None:
-    """A message from the human to the run's mayor."""
-    from protocol.messages import Envelope
-
-    MailStore(SwarmPaths.for_repo(repo).mail).send(
-        Envelope.model_validate(
-            {
-                "from": HUMAN,
-                "to": [MAYOR],
-                "type": mtype,
-                "run_id": run_id,
-                "subject": f"{mtype.value}",
-                "fields": fields,
-            }
-        )
-    )

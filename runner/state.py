@@ -7,13 +7,14 @@ event into the state, so ``state.json`` can always be rebuilt from the events al
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 import pathlib
 import typing as t
 from datetime import datetime
 
+from agentmail import fs
+from agentmail.fs import exclusive_lock, fsync_dir, lock_held
+from agentmail.fs import write_text_atomic as write_json_atomic
 from protocol.state import (
     TERMINAL_TASK_STATES,
     EscapeRecord,
@@ -25,8 +26,21 @@ from protocol.state import (
     transition,
 )
 from runner.errors import RunFailed, UsageError
+from runner.events import read_events
 
 logger = logging.getLogger(__name__)
+
+__all__ = [  # the file primitives live in agentmail.fs; the one events reader in runner.events
+    "RunLog",
+    "apply",
+    "exclusive_lock",
+    "fsync_dir",
+    "load_state",
+    "lock_held",
+    "read_events",
+    "rebuild",
+    "write_json_atomic",
+]
 
 _REFUSAL_BY_KIND: t.Final = {
     "merge_refused": "merge",
@@ -168,44 +182,6 @@ def rebuild(events: t.Iterable[Event]) -> RunState:
     return state
 
 
-def read_events(path: pathlib.Path) -> list[Event]:
-    """All complete events; a torn last line (a crash mid-append) is ignored."""
-    events: list[Event] = []
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return events
-    for lineno, line in enumerate(raw.split(b"\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            events.append(Event.model_validate_json(line))
-        except ValueError:
-            if raw.endswith(b"\n") or lineno != raw.count(b"\n") + 1:
-                raise UsageError(f"{path}:{lineno}: corrupt event line") from None
-            logger.warning("ignored a torn last event line in %s", path)
-    return events
-
-
-def write_json_atomic(path: pathlib.Path, text: str) -> None:
-    """tmp file in the same directory, fsync, rename, fsync the directory."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: pathlib.Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def load_state(path: pathlib.Path) -> RunState:
     try:
         return RunState.model_validate_json(path.read_bytes())
@@ -270,15 +246,7 @@ class RunLog:
         except BaseException:
             self._seq -= 1
             raise
-        line = event.model_dump_json().encode() + b"\n"
-        with self.events_path.open("ab") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        fs.append_bytes(self.events_path, event.model_dump_json().encode() + b"\n", mode=fs.PUBLIC)
         self._state = state
         if save and (not self._batching or kind == "run_finished"):  # readers wait for the end
             self.save()
@@ -290,7 +258,7 @@ class RunLog:
         return self._state
 
     def save(self) -> None:
-        write_json_atomic(self.state_path, self.state.model_dump_json(indent=1))
+        fs.write_text_atomic(self.state_path, self.state.model_dump_json(indent=1))
         self._dirty = False
 
     @contextlib.contextmanager
@@ -304,39 +272,6 @@ class RunLog:
             self._batching = False
             if self._dirty:
                 self.save()
-
-
-def lock_held(path: pathlib.Path) -> bool:
-    """Does a process hold the flock on ``path``? A shared, non-blocking probe that writes
-    nothing (a missing file is not held)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops the probe's lock too
-    return False
-
-
-@contextlib.contextmanager
-def exclusive_lock(path: pathlib.Path) -> t.Iterator[bool]:
-    """Hold an exclusive flock on ``path`` for the block; yield False if another process has it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield True
-    finally:
-        os.close(fd)
 
 
 def elapsed(start: datetime | None, end: datetime) -> float:
