@@ -40,6 +40,8 @@ from runner.plan.script import STEP_KINDS
 Reporter = t.Callable[[t.Sequence[str]], None]
 ACTIONS: t.Final = STEP_KINDS
 TERMINAL: t.Final = frozenset({"offer", "fail", "crash", "hang"})
+FAILURE_TYPE_OF: t.Final = {"command": "BUILD_FAIL", "script": "ERROR"}
+"""The agentops failure type (``swarm worker fail --type``) of a failed step's kind."""
 TAIL_CHARS: t.Final = 1500
 EXIT_UNEXPECTED: t.Final = 3
 
@@ -176,7 +178,10 @@ class ScriptedAgent:
             wanted = step.get("attempt")
             if wanted is not None and int(wanted) != self.attempt:
                 continue
-            getattr(self, f"do_{action}")(value)
+            try:
+                getattr(self, f"do_{action}")(value)
+            except ScriptError as exc:
+                raise ScriptError(f"step {index + 1} ({action}): {exc}", kind=exc.kind) from exc
         if not self.ended:
             self.do_offer({"summary": f"{self.task.title}: done"})
 
@@ -380,7 +385,8 @@ def main(
         reason = str(exc).strip() or type(exc).__name__
         agent.say(f"step failed: {reason}")
         try:
-            agent.report(["fail", reason, "--type", getattr(exc, "kind", "script")])
+            kind = FAILURE_TYPE_OF.get(getattr(exc, "kind", ""), "ERROR")
+            agent.report(["fail", reason, "--type", kind])
         except CommandError as report_exc:
             agent.say(f"could not report the failure: {report_exc}")
             return 3

@@ -53,7 +53,7 @@ def test_stop_with_a_live_mayor_asks_it_by_mail(tmp_path: pathlib.Path) -> None:
         assert control.stop(tmp_path, RUN, kill=True) == ("asked", "running")
     (stored,) = store.list("mayor").messages
     assert stored.envelope.type is MessageType.TERMINATE
-    assert stored.envelope.subject == "TERMINATE kill"
+    assert isinstance(stored.envelope.fields, TerminateFields) and stored.envelope.fields.kill
     run = SwarmPaths.for_repo(tmp_path).run(RUN)
     assert RunLog.open(run.events, run.state).state.status == "running"  # the mayor records it
 

@@ -186,3 +186,16 @@ def test_a_plan_rewritten_behind_the_run_is_refused_on_resume(
     resumed = faults.swarm("resume", "r1", "--repo", str(git_repo), "--foreground", check=False)
     assert resumed.returncode == 1, resumed
     assert "changed since the run was created" in resumed.stderr
+
+
+def test_a_failing_step_is_reported_as_failed_with_the_step(
+    git_repo: pathlib.Path, server: Server
+) -> None:
+    steps = [{"run": "echo the build broke; exit 3"}]
+    plan = write_plan(git_repo.parent, [task("H", ["src/"], steps), GOOD], **STRICT)
+    result = swarm_run(git_repo, plan, server)
+    assert result.exit_code == 1, result.output
+    record = state_doc(git_repo)["tasks"]["H"]
+    assert record["state"] == "failed"
+    assert "reported FAILED" in record["reason"] and "step 1 (run)" in record["reason"], record
+    assert "status 3" not in record["reason"]
