@@ -17,7 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from protocol.base import check_id, check_task_id
-from protocol.manifest import normalize
+from protocol.manifest import check_entry
 from protocol.plan import Plan, Task
 from protocol.plangraph import find_cycles
 from runner.errors import UsageError
@@ -363,7 +363,7 @@ def _check_files(
     normalized: list[str] = []
     for entry in files:
         try:
-            normalized.append(normalize(entry))
+            normalized.append(check_entry(entry))
         except ValueError as exc:
             problems.add(index, label, f"files: {exc}")
     concurrency = raw_task.get("concurrency", "write-local")
