@@ -686,3 +686,14 @@ def fingerprint_changes(before: t.Mapping[str, str], after: t.Mapping[str, str])
         else:
             changes.append(f"{label} changed")
     return changes
+
+
+def ref_tips(repo: pathlib.Path) -> dict[str, str]:
+    """Every ref (``refs/...``) and the commit or object it points at."""
+    out = _git(repo, "for-each-ref", "--format=%(refname)%00%(objectname)").stdout
+    tips: dict[str, str] = {}
+    for line in out.splitlines():
+        name, _, sha = line.partition("\0")
+        if name and sha:
+            tips[name] = sha
+    return tips
