@@ -697,3 +697,54 @@ def ref_tips(repo: pathlib.Path) -> dict[str, str]:
         if name and sha:
             tips[name] = sha
     return tips
+
+
+def changed_paths(repo: pathlib.Path, old: str, new: str, *pathspec: str) -> list[str]:
+    """Paths that differ between commits ``old`` and ``new`` (two-dot, no renames), sorted;
+    ``pathspec`` limits them (e.g. ``.agents``)."""
+    args = ("diff", "--name-only", "--no-renames", "-z", old, new, "--", *pathspec)
+    return sorted({p for p in _git(repo, *args).stdout.split("\0") if p})
+
+
+def ff_would_overwrite(worktree: pathlib.Path, old: str, new: str) -> list[str]:
+    """Paths of the user's that fast-forwarding the checkout at ``worktree`` from ``old`` to
+    ``new`` would overwrite or delete: local changes to a path the fast-forward changes, and
+    untracked or ignored files where it writes a file or needs a folder. Sorted; ``[]`` when
+    only untouched paths are dirty (git then carries them over unchanged).
+
+    Git refuses the first kind itself but silently overwrites ignored files (the swarm home is
+    ignored): this is the check that keeps them.
+    """
+    changed = set(changed_paths(worktree, old, new))
+    if not changed:
+        return []
+    needed_dirs = {"/".join(p.split("/")[:i]) for p in changed for i in range(1, p.count("/") + 1)}
+    status = ("status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=matching")
+    fields = _git(worktree, *status, content=True).stdout.split("\0")
+    hit: set[str] = set()
+    i = 0
+    while i < len(fields):
+        item = fields[i]
+        i += 1
+        if len(item) < 4:
+            continue
+        xy, path = item[:2], item[3:]
+        if "R" in xy or "C" in xy:
+            i += 1  # the rename's source path follows
+        is_dir = path.endswith("/")
+        path = path.rstrip("/")
+        if xy not in ("??", "!!"):
+            if path in changed:
+                hit.add(path)
+            continue
+        if path in changed:
+            hit.add(path)
+        elif path in needed_dirs:
+            if is_dir:
+                inside = (c for c in changed if c.startswith(path + "/"))
+                hit.update(c for c in inside if os.path.lexists(worktree / c))
+            else:
+                hit.add(path)
+        elif any("/".join(path.split("/")[:n]) in changed for n in range(1, path.count("/") + 1)):
+            hit.add(path)
+    return sorted(hit)
