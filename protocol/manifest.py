@@ -207,6 +207,14 @@ PROTECTED_DIRS: t.Final = (".git", ".agents")
 """Top-level names a link may not point into: git's own files and the swarm home."""
 
 
+def is_protected(path: str) -> bool:
+    """True for a path under ``.agents/`` (the live swarm home) or ``.git/``: never merged or
+    landed, whatever the manifest says (``**`` included). Exact, case-insensitive for the
+    first component (a case-insensitive file system would write ``.AGENTS/`` into it)."""
+    first = path.split("/", 1)[0]
+    return first.casefold() in PROTECTED_DIRS
+
+
 class TreeEntry(t.NamedTuple):
     """One line of ``git ls-tree -r -z`` (``<mode> <type> <object>\\t<path>``)."""
 

@@ -13,6 +13,7 @@ from protocol.manifest import (
     filesystem_case_sensitive,
     in_manifest,
     is_glob,
+    is_protected,
     lock_prefix,
     normalize,
     overlaps,
@@ -270,3 +271,19 @@ def test_escaping_symlinks_reports_only_the_checked_paths() -> None:
 def test_escaping_symlinks_can_refuse_every_link() -> None:
     found = escaping_symlinks({"a": "b"}, allow_in_repo=False)
     assert [(e.path, e.reason) for e in found] == [("a", "symbolic links are not allowed")]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (".agents/swarm/keys/mayor.key", True),
+        (".AGENTS/x", True),
+        (".git/hooks/post-merge", True),
+        (".agents", True),
+        ("src/.agents/x", False),
+        (".agentsx/y", False),
+        (" .agents/x", False),
+    ],
+)
+def test_is_protected(path: str, expected: bool) -> None:
+    assert is_protected(path) is expected

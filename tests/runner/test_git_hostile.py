@@ -11,7 +11,7 @@ import typing as t
 
 import pytest
 
-from protocol.manifest import escaping_symlinks
+from protocol.manifest import escaping_symlinks, parse_raw_diff
 from runner import git as g
 from tests.conftest import GIT_ENV, git
 
@@ -217,8 +217,17 @@ def test_escaping_symlinks_in_a_real_commit(git_repo: pathlib.Path) -> None:
     }
     for path, target in links.items():
         (repo / path).symlink_to(target)
+    base = git(repo, "rev-parse", "HEAD")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "links")
+    raw = subprocess.run(
+        ["git", "diff", "--raw", "-z", "--no-renames", base, "HEAD"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert {path for mode, path in parse_raw_diff(raw) if mode == "120000"} == set(links)
     found = g.symlink_targets(repo, "HEAD")
     assert found == links
     escaping = {e.path for e in escaping_symlinks(found)}
