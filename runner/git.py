@@ -159,7 +159,15 @@ def _git(
     content: bool = False,
     env: t.Mapping[str, str] | None = None,
 ) -> proc.Result:
-    """Run git hardened; ``content=True`` for commands that may run filters or drivers."""
+    """Run git hardened; ``content=True`` for commands that may run filters or drivers.
+
+    A directory that is gone (a worker deleted its worktree) is a :class:`CommandError` that
+    says so, not the "command not found" a missing working directory otherwise looks like.
+    """
+    if not pathlib.Path(repo).is_dir():
+        raise CommandError(
+            ("git", *args), 128, "", f"{repo}: no such directory (was the worktree removed?)"
+        )
     drivers = driver_overrides(_config_keys(repo)) if content else ()
     return proc.run(
         "git",

@@ -13,6 +13,7 @@ import pytest
 
 from protocol.manifest import escaping_symlinks, parse_raw_diff
 from runner import git as g
+from runner.errors import CommandError
 from tests.conftest import GIT_ENV, git
 
 HOOKS: t.Final = (
@@ -239,3 +240,16 @@ def test_escaping_symlinks_in_a_real_commit(git_repo: pathlib.Path) -> None:
     for path in escaping:
         resolved = (repo / path).resolve()
         assert not resolved.is_relative_to(root) or ".git" in resolved.parts
+
+
+def test_a_deleted_worktree_is_a_clear_command_error(
+    git_repo: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """A worker that deletes its worktree after offering: git's answer names the directory
+    (was: exit 127 'git: command not found'), so the arbiter can refuse with a reason."""
+    worker = tmp_path / "gone"
+    git(git_repo, "worktree", "add", "-q", "-b", "gone", str(worker))
+    subprocess.run(["rm", "-rf", str(worker)], check=True)
+    with pytest.raises(CommandError, match="no such directory") as info:
+        g.head_sha(worker)
+    assert info.value.returncode == 128
