@@ -17,6 +17,7 @@ from runner.land import land
 from runner.paths import SwarmPaths
 from runner.state import RunLog
 from tests.conftest import git
+from tests.runner.runs import swarm_run, task, write, write_plan
 
 RUN = "r1"
 INTEGRATION = f"swarm/{RUN}/integration"
@@ -270,3 +271,15 @@ def test_cli_land(git_repo: pathlib.Path, run_log: RunLog) -> None:
 def test_cli_land_unknown_run(git_repo: pathlib.Path, run_log: RunLog) -> None:
     result = CliRunner().invoke(command, ["nope", "--repo", str(git_repo)])
     assert result.exit_code == 2, result.output
+
+
+def test_an_ordinary_run_leaves_the_fingerprint_unchanged(
+    git_repo: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """What the run itself does to the repository (worktrees, branches, excludes, merges)
+    never reads as a hooks-or-config change at landing time."""
+    before = g.repo_fingerprint(git_repo)
+    plan = write_plan(tmp_path, [task("A", ["a.txt"], [write("a.txt", "a\n")])])
+    result = swarm_run(git_repo, plan, None)
+    assert result.exit_code == 0, result.output
+    assert g.fingerprint_changes(before, g.repo_fingerprint(git_repo)) == []
