@@ -255,6 +255,11 @@ class RunState(RunSettings):
     repo: str = ""
     base_sha: str = ""
     target_branch: str | None = None
+    target_head: str | None = None
+    """The target branch's commit when the run started: ``swarm land`` refuses if it moved."""
+    repo_fingerprint: dict[str, str] | None = None
+    """Digests of the repository's hooks and config when the run started (``runner.git.
+    repo_fingerprint``): ``swarm land`` refuses, naming what changed, if they differ."""
     integration_branch: str = ""
     integration_worktree: str = ""
     integration_head: str = ""

@@ -15,7 +15,6 @@ from runner.sessions import SessionStatus
 
 MAYOR: t.Final = "mayor"
 HUMAN: t.Final = "human"
-RESERVED_AGENTS: t.Final = frozenset({MAYOR, HUMAN})
 FIXUP_REFUSALS: t.Final = frozenset({"conflict", "scope"})
 """Refusals a worker fixes on its own branch (a fix-up, bounded by ``budgets.max_fixups``)."""
 

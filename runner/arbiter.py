@@ -22,8 +22,6 @@ from runner.state import RunLog
 
 logger = logging.getLogger(__name__)
 
-SWARM_DIR: t.Final = ".agents"
-"""The swarm home's top folder: never merged, whatever the manifest says."""
 SYMLINK_MODE: t.Final = "120000"
 SUBMODULE_MODE: t.Final = "160000"
 
@@ -195,7 +193,7 @@ class Arbiter:
             )
             return
         changes = git.tree_changes(self.repo, base, result.tree)
-        outside = self._out_of_scope(task, changes)
+        outside = self._out_of_scope(task, changes, result.tree)
         if outside:
             self._refuse(
                 task,
@@ -246,21 +244,26 @@ class Arbiter:
         except ValueError:  # not a path the manifest can name (" ", "a/../b"): never inside
             return False
 
-    def _out_of_scope(self, task: Task, changes: list[git.TreeChange]) -> list[tuple[str, str]]:
+    def _out_of_scope(
+        self, task: Task, changes: list[git.TreeChange], tree: str
+    ) -> list[tuple[str, str]]:
         """Each path of the merge result the task may not land, with why."""
         outside: list[tuple[str, str]] = []
+        links: list[str] = []
         for change in changes:
             path = change.path
-            if path == SWARM_DIR or path.startswith(SWARM_DIR + "/"):
-                outside.append((path, "the swarm home is never merged"))
+            if manifest.is_protected(path):
+                outside.append((path, "the swarm home and .git are never merged"))
             elif not self._inside(path, task.files):
                 outside.append((path, "outside the manifest"))
-            elif change.mode == SYMLINK_MODE:
-                target = git.blob_text(self.repo, change.sha)
-                if link_escapes(path, target):
-                    outside.append((path, f"a symlink to {target!r}, outside the repository"))
             elif change.mode == SUBMODULE_MODE:
                 outside.append((path, "a submodule (gitlink)"))
+            elif change.mode == SYMLINK_MODE:
+                links.append(path)
+        if links:  # resolved against every link of the result, as the file system would
+            targets = git.symlink_targets(self.repo, tree)
+            for escape in manifest.escaping_symlinks(targets, check=links):
+                outside.append((escape.path, f"a symlink to {escape.target!r}: {escape.reason}"))
         return outside
 
     def _refuse(self, task: Task, kind: str, files: list[str], reason: str, **extra: t.Any) -> None:
@@ -332,19 +335,3 @@ class Arbiter:
                 self.integration, base, tip, "\n\n".join([subject, "\n".join(lines)])
             )
         self.log.record("wave_committed", wave=self.state.wave, head=sha)
-
-
-def link_escapes(path: str, target: str) -> bool:
-    """Does a symlink committed at ``path`` point outside the repository? Absolute targets do;
-    relative ones do when ``..`` climbs above the repository's root."""
-    if target.startswith("/") or not target:
-        return True
-    depth = len(path.split("/")) - 1  # folders above the link, inside the repository
-    for part in target.split("/"):
-        if part == "..":
-            depth -= 1
-            if depth < 0:
-                return True
-        elif part not in ("", "."):
-            depth += 1
-    return False

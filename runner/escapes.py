@@ -107,7 +107,7 @@ def suggested_manifest(escape: ScopeEscape) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for path in escape.suggested_files:
         try:
-            seen.setdefault(manifest.normalize(path), None)
+            seen.setdefault(manifest.check_entry(path), None)
         except ValueError:
             logger.debug("dropped suggested file %r", path, extra={"worker": escape.worker})
     return tuple(seen)

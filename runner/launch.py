@@ -22,7 +22,7 @@ from agentmail.store import MailStore
 from protocol.plan import Plan
 from protocol.state import AutoSpawn, CommitPolicy, Event, RunMode, RunSettings, RunState
 from runner import git, worktrees
-from runner.actions import HUMAN, MAYOR, RESERVED_AGENTS
+from runner.actions import HUMAN, MAYOR
 from runner.errors import RunFailed, UsageError
 from runner.events import EventTail, read_events
 from runner.mayor import Mayor, MayorConfig
@@ -104,9 +104,6 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
     """Validate the run's preconditions and create it: run dir, plan.json, integration
     worktree on ``swarm/<run-id>/integration``, and the ``run_created`` event."""
     swarm = SwarmPaths.for_repo(repo)
-    clash = sorted(RESERVED_AGENTS & {task.id for task in plan.tasks})
-    if clash:
-        raise UsageError(f"task id {clash[0]!r} is reserved for the mailbox; rename the task")
     base_ref = options.base or plan.base or "HEAD"
     base_sha = git.resolve(repo, base_ref)
     if base_sha is None:
@@ -140,6 +137,7 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
         for agent in (MAYOR, HUMAN):
             store.register(agent)
         log = RunLog(run.events, run.state)
+        target = plan.target or git.current_branch(repo)
         log.record(
             "run_created",
             run_id=run_id,
@@ -149,7 +147,9 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
             plan_digest=plan_digest(plan),
             repo=str(repo),
             base_sha=base_sha,
-            target_branch=plan.target or git.current_branch(repo),
+            target_branch=target,
+            target_head=git.resolve(repo, f"refs/heads/{target}") if target else None,
+            repo_fingerprint=git.repo_fingerprint(repo),
             integration_branch=branch,
             integration_worktree=str(integration),
             integration_head=base_sha,

@@ -14,7 +14,9 @@ mapping, optionally with ``attempt: N`` (run only when ``$SWARM_ATTEMPT == N``):
     crash: EXIT_CODE (exit without reporting)                   hang: true (sleep forever)
 
 It first reports ``accepted``. Without an ``offer``/``fail``/``crash``/``hang`` step it commits
-what changed at the end (``swarm(<task>): <subject>``) and offers. An ``offer`` commits pending
+what changed at the end (``swarm(<task>): <subject>``) and offers. A task with no script at all
+(a follow-up or remediation task the mayor spawned) gets a stand-in change inside its manifest,
+since an offer that changes nothing is refused. An ``offer`` commits pending
 changes first (unless ``commit: false``) and names the head commit.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +34,7 @@ import typing as t
 
 from agentmail.errors import AgentMailError, BadInput
 from agentmail.worker_env import WorkerEnv
+from protocol.manifest import is_glob
 from protocol.plan import Plan, Task
 from runner import git, proc, worker_report
 from runner.errors import CommandError, RunnerError, UsageError, exit_code_for
@@ -182,8 +186,29 @@ class ScriptedAgent:
                 getattr(self, f"do_{action}")(value)
             except ScriptError as exc:
                 raise ScriptError(f"step {index + 1} ({action}): {exc}", kind=exc.kind) from exc
+        if not self.task.script:
+            self.stand_in()
         if not self.ended:
             self.do_offer({"summary": f"{self.task.title}: done"})
+
+    def stand_in(self) -> None:
+        """The smallest change inside the manifest: an existing file gets a trailing newline;
+        otherwise a marker file is written where the first manifest entry names one."""
+        entry = next(iter(self.task.files), "**")
+        marker = f"swarm-{self.task.id}"
+        if is_glob(entry):  # a name the glob matches: ** and * become the marker
+            name = re.sub(r"\[(.)[^]]*\]", r"\1", entry.replace("**/", ""))
+            entry = name.replace("**", marker).replace("*", marker).replace("?", "x")
+        elif entry.endswith("/") or (self.cwd / entry).is_dir():
+            entry = f"{entry.rstrip('/')}/{marker}"
+        path = self.cwd / entry
+        if path.exists():
+            with path.open("a") as fh:
+                fh.write("\n")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"stand-in work of the scripted agent for task {self.task.id}\n")
+        self.say(f"stand-in change: {path.relative_to(self.cwd)}")
 
     # file and git steps
 

@@ -9,7 +9,7 @@ import pytest
 
 from agentmail.fs import exclusive_lock
 from agentmail.store import MailStore
-from protocol.messages import MessageType
+from protocol.messages import MessageType, TerminateFields
 from runner import control
 from runner.errors import RunFailed, UsageError
 from runner.paths import SwarmPaths

@@ -207,22 +207,25 @@ def test_waves_commit_once_per_wave(
     assert git(git_repo, "merge-base", "--is-ancestor", "main", "swarm/r1/integration") == ""
 
 
-def test_land_fast_forwards_a_clean_checkout_only(
+def test_land_never_overwrites_the_users_files(
     git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path
 ) -> None:
     tasks = [task("A", ["a.txt"], [write("a.txt", "a\n")])]
     plan = write_plan(tmp_path, tasks)
-    (git_repo / "README.md").write_text("a local edit\n")
+    (git_repo / "a.txt").write_text("the user's own a.txt\n")  # where the run writes
+    (git_repo / "README.md").write_text("a local edit\n")  # untouched by the run: no matter
     before = git(git_repo, "rev-parse", "main")
     assert swarm_run(git_repo, plan, server, "--land").exit_code == 0
-    assert git(git_repo, "rev-parse", "main") == before  # dirty checkout: nothing changed
+    assert git(git_repo, "rev-parse", "main") == before  # would overwrite a.txt: nothing changed
+    assert (git_repo / "a.txt").read_text() == "the user's own a.txt\n"
     refused = [e for e in events(git_repo) if e.kind == "land_refused"]
     assert refused and refused[0].data["commands"]
-    git(git_repo, "checkout", "README.md")
+    (git_repo / "a.txt").unlink()
     landed = swarm("land", "--repo", str(git_repo))
     assert landed.exit_code == 0, landed.output
     assert git(git_repo, "rev-parse", "main") == git(git_repo, "rev-parse", "swarm/r1/integration")
     assert (git_repo / "a.txt").read_text() == "a\n"
+    assert (git_repo / "README.md").read_text() == "a local edit\n"
 
 
 def test_clean_force_after_a_failed_run_keeps_every_commit_reachable(

@@ -30,7 +30,7 @@ from runner.plan.importers.olwave import (
     quest_of,
     require_ol,
 )
-from runner.plan.load import check_plan, load_plan, read_text
+from runner.plan.load import check_plan, load_plan, load_yaml, read_text
 from runner.plan.summary import UNKNOWN_SCOPE, unscoped_note
 
 __all__ = [
@@ -58,7 +58,6 @@ FORMATS: t.Final[tuple[Format, ...]] = t.get_args(Format)
 _IOSM_HEADER: t.Final = re.compile(
     r"(?m)^[ \t]*[-*+][ \t]+\[[ xX]\][ \t]+\*\*[^*\s]+?(:\*\*|\*\*[ \t]*:)"
 )
-_Loader: t.Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def detect_format(text: str, filename: str = "") -> Format:
@@ -155,10 +154,8 @@ def _warn_unscoped(plan: dict[str, t.Any], source: str) -> None:
 
 def _own(text: str, problems: Problems) -> dict[str, t.Any]:
     try:
-        if text.lstrip().startswith(("{", "[")):
-            doc = json.loads(text)
-        else:
-            doc = yaml.load(text, Loader=_Loader)
+        is_json = text.lstrip().startswith(("{", "["))
+        doc = json.loads(text) if is_json else load_yaml(text)  # no alias bombs, no dup keys
     except json.JSONDecodeError as exc:
         problems.fail(f"line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}")
     except yaml.YAMLError as exc:

@@ -11,7 +11,7 @@ import yaml
 from protocol.base import check_id
 from protocol.manifest import normalize
 from runner.errors import UsageError
-from runner.plan.load import PlanError
+from runner.plan.load import PlanError, load_yaml
 from runner.plan.summary import UNKNOWN_SCOPE
 
 # UNKNOWN_SCOPE is the manifest of a task whose source declares no files: the whole repository,
@@ -160,7 +160,6 @@ _FENCE_RE: t.Final = re.compile(
     r"(?P<body>.*?)^[ \t]*(?P=fence)[ \t]*$",
     re.MULTILINE | re.DOTALL,
 )
-_Loader: t.Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 CARRIED_VALIDATION_KEYS: t.Final = ("test_levels",)
 """``metadata.validation`` keys agentops carries for the worker, not checks the mayor runs:
 kept in the task's ``metadata`` (the brief shows them)."""
@@ -173,7 +172,7 @@ def validation_block(description: str, problems: Problems, where: str) -> dict[s
     if match is None:
         return {}
     try:
-        doc = yaml.load(match["body"], Loader=_Loader)
+        doc = load_yaml(match["body"])
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else "unreadable"
         problems.add(where, f"description: the ```validation block is not YAML or JSON: {first}")
