@@ -148,8 +148,8 @@ def test_failing_final_gate_fails_the_run_after_one_remediation(
     assert state["stop_reason"].startswith("final gate final exited 1")
     remediations = [d for d in decided(git_repo) if d["spawn"]]
     assert [d["task"] for d in remediations] == ["T-AUTO-01"]
-    merge_of_a = state["tasks"]["A"]["merge_sha"]
-    assert git(git_repo, "rev-parse", "swarm/r1/integration") == merge_of_a
+    last_merge = state["tasks"]["T-AUTO-01"]["merge_sha"]  # the remediation's (stand-in) work
+    assert git(git_repo, "rev-parse", "swarm/r1/integration") == last_merge
 
 
 def test_scope_violation_is_blocked_after_three_fix_ups(
