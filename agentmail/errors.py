@@ -7,6 +7,7 @@ AgentMailError
  │    ├── IdempotencyConflict
  │    ├── UnknownMessage
  │    └── NotInWorker                   a worker variable (SWARM_*) is missing
+ ├── NotYourIdentity                    a worker environment sending as another agent
  ├── LeaseConflict                      a reservation overlaps one held by another agent
  ├── NotHolder                          release/renew by an agent that does not hold the lease
  └── UnknownLease                       renew of a lease that does not exist (or expired)
@@ -86,6 +87,17 @@ class NotInWorker(BadInput):
         super().__init__(
             f"${variable} is not set: swarm worker commands run inside a worker pane "
             "started by the mayor (use 'swarm mail send' elsewhere)"
+        )
+
+
+class NotYourIdentity(AgentMailError):
+    """Inside a worker environment, a message claimed another sender than the worker."""
+
+    def __init__(self, worker: str, sender: str) -> None:
+        self.worker = worker
+        self.sender = sender
+        super().__init__(
+            f"refused: this is the worker environment of {worker!r}; it cannot send as {sender!r}"
         )
 
 

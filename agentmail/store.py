@@ -14,6 +14,15 @@ A message file is named ``<dseq>.<ulid>`` in ``new/`` and ``<dseq>.<ulid>:2,<fla
 moment the file is linked into ``new/``. Listing holds the same lock shared, so a listing sees
 every delivery numbered below any it sees: the cursor is a ``dseq`` and never skips a message,
 however ids from different processes interleave or arrive late.
+
+Delivery numbers come only from the store's counter. ``.delivery`` holds the counter, the first
+number with a delivery record, and one fixed-width record ``<dseq>.<ulid>`` per delivery (at
+offset ``64 + 40 * (dseq - 1)``), all written under the inbox lock before the link. A listing
+admits only names the store delivered: a number beyond the counter (a worker that copied an
+old message in under a huge number, which would drag every cursor past all later mail), a
+number whose record names another message (a copy under a new name, a collision) or, before
+records began, a second copy of a message already listed, is quarantined before anything can
+read it, so it never moves a cursor.
 """
 
 from __future__ import annotations
@@ -58,6 +67,9 @@ _DSEQ_WIDTH: t.Final = 12
 _NEW_RE: t.Final = re.compile(r"(\d{12})\.([0-9A-HJKMNP-TV-Z]{26})")
 _CUR_RE: t.Final = re.compile(r"(\d{12})\.([0-9A-HJKMNP-TV-Z]{26}):2,([A-Za-z]*)")
 _COUNTER_WIDTH: t.Final = 20
+_RECORDS_FROM_AT: t.Final = 20  # where .delivery keeps the first dseq that has a record
+_RECORDS_AT: t.Final = 64
+_RECORD_WIDTH: t.Final = _DSEQ_WIDTH + 1 + 26 + 1  # "<dseq>.<ulid>\n"
 _CACHE_SIZE: t.Final = 8192
 FLAG_READ: t.Final = "S"
 FLAG_ACKED: t.Final = "A"
@@ -107,6 +119,61 @@ def _read_counter(fd: int) -> int:
 
 def _write_counter(fd: int, value: int) -> None:
     os.pwrite(fd, f"{value:0{_COUNTER_WIDTH}d}".encode(), 0)
+
+
+def _records_from(fd: int) -> int:
+    """The first dseq with a delivery record (0: none yet, an inbox from before records)."""
+    raw = os.pread(fd, _COUNTER_WIDTH, _RECORDS_FROM_AT).strip(b"\0 ")
+    return int(raw) if raw.isdigit() else 0
+
+
+def _record(dseq: int, msg_id: str) -> bytes:
+    return f"{dseq:0{_DSEQ_WIDTH}d}.{msg_id}\n".encode()
+
+
+def _write_record(fd: int, dseq: int, msg_id: str) -> None:
+    """Record delivery ``dseq`` (exclusive inbox lock held); start the records if need be."""
+    if _records_from(fd) == 0:
+        os.pwrite(fd, f"{dseq:0{_COUNTER_WIDTH}d}".encode(), _RECORDS_FROM_AT)
+    os.pwrite(fd, _record(dseq, msg_id), _RECORDS_AT + _RECORD_WIDTH * (dseq - 1))
+
+
+class _Ledger(t.NamedTuple):
+    """What the inbox's ``.delivery`` says about the deliveries after some cursor."""
+
+    counter: int
+    records_from: int
+    after: int
+    records: bytes  # the records of dseq after+1 .. counter (where they exist)
+
+    def admits(self, dseq: int, msg_id: str) -> str:
+        """ "" if the store delivered ``msg_id`` as ``dseq``, else why not."""
+        if dseq > self.counter:
+            return (
+                f"delivery number {dseq} is beyond the inbox's counter {self.counter}: "
+                "not delivered by the store (a copied or planted file)"
+            )
+        if self.records_from == 0 or dseq < self.records_from:
+            return ""  # delivered before records began: the counter is all there is
+        start = _RECORD_WIDTH * (dseq - self.after - 1)
+        if self.records[start : start + _RECORD_WIDTH] != _record(dseq, msg_id):
+            return (
+                f"delivery number {dseq} was not given to message {msg_id}: "
+                "not delivered by the store (a copy under a new name, or a collision)"
+            )
+        return ""
+
+
+def _read_ledger(fd: int, after: int) -> _Ledger:
+    counter = _read_counter(fd)
+    records_from = _records_from(fd)
+    records = b""
+    if records_from and counter > after:
+        first = max(after, records_from - 1)
+        length = _RECORD_WIDTH * (counter - first)
+        records = b"\0" * (_RECORD_WIDTH * (first - after))
+        records += os.pread(fd, length, _RECORDS_AT + _RECORD_WIDTH * first)
+    return _Ledger(counter, records_from, after, records)
 
 
 def sign(envelope: Envelope, key: bytes) -> str:
@@ -178,7 +245,10 @@ class MailStore:
             *(box / sub for sub in ("tmp", "new", "cur", "quarantine")),
         ):
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        (box / ".delivery").touch(mode=0o600, exist_ok=True)
+        with locked(box / ".delivery") as fd:
+            if _read_counter(fd) == 0 and _records_from(fd) == 0:
+                os.pwrite(fd, f"{1:0{_COUNTER_WIDTH}d}".encode(), _RECORDS_FROM_AT)
+                _write_counter(fd, 0)
         key_path = self.key_path(agent)
         if not key_path.exists():
             try:
@@ -329,6 +399,7 @@ class MailStore:
                     # count first: a crash before the link leaves a gap, never a reused number
                     dseq = _read_counter(lock_fd) + 1
                     _write_counter(lock_fd, dseq)
+                    _write_record(lock_fd, dseq, msg_id)
                     _link(fd, tmp, f"{box}/new/{dseq:0{_DSEQ_WIDTH}d}.{msg_id}")
                 finally:
                     os.close(lock_fd)
@@ -355,11 +426,13 @@ class MailStore:
         box = self._box(agent)
         floor = f"{after:0{_DSEQ_WIDTH}d}"
         subs = ("new", "cur") if include_cur else ("new",)
-        with locked(pathlib.Path(box, ".delivery"), fcntl.LOCK_SH):
+        with locked(pathlib.Path(box, ".delivery"), fcntl.LOCK_SH) as lock_fd:
             # os.listdir: names only, the fastest listing (the lock is held meanwhile)
             listed = [(sub, os.listdir(f"{box}/{sub}")) for sub in subs]  # noqa: PTH208
+            ledger = _read_ledger(lock_fd, after)
         entries: dict[int, _Entry] = {}
         strays: list[tuple[str, str]] = []
+        forged: list[tuple[str, str, str]] = []
         leftovers: list[str] = []
         for sub, names in listed:
             in_cur = sub == "cur"
@@ -372,7 +445,16 @@ class MailStore:
                     strays.append((sub, name))
                     continue
                 dseq = int(match.group(1))
+                refused = ledger.admits(dseq, match.group(2))
+                if refused:
+                    forged.append((sub, name, refused))
+                    continue
                 flags = match.group(3) if in_cur else ""
+                known = entries.get(dseq)
+                if known is not None and known.msg_id != match.group(2):
+                    # two messages under one number (only possible before records began)
+                    forged.append((sub, name, f"delivery number {dseq} is taken by {known.msg_id}"))
+                    continue
                 if in_cur and dseq in entries and not entries[dseq].in_cur:
                     leftovers.append(entries[dseq].name)  # mark_read died between link, unlink
                 entries[dseq] = _Entry(dseq, match.group(2), name, in_cur, flags)
@@ -383,7 +465,31 @@ class MailStore:
             if sub == "cur" and _NEW_RE.fullmatch(name):
                 continue  # a message moved by another Maildir client without flags: leave it
             self._quarantine(agent, sub, name, "not a message file name (expected <seq>.<ulid>)")
-        return [entries[k] for k in sorted(entries)]
+        ordered = [entries[k] for k in sorted(entries)]
+        if ledger.records_from == 0 or after + 1 < ledger.records_from:
+            ordered = self._drop_copies(agent, ordered, forged)
+        for sub, name, reason in forged:
+            self._quarantine(agent, sub, name, reason)
+        return ordered
+
+    def _drop_copies(
+        self, agent: str, entries: list[_Entry], forged: list[tuple[str, str, str]]
+    ) -> list[_Entry]:
+        """Before delivery records began: keep the first delivery of each message id."""
+        first: dict[str, int] = {}
+        kept: list[_Entry] = []
+        for entry in entries:
+            if entry.msg_id in first:
+                sub = "cur" if entry.in_cur else "new"
+                reason = (
+                    f"a copy of message {entry.msg_id}, delivered as {first[entry.msg_id]}: "
+                    "not delivered by the store"
+                )
+                forged.append((sub, entry.name, reason))
+                continue
+            first[entry.msg_id] = entry.dseq
+            kept.append(entry)
+        return kept
 
     def _entry_path(self, agent: str, entry: _Entry) -> pathlib.Path:
         return self.maildir(agent) / ("cur" if entry.in_cur else "new") / entry.name

@@ -485,7 +485,7 @@ def _parse_fields(mtype: MessageType, body: str) -> Fields:
             return _parse_merge_failed(body)
         case _:
             assert mtype in TEXT_TYPES, mtype
-            return TextFields(text=_trim(body))
+            return t.cast(type[TextFields], FIELDS_BY_TYPE[mtype])(text=_trim(body))
 
 
 def parse_body(mtype: MessageType, body: str, subject: str = "") -> Fields:

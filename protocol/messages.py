@@ -132,6 +132,16 @@ class TextFields(Fields):
     text: str = ""
 
 
+class GuidanceFields(TextFields):
+    signal: t.Literal["resume-dispatch"] | None = None
+    """A control signal to the mayor (``swarm unpause``), besides the text for people."""
+
+
+class TerminateFields(TextFields):
+    kill: bool = False
+    """Kill the running workers too (``swarm stop --kill``), not only stop dispatching."""
+
+
 class AssignFields(Fields):
     title: str = ""
     attempt: int = 1
@@ -184,9 +194,9 @@ FIELDS_BY_TYPE: t.Final[dict[MessageType, type[Fields]]] = {
     MessageType.SPAWN_ACK: SpawnAckFields,
     MessageType.OFFERING_ACCEPTED: OfferingAcceptedFields,
     MessageType.RETRY_REQUIRED: RetryRequiredFields,
-    MessageType.GUIDANCE: TextFields,
+    MessageType.GUIDANCE: GuidanceFields,
     MessageType.NUDGE: TextFields,
-    MessageType.TERMINATE: TextFields,
+    MessageType.TERMINATE: TerminateFields,
     MessageType.ASSIGN: AssignFields,
     MessageType.SCOPE_ESCAPE: ScopeEscapeFields,
     MessageType.MERGED: MergedFields,

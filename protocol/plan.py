@@ -11,7 +11,7 @@ import typing as t
 
 from pydantic import Field, field_validator
 
-from protocol.base import Id, Model
+from protocol.base import Id, Model, TaskId
 
 Concurrency = t.Literal["read-only", "write-local", "write-shared"]
 Severity = t.Literal["low", "medium", "high", "critical"]
@@ -88,7 +88,7 @@ ScriptStep = dict[str, t.Any]
 
 
 class Task(Model):
-    id: Id
+    id: TaskId
     subject: str = ""
     description: str = ""
     files: tuple[str, ...] = ()

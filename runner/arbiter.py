@@ -14,13 +14,23 @@ import typing as t
 
 from protocol import manifest
 from protocol.plan import GateFamily, Plan, Task
-from protocol.state import RunState, TaskRecord
+from protocol.state import OFFERED_STATES, RunState, TaskRecord
 from runner import checks, git
-from runner.errors import CommandError
+from runner.errors import CommandError, RunnerError
 from runner.paths import RunPaths
 from runner.state import RunLog
 
 logger = logging.getLogger(__name__)
+
+SYMLINK_MODE: t.Final = "120000"
+SUBMODULE_MODE: t.Final = "160000"
+
+
+class Integrated(t.NamedTuple):
+    merged: tuple[str, ...]
+    """Tasks merged (or accepted with nothing to merge), in order."""
+    reset: str | None = None
+    """What was undone on the integration branch before merging, for a human."""
 
 
 def gate_family(plan: Plan, check: str) -> GateFamily:
@@ -37,14 +47,12 @@ class Arbiter:
         run: RunPaths,
         log: RunLog,
         case_sensitive: bool,
-        on_merged: t.Callable[[Task, str | None], None],
     ) -> None:
         self.repo = repo
         self.run = run
         self.log = log
         self.case_sensitive = case_sensitive
-        self.on_merged = on_merged
-        """Called once a task is merged (or accepted with nothing to merge)."""
+        self._merged_now: list[str] = []
 
     @property
     def state(self) -> RunState:
@@ -54,29 +62,80 @@ class Arbiter:
     def integration(self) -> pathlib.Path:
         return pathlib.Path(self.state.integration_worktree)
 
-    def integrate_offers(self, plan: Plan, order: t.Mapping[str, int]) -> None:
+    def integrate_offers(self, plan: Plan) -> Integrated:
         """Validate and merge offered tasks one at a time, in dependency (plan) order; a merge
         a crash interrupted is settled first, before the integration branch moves again."""
+        self._merged_now = []
+        reset = None
+        order = {task.id: index for index, task in enumerate(plan.tasks)}
         for record in [r for r in self.state.tasks.values() if r.state == "merging"]:
-            self._integrate(plan, record)
+            self._guarded(plan, record)
         offered = sorted(
             (t for t in self.state.tasks.values() if t.state in ("offered", "validating")),
             key=lambda t: order[t.id],
         )
         if offered:
-            self._sync_integration_head()
+            reset = self.guard_integration()
         for record in offered:
-            self._integrate(plan, self.state.tasks[record.id])
+            self._guarded(plan, self.state.tasks[record.id])
+        return Integrated(tuple(self._merged_now), reset)
 
-    def _sync_integration_head(self) -> None:
-        """Adopt commits a human (or a crash) put on the integration branch behind our back."""
-        actual = git.head_sha(self.integration)
-        if actual != self.state.integration_head:
-            self.log.record("integration_advanced", head=actual, external=True)
+    def guard_integration(self) -> str | None:
+        """Only the arbiter moves the integration branch: a head it did not record, or edits
+        in the integration worktree, are recorded and undone (reset to the recorded head).
+        Returns what was undone, for a human, or None."""
+        recorded = self.state.integration_head
+        try:
+            actual = git.head_sha(self.integration)
+            dirty = git.dirty_paths(self.integration)
+        except (CommandError, OSError) as exc:
+            actual, dirty = f"unreadable: {str(exc).splitlines()[0]}", ["(unknown)"]
+        if actual == recorded and not dirty:
+            return None
+        self.log.record(
+            "integration_reset",
+            found=actual,
+            head=recorded,
+            dirty=dirty[:20],
+            reason="the integration branch moved or changed outside the arbiter",
+        )
+        git.drop_stale_index_lock(self.integration)
+        git.reset_hard(self.integration, recorded)
+        git.clean_untracked(self.integration)
+        what = f"head {actual[:12]} instead of {recorded[:12]}" if actual != recorded else ""
+        edits = f"uncommitted edits in {', '.join(dirty[:5])}" if dirty else ""
+        return (
+            f"The integration worktree {self.integration} was changed outside the arbiter "
+            f"({'; '.join(x for x in (what, edits) if x)}); it was reset to {recorded[:12]}."
+        )
+
+    def _guarded(self, plan: Plan, record: TaskRecord) -> None:
+        """Integrate one task; anything git, a file or the worker's branch throws at it turns
+        into a refusal (the task goes back, the integration branch is left as recorded) and
+        the run goes on. A resumed mayor meeting the same state refuses it the same way."""
+        try:
+            self._integrate(plan, record)
+        except (RunnerError, OSError, ValueError) as exc:
+            logger.exception("integration failed", extra={"task_id": record.id})
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            try:
+                git.drop_stale_index_lock(self.integration)
+                git.reset_hard(self.integration, self.state.integration_head)
+            except (RunnerError, OSError) as undo:
+                logger.error("could not reset the integration worktree: %s", undo)
+            if self.state.tasks[record.id].state in OFFERED_STATES:
+                self.log.record(
+                    "merge_refused",
+                    record.id,
+                    kind="error",
+                    reason=f"could not integrate the offer: {text}",
+                )
 
     def _integrate(self, plan: Plan, record: TaskRecord) -> None:
         task = plan.task(record.id)
         worktree = pathlib.Path(record.worktree or "")
+        if not worktree.is_dir():
+            raise RunnerError(f"the task's worktree {worktree} is gone")
         head = git.head_sha(worktree)
         if record.state == "merging":
             # a crash interrupted this merge: finish it, or undo it, exactly once
@@ -87,6 +146,17 @@ class Arbiter:
                 self._gate_and_record(plan, task, offered, base, actual)
                 return
             git.reset_hard(self.integration, base)  # a half-done merge, if any
+        if task.writes:
+            unsaved = [p for p in git.dirty_paths(worktree) if self._inside(p, task.files)]
+            if unsaved:
+                self._refuse(
+                    task,
+                    "uncommitted",
+                    unsaved,
+                    "uncommitted changes in the manifest would not be merged: "
+                    "commit them (git add, git commit), then offer again",
+                )
+                return
         failure = None
         if not task.validation.empty:
             self.log.record("validation_started", task.id, head_sha=head)
@@ -109,39 +179,37 @@ class Arbiter:
                 merge_sha=None,
                 text="read-only: validated, nothing merged",
             )
-            self.on_merged(task, None)
+            self._merged_now.append(task.id)
             return
         base = self.state.integration_head
-        changed = git.changed_files(worktree, base, head)
-        outside = [
-            path
-            for path in changed
-            if not manifest.in_manifest(path, task.files, case_sensitive=self.case_sensitive)
-        ]
-        if outside:
-            self.log.record(
-                "merge_refused",
-                task.id,
-                kind="scope",
-                files=outside,
-                reason="scope violation: changed files outside the manifest: " + ", ".join(outside),
-            )
-            return
-        if not changed:
-            self.log.record(
-                "task_merged", task.id, head_sha=head, merge_sha=None, text="no changes to merge"
-            )
-            self.on_merged(task, None)
-            return
-        conflicts = git.merge_tree_conflicts(self.repo, base, head)
-        if conflicts:
-            self.log.record(
-                "merge_refused",
-                task.id,
-                kind="conflict",
-                files=conflicts,
+        result = git.merge_tree(self.repo, base, head)  # what would land, before anything moves
+        if result.conflicts:
+            self._refuse(
+                task,
+                "conflict",
+                list(result.conflicts),
+                "merge conflict with the integration branch in " + ", ".join(result.conflicts),
                 rebase_onto=base,
-                reason="merge conflict with the integration branch in " + ", ".join(conflicts),
+            )
+            return
+        changes = git.tree_changes(self.repo, base, result.tree)
+        outside = self._out_of_scope(task, changes, result.tree)
+        if outside:
+            self._refuse(
+                task,
+                "scope",
+                [path for path, _ in outside],
+                "scope violation: " + "; ".join(f"{p} ({why})" for p, why in outside),
+            )
+            return
+        if not changes:
+            self._refuse(
+                task,
+                "empty",
+                [],
+                "the offer changes nothing on the integration branch: commit the "
+                "work on the task branch, or make the task read-only when no change "
+                "is expected",
             )
             return
         self.log.record("merge_started", task.id, head_sha=head, integration_head=base)
@@ -156,27 +224,50 @@ class Arbiter:
                 merge_sha = git.merge_no_ff(self.integration, head, message)
         except git.MergeConflict as exc:
             git.reset_hard(self.integration, base)
-            self.log.record(
-                "merge_refused",
-                task.id,
-                kind="conflict",
-                files=list(exc.files),
+            self._refuse(
+                task,
+                "conflict",
+                list(exc.files),
+                "merge conflict in " + ", ".join(exc.files),
                 rebase_onto=base,
-                reason="merge conflict in " + ", ".join(exc.files),
             )
             return
-        except CommandError as exc:  # git failed otherwise: undo, send the work back, go on
-            logger.exception("merge failed", extra={"task_id": task.id})
-            git.drop_stale_index_lock(self.integration)
-            git.reset_hard(self.integration, base)
-            self.log.record(
-                "merge_refused",
-                task.id,
-                kind="error",
-                reason=f"merge failed: {str(exc).splitlines()[0]}",
-            )
+        if git.tree_of(self.integration, merge_sha) != result.tree:
+            git.reset_hard(self.integration, base)  # the merge made something else: never land it
+            self._refuse(task, "error", [], "the merge made another tree than the one checked")
             return
         self._gate_and_record(plan, task, head, base, merge_sha)
+
+    def _inside(self, path: str, files: t.Sequence[str]) -> bool:
+        try:
+            return manifest.in_manifest(path, files, case_sensitive=self.case_sensitive)
+        except ValueError:  # not a path the manifest can name (" ", "a/../b"): never inside
+            return False
+
+    def _out_of_scope(
+        self, task: Task, changes: list[git.TreeChange], tree: str
+    ) -> list[tuple[str, str]]:
+        """Each path of the merge result the task may not land, with why."""
+        outside: list[tuple[str, str]] = []
+        links: list[str] = []
+        for change in changes:
+            path = change.path
+            if manifest.is_protected(path):
+                outside.append((path, "the swarm home and .git are never merged"))
+            elif not self._inside(path, task.files):
+                outside.append((path, "outside the manifest"))
+            elif change.mode == SUBMODULE_MODE:
+                outside.append((path, "a submodule (gitlink)"))
+            elif change.mode == SYMLINK_MODE:
+                links.append(path)
+        if links:  # resolved against every link of the result, as the file system would
+            targets = git.symlink_targets(self.repo, tree)
+            for escape in manifest.escaping_symlinks(targets, check=links):
+                outside.append((escape.path, f"a symlink to {escape.target!r}: {escape.reason}"))
+        return outside
+
+    def _refuse(self, task: Task, kind: str, files: list[str], reason: str, **extra: t.Any) -> None:
+        self.log.record("merge_refused", task.id, kind=kind, files=files, reason=reason, **extra)
 
     def _gate_and_record(
         self, plan: Plan, task: Task, head: str, base: str, merge_sha: str
@@ -206,7 +297,7 @@ class Arbiter:
             integration_head=merge_sha,
             text=f"merged as {merge_sha[:12]}",
         )
-        self.on_merged(task, merge_sha)
+        self._merged_now.append(task.id)
 
     def save_output(self, task_id: str, name: str, text: str) -> None:
         directory = self.run.task_dir(task_id)
@@ -231,11 +322,13 @@ class Arbiter:
             sha = head  # the commit was made before a crash
         else:
             merged = [
-                rec for rec in self.state.tasks.values()
-                if rec.state == "merged" and rec.merge_sha
+                rec
+                for rec in self.state.tasks.values()
+                if rec.state == "merged"
+                and rec.merge_sha
                 and git.is_ancestor(self.repo, rec.merge_sha, tip)
                 and not git.is_ancestor(self.repo, rec.merge_sha, base)
-            ]  # fmt: skip
+            ]
             lines = [f"- {rec.id}: {plan.task(rec.id).title}" for rec in merged]
             subject = f"chore(wave-{self.state.wave}): close " + ", ".join(r.id for r in merged)
             sha = git.squash_onto(

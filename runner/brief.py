@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import typing as t
 
@@ -23,6 +24,38 @@ class BriefContext(t.NamedTuple):
     swarm: str = "swarm"
     """The absolute path of the ``swarm`` the agent reports with (a login shell's PATH may
     not have it)."""
+
+
+_SHOWN_METADATA: t.Final = (
+    ("bead_id", "beads issue"),
+    ("ol_bead_id", "OL bead"),
+    ("ol_spec_path", "spec"),
+    ("external_ref", "external ref"),
+    ("epic", "epic"),
+    ("epic_title", "epic title"),
+    ("parent", "parent"),
+    ("labels", "labels"),
+    ("assignee", "assignee"),
+    ("owner", "owner"),
+    ("test_levels", "test levels"),
+)
+"""What an importer carried from the source tracker that helps the agent (docs/importers.md)."""
+
+
+def _metadata_section(metadata: t.Mapping[str, t.Any]) -> list[str]:
+    lines: list[str] = []
+    for key, label in _SHOWN_METADATA:
+        value = metadata.get(key)
+        if value is None or value == "" or value == []:
+            continue
+        if isinstance(value, list | tuple):
+            shown = ", ".join(str(item) for item in value)
+        elif isinstance(value, dict):
+            shown = json.dumps(value, sort_keys=True)
+        else:
+            shown = str(value)
+        lines.append(f"- {label}: {shown}")
+    return ["## From the source plan", "", *lines, ""] if lines else []
 
 
 def render_brief(ctx: BriefContext) -> str:
@@ -51,6 +84,7 @@ def render_brief(ctx: BriefContext) -> str:
         out += ["## Description", "", task.description.strip(), ""]
     if task.acceptance:
         out += ["## Acceptance", "", *(f"- {a}" for a in task.acceptance), ""]
+    out += _metadata_section(task.metadata)
     out += ["## File manifest (you may change only these)", ""]
     if task.concurrency == "read-only":
         out += ["This task is read-only: your changes are never merged.", ""]

@@ -1,11 +1,17 @@
 """Cleanup of a run's leftovers: task worktrees, task branches, closed tmux sessions.
 
-A task is cleaned when its branch head is reachable from the integration branch (or the run's
-recorded integration head, or the target branch): removing it loses no commit. Without ``force``
-every other task is kept and listed with the reason; with ``force`` its head is first saved as
+A task is cleaned when its branch head *and its worktree's HEAD* (a worker may have detached
+it and committed there) are reachable from the integration branch (or the run's recorded
+integration head, or the target branch): removing it loses no commit. Without ``force`` every
+other task is kept and listed with the reason; with ``force`` those heads are first saved as
 ``refs/swarm/archive/<run-id>/<task-id>`` (so ``git fsck --unreachable`` finds none of its
 commits), then it goes too, and so does the integration worktree (never the integration branch:
-it is the run's result). Idempotent; ends with ``git worktree prune``.
+it is the run's result; a HEAD of its own is archived as ``.../_integration``).
+
+Removing a worktree deletes its HEAD reflog and deleting a branch deletes the branch's: commits
+only those reflogs still name (a worker's ``reset --hard`` or ``commit --amend``) are archived
+as ``.../<task-id>-reflog`` before anything is removed, force or not. Idempotent; ends with
+``git worktree prune``.
 """
 
 from __future__ import annotations
@@ -143,22 +149,23 @@ class _Cleaner:
             worktree = self.root / run_id / task_id
         session = (record.session if record else None) or session_name(run_id, task_id)
 
-        head = git.resolve(self.repo, f"refs/heads/{branch}")
+        branch_head = git.resolve(self.repo, f"refs/heads/{branch}")
         info = worktrees.find_worktree(self.repo, worktree) if worktree is not None else None
         on_disk = info is not None and worktree is not None and worktree.exists()
-        if head is None and on_disk and worktree is not None:
-            head = git.resolve(worktree, "HEAD")
-        if head is None and info is None:
+        worktree_head = git.resolve(worktree, "HEAD") if on_disk and worktree is not None else None
+        if branch_head is None and worktree_head is None and info is None:
             self._kill(session)  # nothing on disk; a closed session may linger
             return
-
-        reachable = head is None or any(git.is_ancestor(self.repo, head, tip) for tip in self.tips)
+        heads = [sha for sha in dict.fromkeys((branch_head, worktree_head)) if sha]
+        unmerged = git.lost_commits(self.repo, heads, self.tips)
         if not self.force:
-            if not reachable:
+            if unmerged:
+                detached = worktree_head in unmerged and worktree_head != branch_head
+                what = f"the worktree's HEAD {worktree_head}" if detached else branch
                 self.kept.append(
                     (
                         task_id,
-                        f"{branch} has commits that are not in {self._safe_names()}; "
+                        f"{what} has commits that are not in {self._safe_names()}; "
                         "swarm clean --force archives them under "
                         f"{archive_ref(run_id, task_id)}",
                     )
@@ -173,8 +180,14 @@ class _Cleaner:
                     )
                 )
                 return
-        elif not reachable and head is not None:
-            self.archived.append(self._archive(task_id, head))
+        try:
+            for sha in unmerged:
+                self.archived.append(self._archive(archive_ref(run_id, task_id), sha))
+            self._archive_reflogs(task_id, branch, worktree, heads)
+        except CommandError as exc:
+            text = str(exc).strip()
+            self.kept.append((task_id, f"could not archive its commits: {text.splitlines()[0]}"))
+            return
 
         self._kill(session)
         try:
@@ -188,10 +201,33 @@ class _Cleaner:
             return
         self.removed.append(task_id)
 
-    def _archive(self, task_id: str, head: str) -> str:
-        """Save ``head`` under a fresh archive ref; an older archive of the task is kept unless
+    def _archive_reflogs(
+        self, name: str, branch: str | None, worktree: pathlib.Path | None, heads: list[str]
+    ) -> None:
+        """Archive what only the reflogs about to be deleted still reach (see module doc)."""
+        logs: list[str] = []
+        if branch is not None:
+            logs += git.reflog_commits(git.branch_reflog(self.repo, branch))
+        admin = git.worktree_admin_dir(self.repo, worktree) if worktree is not None else None
+        if admin is not None:
+            logs += git.reflog_commits(admin / "logs" / "HEAD")
+        if not logs:
+            return
+        keep = [*self.tips, *heads]
+        doomed = f"refs/heads/{branch}" if branch else None
+        keep += [sha for ref, sha in git.ref_tips(self.repo).items() if ref != doomed]
+        keep += [
+            info.head
+            for info in git.worktree_list(self.repo)
+            if info.head and (worktree is None or info.path.resolve() != worktree.resolve())
+        ]
+        base = f"{archive_ref(self.state.run_id, name)}-reflog"
+        for sha in git.lost_commits(self.repo, logs, keep):
+            self.archived.append(self._archive(base, sha))
+
+    def _archive(self, base: str, head: str) -> str:
+        """Save ``head`` under ``base`` or a fresh ``base-N``; an older archive is kept unless
         ``head`` contains it."""
-        base = archive_ref(self.state.run_id, task_id)
         ref, suffix = base, 1
         while True:
             existing = git.resolve(self.repo, ref)
@@ -200,7 +236,7 @@ class _Cleaner:
             suffix += 1
             ref = f"{base}-{suffix}"
         git.update_ref(self.repo, ref, head)
-        logger.info("archived task head", extra={"task_id": task_id, "ref": ref, "sha": head})
+        logger.info("archived commits", extra={"ref": ref, "sha": head})
         return ref
 
     def _integration(self) -> None:
@@ -220,9 +256,16 @@ class _Cleaner:
                 )
             )
             return
+        head = git.resolve(worktree, "HEAD") if info is not None and worktree.exists() else None
         try:
+            if head is not None:
+                for sha in git.lost_commits(self.repo, [head], self.tips):
+                    self.archived.append(
+                        self._archive(archive_ref(self.state.run_id, INTEGRATION), sha)
+                    )
+            self._archive_reflogs(INTEGRATION, None, worktree, [head] if head else [])
             worktrees.remove_worktree(self.repo, worktree, force=True)
-        except worktrees.WorktreeError as exc:
+        except (worktrees.WorktreeError, CommandError) as exc:
             self.kept.append((INTEGRATION, str(exc).splitlines()[0]))
             return
         self.removed.append(INTEGRATION)

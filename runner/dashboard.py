@@ -5,8 +5,8 @@ progress bar (merged / total, with an ETA from the remaining efforts), the merge
 last scope escapes and help requests, and the task table (:func:`status_table`, last, so a
 terminal too short for every row crops only the table). Everything fits ``width`` columns.
 
-:class:`EventTail` follows ``events.jsonl`` incrementally (read from a byte offset, fold with
-:func:`runner.state.apply`), so a wake-up costs only the new lines.
+:class:`EventTail` follows ``events.jsonl`` incrementally (:class:`runner.events.EventTail`, folded
+with :func:`runner.state.apply`), so a wake-up costs only the new lines.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from rich.text import Text
 
 from protocol.plan import DEFAULT_EFFORT_MINUTES, Plan
 from protocol.state import TERMINAL_TASK_STATES, Event, RunState
+from runner import events
 from runner.report import status_rows
 from runner.state import apply
 
@@ -292,46 +293,25 @@ def _clip(text: Text, width: int) -> Text:
     return text
 
 
-class EventTail:
-    """Follows one run's ``events.jsonl``: :meth:`poll` reads the lines appended since the last
-    call and folds them into :attr:`state`. A torn last line waits for its newline; a file that
-    shrank (replaced) is read again from the start."""
+class EventTail(events.EventTail):
+    """Follows one run's ``events.jsonl`` (:class:`runner.events.EventTail`: whole lines only,
+    a corrupt line raises): :meth:`poll` folds the events appended since the last call into
+    :attr:`state`. A file that shrank (replaced) is folded again from the start."""
 
     def __init__(self, path: pathlib.Path, kinds: t.Container[str] = EVENT_KINDS) -> None:
-        self.path = path
+        super().__init__(path)
         self.kinds = kinds
-        self.offset = 0
         self.state: RunState | None = None
         self.events: list[Event] = []
         """The events of :attr:`kinds` seen so far."""
 
     def poll(self) -> bool:
         """Read what was appended; True when at least one event was folded."""
-        try:
-            with self.path.open("rb") as fh:
-                size = fh.seek(0, 2)
-                if size < self.offset:
-                    logger.warning(
-                        "events file shrank; reading it again", extra={"path": str(self.path)}
-                    )
-                    self.offset, self.state, self.events = 0, None, []
-                fh.seek(self.offset)
-                raw = fh.read()
-        except FileNotFoundError:
-            return False
-        end = raw.rfind(b"\n")
-        if end < 0:
-            return False
-        self.offset += end + 1
+        chunk = self.read()
+        if chunk.restarted:
+            self.state, self.events = None, []
         changed = False
-        for line in raw[:end].split(b"\n"):
-            if not line.strip():
-                continue
-            try:
-                event = Event.model_validate_json(line)
-            except ValueError:
-                logger.warning("skipped a corrupt event line", extra={"path": str(self.path)})
-                continue
+        for event in chunk.events:
             try:
                 self.state = apply(self.state, event)
             except (ValueError, KeyError) as exc:

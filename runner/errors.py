@@ -40,3 +40,14 @@ class CommandError(RunnerError):
             f"command failed (exit {returncode}): {' '.join(self.cmd)}"
             + (f"\n{detail}" if detail else "")
         )
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The documented exit code of an expected error (docs/exit-codes.md): its ``exit_code``,
+    else 2 for bad input (``ValueError``, pydantic's ``ValidationError`` among them), else 1."""
+    code = getattr(exc, "exit_code", None)
+    if isinstance(code, int):
+        return code
+    if isinstance(exc, ValueError):
+        return 2
+    return 1

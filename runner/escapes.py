@@ -107,7 +107,7 @@ def suggested_manifest(escape: ScopeEscape) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for path in escape.suggested_files:
         try:
-            seen.setdefault(manifest.normalize(path), None)
+            seen.setdefault(manifest.check_entry(path), None)
         except ValueError:
             logger.debug("dropped suggested file %r", path, extra={"worker": escape.worker})
     return tuple(seen)
@@ -199,6 +199,11 @@ class SpawnPolicyInput:
     """The gate family the escape counts against."""
 
 
+SpawnCode = t.Literal["spawned", "duplicate", "no_files", "policy", "budget", "family_budget"]
+"""Why an escape was spawned or not, for the mayor to match on (the reason is for people)."""
+BUDGET_CODES: t.Final[frozenset[str]] = frozenset({"budget", "family_budget"})
+
+
 @dataclass(frozen=True)
 class SpawnDecision:
     spawn: bool
@@ -206,6 +211,7 @@ class SpawnDecision:
     """Why it was spawned or rejected (shown in ``swarm status`` and the report)."""
     pause: bool = False
     """Critical: pause dispatch and alert a human."""
+    code: SpawnCode = "spawned"
 
 
 def decide_spawn(inp: SpawnPolicyInput) -> SpawnDecision:
@@ -218,22 +224,26 @@ def decide_spawn(inp: SpawnPolicyInput) -> SpawnDecision:
     escape = inp.escape
     key = dedup_key(escape)
     if key in inp.seen_keys:
-        return SpawnDecision(False, f"duplicate of an earlier escape with key {key!r}")
+        return SpawnDecision(
+            False, f"duplicate of an earlier escape with key {key!r}", code="duplicate"
+        )
     severity = escape.severity
     pause = severity == "critical" and inp.policy != "off"
     if not suggested_manifest(escape):
         return SpawnDecision(
-            False, "no usable suggested file (relative paths inside the repository)", pause
-        )
+            False, "no usable suggested file (relative paths inside the repository)", pause,
+            code="no_files",
+        )  # fmt: skip
     rejected = _policy_rejects(inp)
     if rejected is not None:
-        return SpawnDecision(False, rejected, pause)
+        return SpawnDecision(False, rejected, pause, code="policy")
     if inp.spawned_total >= inp.budgets.spawns:
         return SpawnDecision(
             False,
             f"spawn budget exhausted ({inp.spawned_total} of {inp.budgets.spawns} used); "
             "raise budgets.spawns in the plan",
             pause,
+            code="budget",
         )
     used = inp.spawned_by_family.get(inp.family, 0)
     allowed = inp.budgets.family.get(inp.family, 0)
@@ -243,6 +253,7 @@ def decide_spawn(inp: SpawnPolicyInput) -> SpawnDecision:
             f"gate family {inp.family} budget exhausted ({used} of {allowed} used); "
             f"raise budgets.family.{inp.family} in the plan",
             pause,
+            code="family_budget",
         )
     return SpawnDecision(True, _spawn_reason(inp), pause)
 
@@ -315,6 +326,23 @@ class EscapeLedger:
         if data.get("pause"):
             update["paused"] = True
         return dataclasses.replace(self, **update)
+
+    @classmethod
+    def from_state(cls, state: RunState) -> EscapeLedger:
+        """The ledger of a run state (its ``escapes`` are the folded decisions)."""
+        by_family: dict[str, int] = {}
+        for rec in state.escapes:
+            if rec.spawn:
+                by_family[rec.family] = by_family.get(rec.family, 0) + 1
+        return cls(
+            offset=state.escape_offset,
+            seen_keys=frozenset(rec.key for rec in state.escapes if rec.key is not None),
+            spawned_total=sum(by_family.values()),
+            spawned_by_family=by_family,
+            spawned_tasks=tuple(rec.spawned for rec in state.escapes if rec.spawned),
+            rejected=tuple((rec.key or "?", rec.reason) for rec in state.escapes if not rec.spawn),
+            paused=any(rec.pause for rec in state.escapes),
+        )
 
     @classmethod
     def from_events(cls, events: Iterable[Event]) -> EscapeLedger:

@@ -1,9 +1,14 @@
 """Landing: fast-forward the run's target branch to its integration head, when that is safe.
 
-Safe means: the run is ``done`` (every task merged, every gate passed), the target branch is an
-ancestor of the integration head (a fast-forward), and, when the target is checked out in a work
-tree, that work tree is clean. Otherwise nothing changes and :class:`LandResult` carries the
-reason and the exact git commands to do it by hand. Never a force push, never a reset.
+Safe means: the run is ``done`` (every task merged, every gate passed); the integration branch
+is at the head the run recorded; the target branch is where it was when the run started and an
+ancestor of the integration head (a fast-forward); the repository's hooks and config are as
+they were when the run started (a worker can write both: worktrees share ``.git``); nothing
+under the swarm home ``.agents/`` would change; and, when the target is checked out, the
+fast-forward would overwrite nothing of the user's (no local change to a path it changes, no
+untracked or ignored file where it writes one). Otherwise nothing changes and
+:class:`LandResult` carries the reason and the exact git commands to do it by hand. Never a
+force push, never a reset.
 """
 
 from __future__ import annotations
@@ -40,12 +45,32 @@ def _checked_out_at(repo: pathlib.Path, branch: str) -> pathlib.Path | None:
     return None
 
 
-def land(repo: pathlib.Path, state: RunState) -> LandResult:
+SWARM_HOME_DIR: t.Final = ".agents"
+"""The top-level folder of the live swarm home: never landed (keys, mail, run state)."""
+
+
+def land(
+    repo: pathlib.Path,
+    state: RunState,
+    *,
+    target_head: str | None = None,
+    fingerprint: t.Mapping[str, str] | None = None,
+) -> LandResult:
     """Fast-forward ``state.target_branch`` to ``state.integration_head`` if that is safe.
 
+    ``target_head`` is the target branch's commit when the run started and ``fingerprint`` the
+    :func:`runner.git.repo_fingerprint` taken then; each defaults to the state's field of that
+    name (``target_head``, ``repo_fingerprint``) when it has one, and its check is skipped when
+    neither is known (a run recorded before they existed).
+
     Where the target is checked out, ``git merge --ff-only`` runs in that work tree (only if it
-    is clean); elsewhere the branch moves with a compare-and-swap ``git update-ref``.
+    would overwrite nothing); elsewhere the branch moves with a compare-and-swap
+    ``git update-ref``.
     """
+    if target_head is None:
+        target_head = state.target_head
+    if fingerprint is None:
+        fingerprint = state.repo_fingerprint
     target = state.target_branch or ""
     new = state.integration_head
     integration = state.integration_branch
@@ -86,6 +111,34 @@ def land(repo: pathlib.Path, state: RunState) -> LandResult:
         return LandResult(True, target, old, new, f"{target} is already at {new[:12]}", ())
     checkout = _checked_out_at(repo, target)
     where = checkout or repo
+    by_hand = (f"git -C {q(str(where))} merge --ff-only {new}",)
+    if fingerprint is not None:
+        changes = git.fingerprint_changes(fingerprint, git.repo_fingerprint(repo))
+        if changes:
+            return refuse(
+                "the repository's hooks or config changed during the run ("
+                + "; ".join(changes)
+                + "): a worker may have planted code that git would run; check them, then "
+                "land by hand",
+                old,
+                (f"git -C {q(str(repo))} config --list --show-origin --local", *by_hand),
+            )
+    if target_head and old != target_head:
+        return refuse(
+            f"{target} moved during the run (from {target_head[:12]} to {old[:12]}), not by "
+            "this run; if you moved it, land by hand",
+            old,
+            (f"git -C {q(str(repo))} log --oneline {target_head}..{old}", *by_hand),
+        )
+    home = git.changed_paths(repo, old, new, SWARM_HOME_DIR)
+    if home:
+        shown = ", ".join(home[:3]) + (f" and {len(home) - 3} more" if len(home) > 3 else "")
+        return refuse(
+            f"the integration branch changes files under {SWARM_HOME_DIR}/ (the live swarm "
+            f"home: keys, mail, run state): {shown}; they are never landed",
+            old,
+            (f"git -C {q(str(repo))} diff --stat {old} {new} -- {SWARM_HOME_DIR}",),
+        )
     if not git.is_ancestor(repo, old, new):
         commands = [] if checkout else [f"git -C {q(str(where))} switch {q(target)}"]
         commands.append(f"git -C {q(str(where))} merge --no-ff {q(integration or new)}")
@@ -107,10 +160,15 @@ def land(repo: pathlib.Path, state: RunState) -> LandResult:
         logger.info("landed", extra={"branch": target, "old": old, "new": new})
         return LandResult(True, target, old, new, f"fast-forwarded {target} (not checked out)", ())
     manual = (f"git -C {q(str(checkout))} merge --ff-only {new}",)
-    if not git.is_clean(checkout):
+    clobbered = git.ff_would_overwrite(checkout, old, new)
+    if clobbered:
+        shown = ", ".join(clobbered[:3]) + (
+            f" and {len(clobbered) - 3} more" if len(clobbered) > 3 else ""
+        )
         return refuse(
-            f"{target} is checked out in {checkout}, which has uncommitted or untracked "
-            "changes; commit or stash them, then run the command",
+            f"{target} is checked out in {checkout}, where landing would overwrite uncommitted, "
+            f"untracked or ignored files: {shown}; commit, stash or move them, then run the "
+            "command",
             old,
             manual,
         )

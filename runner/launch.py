@@ -7,6 +7,7 @@ directory, integration worktree and branch) is removed again.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import pathlib
@@ -16,26 +17,23 @@ import time
 import typing as t
 from datetime import UTC, datetime
 
+from agentmail.fs import exclusive_lock, lock_held, write_text_atomic
 from agentmail.store import MailStore
 from protocol.plan import Plan
-from protocol.state import Event, RunState
+from protocol.state import AutoSpawn, CommitPolicy, Event, RunMode, RunSettings, RunState
 from runner import git, worktrees
+from runner.actions import HUMAN, MAYOR
 from runner.errors import RunFailed, UsageError
-from runner.mayor import HUMAN, MAYOR, RESERVED_AGENTS, Mayor, MayorConfig
+from runner.events import EventTail, read_events
+from runner.mayor import Mayor, MayorConfig
 from runner.paths import SwarmPaths, default_worktree_root, tmux_socket_name
+from runner.report import render_report
 from runner.sessions import ProcessBackend, SessionBackend, SessionSpec, TmuxBackend, session_name
-from runner.state import (
-    RunLog,
-    apply,
-    exclusive_lock,
-    load_state,
-    lock_held,
-    write_json_atomic,
-)
+from runner.state import RunLog, apply, load_state, rebuild
 
 logger = logging.getLogger(__name__)
 
-Mode = t.Literal["distributed", "local"]
+Mode = RunMode
 INTEGRATION_DIR: t.Final = "_integration"  # task ids start with a letter or digit: no clash
 
 
@@ -46,17 +44,56 @@ class RunOptions:
     agent: str | None = None
     agent_cmd: str | None = None
     waves: bool = False
-    keep_sessions: bool = False
+    keep_sessions: bool | None = None
+    """None: not given (the config file's, else False)."""
     run_id: str | None = None
     base: str | None = None
     worktree_root: pathlib.Path | None = None
     tmux_socket: str | None = None
     timeout: float | None = None
     stall_after: float | None = None
-    auto_spawn: t.Literal["off", "safe", "all"] = "safe"
+    auto_spawn: AutoSpawn | None = None
+    """None: not given (the config file's, else ``safe``)."""
     squash: bool = False
     per_task_commits: bool = False
     land: bool = False
+
+
+def load_plan(source: pathlib.Path, *, wave: bool = False, bead_ids: t.Sequence[str] = ()) -> Plan:
+    """The plan in ``source`` (any format the importers know; an OL wave JSON with ``wave``),
+    checking that ``ol`` is on PATH when the plan needs it."""
+    from runner.plan.importers import load_any_plan, needs_ol, require_ol
+
+    plan = load_any_plan(source, fmt="ol-wave" if wave else None, bead_ids=list(bead_ids))
+    if needs_ol(plan):
+        require_ol()
+    return plan
+
+
+def configure(repo: pathlib.Path, plan: Plan, options: RunOptions) -> tuple[Plan, RunOptions]:
+    """Fill what ``options`` leaves unset from the plan and the repository's config file.
+
+    Precedence: command-line flag (``options``) > plan > config file > default. The config's
+    gates and budgets join the plan when the plan has none of its own."""
+    from runner.config import load_config
+
+    cfg = load_config(repo)
+    if cfg.gates and "gates" not in plan.model_fields_set:
+        plan = plan.model_copy(update={"gates": cfg.gates})
+    if cfg.budgets is not None and "budgets" not in plan.model_fields_set:
+        plan = plan.model_copy(update={"budgets": cfg.budgets})
+    keep_sessions = options.keep_sessions
+    return plan, dataclasses.replace(
+        options,
+        max_workers=options.max_workers or plan.max_workers or cfg.max_workers,
+        agent=options.agent or plan.agent or cfg.agent,
+        agent_cmd=options.agent_cmd or cfg.agent_cmd,
+        keep_sessions=next(v for v in (keep_sessions, cfg.keep_sessions, False) if v is not None),
+        worktree_root=options.worktree_root or cfg.worktree_root,
+        tmux_socket=options.tmux_socket or cfg.tmux_socket,
+        stall_after=options.stall_after or cfg.stall_after,
+        auto_spawn=options.auto_spawn or cfg.auto_spawn or "safe",
+    )
 
 
 def new_run_id() -> str:
@@ -67,13 +104,23 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
     """Validate the run's preconditions and create it: run dir, plan.json, integration
     worktree on ``swarm/<run-id>/integration``, and the ``run_created`` event."""
     swarm = SwarmPaths.for_repo(repo)
-    clash = sorted(RESERVED_AGENTS & {task.id for task in plan.tasks})
-    if clash:
-        raise UsageError(f"task id {clash[0]!r} is reserved for the mailbox; rename the task")
     base_ref = options.base or plan.base or "HEAD"
     base_sha = git.resolve(repo, base_ref)
     if base_sha is None:
         raise UsageError(f"base {base_ref!r} is not a commit in {repo}; use --base REF")
+    settings = RunSettings(
+        mode=options.mode,
+        max_workers=options.max_workers or plan.max_workers or 5,
+        waves=options.waves,
+        keep_sessions=bool(options.keep_sessions),
+        agent=options.agent or plan.agent or "scripted",
+        agent_cmd=options.agent_cmd,
+        deadline=time.time() + options.timeout if options.timeout else None,
+        stall_after=options.stall_after or RunSettings.model_fields["stall_after"].default,
+        auto_spawn=options.auto_spawn or "safe",
+        commit_policy=_commit_policy(options),
+        land=options.land,
+    )
     run_id = options.run_id or new_run_id()
     run = swarm.run(run_id)
     if run.dir.exists():
@@ -84,22 +131,25 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
     worktrees.ensure_excluded(repo)
     run.dir.mkdir(parents=True)
     try:
-        write_json_atomic(run.plan, plan.model_dump_json(indent=1))
+        write_text_atomic(run.plan, plan.model_dump_json(indent=1))
         worktrees.ensure_integration_worktree(repo, integration, branch, base_sha)
         store = MailStore(swarm.mail)
         for agent in (MAYOR, HUMAN):
             store.register(agent)
         log = RunLog(run.events, run.state)
+        target = plan.target or git.current_branch(repo)
         log.record(
             "run_created",
             run_id=run_id,
             tasks=[task.id for task in plan.tasks],
             done=[task.id for task in plan.tasks if task.status == "done"],
             plan_name=plan.name,
+            plan_digest=plan_digest(plan),
             repo=str(repo),
-            mode=options.mode,
             base_sha=base_sha,
-            target_branch=plan.target or git.current_branch(repo),
+            target_branch=target,
+            target_head=git.resolve(repo, f"refs/heads/{target}") if target else None,
+            repo_fingerprint=git.repo_fingerprint(repo),
             integration_branch=branch,
             integration_worktree=str(integration),
             integration_head=base_sha,
@@ -107,16 +157,7 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
             tmux_socket=(options.tmux_socket or tmux_socket_name(repo))
             if options.mode == "distributed"
             else None,
-            max_workers=options.max_workers or plan.max_workers or 5,
-            waves=options.waves,
-            keep_sessions=options.keep_sessions,
-            agent=options.agent or plan.agent or "scripted",
-            agent_cmd=options.agent_cmd,
-            deadline=time.time() + options.timeout if options.timeout else None,
-            stall_after=options.stall_after or 600.0,
-            auto_spawn=options.auto_spawn,
-            commit_policy=_commit_policy(options),
-            land=options.land,
+            **settings.model_dump(),
         )
     except BaseException:
         shutil.rmtree(run.dir, ignore_errors=True)
@@ -128,7 +169,7 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
     return log
 
 
-def _commit_policy(options: RunOptions) -> t.Literal["merge", "squash", "per-task", "wave"]:
+def _commit_policy(options: RunOptions) -> CommitPolicy:
     if options.per_task_commits:
         return "per-task"
     if options.squash:
@@ -158,12 +199,43 @@ def resolve_run(repo: pathlib.Path, run_id: str | None) -> str:
     return run_id
 
 
-def read_state(repo: pathlib.Path, run_id: str) -> RunState:
-    return load_state(SwarmPaths.for_repo(repo).run(run_id).state)
+def read_state(repo: pathlib.Path, run_id: str, *, from_events: bool = False) -> RunState:
+    """The run's state: ``state.json``, or with ``from_events`` the fold of its events alone."""
+    run = SwarmPaths.for_repo(repo).run(run_id)
+    if from_events:
+        return rebuild(read_events(run.events))
+    return load_state(run.state)
+
+
+def save_report(repo: pathlib.Path, state: RunState) -> str:
+    """Render the final report of the run and save it as ``report.md``; return it."""
+    report = render_report(state)
+    write_text_atomic(SwarmPaths.for_repo(repo).run(state.run_id).report, report + "\n")
+    return report
 
 
 def load_run_plan(repo: pathlib.Path, run_id: str) -> Plan:
     return Plan.model_validate_json(SwarmPaths.for_repo(repo).run(run_id).plan.read_bytes())
+
+
+def plan_digest(plan: Plan) -> str:
+    """What ``run_created`` records of the plan, so a plan edited behind the run is refused."""
+    return hashlib.sha256(plan.model_dump_json().encode()).hexdigest()
+
+
+def verified_plan(repo: pathlib.Path, state: RunState) -> Plan:
+    """The run's plan as created: ``plan.json`` without the tasks the run spawned (the mayor
+    takes those from their events), checked against the digest ``run_created`` recorded."""
+    path = SwarmPaths.for_repo(repo).run(state.run_id).plan
+    plan = load_run_plan(repo, state.run_id)
+    spawned = {rec.spawned for rec in state.escapes if rec.spawned}
+    base = plan.model_copy(update={"tasks": tuple(t for t in plan.tasks if t.id not in spawned)})
+    if state.plan_digest and plan_digest(base) != state.plan_digest:
+        raise RunFailed(
+            f"{path} changed since the run was created (a worker may have edited it); "
+            "refusing to go on with it: restore it, or start a new run with `swarm run`"
+        )
+    return base
 
 
 def make_backend(state: RunState, notify_dir: pathlib.Path) -> SessionBackend:
@@ -204,7 +276,7 @@ def drive(
             if not (resume and log.state.status == "stopped"):
                 return log.state
             log.record("run_resumed", pid=os.getpid())
-        plan = load_run_plan(repo, run_id)
+        plan = verified_plan(repo, log.state)
         backend = make_backend(log.state, run.dir / "notify")
         try:
             mayor = Mayor(
@@ -256,20 +328,13 @@ def follow(
     ends. Raises RunFailed when the mayor went away without ending the run."""
     run = SwarmPaths.for_repo(repo).run(run_id)
     state: RunState | None = None
-    offset = 0
+    tail = EventTail(run.events)
     missing_since: float | None = None
     while True:
-        with run.events.open("rb") as fh:
-            fh.seek(offset)
-            chunk = fh.read()
-        end = chunk.rfind(b"\n") + 1  # only whole lines; a torn tail is read next time
-        for line in chunk[:end].splitlines():
-            if line.strip():
-                event = Event.model_validate_json(line)
-                state = apply(state, event)
-                if listener is not None:
-                    listener(event, state)
-        offset += end
+        for event in tail.read().events:
+            state = apply(state, event)
+            if listener is not None:
+                listener(event, state)
         if state is not None and state.status != "running":
             return state
         if mayor_alive():
@@ -285,6 +350,24 @@ def follow(
                     + f"; see {pane_log} and continue with: swarm resume {run_id}"
                 )
         time.sleep(poll)
+
+
+def follow_session(
+    repo: pathlib.Path,
+    state: RunState,
+    session: str,
+    *,
+    listener: t.Callable[[Event, RunState], None] | None = None,
+) -> RunState:
+    """:func:`follow` a run whose mayor runs in tmux session ``session`` (alive while its pane
+    is)."""
+    backend = make_backend(state, SwarmPaths.for_repo(repo).run(state.run_id).dir / "notify")
+    try:
+        return follow(
+            repo, state.run_id, listener=listener, mayor_alive=lambda: backend.status(session).alive
+        )
+    finally:
+        backend.close()
 
 
 def _last_line(path: pathlib.Path) -> str:

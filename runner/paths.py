@@ -1,4 +1,9 @@
-"""Where everything lives on disk (DESIGN.md "On disk"). Pure path arithmetic, no I/O."""
+"""Where everything lives on disk (DESIGN.md "On disk"). Pure path arithmetic, no I/O.
+
+Every id that becomes a path component (run ids, task ids, agent names) is checked here with
+:func:`protocol.base.check_id`, so no caller (``swarm logs '../../..'``, ``--run-id a/b``) can
+build a path outside the swarm home, whether or not it validated its argument first.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,35 @@ import dataclasses
 import hashlib
 import os
 import pathlib
+import typing as t
+
+from protocol.base import check_id
+from runner.errors import UsageError
+
+
+class UnsafeIdError(UsageError):
+    """An id given as a path component is not a safe id (exit 2, nothing written)."""
+
+    def __init__(self, kind: str, value: object, reason: str) -> None:
+        self.kind = kind
+        self.value = value
+        super().__init__(f"{kind} {value!r} is not a valid id: {reason}")
+
+
+IdKind = t.Literal["run id", "task id", "agent", "id"]
+
+
+def safe_id(value: object, kind: IdKind = "id") -> str:
+    """``value`` if it is safe as one path component, branch component and session name.
+
+    The CLI calls this on every id argument (``--run-id``, ``RUN``, ``TASK``) before doing
+    anything; the path builders below call it again, so a missed call cannot escape.
+    """
+    try:
+        return check_id(t.cast(str, value))
+    except ValueError as exc:
+        reason = str(exc).split(": ", 1)[-1]
+        raise UnsafeIdError(kind, value, reason) from None
 
 
 def repo_hash(repo: pathlib.Path) -> str:
@@ -26,6 +60,11 @@ def state_home() -> pathlib.Path:
 def default_worktree_root(repo: pathlib.Path) -> pathlib.Path:
     """Worktrees live outside the repository so the user's tools never see them."""
     return state_home() / "swarm" / "worktrees" / repo_hash(repo)
+
+
+def worktree_dir(root: pathlib.Path, run_id: str, task_id: str) -> pathlib.Path:
+    """``<worktree-root>/<run-id>/<task-id>``, with both ids checked."""
+    return root / safe_id(run_id, "run id") / safe_id(task_id, "task id")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +96,7 @@ class RunPaths:
         return self.dir / "mayor.log"
 
     def task_dir(self, task_id: str) -> pathlib.Path:
-        return self.dir / "tasks" / task_id
+        return self.dir / "tasks" / safe_id(task_id, "task id")
 
     def brief(self, task_id: str) -> pathlib.Path:
         return self.task_dir(task_id) / "brief.md"
@@ -85,7 +124,7 @@ class SwarmPaths:
         return self.home / "results"
 
     def result(self, task_id: str) -> pathlib.Path:
-        return self.results / f"{task_id}.json"
+        return self.results / f"{safe_id(task_id, 'task id')}.json"
 
     @property
     def escapes(self) -> pathlib.Path:
@@ -96,4 +135,4 @@ class SwarmPaths:
         return self.home / "runs"
 
     def run(self, run_id: str) -> RunPaths:
-        return RunPaths(self.runs / run_id)
+        return RunPaths(self.runs / safe_id(run_id, "run id"))

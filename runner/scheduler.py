@@ -25,7 +25,7 @@ from protocol.state import ACTIVE_TASK_STATES, TERMINAL_TASK_STATES, TaskState
 
 logger = logging.getLogger(__name__)
 
-WAITING_STATES: t.Final[frozenset[TaskState]] = frozenset({"pending", "ready"})
+WAITING_STATES: t.Final[frozenset[TaskState]] = frozenset({"pending"})
 """Not started and not finished: a candidate to start (or to skip)."""
 DEAD_STATES: t.Final[frozenset[TaskState]] = TERMINAL_TASK_STATES - {"merged"}
 """Finished without merging: dependents are skipped."""

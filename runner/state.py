@@ -7,43 +7,53 @@ event into the state, so ``state.json`` can always be rebuilt from the events al
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 import pathlib
 import typing as t
 from datetime import datetime
 
-from protocol.state import EscapeRecord, Event, RunState, TaskRecord, TaskState
+from agentmail import fs
+from agentmail.fs import exclusive_lock, fsync_dir, lock_held
+from agentmail.fs import write_text_atomic as write_json_atomic
+from protocol.state import (
+    TERMINAL_TASK_STATES,
+    EscapeRecord,
+    Event,
+    EventKind,
+    RunState,
+    TaskRecord,
+    TaskState,
+    transition,
+)
 from runner.errors import RunFailed, UsageError
+from runner.events import read_events
 
 logger = logging.getLogger(__name__)
 
-_TASK_STATE_BY_KIND: t.Final[dict[str, TaskState]] = {
-    "task_dispatched": "running",
-    "task_offered": "offered",
-    "validation_started": "validating",
-    "validation_failed": "rework",
-    "merge_started": "merging",
-    "task_merged": "merged",
-    "merge_refused": "rework",
-    "task_crashed": "rework",
-    "task_failed": "failed",
-    "task_blocked": "blocked",
-    "task_skipped": "skipped",
-    "task_cancelled": "cancelled",
-}
+__all__ = [  # the file primitives live in agentmail.fs; the one events reader in runner.events
+    "RunLog",
+    "apply",
+    "exclusive_lock",
+    "fsync_dir",
+    "load_state",
+    "lock_held",
+    "read_events",
+    "rebuild",
+    "write_json_atomic",
+]
+
 _REFUSAL_BY_KIND: t.Final = {
     "merge_refused": "merge",
     "validation_failed": "validation",
     "task_crashed": "crash",
 }
 _NOT_ACTIVITY: t.Final = frozenset({"task_nudged"})
-_ENDS_TASK: t.Final = frozenset({"merged", "failed", "blocked", "skipped", "cancelled"})
 
 
 def apply(state: RunState | None, event: Event) -> RunState:
-    """Fold one event into the run state (pure; the input is not modified)."""
+    """Fold one event into the run state (pure; the input is not modified).
+
+    Raises :class:`~protocol.state.LifecycleError` for an event the lifecycle does not allow."""
     data = event.data
     if event.kind == "run_created":
         order = tuple(data["tasks"])
@@ -63,14 +73,18 @@ def apply(state: RunState | None, event: Event) -> RunState:
         )
     if state is None:
         raise ValueError(f"event {event.seq} ({event.kind}) before run_created")
+    task = state.tasks.get(event.task_id) if event.task_id is not None else None
+    new_state = transition(event.kind, event.task_id, task.state if task else None)
     update: dict[str, t.Any] = {"last_seq": event.seq}
     if msg_id := data.get("msg_id"):
         update["handled_mail"] = (*state.handled_mail, msg_id)
     if event.kind == "run_finished":
         update.update(status=data["status"], stop_reason=data.get("reason", ""), ended_at=event.ts)
     elif event.kind == "run_resumed":
-        update.update(status="running", stop_reason="", ended_at=None, deadline=None)
-    elif event.kind == "integration_advanced":
+        update.update(
+            status="running", stop_reason="", ended_at=None, deadline=None, budget_refused=False
+        )
+    elif event.kind == "integration_advanced":  # the wave commit (older runs: external)
         update["integration_head"] = data["head"]
     elif event.kind in ("dispatch_paused", "dispatch_resumed"):
         update["paused"] = event.kind == "dispatch_paused"
@@ -93,29 +107,36 @@ def apply(state: RunState | None, event: Event) -> RunState:
             key=data.get("key"),
             source=data.get("source"),
             spawned=data.get("task") if data.get("spawn") else None,
+            spawn=bool(data.get("spawn")),
+            family=str(data.get("family", "I")),
+            code=str(data.get("code", "")),
+            pause=bool(data.get("pause")),
             reason=str(data.get("reason", "")),
             finding=str(data.get("finding", "")),
         )
         update["escapes"] = (*state.escapes, record)
+        if "offset" in data:
+            update["escape_offset"] = max(state.escape_offset, int(data["offset"]))
+        if record.code in ("budget", "family_budget") and "offset" in data:
+            update["budget_refused"] = True  # an escape line, not a remediation
     family = data.get("gate_family")
     if family and family not in state.failed_gate_families:
         update["failed_gate_families"] = (*state.failed_gate_families, family)
-    if event.task_id is not None and event.task_id in state.tasks:
+    if task is not None:
         tasks = dict(update.get("tasks", state.tasks))
-        tasks[event.task_id] = _apply_task(tasks[event.task_id], event)
+        tasks[task.id] = _apply_task(task, event, new_state)
         update["tasks"] = tasks
         if event.kind == "task_merged" and data.get("integration_head"):
             update["integration_head"] = data["integration_head"]
     return state.model_copy(update=update)
 
 
-def _apply_task(task: TaskRecord, event: Event) -> TaskRecord:
+def _apply_task(task: TaskRecord, event: Event, new_state: TaskState | None) -> TaskRecord:
     data = event.data
     update: dict[str, t.Any] = {}
-    new_state = _TASK_STATE_BY_KIND.get(event.kind)
-    if new_state is not None:
+    if new_state is not None and new_state != task.state:
         update["state"] = new_state
-        if new_state in _ENDS_TASK:
+        if new_state in TERMINAL_TASK_STATES:
             update["ended_at"] = event.ts
     if event.kind not in _NOT_ACTIVITY:
         update["last_activity"] = event.ts
@@ -159,44 +180,6 @@ def rebuild(events: t.Iterable[Event]) -> RunState:
     if state is None:
         raise RunFailed("no events: the run was never created")
     return state
-
-
-def read_events(path: pathlib.Path) -> list[Event]:
-    """All complete events; a torn last line (a crash mid-append) is ignored."""
-    events: list[Event] = []
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return events
-    for lineno, line in enumerate(raw.split(b"\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            events.append(Event.model_validate_json(line))
-        except ValueError:
-            if raw.endswith(b"\n") or lineno != raw.count(b"\n") + 1:
-                raise UsageError(f"{path}:{lineno}: corrupt event line") from None
-            logger.warning("ignored a torn last event line in %s", path)
-    return events
-
-
-def write_json_atomic(path: pathlib.Path, text: str) -> None:
-    """tmp file in the same directory, fsync, rename, fsync the directory."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: pathlib.Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def load_state(path: pathlib.Path) -> RunState:
@@ -252,23 +235,20 @@ class RunLog:
         return self._state
 
     def record(
-        self, kind: str, task_id: str | None = None, /, *, save: bool = True, **data: t.Any
+        self, kind: EventKind, task_id: str | None = None, /, *, save: bool = True, **data: t.Any
     ) -> RunState:
         """Append one event durably (one ``write()`` under flock, fsync), fold it, save state."""
         run_id = self._state.run_id if self._state else data["run_id"]
         self._seq += 1
         event = Event(seq=self._seq, run_id=run_id, kind=kind, task_id=task_id, data=data)
-        line = event.model_dump_json().encode() + b"\n"
-        with self.events_path.open("ab") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-        self._state = apply(self._state, event)
-        if save and not self._batching:
+        try:
+            state = apply(self._state, event)  # the lifecycle check, before anything is written
+        except BaseException:
+            self._seq -= 1
+            raise
+        fs.append_bytes(self.events_path, event.model_dump_json().encode() + b"\n", mode=fs.PUBLIC)
+        self._state = state
+        if save and (not self._batching or kind == "run_finished"):  # readers wait for the end
             self.save()
         else:
             self._dirty = True
@@ -278,7 +258,7 @@ class RunLog:
         return self._state
 
     def save(self) -> None:
-        write_json_atomic(self.state_path, self.state.model_dump_json(indent=1))
+        fs.write_text_atomic(self.state_path, self.state.model_dump_json(indent=1))
         self._dirty = False
 
     @contextlib.contextmanager
@@ -292,39 +272,6 @@ class RunLog:
             self._batching = False
             if self._dirty:
                 self.save()
-
-
-def lock_held(path: pathlib.Path) -> bool:
-    """Does a process hold the flock on ``path``? A shared, non-blocking probe that writes
-    nothing (a missing file is not held)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops the probe's lock too
-    return False
-
-
-@contextlib.contextmanager
-def exclusive_lock(path: pathlib.Path) -> t.Iterator[bool]:
-    """Hold an exclusive flock on ``path`` for the block; yield False if another process has it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield True
-    finally:
-        os.close(fd)
 
 
 def elapsed(start: datetime | None, end: datetime) -> float:

@@ -73,3 +73,24 @@ def git_repo(_git_template: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Pat
     repo = tmp_path / "repo"
     shutil.copytree(_git_template, repo, symlinks=True)
     return repo
+
+
+@pytest.fixture(autouse=True)
+def _events_obey_the_lifecycle(tmp_path: pathlib.Path) -> t.Iterator[None]:
+    """Every ``events.jsonl`` a test leaves behind replays through the lifecycle table (a run
+    log that only our own recorder wrote must never hold a transition the table refuses)."""
+    yield
+    from protocol.state import LifecycleError
+    from runner.errors import UsageError
+    from runner.state import read_events, rebuild
+
+    for path in tmp_path.rglob("events.jsonl"):
+        try:
+            events = read_events(path)
+        except UsageError:  # a test that wrote garbage on purpose
+            continue
+        if events and events[0].kind == "run_created":
+            try:
+                rebuild(events)
+            except LifecycleError as exc:
+                pytest.fail(f"{path}: {exc}")

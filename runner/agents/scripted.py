@@ -2,9 +2,9 @@
 
 A fake coding agent for tests, demos and benchmarks. It runs in its worktree with the worker
 environment, reads the run's plan (``$SWARM_HOME/runs/$SWARM_RUN/plan.json``), finds task
-``$SWARM_TASK`` and runs its ``script`` steps in order, reporting through the same
-``swarm worker`` commands a real agent uses. Each step is a one-key mapping, optionally with
-``attempt: N`` (run only when ``$SWARM_ATTEMPT == N``)::
+``$SWARM_TASK`` and runs its ``script`` steps in order, sending the reports a real agent sends
+with ``swarm worker`` (in process, through :mod:`runner.worker_report`). Each step is a one-key
+mapping, optionally with ``attempt: N`` (run only when ``$SWARM_ATTEMPT == N``)::
 
     write: {path, content}        append: {path, content}      delete: PATH
     patch: DIFF (git apply)       run: CMD (sh -c; non-zero fails the task with its output tail)
@@ -14,34 +14,40 @@ environment, reads the run's plan (``$SWARM_HOME/runs/$SWARM_RUN/plan.json``), f
     crash: EXIT_CODE (exit without reporting)                   hang: true (sleep forever)
 
 It first reports ``accepted``. Without an ``offer``/``fail``/``crash``/``hang`` step it commits
-what changed at the end (``swarm(<task>): <subject>``) and offers. An ``offer`` commits pending
+what changed at the end (``swarm(<task>): <subject>``) and offers. A task with no script at all
+(a follow-up or remediation task the mayor spawned) gets a stand-in change inside its manifest,
+since an offer that changes nothing is refused. An ``offer`` commits pending
 changes first (unless ``commit: false``) and names the head commit.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
 import time
 import typing as t
 
+from agentmail.errors import AgentMailError, BadInput
+from agentmail.worker_env import WorkerEnv
+from protocol.manifest import is_glob
 from protocol.plan import Plan, Task
-from runner import git, proc
-from runner.errors import CommandError, RunnerError, UsageError
+from runner import git, proc, worker_report
+from runner.errors import CommandError, RunnerError, UsageError, exit_code_for
 from runner.paths import SwarmPaths
 from runner.plan.script import STEP_KINDS
 
 Reporter = t.Callable[[t.Sequence[str]], None]
 ACTIONS: t.Final = STEP_KINDS
 TERMINAL: t.Final = frozenset({"offer", "fail", "crash", "hang"})
+FAILURE_TYPE_OF: t.Final = {"command": "BUILD_FAIL", "script": "ERROR"}
+"""The agentops failure type (``swarm worker fail --type``) of a failed step's kind."""
 TAIL_CHARS: t.Final = 1500
-EXIT_INTERRUPTED: t.Final = 130
+EXIT_UNEXPECTED: t.Final = 3
 
 
 class ScriptError(RunnerError):
@@ -61,43 +67,96 @@ class Crash(Exception):
         super().__init__(code)
 
 
+class _Verb(t.NamedTuple):
+    arguments: tuple[str, ...]
+    options: frozenset[str] = frozenset()
+
+
+REPORT_VERBS: t.Final = {
+    "accepted": _Verb((), frozenset({"--title"})),
+    "progress": _Verb(("TEXT",)),
+    "help": _Verb(("TEXT",)),
+    "escape": _Verb((), frozenset({"--finding", "--files", "--intent", "--severity"})),
+    "offer": _Verb(("SUMMARY",), frozenset({"--commit"})),
+    "fail": _Verb(("REASON",), frozenset({"--type"})),
+}
+"""The reports the agent makes, written as ``swarm worker`` argv (what a real agent runs, and
+what the tests' reporters record): the arguments and options each one takes."""
+
+
+def parse_report(args: t.Sequence[str]) -> tuple[str, list[str], dict[str, str]]:
+    """``["offer", "done", "--commit", sha]`` -> verb, arguments, options; BadInput if bad."""
+    if not args or args[0] not in REPORT_VERBS:
+        got = repr(args[0]) if args else "nothing"
+        raise BadInput(f"no such report {got}: one of {', '.join(REPORT_VERBS)}")
+    verb = REPORT_VERBS[args[0]]
+    arguments: list[str] = []
+    options: dict[str, str] = {}
+    rest = iter(args[1:])
+    for arg in rest:
+        if not arg.startswith("--"):
+            arguments.append(arg)
+            continue
+        if arg not in verb.options:
+            raise BadInput(f"{args[0]}: no such option {arg}")
+        value = next(rest, None)
+        if value is None:
+            raise BadInput(f"{args[0]}: option {arg} requires an argument")
+        options[arg] = value
+    if len(arguments) < len(verb.arguments):
+        raise BadInput(f"{args[0]}: Missing argument {verb.arguments[len(arguments)]!r}")
+    if len(arguments) > len(verb.arguments):
+        raise BadInput(f"{args[0]}: unexpected extra argument {arguments[len(verb.arguments)]!r}")
+    return args[0], arguments, options
+
+
+def send_report(args: t.Sequence[str], env: WorkerEnv, cwd: pathlib.Path) -> None:
+    """Send the report ``args`` (``swarm worker`` argv) through :mod:`runner.worker_report`."""
+    verb, arguments, opts = parse_report(args)
+    if verb == "accepted":
+        worker_report.accepted(env, title=opts.get("--title", ""))
+    elif verb == "progress":
+        worker_report.progress(env, arguments[0])
+    elif verb == "help":
+        worker_report.help_request(env, arguments[0])
+    elif verb == "escape":
+        files = [f.strip() for f in opts.get("--files", "").split(",") if f.strip()]
+        worker_report.escape(
+            env,
+            finding=opts.get("--finding", ""),
+            files=files,
+            intent=opts.get("--intent", ""),
+            severity=opts.get("--severity", "medium"),
+        )
+    elif verb == "offer":
+        worker_report.offer(env, arguments[0], cwd=cwd, commit=opts.get("--commit"))
+    else:
+        worker_report.fail(env, arguments[0], failure_type=opts.get("--type", "ERROR"))
+
+
 def worker_reporter(cwd: pathlib.Path) -> Reporter:
-    """Report through the ``swarm worker`` commands, the CLI a real agent runs, called in this
-    process (``standalone_mode=False``): the same signed message in the mayor's inbox, results
-    file and escapes line, without an interpreter start-up per report. Identity comes from this
-    process's environment (``$SWARM_*``), as for ``swarm worker``; the command runs in ``cwd``.
-    Its output is kept off the agent's own; a failed report raises :class:`CommandError` with
-    the exit status ``swarm worker`` would have had and its stderr."""
+    """Report in this process through :mod:`runner.worker_report`, the library under the
+    ``swarm worker`` commands a real agent runs: the same signed message in the mayor's inbox,
+    results file and escapes line, without an interpreter start-up per report. Identity comes
+    from this process's environment (``$SWARM_*``), as for ``swarm worker``; git runs in
+    ``cwd``. Nothing is printed; a failed report raises :class:`CommandError` with the exit
+    status ``swarm worker`` would have had and its one-line message as stderr."""
 
     def report(args: t.Sequence[str]) -> None:
-        # imported on the first report only: tests inject their own reporter
-        import click
-
-        from runner.cli import worker
-
-        out, err = io.StringIO(), io.StringIO()
-        code: int | str | None = 0
-        with (
-            contextlib.chdir(cwd),
-            contextlib.redirect_stdout(out),
-            contextlib.redirect_stderr(err),
-        ):
-            try:
-                worker.command.main(list(args), prog_name="swarm worker", standalone_mode=False)
-            except SystemExit as exc:  # handle_errors: one line on stderr, then the exit code
-                code = exc.code
-            except click.ClickException as exc:  # a bad argument
-                exc.show(file=err)
-                code = exc.exit_code
-            except click.Abort:
-                code = 1
-        if code == EXIT_INTERRUPTED:
-            raise KeyboardInterrupt
-        if code not in (0, None):
-            status = code if isinstance(code, int) else 1
-            raise CommandError(("swarm", "worker", *args), status, out.getvalue(), err.getvalue())
+        try:
+            send_report(args, WorkerEnv.from_environ(), cwd)
+        except (AgentMailError, RunnerError, ValueError, OSError) as exc:
+            raise _report_failed(args, exit_code_for(exc), exc) from exc
+        except Exception as exc:  # a bug: what handle_errors would have made of it
+            raise _report_failed(args, EXIT_UNEXPECTED, exc) from exc
 
     return report
+
+
+def _report_failed(args: t.Sequence[str], code: int, exc: BaseException) -> CommandError:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return CommandError(("swarm", "worker", *args), code, "", f"swarm: {line}\n")
 
 
 @dataclasses.dataclass
@@ -123,9 +182,33 @@ class ScriptedAgent:
             wanted = step.get("attempt")
             if wanted is not None and int(wanted) != self.attempt:
                 continue
-            getattr(self, f"do_{action}")(value)
+            try:
+                getattr(self, f"do_{action}")(value)
+            except ScriptError as exc:
+                raise ScriptError(f"step {index + 1} ({action}): {exc}", kind=exc.kind) from exc
+        if not self.task.script:
+            self.stand_in()
         if not self.ended:
             self.do_offer({"summary": f"{self.task.title}: done"})
+
+    def stand_in(self) -> None:
+        """The smallest change inside the manifest: an existing file gets a trailing newline;
+        otherwise a marker file is written where the first manifest entry names one."""
+        entry = next(iter(self.task.files), "**")
+        marker = f"swarm-{self.task.id}"
+        if is_glob(entry):  # a name the glob matches: ** and * become the marker
+            name = re.sub(r"\[(.)[^]]*\]", r"\1", entry.replace("**/", ""))
+            entry = name.replace("**", marker).replace("*", marker).replace("?", "x")
+        elif entry.endswith("/") or (self.cwd / entry).is_dir():
+            entry = f"{entry.rstrip('/')}/{marker}"
+        path = self.cwd / entry
+        if path.exists():
+            with path.open("a") as fh:
+                fh.write("\n")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"stand-in work of the scripted agent for task {self.task.id}\n")
+        self.say(f"stand-in change: {path.relative_to(self.cwd)}")
 
     # file and git steps
 
@@ -327,7 +410,8 @@ def main(
         reason = str(exc).strip() or type(exc).__name__
         agent.say(f"step failed: {reason}")
         try:
-            agent.report(["fail", reason, "--type", getattr(exc, "kind", "script")])
+            kind = FAILURE_TYPE_OF.get(getattr(exc, "kind", ""), "ERROR")
+            agent.report(["fail", reason, "--type", kind])
         except CommandError as report_exc:
             agent.say(f"could not report the failure: {report_exc}")
             return 3

@@ -14,7 +14,10 @@ import typing as t
 import click
 from pydantic import ValidationError
 
-from runner.errors import RunnerError
+from runner.errors import RunnerError, exit_code_for
+
+if t.TYPE_CHECKING:
+    from protocol.state import RunState
 
 EXIT_OK: t.Final = 0
 EXIT_FAILED: t.Final = 1
@@ -35,15 +38,6 @@ def fail(message: str, code: int = EXIT_FAILED) -> t.NoReturn:
     """Print one line to stderr and exit with ``code``."""
     click.echo(f"swarm: {message}", err=True)
     sys.exit(code)
-
-
-def exit_code_for(exc: BaseException) -> int:
-    code = getattr(exc, "exit_code", None)
-    if isinstance(code, int):
-        return code
-    if isinstance(exc, ValueError | ValidationError):
-        return EXIT_USAGE
-    return EXIT_FAILED
 
 
 def handle_errors(func: t.Callable[P, R]) -> t.Callable[P, R]:
@@ -110,11 +104,21 @@ def _unexpected(exc: BaseException) -> SystemExit:
     return SystemExit(EXIT_UNEXPECTED)
 
 
+def run_exit_code(state: RunState) -> int:
+    """The exit code of a run that ended: 0 done, 4 stopped by its timeout, else 1."""
+    if state.status == "done":
+        return EXIT_OK
+    if state.status == "stopped" and state.stop_reason == "timeout":
+        return EXIT_TIMEOUT
+    return EXIT_FAILED
+
+
 def echo_json(kind: str, doc: t.Mapping[str, t.Any]) -> None:
     """Print one versioned JSON document on stdout (and nothing else there)."""
     click.echo(json.dumps({"version": JSON_VERSION, "kind": kind, **doc}, indent=2, default=str))
 
 
+run_option = click.option("--run", "run_id", default=None, help="Run id (default: the latest).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 repo_option = click.option(
     "--repo",

@@ -16,15 +16,14 @@ import typing as t
 
 import click
 
+from agentmail import compose
 from agentmail.errors import BadInput
 from agentmail.leases import Lease, Leases, dump
-from agentmail.store import MailStore, Stored, load_key
+from agentmail.store import MailStore, Stored
 from agentmail.watch import Watcher
-from protocol import agentops
-from protocol.messages import ACK_REQUIRED_BY_DEFAULT, Envelope, MessageType
+from protocol.messages import MessageType
 from protocol.plan import parse_duration
 from runner.cli.common import (
-    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     echo_json,
@@ -49,39 +48,12 @@ def open_store(repo: pathlib.Path | None) -> MailStore:
     return MailStore(mail_root(repo))
 
 
-def reader_identity(agent: str | None) -> str:
-    name = agent or os.environ.get("SWARM_WORKER")
-    if not name:
-        fail("no identity: pass --agent NAME (or set $SWARM_WORKER)", EXIT_USAGE)
-    return name
-
-
-def sender_identity(sender: str | None) -> tuple[str, bytes | None]:
-    """The sending identity and, inside a worker, the key from ``$SWARM_KEY_FILE``."""
-    worker = os.environ.get("SWARM_WORKER")
-    name = sender or worker
-    if not name:
-        fail("no identity: pass --from NAME (or set $SWARM_WORKER)", EXIT_USAGE)
-    if worker and name != worker:
-        fail(
-            f"refused: this is the worker environment of {worker!r}; it cannot send as {name!r}",
-            EXIT_FAILED,
-        )
-    key_file = os.environ.get("SWARM_KEY_FILE")
-    key = load_key(pathlib.Path(key_file)) if worker and key_file else None
-    return name, key
-
-
 def stored_doc(stored: Stored) -> dict[str, t.Any]:
     doc: dict[str, t.Any] = json.loads(stored.envelope.to_json())
     doc["read"] = stored.read
     doc["acked"] = stored.acked
     doc["cursor"] = f"{stored.dseq:012d}"
     return doc
-
-
-def _split(values: t.Iterable[str]) -> tuple[str, ...]:
-    return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
 
 
 def _type_option(required: bool = False) -> t.Callable[[t.Callable[..., t.Any]], t.Any]:
@@ -193,38 +165,22 @@ def send(
       swarm mail send --from human --to mayor --type GUIDANCE --body 'merge t1 first'
       swarm mail send --from w1 --to mayor --subject '[t1] PROGRESS' --body-file body.md
     """
-    name, key = sender_identity(sender)
+    name, key = compose.sender_identity(sender)
     if body is not None and body_file is not None:
         fail("pass --body or --body-file, not both", EXIT_USAGE)
-    text = body_file.read() if body_file is not None else (body or "")
-    if mtype is not None:
-        kind = MessageType(mtype.upper())
-        fields = agentops.parse_body(kind, text, subject)
-    elif subject:
-        kind, fields = agentops.parse(subject, text)
-    else:
-        fail("pass --type TYPE or a --subject naming one (e.g. '[task-1] PROGRESS')", EXIT_USAGE)
-    thread_id = thread or fields.bead_id or None
-    if not subject:
-        subject = agentops.render_subject(kind, thread_id or "")
-    envelope = Envelope.model_validate(
-        {
-            "from": name,
-            "to": _split(to),
-            "cc": _split(cc),
-            "type": kind,
-            "subject": subject,
-            "body_md": text,
-            "fields": fields,
-            "thread_id": thread_id,
-            "importance": importance,
-            "ack_required": kind in ACK_REQUIRED_BY_DEFAULT
-            if ack_required is None
-            else ack_required,
-            "in_reply_to": reply_to,
-            "run_id": run_id or os.environ.get("SWARM_RUN") or None,
-            "idempotency_key": idempotency_key,
-        }
+    envelope = compose.compose(
+        name,
+        to,
+        body=body_file.read() if body_file is not None else (body or ""),
+        mtype=mtype,
+        subject=subject,
+        cc=cc,
+        thread=thread,
+        ack_required=ack_required,
+        importance=importance,
+        reply_to=reply_to,
+        run_id=run_id,
+        idempotency_key=idempotency_key,
     )
     stored = open_store(repo).send(envelope, key=key)
     if as_json:
@@ -264,7 +220,7 @@ def inbox(
       swarm mail inbox --agent mayor --unread
       swarm mail inbox --agent mayor --limit 20 --since 000000000040 --json
     """
-    name = reader_identity(agent)
+    name = compose.reader_identity(agent)
     page = open_store(repo).list(
         name,
         cursor=cursor,
@@ -309,7 +265,7 @@ def read(
       swarm mail read 01JD7Q7K3M4S6V8X9Y0Z1A2B3C --agent human
       swarm mail read 01JD7Q7K3M4S6V8X9Y0Z1A2B3C --peek --json
     """
-    name = reader_identity(agent)
+    name = compose.reader_identity(agent)
     store = open_store(repo)
     if not peek:
         store.mark_read(name, msg_id)
@@ -341,7 +297,7 @@ def ack(
     Examples:
       swarm mail ack 01JD7Q7K3M4S6V8X9Y0Z1A2B3C --agent mayor
     """
-    name = reader_identity(agent)
+    name = compose.reader_identity(agent)
     store = open_store(repo)
     for msg_id in msg_ids:
         store.ack(name, msg_id)
@@ -365,7 +321,7 @@ def thread(thread_id: str, agent: str | None, repo: pathlib.Path | None, as_json
       swarm mail thread task-1 --agent mayor
       swarm mail thread task-1 --agent human --json
     """
-    name = reader_identity(agent)
+    name = compose.reader_identity(agent)
     messages = open_store(repo).thread(name, thread_id)
     if as_json:
         echo_json(
@@ -401,7 +357,7 @@ def watch(
       swarm mail watch --agent human
       swarm mail watch --agent mayor --include-read --count 10
     """
-    name = reader_identity(agent)
+    name = compose.reader_identity(agent)
     store = open_store(repo)
     done = threading.Event()
     seen = [0]
@@ -469,7 +425,7 @@ def reserve(
       swarm mail reserve 'src/api/' --agent w1 --ttl 30m --reason task-1
       swarm mail reserve README.md --agent w2 --shared
     """
-    name = reader_identity(agent)
+    name = compose.reader_identity(agent)
     lease = Leases(mail_root(repo)).reserve(
         name, patterns, exclusive=not shared, ttl=_ttl(ttl), reason=reason
     )
@@ -502,7 +458,7 @@ def release(
     """
     if (lease_id is None) == (not release_all):
         fail("pass a LEASE_ID or --all", EXIT_USAGE)
-    name = reader_identity(agent)
+    name = compose.reader_identity(agent)
     count = Leases(mail_root(repo)).release(lease_id, name)
     if as_json:
         echo_json("mail.release", {"agent": name, "released": count})

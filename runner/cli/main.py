@@ -15,23 +15,35 @@ import typing as t
 
 import click
 
-MODULES: t.Final = ("plan", "mail", "worker", "run", "land", "clean", "watch", "doctor")
+MODULES: t.Final = (
+    "plan",
+    "mail",
+    "worker",
+    "run",
+    "status",
+    "sessions",
+    "stop",
+    "land",
+    "clean",
+    "watch",
+    "doctor",
+)
 """Every module with top-level commands (each exports ``command`` and/or ``commands``)."""
 COMMAND_MODULES: t.Final = {
-    "attach": "run",
+    "attach": "sessions",
     "clean": "clean",
     "doctor": "doctor",
     "land": "land",
-    "logs": "run",
+    "logs": "sessions",
     "mail": "mail",
     "mayor": "run",
     "plan": "plan",
-    "report": "run",
+    "report": "status",
     "resume": "run",
     "run": "run",
-    "status": "run",
-    "stop": "run",
-    "unpause": "run",
+    "status": "status",
+    "stop": "stop",
+    "unpause": "stop",
     "watch": "watch",
     "worker": "worker",
 }

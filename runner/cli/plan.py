@@ -89,6 +89,8 @@ def _echo_summary(plan_path: pathlib.Path, summary: PlanSummary) -> None:
         click.echo("  critical path    none (nothing left to do)")
     click.echo(f"  max parallelism  {summary.max_parallelism}")
     click.echo(f"  gates            {', '.join(summary.gates) or 'none'}")
+    for note in summary.notes:
+        click.echo(f"  note             {note}")
 
 
 def _chain(ids: t.Sequence[str], keep: int = 5) -> str:

@@ -3,14 +3,13 @@ JSON into a plan file in our own format, then validate it."""
 
 from __future__ import annotations
 
-import os
 import pathlib
-import tempfile
 import typing as t
 
 import click
 import yaml
 
+from agentmail.fs import PRIVATE, write_text_atomic
 from protocol.plan import Task
 from runner.cli.common import EXIT_USAGE, echo_json, handle_errors, json_option
 from runner.errors import UsageError
@@ -49,26 +48,9 @@ def _ordered(task: object) -> object:
 
 
 def write_atomic(path: pathlib.Path, text: str) -> None:
-    """Write ``text`` to ``path`` all at once: a temporary file in the same folder, fsync,
-    rename over ``path``, fsync the folder. On any error the temporary file is removed and
-    ``path`` is left as it was."""
-    folder = path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    tmp = pathlib.Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Write ``text`` to ``path`` all at once (:func:`agentmail.fs.write_text_atomic`): on any
+    error ``path`` is left as it was. Private to the owner, as before."""
+    write_text_atomic(path, text, mode=PRIVATE)
 
 
 def _split_ids(value: str | None) -> list[str]:

@@ -1,25 +1,22 @@
-"""``swarm run``, ``status``, ``report``, ``attach``, ``logs``, ``stop``, ``resume``."""
+"""``swarm run``, ``swarm resume`` and the hidden ``swarm mayor``: start or continue a run, be
+its mayor or follow it (the mayor's work is :mod:`runner.launch`)."""
 
 from __future__ import annotations
 
-import os
+import logging
 import pathlib
 import shutil
 import sys
-import time
 import typing as t
 
 import click
 
-from protocol.messages import Envelope, MessageType
 from protocol.plan import parse_duration
 from protocol.state import Event, RunState
 from runner import launch
 from runner.cli.common import (
-    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_TIMEOUT,
     EXIT_USAGE,
     echo_json,
     fail,
@@ -27,20 +24,10 @@ from runner.cli.common import (
     handle_errors,
     json_option,
     repo_option,
+    run_exit_code,
 )
 from runner.paths import SwarmPaths
-from runner.report import render_report, status_document
-from runner.state import RunLog, exclusive_lock, read_events, rebuild, write_json_atomic
-
-run_option = click.option("--run", "run_id", default=None, help="Run id (default: the latest).")
-
-
-def exit_code(state: RunState) -> int:
-    if state.status == "done":
-        return EXIT_OK
-    if state.status == "stopped" and state.stop_reason == "timeout":
-        return EXIT_TIMEOUT
-    return EXIT_FAILED
+from runner.report import status_document
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
@@ -203,51 +190,39 @@ def run_command(
       swarm run plan.yaml --max-workers 3 --agent claude
       swarm run plan.yaml --mode=local --timeout 30m
     """
-    from runner.config import load_config
-    from runner.plan.importers import load_any_plan, needs_ol, require_ol
-
     top = find_repo(repo)
     if plan_file is None and from_wave is None:
         fail("give a PLAN file, or --from-wave FILE", EXIT_USAGE)
     source = from_wave or plan_file
     assert source is not None
-    plan = load_any_plan(
-        source,
-        fmt="ol-wave" if from_wave else None,
-        bead_ids=[b for b in (bead_ids or "").split(",") if b],
+    plan = launch.load_plan(
+        source, wave=from_wave is not None, bead_ids=[b for b in (bead_ids or "").split(",") if b]
     )
-    if needs_ol(plan):
-        require_ol()
     if mode == "distributed" and shutil.which("tmux") is None:
         fail("tmux is not on PATH: install tmux, or use --mode=local", EXIT_USAGE)
-    # precedence: command-line flag > plan > config file > default
-    cfg = load_config(top)
-    if cfg.gates and "gates" not in plan.model_fields_set:
-        plan = plan.model_copy(update={"gates": cfg.gates})
-    if cfg.budgets is not None and "budgets" not in plan.model_fields_set:
-        plan = plan.model_copy(update={"budgets": cfg.budgets})
-    log = launch.create_run(
+    plan, options = launch.configure(
         top,
         plan,
         launch.RunOptions(
             mode=mode,
-            max_workers=max_workers or plan.max_workers or cfg.max_workers,
-            agent=agent or plan.agent or cfg.agent,
-            agent_cmd=agent_cmd or cfg.agent_cmd,
+            max_workers=max_workers,
+            agent=agent,
+            agent_cmd=agent_cmd,
             waves=waves,
-            keep_sessions=_first(keep_sessions, cfg.keep_sessions, False),
+            keep_sessions=keep_sessions,
             run_id=run_id,
             base=base,
-            worktree_root=worktree_root or cfg.worktree_root,
-            tmux_socket=tmux_socket or cfg.tmux_socket,
+            worktree_root=worktree_root,
+            tmux_socket=tmux_socket,
             timeout=timeout,
-            stall_after=stall_after or cfg.stall_after,
-            auto_spawn=auto_spawn or cfg.auto_spawn or "safe",
+            stall_after=stall_after,
+            auto_spawn=auto_spawn,
             squash=squash,
             per_task_commits=per_task_commits,
             land=land_after,
         ),
     )
+    log = launch.create_run(top, plan, options)
     state = log.state
     click.echo(
         f"swarm: run {state.run_id}: {len(plan.tasks)} tasks, {state.max_workers} workers, "
@@ -257,10 +232,6 @@ def run_command(
     _drive_or_follow(
         top, state, foreground=foreground or mode == "local", detach=detach, as_json=as_json
     )
-
-
-def _first(*values: bool | None) -> bool:
-    return next(v for v in values if v is not None)
 
 
 def _drive_or_follow(
@@ -289,14 +260,8 @@ def _drive_or_follow(
             else:
                 click.echo(rid)
             sys.exit(EXIT_OK)
-        backend = launch.make_backend(state, SwarmPaths.for_repo(top).run(rid).dir / "notify")
         try:
-            final = launch.follow(
-                top,
-                rid,
-                listener=listener,
-                mayor_alive=lambda: backend.status(session).alive,
-            )
+            final = launch.follow_session(top, state, session, listener=listener)
         except KeyboardInterrupt:
             click.echo(
                 f"swarm: stopped following; the run goes on. `swarm status`, `swarm attach`, "
@@ -304,19 +269,16 @@ def _drive_or_follow(
                 err=True,
             )
             sys.exit(EXIT_INTERRUPTED)
-        finally:
-            backend.close()
     _finish(top, final, as_json)
 
 
 def _finish(top: pathlib.Path, final: RunState, as_json: bool) -> t.NoReturn:
-    report = render_report(final)
-    write_json_atomic(SwarmPaths.for_repo(top).run(final.run_id).report, report + "\n")
+    report = launch.save_report(top, final)
     if as_json:
         echo_json("run", status_document(final))
     else:
         click.echo(report)
-    sys.exit(exit_code(final))
+    sys.exit(run_exit_code(final))
 
 
 @click.command(name="resume")
@@ -367,8 +329,6 @@ def mayor_command(run_id: str, repo: pathlib.Path | None) -> None:
     Examples:
       swarm mayor 20261121-051500-3f2a --repo .
     """
-    import logging
-
     top = find_repo(repo)
     run = SwarmPaths.for_repo(top).run(run_id)
     handler = logging.FileHandler(run.log)
@@ -379,235 +339,4 @@ def mayor_command(run_id: str, repo: pathlib.Path | None) -> None:
     _finish(top, final, as_json=False)
 
 
-@click.command(name="status")
-@click.argument("run_id", metavar="[RUN]", required=False)
-@click.option(
-    "--rebuild", "rebuild_events", is_flag=True, help="Rebuild the state from events.jsonl alone."
-)
-@repo_option
-@json_option
-@handle_errors
-def status_command(
-    run_id: str | None, rebuild_events: bool, repo: pathlib.Path | None, as_json: bool
-) -> None:
-    """Show a run's tasks: state, attempt, session, elapsed, last message.
-
-    \b
-    Examples:
-      swarm status
-      swarm status --json | jq '.tasks[] | select(.state == "failed")'
-    """
-    top = find_repo(repo)
-    rid = launch.resolve_run(top, run_id)
-    paths = SwarmPaths.for_repo(top).run(rid)
-    state = rebuild(read_events(paths.events)) if rebuild_events else launch.read_state(top, rid)
-    if as_json:
-        echo_json("status", status_document(state))
-        return
-    from rich.console import Console
-
-    from runner.dashboard import status_table
-
-    console = Console(width=min(shutil.get_terminal_size().columns, 120))
-    console.print(status_table(state, width=console.width))
-    if state.stop_reason:
-        console.print(f"{state.status}: {state.stop_reason}")
-    if state.paused:
-        console.print("dispatch is PAUSED (a critical scope escape): `swarm unpause` resumes it")
-    for escape in state.escapes:
-        decision = f"spawned {escape.spawned}" if escape.spawned else f"rejected: {escape.reason}"
-        console.print(f"escape from {escape.source or '?'} [{escape.key}]: {decision}")
-
-
-@click.command(name="report")
-@click.argument("run_id", metavar="[RUN]", required=False)
-@repo_option
-@json_option
-@handle_errors
-def report_command(run_id: str | None, repo: pathlib.Path | None, as_json: bool) -> None:
-    """Print the agentops-style results report of a run.
-
-    \b
-    Examples:
-      swarm report
-      swarm report 20261121-051500-3f2a --json
-    """
-    top = find_repo(repo)
-    state = launch.read_state(top, launch.resolve_run(top, run_id))
-    if as_json:
-        echo_json("report", status_document(state))
-    else:
-        click.echo(render_report(state))
-
-
-@click.command(name="attach")
-@click.argument("task", required=False)
-@run_option
-@click.option("--rw", is_flag=True, help="Attach read-write (default: read-only).")
-@click.option("--list", "list_only", is_flag=True, help="List the run's sessions.")
-@repo_option
-@handle_errors
-def attach_command(
-    task: str | None, run_id: str | None, rw: bool, list_only: bool, repo: pathlib.Path | None
-) -> None:
-    """Attach to a worker's tmux session (read-only unless --rw); without TASK, to the mayor's.
-
-    \b
-    Examples:
-      swarm attach              # the mayor of the latest run
-      swarm attach T03          # a worker, read-only
-      swarm attach T03 --rw     # type into the worker's session
-      swarm attach --list
-    """
-    top = find_repo(repo)
-    state = launch.read_state(top, launch.resolve_run(top, run_id))
-    if state.tmux_socket is None:
-        fail(
-            f"run {state.run_id} runs in local mode: there are no tmux sessions; "
-            f"use `swarm logs TASK -f`"
-        )
-    if list_only:
-        click.echo(f"{'mayor':20} {state.status:10} {launch.mayor_session(state)}")
-        for rec in (state.tasks[tid] for tid in state.task_order):
-            if rec.session:
-                click.echo(f"{rec.id:20} {rec.state:10} {rec.session}")
-        return
-    if task is None:
-        session = launch.mayor_session(state)
-    else:
-        record = state.tasks.get(task)
-        if record is None or not record.session:
-            fail(
-                f"task {task!r} has no session in run {state.run_id}; "
-                "`swarm attach --list` lists them",
-                EXIT_USAGE,
-            )
-        session = record.session
-    argv = ["tmux", "-L", state.tmux_socket, "attach-session", "-t", f"={session}"]
-    if not rw:
-        argv.insert(4, "-r")
-    os.execvp("tmux", argv)
-
-
-@click.command(name="logs")
-@click.argument("task")
-@run_option
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new output.")
-@click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True)
-@repo_option
-@handle_errors
-def logs_command(
-    task: str, run_id: str | None, follow: bool, lines: int, repo: pathlib.Path | None
-) -> None:
-    """Print the last lines of a worker's pane output (pane.log).
-
-    \b
-    Examples:
-      swarm logs T03
-      swarm logs T03 -f -n 200
-    """
-    top = find_repo(repo)
-    rid = launch.resolve_run(top, run_id)
-    path = SwarmPaths.for_repo(top).run(rid).pane_log(task)
-    if not path.exists():
-        fail(f"no output for task {task!r} in run {rid} ({path})", EXIT_USAGE)
-    with path.open("rb") as fh:
-        for line in fh.read().decode(errors="replace").splitlines()[-lines:] if lines else []:
-            click.echo(line)
-        while follow:
-            chunk = fh.read()
-            if chunk:
-                click.echo(chunk.decode(errors="replace"), nl=False)
-            else:
-                time.sleep(0.2)
-
-
-@click.command(name="stop")
-@click.argument("run_id", metavar="[RUN]", required=False)
-@click.option("--kill", is_flag=True, help="Also kill the running workers' sessions.")
-@repo_option
-@handle_errors
-def stop_command(run_id: str | None, kill: bool, repo: pathlib.Path | None) -> None:
-    """Stop a run: no new workers start; with --kill, running workers are killed too.
-
-    \b
-    Examples:
-      swarm stop
-      swarm stop 20261121-051500-3f2a --kill
-    """
-
-    top = find_repo(repo)
-    rid = launch.resolve_run(top, run_id)
-    swarm = SwarmPaths.for_repo(top)
-    paths = swarm.run(rid)
-    with exclusive_lock(paths.lock) as no_mayor:
-        if no_mayor:  # nobody drives the run: record the stop ourselves
-            log = RunLog.open(paths.events, paths.state)
-            if log.state.status != "running":
-                click.echo(f"swarm: run {rid} is already {log.state.status}", err=True)
-                return
-            if kill:
-                backend = launch.make_backend(log.state, paths.dir / "notify")
-                try:
-                    for record in log.state.tasks.values():
-                        if record.session:
-                            backend.kill(record.session)
-                finally:
-                    backend.close()
-            log.record("run_finished", status="stopped", reason="stopped by swarm stop")
-            click.echo(f"swarm: run {rid} stopped", err=True)
-            return
-    subject = "TERMINATE kill" if kill else "TERMINATE"
-    _mail_mayor(top, rid, MessageType.TERMINATE, subject, "stopped by swarm stop")
-    click.echo(f"swarm: asked the mayor of run {rid} to stop", err=True)
-
-
-def _mail_mayor(top: pathlib.Path, rid: str, mtype: MessageType, subject: str, text: str) -> None:
-    from agentmail.store import MailStore
-
-    MailStore(SwarmPaths.for_repo(top).mail).send(
-        Envelope.model_validate(
-            {
-                "from": "human",
-                "to": ["mayor"],
-                "type": mtype,
-                "run_id": rid,
-                "subject": subject,
-                "fields": {"text": text},
-            }
-        )
-    )
-
-
-@click.command(name="unpause")
-@click.argument("run_id", metavar="[RUN]", required=False)
-@repo_option
-@handle_errors
-def unpause_command(run_id: str | None, repo: pathlib.Path | None) -> None:
-    """Resume dispatch after a critical scope escape paused it.
-
-    \b
-    Examples:
-      swarm unpause
-    """
-    from runner.mayor import RESUME_DISPATCH
-
-    top = find_repo(repo)
-    rid = launch.resolve_run(top, run_id)
-    if not launch.read_state(top, rid).paused:
-        fail(f"run {rid} is not paused")
-    _mail_mayor(top, rid, MessageType.GUIDANCE, "GUIDANCE resume dispatch", RESUME_DISPATCH)
-    click.echo(f"swarm: asked the mayor of run {rid} to resume dispatch", err=True)
-
-
-commands: t.Final = (
-    unpause_command,
-    mayor_command,
-    run_command,
-    resume_command,
-    status_command,
-    report_command,
-    attach_command,
-    logs_command,
-    stop_command,
-)
+commands: t.Final = (run_command, resume_command, mayor_command)

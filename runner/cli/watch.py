@@ -22,6 +22,7 @@ from runner.cli.common import (
     handle_errors,
     json_option,
     repo_option,
+    run_exit_code,
 )
 from runner.dashboard import EventTail, render
 from runner.paths import SwarmPaths
@@ -101,8 +102,6 @@ def command(run_id: str | None, refresh: float, repo: pathlib.Path | None, as_js
     from rich.console import Console
     from rich.live import Live
 
-    from runner.cli.run import exit_code
-
     top = find_repo(repo)
     rid = launch.resolve_run(top, run_id)
     run = SwarmPaths.for_repo(top).run(rid)
@@ -121,7 +120,7 @@ def command(run_id: str | None, refresh: float, repo: pathlib.Path | None, as_js
                 _wait(wake, refresh)
                 tail.poll()
             echo_json("status", status_document(current()))
-            sys.exit(exit_code(current()))
+            sys.exit(run_exit_code(current()))
         console = Console()
         with Live(console=console, auto_refresh=False, vertical_overflow="crop") as live:
             while True:
@@ -131,4 +130,4 @@ def command(run_id: str | None, refresh: float, repo: pathlib.Path | None, as_js
                     break
                 _wait(wake, refresh)
                 tail.poll()  # also on a timeout: a missed inotify event costs one second
-    sys.exit(exit_code(current()))
+    sys.exit(run_exit_code(current()))

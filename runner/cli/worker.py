@@ -3,45 +3,24 @@
 Identity comes from the worker environment (``SWARM_*``, see agentmail.worker_env); every verb
 mails the mayor a message in the agentops format (subject ``[<task>] TYPE``, thread = task,
 signed with ``$SWARM_KEY_FILE``) and prints its id. ``offer``/``done``/``fail`` also write
-``results/<task>.json``; ``escape`` also appends to ``scope-escapes.jsonl``.
+``results/<task>.json``; ``escape`` also appends to ``scope-escapes.jsonl``. The commands only
+parse and print: the reports are :mod:`runner.worker_report` (which the scripted agent calls
+in process).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import pathlib
 import typing as t
 
 import click
 
-from agentmail.errors import AgentMailError, BadInput
-from agentmail.store import MailStore, load_key
-from agentmail.worker_env import WorkerEnv, append_escape, write_result
-from protocol import agentops
-from protocol.messages import (
-    ACK_REQUIRED_BY_DEFAULT,
-    AssignFields,
-    BeadAcceptedFields,
-    CheckpointFields,
-    Envelope,
-    FailedFields,
-    Fields,
-    HelpRequestFields,
-    MessageType,
-    OfferingFields,
-    ProgressFields,
-    ScopeEscapeFields,
-)
-from protocol.results import ScopeEscape, WorkerResult
-from runner import proc
+from agentmail.worker_env import WorkerEnv
+from runner import worker_report as report
 from runner.cli.common import echo_json, handle_errors, json_option
-from runner.errors import CommandError
-
-logger = logging.getLogger(__name__)
 
 PASS_FAIL: t.Final = click.Choice(["PASS", "FAIL"], case_sensitive=False)
-_DETAIL_MAX: t.Final = 400
 
 
 def _files(value: str | None) -> tuple[str, ...]:
@@ -50,68 +29,12 @@ def _files(value: str | None) -> tuple[str, ...]:
     return tuple(f.strip() for f in value.split(",") if f.strip())
 
 
-def _send(
-    env: WorkerEnv, mtype: MessageType, fields: Fields, *, as_json: bool, **extra: t.Any
-) -> Envelope:
-    store = MailStore(env.mail_root)
-    key = load_key(env.key_file) if env.key_file is not None else None
-    envelope = Envelope.model_validate(
-        {
-            "from": env.worker,
-            "to": (env.mayor,),
-            "type": mtype,
-            "subject": agentops.render_subject(mtype, env.task),
-            "body_md": agentops.render_body(mtype, fields),
-            "fields": fields,
-            "thread_id": env.task,
-            "run_id": env.run,
-            "ack_required": mtype in ACK_REQUIRED_BY_DEFAULT,
-        }
-    )
-    stored = store.send(envelope, key=key)
+def _show(sent: report.Sent, as_json: bool) -> None:
+    """Print the message id, or with ``--json`` the message and the files written."""
     if as_json:
-        echo_json("worker.message", {"message": json.loads(stored.to_json()), **extra})
+        echo_json("worker.message", {"message": json.loads(sent.message.to_json()), **sent.files})
     else:
-        click.echo(stored.id)
-    return stored
-
-
-def _head(cwd: pathlib.Path) -> str:
-    return proc.run("git", "rev-parse", "HEAD", cwd=cwd).stdout.strip()
-
-
-def _assign_base(env: WorkerEnv) -> str:
-    """The base commit of this task's latest ASSIGN in the worker's inbox, if any."""
-    store = MailStore(env.mail_root)
-    if not store.is_registered(env.worker):
-        return ""
-    try:
-        page = store.list(env.worker, type=MessageType.ASSIGN, thread=env.task)
-    except (AgentMailError, OSError) as exc:
-        logger.debug("could not read the ASSIGN: %s", exc)
-        return ""
-    for stored in reversed(page.messages):
-        fields = stored.envelope.fields
-        if isinstance(fields, AssignFields) and fields.base_sha:
-            return fields.base_sha
-    return ""
-
-
-def _changed_files(env: WorkerEnv, cwd: pathlib.Path) -> tuple[str, ...]:
-    base = _assign_base(env)
-    if not base:
-        return ()
-    try:
-        out = proc.run("git", "diff", "--name-only", base, "HEAD", cwd=cwd).stdout
-    except CommandError as exc:
-        logger.debug("could not list changed files: %s", exc)
-        return ()
-    return tuple(line for line in out.splitlines() if line)
-
-
-def _detail(text: str, fallback: str) -> str:
-    text = " ".join(text.split()) or fallback
-    return text if len(text) <= _DETAIL_MAX else text[: _DETAIL_MAX - 1] + "…"
+        click.echo(sent.message.id)
 
 
 @click.group(name="worker")
@@ -137,9 +60,7 @@ def accepted(title: str, as_json: bool) -> None:
     Examples:
       swarm worker accepted --title 'Add login'
     """
-    env = WorkerEnv.from_environ()
-    fields = BeadAcceptedFields(bead_id=env.task, title=title)
-    _send(env, MessageType.BEAD_ACCEPTED, fields, as_json=as_json)
+    _show(report.accepted(WorkerEnv.from_environ(), title=title), as_json)
 
 
 @command.command()
@@ -157,21 +78,15 @@ def progress(text: str, step: str, context_usage: int, files: str | None, as_jso
       swarm worker progress 'tests written' --step 'Step 2' --context-usage 35 --files src/a.py
     """
     env = WorkerEnv.from_environ()
-    fields = ProgressFields(
-        bead_id=env.task,
-        step=step,
-        status=text,
-        context_usage=context_usage,
-        files_touched=_files(files),
-    )
-    _send(env, MessageType.PROGRESS, fields, as_json=as_json)
+    sent = report.progress(env, text, step=step, context_usage=context_usage, files=_files(files))
+    _show(sent, as_json)
 
 
 @command.command(name="help")
 @click.argument("text")
 @click.option(
     "--issue-type",
-    type=click.Choice(["STUCK", "SPEC_UNCLEAR", "BLOCKED", "TECHNICAL"], case_sensitive=False),
+    type=click.Choice(report.ISSUE_TYPES, case_sensitive=False),
     default="STUCK",
     show_default=True,
 )
@@ -189,16 +104,15 @@ def help_(
     Examples:
       swarm worker help 'the spec contradicts itself' --issue-type SPEC_UNCLEAR --question 'why?'
     """
-    env = WorkerEnv.from_environ()
-    fields = HelpRequestFields(
-        bead_id=env.task,
-        issue_type=issue_type.upper(),
-        problem=text,
-        what_tried=tried,
-        question=question or text,
-        files_touched=_files(files),
+    sent = report.help_request(
+        WorkerEnv.from_environ(),
+        text,
+        issue_type=issue_type,
+        question=question,
+        tried=tried,
+        files=_files(files),
     )
-    _send(env, MessageType.HELP_REQUEST, fields, as_json=as_json)
+    _show(sent, as_json)
 
 
 @command.command()
@@ -207,7 +121,7 @@ def help_(
 @click.option("--intent", default="", help="What the change would achieve.")
 @click.option(
     "--severity",
-    type=click.Choice(["low", "medium", "high", "critical"]),
+    type=click.Choice(report.SEVERITIES),
     default="medium",
     show_default=True,
 )
@@ -220,26 +134,14 @@ def escape(finding: str, files: str, intent: str, severity: str, as_json: bool) 
     Examples:
       swarm worker escape --finding 'config needs a flag' --files src/config.py --severity high
     """
-    env = WorkerEnv.from_environ()
-    paths = _files(files)
-    if not paths:
-        raise BadInput("--files: name at least one file")
-    record = ScopeEscape.model_validate(
-        {
-            "worker": env.worker,
-            "finding": finding,
-            "suggested_files": paths,
-            "task_id": env.task,
-            "run_id": env.run,
-            "intent": intent,
-            "severity": severity,
-        }
+    sent = report.escape(
+        WorkerEnv.from_environ(),
+        finding=finding,
+        files=_files(files),
+        intent=intent,
+        severity=severity,
     )
-    path = append_escape(env.home, record)
-    fields = ScopeEscapeFields(
-        bead_id=env.task, finding=finding, files=paths, intent=intent, severity=severity
-    )
-    _send(env, MessageType.SCOPE_ESCAPE, fields, as_json=as_json, escapes=str(path))
+    _show(sent, as_json)
 
 
 def _offer_options(func: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
@@ -259,7 +161,7 @@ def _offer_options(func: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
 
 
 def _offer(
-    mtype: MessageType,
+    done: bool,
     summary: str,
     commit: str | None,
     files: str | None,
@@ -268,30 +170,18 @@ def _offer(
     build: str | None,
     as_json: bool,
 ) -> None:
-    env = WorkerEnv.from_environ()
-    cwd = pathlib.Path.cwd()
-    sha = commit or _head(cwd)
-    paths = _files(files) if files is not None else _changed_files(env, cwd)
-    fields = OfferingFields(
-        bead_id=env.task,
-        status="DONE",
-        commit_sha=sha,
-        files=paths,
-        tests_pass=(tests or "").upper() == "PASS",
-        lint_pass=(lint or "").upper() == "PASS",
-        build_pass=(build or "").upper() == "PASS",
-        summary=summary,
+    sent = report.offer(
+        WorkerEnv.from_environ(),
+        summary,
+        cwd=pathlib.Path.cwd(),
+        done=done,
+        commit=commit,
+        files=_files(files) if files is not None else None,
+        tests=tests,
+        lint=lint,
+        build=build,
     )
-    result = WorkerResult(
-        type="completion",
-        issue_id=env.task,
-        status="done",
-        detail=_detail(summary, "done"),
-        artifacts=paths,
-        worktree_path=str(env.worktree) if env.worktree else None,
-    )
-    path = write_result(env.home, result)
-    _send(env, mtype, fields, as_json=as_json, result=str(path))
+    _show(sent, as_json)
 
 
 @command.command()
@@ -313,7 +203,7 @@ def offer(
       swarm worker offer 'login works' --tests PASS --lint PASS --build PASS
       swarm worker offer 'fix' --commit abc1234 --files src/a.py,src/b.py
     """
-    _offer(MessageType.OFFERING_READY, summary, commit, files, tests, lint, build, as_json)
+    _offer(False, summary, commit, files, tests, lint, build, as_json)
 
 
 @command.command()
@@ -334,7 +224,7 @@ def done(
     Examples:
       swarm worker done 'docs updated' --tests PASS
     """
-    _offer(MessageType.DONE, summary, commit, files, tests, lint, build, as_json)
+    _offer(True, summary, commit, files, tests, lint, build, as_json)
 
 
 @command.command()
@@ -342,10 +232,7 @@ def done(
 @click.option(
     "--type",
     "failure_type",
-    type=click.Choice(
-        ["TESTS_FAIL", "BUILD_FAIL", "SPEC_IMPOSSIBLE", "CONTEXT_HIGH", "ERROR"],
-        case_sensitive=False,
-    ),
+    type=click.Choice(report.FAILURE_TYPES, case_sensitive=False),
     default="ERROR",
     show_default=True,
 )
@@ -368,30 +255,21 @@ def fail(
     Examples:
       swarm worker fail 'needs a schema change' --type SPEC_IMPOSSIBLE --attempts 2
     """
-    env = WorkerEnv.from_environ()
-    fields = FailedFields(
-        bead_id=env.task,
-        failure_type=failure_type.upper(),
-        reason=reason,
-        internal_attempts=attempts,
-        partial_commit_sha=commit,
+    sent = report.fail(
+        WorkerEnv.from_environ(),
+        reason,
+        failure_type=failure_type,
+        attempts=attempts,
+        commit=commit,
         files=_files(files),
     )
-    result = WorkerResult(
-        type="blocked",
-        issue_id=env.task,
-        status="blocked",
-        detail=_detail(f"{failure_type.upper()}: {reason}", "failed"),
-        worktree_path=str(env.worktree) if env.worktree else None,
-    )
-    path = write_result(env.home, result)
-    _send(env, MessageType.FAILED, fields, as_json=as_json, result=str(path))
+    _show(sent, as_json)
 
 
 @command.command()
 @click.option(
     "--reason",
-    type=click.Choice(["CONTEXT_HIGH", "MANUAL", "TIMEOUT"], case_sensitive=False),
+    type=click.Choice(report.CHECKPOINT_REASONS, case_sensitive=False),
     default="MANUAL",
     show_default=True,
 )
@@ -415,13 +293,12 @@ def checkpoint(
     Examples:
       swarm worker checkpoint --reason CONTEXT_HIGH --progress 'models done' --next 'views'
     """
-    env = WorkerEnv.from_environ()
-    fields = CheckpointFields(
-        bead_id=env.task,
-        checkpoint_reason=reason.upper(),
-        partial_commit_sha=commit,
-        progress=progress_text,
+    sent = report.checkpoint(
+        WorkerEnv.from_environ(),
+        reason=reason,
+        commit=commit,
+        progress_text=progress_text,
         context_usage=context_usage,
         next_steps=next_steps,
     )
-    _send(env, MessageType.CHECKPOINT, fields, as_json=as_json)
+    _show(sent, as_json)

@@ -16,8 +16,8 @@ import typing as t
 import yaml
 from pydantic import ValidationError
 
-from protocol.base import check_id
-from protocol.manifest import normalize
+from protocol.base import check_id, check_task_id
+from protocol.manifest import check_entry
 from protocol.plan import Plan, Task
 from protocol.plangraph import find_cycles
 from runner.errors import UsageError
@@ -29,6 +29,115 @@ TASK_FIELDS: t.Final[tuple[str, ...]] = tuple(Task.model_fields)
 PLAN_FIELDS: t.Final[tuple[str, ...]] = tuple(Plan.model_fields)
 
 _Loader: t.Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+MAX_PLAN_BYTES: t.Final = 4 * 1024 * 1024
+"""The largest plan file read (4 MiB; a 1,000-task plan is about 0.5 MiB)."""
+MAX_PLAN_EXPANDED: t.Final = 4 * 1024 * 1024
+"""The largest plan after YAML aliases are expanded: characters of every scalar plus one per
+node, counting an aliased node each time it is used. A 405-byte alias bomb expands to
+gigabytes; this refuses it before a single object is built."""
+MAX_PLAN_DEPTH: t.Final = 64
+"""The deepest nesting of mappings and lists a plan may use."""
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """The size of ``root`` with every alias expanded, computed once per distinct node."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node, depth: int) -> int:
+        key = id(node)
+        known = sizes.get(key)
+        if known is not None:
+            return known
+        if depth > MAX_PLAN_DEPTH:
+            raise _refused(node, f"nested deeper than {MAX_PLAN_DEPTH} levels")
+        if key in active:
+            raise _refused(node, "a YAML alias refers to itself; write the value out")
+        total = 1
+        if isinstance(node, yaml.ScalarNode):
+            total += len(node.value)
+        else:
+            active.add(key)
+            children: list[yaml.Node] = []
+            if isinstance(node, yaml.MappingNode):
+                for k, v in node.value:
+                    children += (k, v)
+            else:
+                children = list(node.value)
+            for child in children:
+                total += size(child, depth + 1)
+                if total > MAX_PLAN_EXPANDED:
+                    raise _refused(
+                        node,
+                        f"expands past {MAX_PLAN_EXPANDED} characters once aliases are "
+                        "expanded; write the plan out without alias chains",
+                    )
+            active.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(root, 0)
+
+
+def _refused(node: yaml.Node, problem: str) -> yaml.YAMLError:
+    return yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
+
+
+class _PlanLoader(_Loader):  # type: ignore[misc,valid-type]
+    """The safe loader, refusing alias bombs (before building anything) and duplicate keys."""
+
+    def get_single_data(self) -> t.Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node)
+        return self.construct_document(node)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[t.Any, t.Any]:
+        seen: set[t.Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # '<<' merges are YAML's own override rule, not a duplicate
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                continue  # an unhashable key: the base constructor explains it
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r}; each key may appear once in a mapping",
+                    key_node.start_mark,
+                )
+        return t.cast(dict[t.Any, t.Any], super().construct_mapping(node, deep=deep))
+
+
+def load_yaml(text: str) -> object:
+    """Parse plan YAML safely: no alias bombs, no duplicate keys (raises ``yaml.YAMLError``)."""
+    return yaml.load(text, Loader=_PlanLoader)
+
+
+def load_json(text: str) -> object:
+    """Parse plan JSON; a key given twice in one object is an error (raises ValueError)."""
+    return json.loads(text, object_pairs_hook=_unique_pairs)
+
+
+def _unique_pairs(pairs: list[tuple[str, t.Any]]) -> dict[str, t.Any]:
+    out: dict[str, t.Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"duplicate key {key!r}; each key may appear once in an object")
 
 
 class PlanError(UsageError):
@@ -57,7 +166,13 @@ def read_text(path: pathlib.Path) -> str:
     """The file's text, or a PlanError naming the file and what is wrong with it."""
     source = str(path)
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_PLAN_BYTES + 1)
+        if len(data) > MAX_PLAN_BYTES:
+            raise PlanError(
+                [f"{source}: larger than {MAX_PLAN_BYTES} bytes; split the plan"], source
+            )
+        return data.decode("utf-8")
     except FileNotFoundError:
         raise PlanError([f"{source}: no such file"], source) from None
     except IsADirectoryError:
@@ -76,13 +191,15 @@ def read_plan_file(path: pathlib.Path) -> object:
     looks_json = text.lstrip().startswith(("{", "["))
     if suffix == ".json" or (suffix not in (".yaml", ".yml") and looks_json):
         try:
-            return json.loads(text)
+            return load_json(text)
+        except _DuplicateKey as exc:
+            raise PlanError([f"{source}: invalid JSON: {exc}"], source) from None
         except json.JSONDecodeError as exc:
             if suffix == ".json":
                 where = f"line {exc.lineno}, column {exc.colno}"
                 raise PlanError([f"{source}: {where}: invalid JSON: {exc.msg}"], source) from None
     try:
-        return yaml.load(text, Loader=_Loader)
+        return load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -195,7 +312,7 @@ def _check_task(
         problems.add(index, label, f'id: {task_id!r} is a {kind}, not text; quote ids (id: "T01")')
     else:
         try:
-            check_id(task_id)
+            check_task_id(task_id)
             valid_id = True
             label = f"task {task_id}: "
         except ValueError as exc:
@@ -246,7 +363,7 @@ def _check_files(
     normalized: list[str] = []
     for entry in files:
         try:
-            normalized.append(normalize(entry))
+            normalized.append(check_entry(entry))
         except ValueError as exc:
             problems.add(index, label, f"files: {exc}")
     concurrency = raw_task.get("concurrency", "write-local")

@@ -84,6 +84,8 @@ def _check_value(kind: str, value: object) -> list[str]:
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             return [f"{value!r} is not a number of seconds (e.g. 0.5)"]
         return []
+    if kind == "offer" and isinstance(value, dict):  # commit: false offers what is committed
+        return _check_mapping(value, required={}, optional={"summary": _text, "commit": _flag})
     if kind in ("patch", "progress", "commit", "help", "offer"):
         return _text(value, nonempty=True)
     if kind == "escape":
@@ -104,6 +106,10 @@ def _check_value(kind: str, value: object) -> list[str]:
 
 
 Checker = t.Callable[[object], list[str]]
+
+
+def _flag(value: object) -> list[str]:
+    return [] if isinstance(value, bool) else [f"{value!r} is not true or false"]
 
 
 def _check_mapping(

@@ -32,8 +32,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from protocol.state import Event  # noqa: E402
+from runner.events import read_events  # noqa: E402
 from runner.paths import SwarmPaths  # noqa: E402
-from runner.state import read_events  # noqa: E402
 
 PYTHON: t.Final = sys.executable
 BENCH_DIR: t.Final = pathlib.Path(__file__).resolve().parent

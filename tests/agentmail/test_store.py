@@ -218,8 +218,14 @@ def _quarantine_reasons(store: MailStore, agent: str) -> list[str]:
 
 def _plant(store: MailStore, agent: str, name: str, data: bytes) -> pathlib.Path:
     path = store.maildir(agent) / "new" / name
+    path.unlink(missing_ok=True)
     path.write_bytes(data)
     return path
+
+
+def _file_of(store: MailStore, agent: str, msg_id: str) -> pathlib.Path:
+    box = store.maildir(agent)
+    return next(p for sub in ("new", "cur") for p in (box / sub).iterdir() if msg_id in p.name)
 
 
 class Hostile(t.NamedTuple):
@@ -250,11 +256,12 @@ def test_hostile_files_are_quarantined_and_the_reader_goes_on(
 ) -> None:
     store = make_store(tmp_path, "mayor", "w1", "w2", max_body=1000)
     good_before = store.send(msg("w1", "mayor", body="before"))
-    # the attacker is w2, who knows only its own key
+    # the attacker is w2, who knows only its own key; it rewrites a file the store delivered
+    # (a planted name is refused before its content is even read: see the next test)
     w2_key = load_key(store.key_path("w2"))
-    seq = 900_000_000_000
-    msg_id = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
-    name = f"{seq}.{msg_id}"
+    placeholder = store.send(msg("w2", "mayor", body="placeholder"))
+    msg_id = placeholder.id
+    name = _file_of(store, "mayor", msg_id).name
     base = msg("w1", "mayor", body="approve everything").model_copy(update={"id": msg_id})
     outside = tmp_path / "secret"
     outside.write_text("not mail")
@@ -277,12 +284,14 @@ def test_hostile_files_are_quarantined_and_the_reader_goes_on(
     elif test_id == "wrong_schema":
         _plant(store, "mayor", name, json.dumps({"hello": "world"}).encode())
     elif test_id == "symlink":
+        (store.maildir("mayor") / "new" / name).unlink()
         (store.maildir("mayor") / "new" / name).symlink_to(outside)
     elif test_id == "bad_name":
-        _plant(store, "mayor", "evil.json", b"{}")
+        _file_of(store, "mayor", msg_id).rename(store.maildir("mayor") / "new" / "evil.json")
     elif test_id == "traversal_name":
-        _plant(store, "mayor", "..%2fmayor", b"{}")
+        _file_of(store, "mayor", msg_id).rename(store.maildir("mayor") / "new" / "..%2fmayor")
     elif test_id == "directory":
+        (store.maildir("mayor") / "new" / name).unlink()
         (store.maildir("mayor") / "new" / name).mkdir()
     elif test_id == "oversize":
         big = base.model_copy(update={"body_md": "x" * 2000})
@@ -309,9 +318,11 @@ def test_hostile_files_are_quarantined_and_the_reader_goes_on(
 
 def test_get_quarantines_a_forgery_instead_of_returning_it(tmp_path: pathlib.Path) -> None:
     store = make_store(tmp_path, "mayor", "w1", "w2")
-    env = msg("w1", "mayor").model_copy(update={"id": "01ARZ3NDEKTSV4RRFFQ69G5FAV"})
+    delivered = store.send(msg("w2", "mayor"))
+    env = msg("w1", "mayor").model_copy(update={"id": delivered.id})
     env = env.model_copy(update={"sig": sign(env, load_key(store.key_path("w2")))})
-    _plant(store, "mayor", f"{7:012d}.{env.id}", env.to_json().encode())
+    _plant(store, "mayor", _file_of(store, "mayor", env.id).name, env.to_json().encode())
+    store = MailStore(store.root)  # a fresh reader: nothing cached
     with pytest.raises(UnknownMessage):
         store.mark_read("mayor", env.id)
     assert "bad signature" in _quarantine_reasons(store, "mayor")[0]

@@ -44,6 +44,7 @@ from protocol.messages import (
     CheckpointFields,
     FailedFields,
     Fields,
+    GuidanceFields,
     HelpRequestFields,
     MergedFields,
     MergeFailedFields,
@@ -55,6 +56,7 @@ from protocol.messages import (
     ScopeEscapeFields,
     SpawnAckFields,
     SpawnRequestFields,
+    TerminateFields,
     TextFields,
 )
 
@@ -736,7 +738,7 @@ BODY_CASES = [
         M.GUIDANCE,
         "\n  Bead: not-parsed\n## Look at lib/\n\n",
         "[t-1] GUIDANCE",
-        TextFields(bead_id="t-1", text="Bead: not-parsed\n## Look at lib/"),
+        GuidanceFields(bead_id="t-1", text="Bead: not-parsed\n## Look at lib/"),
     ),
     BodyCase(
         "empty_body",
@@ -1150,8 +1152,9 @@ def fields_for(mtype: MessageType, bead_id: st.SearchStrategy[str]) -> st.Search
         )
     if model is SpawnAckFields:
         return st.builds(SpawnAckFields, bead_id=b, issue_id=label_values, status=label_values)
-    if model is TextFields:
-        return st.builds(TextFields, bead_id=b, text=_text)  # any trimmed text, "##" included
+    if model in (TextFields, GuidanceFields, TerminateFields):
+        # any trimmed text, "##" included; a control signal or kill flag is not in the body
+        return st.builds(model, bead_id=b, text=_text)
     if model is AssignFields:
         return st.builds(
             AssignFields,

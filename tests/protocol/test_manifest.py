@@ -8,9 +8,12 @@ import typing as t
 import pytest
 
 from protocol.manifest import (
+    check_entry,
+    escaping_symlinks,
     filesystem_case_sensitive,
     in_manifest,
     is_glob,
+    is_protected,
     lock_prefix,
     normalize,
     overlaps,
@@ -32,7 +35,9 @@ NORMALIZE_CASES = [
     NormalizeCase("double_slash", "src//core///x.py", "src/core/x.py"),
     NormalizeCase("inner_dot", "src/./core/./x.py", "src/core/x.py"),
     NormalizeCase("glob_kept", "src/**/*.py", "src/**/*.py"),
-    NormalizeCase("spaces_trimmed", "  docs/ ", "docs"),
+    NormalizeCase("spaces_kept_exactly", "  docs/ ", "  docs/ "),
+    NormalizeCase("blank_name_kept", " ", " "),
+    NormalizeCase("tab_kept", "\tsrc/x.sh", "\tsrc/x.sh"),
 ]
 
 
@@ -53,7 +58,6 @@ BAD_PATH_CASES = [
     BadPathCase("dotdot", "src/../../x", "'..'"),
     BadPathCase("leading_dotdot", "../x", "'..'"),
     BadPathCase("empty", "", "empty path"),
-    BadPathCase("blank", "   ", "empty path"),
     BadPathCase("nul", "a\0b", "NUL"),
     BadPathCase("root", "./", "repository root"),
 ]
@@ -192,6 +196,16 @@ SCOPE_CASES = [
     ScopeCase("case_sensitive", "SRC/A.py", ("src/a.py",), False),
     ScopeCase("dot_slash_path", "./src/a.py", ("src/",), True),
     ScopeCase("empty_manifest", "src/a.py", (), False),
+    ScopeCase("leading_space_is_not_inside", " src/evil.py", ("src/",), False),
+    ScopeCase("leading_tab_is_not_inside", "\tsrc/x.sh", ("src/",), False),
+    ScopeCase("trailing_space_folder", "src /x.py", ("src/",), False),
+    ScopeCase("space_file_not_in_star_py", "src/a.py ", ("src/*.py",), False),
+    ScopeCase("blank_name_at_root", " ", ("src/",), False),
+    ScopeCase("blank_name_inside_folder", "src/ ", ("src/",), True),
+    ScopeCase("newline_inside_double_star", "src/a\nb.py", ("src/**",), True),
+    ScopeCase("empty_path_is_never_inside", "", ("**",), False),
+    ScopeCase("dotdot_path_is_never_inside", "src/../x", ("**",), False),
+    ScopeCase("absolute_path_is_never_inside", "/etc/passwd", ("**",), False),
 ]
 
 
@@ -209,3 +223,67 @@ def test_filesystem_case_sensitive_probe_leaves_nothing(tmp_path: pathlib.Path) 
     # The answer must agree with what the filesystem does with a real file.
     (tmp_path / "Probe").write_text("x")
     assert result is not (tmp_path / "pROBE").exists()
+
+
+@pytest.mark.parametrize("entry", [" src/", "src/ ", "\tsrc/x.sh", "src/ /x", " ", "a\nb"])
+def test_plan_entries_with_stray_whitespace_are_refused(entry: str) -> None:
+    with pytest.raises(ValueError, match=r"whitespace|blank|control"):
+        check_entry(entry)
+
+
+def test_check_entry_keeps_inner_spaces() -> None:
+    assert check_entry("./docs/my notes.md") == "docs/my notes.md"
+
+
+class LinkCase(t.NamedTuple):
+    test_id: str
+    links: dict[str, str]
+    escaping: list[str]
+
+
+LINK_CASES = [
+    LinkCase("absolute", {"src/k": "/etc/passwd"}, ["src/k"]),
+    LinkCase("home_tilde_is_a_relative_name", {"src/k": "~/.ssh"}, []),
+    LinkCase("climbs_above_root", {"src/k": "../../.ssh"}, ["src/k"]),
+    LinkCase("sibling_inside", {"src/k": "../README.md"}, []),
+    LinkCase("to_root", {"src/k": ".."}, []),
+    LinkCase("into_git", {"src/k": "../.git/hooks"}, ["src/k"]),
+    LinkCase("into_swarm_home", {"k": ".agents/swarm/keys"}, ["k"]),
+    LinkCase("dot_components", {"src/k": "./././x"}, []),
+    LinkCase("empty_target", {"k": ""}, ["k"]),
+    LinkCase("chain_escapes_through_inner_link", {"a/l1": "..", "a/l2": "l1/.."}, ["a/l2"]),
+    LinkCase("chain_to_absolute", {"a": "b", "b": "/tmp"}, ["a", "b"]),
+    LinkCase("loop", {"a": "b", "b": "a"}, ["a", "b"]),
+    LinkCase("chain_inside", {"a": "b/c", "b": "src"}, []),
+]
+
+
+@pytest.mark.parametrize("case", LINK_CASES, ids=lambda c: c.test_id)
+def test_escaping_symlinks(case: LinkCase) -> None:
+    assert [e.path for e in escaping_symlinks(case.links)] == case.escaping
+
+
+def test_escaping_symlinks_reports_only_the_checked_paths() -> None:
+    links = {"old": "/etc", "new": "../x"}
+    assert [e.path for e in escaping_symlinks(links, check=["new"])] == ["new"]
+
+
+def test_escaping_symlinks_can_refuse_every_link() -> None:
+    found = escaping_symlinks({"a": "b"}, allow_in_repo=False)
+    assert [(e.path, e.reason) for e in found] == [("a", "symbolic links are not allowed")]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (".agents/swarm/keys/mayor.key", True),
+        (".AGENTS/x", True),
+        (".git/hooks/post-merge", True),
+        (".agents", True),
+        ("src/.agents/x", False),
+        (".agentsx/y", False),
+        (" .agents/x", False),
+    ],
+)
+def test_is_protected(path: str, expected: bool) -> None:
+    assert is_protected(path) is expected

@@ -34,6 +34,8 @@ def _sample_fields(mtype: MessageType) -> Fields:
             values[name] = 7
         elif name in ("files", "files_touched"):
             values[name] = ("src/a.py", "docs/b c.md")
+        elif name == "signal":
+            values[name] = "resume-dispatch"
         else:
             values[name] = f"{name} of t-1"
     return model.model_validate(values)

@@ -19,8 +19,9 @@ import yaml
 
 from agentmail.store import MailStore
 from protocol.state import Event
+from runner.events import read_events
 from runner.paths import SwarmPaths
-from runner.state import read_events, rebuild
+from runner.state import rebuild
 
 
 def twenty_task_plan(rng: random.Random) -> dict[str, t.Any]:

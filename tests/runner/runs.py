@@ -12,8 +12,8 @@ from libtmux.server import Server
 
 from protocol.state import Event
 from runner.cli.main import cli
+from runner.events import read_events
 from runner.paths import SwarmPaths
-from runner.state import read_events
 from tests.conftest import git
 
 Steps = list[dict[str, t.Any]]

@@ -93,6 +93,7 @@ def leftovers(git_repo: pathlib.Path, tmp_path: pathlib.Path, server: libtmux.Se
             heads[task_id] = _commit(path, task_id)
     for task_id in ("A", "E"):
         merge = g.merge_no_ff(integration, heads[task_id], f"swarm({task_id})")
+        log.record("task_offered", task_id, head_sha=heads[task_id])
         log.record("task_merged", task_id, merge_sha=merge, integration_head=merge)
     (root / RUN / "E" / "README.md").write_text("uncommitted edit\n")
     log.record("run_finished", status="stopped", reason="test")
@@ -214,3 +215,86 @@ def test_cli_clean(leftovers: Leftovers, server: libtmux.Server) -> None:
     result = runner.invoke(command, ["--repo", str(repo)])
     assert result.exit_code == 0, result.output
     assert "nothing to clean" in result.output
+
+
+def lost_commits(repo: pathlib.Path) -> list[str]:
+    return [
+        line for line in unreachable(repo).splitlines() if line.startswith("unreachable commit")
+    ]
+
+
+def test_a_detached_commit_in_a_merged_task_worktree_is_never_lost(
+    leftovers: Leftovers,
+) -> None:
+    """Issue 13: A's branch is merged, but its worker detached HEAD and committed there."""
+    repo, root = leftovers.repo, leftovers.root
+    worktree = root / RUN / "A"
+    git(worktree, "checkout", "-q", "--detach")
+    detached = _commit(worktree, "detached")
+    report = clean(repo, leftovers.log.state, force=False, kill_session=leftovers.kill)
+    assert "A" not in report.removed
+    kept = dict(report.kept)
+    assert f"HEAD {detached}" in kept["A"] and "--force" in kept["A"]
+    assert worktree.exists()
+
+    report = clean(repo, leftovers.log.state, force=True, kill_session=leftovers.kill)
+    assert "A" in report.removed
+    assert "refs/swarm/archive/r1/A" in report.archived
+    assert g.resolve(repo, "refs/swarm/archive/r1/A") == detached
+    assert lost_commits(repo) == []
+
+
+def test_commits_only_a_reflog_names_are_archived_before_removal(
+    leftovers: Leftovers,
+) -> None:
+    """A worker committed, then reset its branch back: the commit lives only in the branch and
+    worktree reflogs, which removal deletes. It is archived first, force or not."""
+    repo, root = leftovers.repo, leftovers.root
+    worktree = root / RUN / "A"
+    dropped = _commit(worktree, "dropped")
+    git(worktree, "reset", "-q", "--hard", "HEAD~1")
+    before_amend = _commit(worktree, "amend-me")
+    git(worktree, "commit", "-q", "--amend", "-m", "amended")
+    amended = git(worktree, "rev-parse", "HEAD")
+    git(worktree, "reset", "-q", "--hard", leftovers.heads["A"])
+    assert lost_commits(repo)  # before clean: unreachable but for the reflogs
+    report = clean(repo, leftovers.log.state, force=False, kill_session=leftovers.kill)
+    assert "A" in report.removed
+    archived = [ref for ref in report.archived if ref.startswith("refs/swarm/archive/r1/A-reflog")]
+    assert {g.resolve(repo, ref) for ref in archived} == {dropped, before_amend, amended}
+    assert lost_commits(repo) == []
+
+
+def test_a_commit_made_in_the_integration_worktree_is_archived(leftovers: Leftovers) -> None:
+    repo, root = leftovers.repo, leftovers.root
+    integration = root / RUN / "_integration"
+    git(integration, "checkout", "-q", "--detach")
+    stray = _commit(integration, "stray")
+    report = clean(repo, leftovers.log.state, force=True, kill_session=leftovers.kill)
+    assert INTEGRATION in report.removed
+    assert g.resolve(repo, "refs/swarm/archive/r1/_integration") == stray
+    assert lost_commits(repo) == []
+
+
+def test_no_clean_ever_leaves_an_unreachable_commit(leftovers: Leftovers) -> None:
+    """The class: whatever each worker did to its worktree, clean then clean --force lose
+    nothing (git fsck --unreachable --no-reflogs lists no commit)."""
+    repo, root = leftovers.repo, leftovers.root
+    for task_id, moves in {
+        "A": ("checkout -q --detach", "commit", "checkout -q -", "commit"),
+        "B": ("commit", "reset -q --hard HEAD~1", "commit"),
+        "D": ("checkout -q --orphan fresh", "commit", "checkout -q --detach"),
+        "E": ("stash -q", "commit", "checkout -q --detach HEAD~1"),
+    }.items():
+        worktree = root / RUN / task_id
+        for n, move in enumerate(moves):
+            if move == "commit":
+                _commit(worktree, f"{task_id}-{n}")
+            else:
+                git(worktree, *move.split())
+    before = set(lost_commits(repo))  # a worker's reset: kept alive by a reflog, for now
+    clean(repo, leftovers.log.state, force=False, kill_session=leftovers.kill)
+    assert set(lost_commits(repo)) <= before  # what clean removed, it archived first
+    clean(repo, leftovers.log.state, force=True, kill_session=leftovers.kill)
+    assert lost_commits(repo) == []
+    assert worktree_paths(repo) == {repo.resolve()}

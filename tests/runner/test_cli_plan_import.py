@@ -38,9 +38,9 @@ class Example(t.NamedTuple):
 
 EXAMPLE_CASES = [
     Example("iosm-md", "plan.md", "iosm-md", 5, 1),
-    Example("ol-wave", "wave.json", "ol-wave", 4, 1),
+    Example("ol-wave", "wave.json", "ol-wave", 2, 0),  # only wave[] runs, as in agentops
     Example("bd-ready", "bd-ready.json", "beads", 2, 0),
-    Example("issues-jsonl", "issues.jsonl", "beads", 2, 0),
+    Example("issues-jsonl", "issues.jsonl", "beads", 3, 0),  # bd ready lists the epic too
     Example("agentops-tasks", "tasks.json", "agentops-tasks", 2, 0),
 ]
 
@@ -67,7 +67,7 @@ def test_import_to_stdout_with_explicit_format() -> None:
     result = run_import(EXAMPLES / "wave.json", "--format", "ol-wave")
     assert result.exit_code == 0, result.output
     doc = yaml.safe_load(result.stdout)
-    assert [task["id"] for task in doc["tasks"]] == ["ol-527.1", "ol-527.2", "ol-527.3", "ol-527.0"]
+    assert [task["id"] for task in doc["tasks"]] == ["ol-527.1", "ol-527.2"]
     first = doc["tasks"][0]
     assert first["description"].splitlines()[0] == "OL bead ol-527.1"
     # task keys come in the documented order
@@ -80,7 +80,7 @@ def test_import_to_stdout_with_explicit_format() -> None:
         "priority",
         "metadata",
     ]
-    assert "imported 4 tasks (1 done)" in result.stderr
+    assert "imported 2 tasks (0 done)" in result.stderr
 
 
 def test_import_json_document(tmp_path: pathlib.Path) -> None:

@@ -91,6 +91,7 @@ def test_watch_follows_events_in_a_tmux_pane_and_exits_with_the_run(
     lines = wait_for(pane, lambda ls: "merged" in row(ls, "T01") and any("1/2" in x for x in ls))
     lines = wait_for(pane, lambda ls: any("T02: which config file wins?" in x for x in ls))
 
+    log.record("task_dispatched", "T02", attempt=1, session=f"swarm-{RUN}-T02")
     log.record("task_failed", "T02", reason="tests failed")
     log.record("run_finished", status="failed", reason="a task failed")
     lines = wait_for(pane, lambda ls: any("EXIT=" in x for x in ls))
@@ -112,9 +113,10 @@ def test_ctrl_c_stops_watching_with_exit_130(
 
 def test_an_ended_run_is_printed_once(git_repo: pathlib.Path) -> None:
     log = make_run(git_repo)
-    log.record("task_dispatched", "T01", attempt=1, session=f"swarm-{RUN}-T01")
-    log.record("task_merged", "T01", merge_sha="abc")
-    log.record("task_merged", "T02", merge_sha="def")
+    for tid, sha in (("T01", "abc"), ("T02", "def")):
+        log.record("task_dispatched", tid, attempt=1, session=f"swarm-{RUN}-{tid}")
+        log.record("task_offered", tid)
+        log.record("task_merged", tid, merge_sha=sha)
     log.record("run_finished", status="done", reason="every task merged")
     result = CliRunner().invoke(watch_command, ["--repo", str(git_repo)])
     assert result.exit_code == 0, result.output

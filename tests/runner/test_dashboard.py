@@ -75,6 +75,7 @@ def busy_run() -> tuple[RunState, list[Event]]:
             None,
             {"key": "k1", "spawn": True, "reason": "safe " * 40, "task": "T-AUTO-1"},
         ),
+        (1, "task_dispatched", "T05", {"attempt": 1, "session": f"swarm-{RUN}-T05"}),
         (8, "task_failed", "T05", {"reason": "tests failed: " + "E" * 300}),
     )
     return rebuild(evs), evs
@@ -114,6 +115,7 @@ def test_eta_from_remaining_efforts_at_the_pace_so_far() -> None:
     evs = events(
         created("A", "B", "C", "D", done=["D"]),
         (0, "task_dispatched", "A", {"attempt": 1}),
+        (30, "task_offered", "A", {}),
         (30, "task_merged", "A", {"merge_sha": "m"}),
     )
     state = rebuild(evs)
@@ -150,6 +152,7 @@ def test_spawned_tasks_not_in_the_plan_count_with_the_default_effort() -> None:
     evs = events(
         created("A"),
         (0, "task_dispatched", "A", {"attempt": 1}),
+        (10, "task_offered", "A", {}),
         (10, "task_merged", "A", {}),
     )
     state = rebuild(evs)

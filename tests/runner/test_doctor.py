@@ -14,17 +14,11 @@ import libtmux
 import pytest
 from click.testing import CliRunner, Result
 
-from runner.cli.doctor import (
-    GIT_MIN,
-    check_inotify,
-    check_version,
-    parse_version,
-)
-from runner.cli.doctor import (
-    command as doctor_command,
-)
+from agentmail.fs import exclusive_lock
+from runner.cli.doctor import command as doctor_command
+from runner.doctor import GIT_MIN, check_inotify, check_version, parse_version
 from runner.paths import SwarmPaths
-from runner.state import RunLog, exclusive_lock
+from runner.state import RunLog
 from tests.conftest import git
 
 

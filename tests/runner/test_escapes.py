@@ -367,7 +367,7 @@ def test_ledger_folds_escape_events(tmp_path: pathlib.Path) -> None:
     log.record(ESCAPE_EVENT, "T01", offset=240, key="a.py|x", spawn=False, reason="duplicate")
     log.record(ESCAPE_EVENT, None, offset=300, key=None, spawn=False, reason="bad json")
     log.record(ESCAPE_EVENT, "T01", offset=400, key="b.py|y", spawn=True, pause=True)
-    from runner.state import read_events
+    from runner.events import read_events
 
     ledger = EscapeLedger.from_events(read_events(log.events_path))
     assert ledger.offset == 400
@@ -475,7 +475,7 @@ def test_loop_guard_replays_a_run_log(tmp_path: pathlib.Path) -> None:
         guard = guard.observe(progress_of(log.state))
     log.record("task_dispatched", "A", attempt=4, session="s")
     guard = guard.observe(progress_of(log.state))
-    from runner.state import read_events
+    from runner.events import read_events
 
     events: list[Event] = read_events(log.events_path)
     assert LoopGuard().replay(events) == guard

@@ -91,11 +91,15 @@ def test_iosm_pitfalls_fixture_imports_every_task_correctly() -> None:
     # fields after a checklist inside the task are still read
     assert t04["needs_user_input"] is True
     assert t04["severity"] == "critical"
-    assert t04["effort"] == "L"
+    assert t04["effort"] == "6h"  # "L (4-6 hours)": the explicit hours, as the planner reads them
     assert t04["concurrency"] == "write-shared"
     assert t04["files"] == ["api", "api_spec.yaml"]  # a value continued on the next line
     assert t04["acceptance"] == ["endpoints implemented", "spec reviewed and signed off"]
-    assert t04["metadata"]["iosm"] == {"status": "DOING", "model": "opus"}
+    assert t04["metadata"]["iosm"] == {
+        "effort": "L (4-6 hours)",
+        "status": "DOING",
+        "model": "opus",
+    }
     assert t04.get("status", "todo") == "todo"
     # field names match without regard to case and spacing
     assert t05["blocked_by"] == ["T04"]
@@ -198,7 +202,8 @@ MD_CASES = [
     MdCase(
         "effort-sizes-and-durations",
         md_task("A", "Effort:** XL (10-15 hours)") + md_task("B", "Effort:** `45min`"),
-        lambda ts: ts["A"]["effort"] == "XL" and ts["B"]["effort"] == "45min",
+        # explicit hours win over the letter, a range's upper bound (the planner's reading)
+        lambda ts: ts["A"]["effort"] == "15h" and ts["B"]["effort"] == "45min",
     ),
     MdCase(
         "fields-at-header-level-still-belong",
@@ -291,8 +296,8 @@ def test_iosm_example_validates() -> None:
 def test_wave_maps_like_agentops() -> None:
     plan = import_plan(fixture("wave.json"), source="wave.json")
     tasks = plan["tasks"]
-    # wave entries by ascending priority, then blocked, then completed
-    assert [task["id"] for task in tasks] == ["ol-527.1", "ol-527.2", "ol-527.3", "ol-527.0"]
+    # wave entries by ascending priority; blocked[] and completed[] are not run (agentops)
+    assert [task["id"] for task in tasks] == ["ol-527.1", "ol-527.2"]
     first = tasks[0]
     assert first["subject"] == "[ol-527.1] Add auth middleware"
     assert first["description"] == (
@@ -308,8 +313,6 @@ def test_wave_maps_like_agentops() -> None:
     # no manifest in an OL wave: the whole repository, exclusively
     assert first["files"] == ["**"]
     assert first["concurrency"] == "write-shared"
-    assert tasks[2]["blocked_by"] == ["ol-527.1", "ol-527.2"]
-    assert tasks[3]["status"] == "done"
     result = checked(plan)
     assert needs_ol(result)
 
@@ -317,14 +320,29 @@ def test_wave_maps_like_agentops() -> None:
 def test_wave_with_files_keeps_parallel_manifests() -> None:
     plan = import_plan(fixture("wave_files.json"), fmt="ol-wave", source="wave.json")
     tasks = tasks_by_id(plan)
-    assert list(tasks) == ["ol-9.2", "ol-9.3", "ol-9.1", "ol-9.4", "ol-9.0"]
+    assert list(tasks) == ["ol-9.2", "ol-9.3", "ol-9.1"]
     assert tasks["ol-9.1"]["files"] == ["src/models.py"]
     assert "concurrency" not in tasks["ol-9.1"]
     assert tasks["ol-9.1"]["issue_type"] == "feature"
     assert tasks["ol-9.2"]["files"] == ["docs"]
     assert tasks["ol-9.3"]["concurrency"] == "write-shared"
-    assert tasks["ol-9.4"]["blocked_by"] == ["ol-9.1", "ol-9.0"]  # a completed blocker is fine
     checked(plan)
+
+
+def test_wave_equal_priorities_keep_the_loaders_order() -> None:
+    # ol-wave-loader.sh: sort -t$'\t' -k1 -n on "priority<TAB>id<TAB>title<TAB>spec" lines,
+    # so equal priorities fall back to the whole line: byte order of id, then title
+    entry = {"title": "t", "spec_path": "s.md", "priority": 1}
+    doc = {
+        "wave": [
+            {"id": "ol-1.2", **entry},
+            {"id": "ol-1.10", **entry},
+            {"id": "ol-1.1", **entry, "priority": 0},
+            {"id": "OL-9", **entry},
+        ]
+    }
+    plan = import_plan(json.dumps(doc), fmt="ol-wave", source="wave.json")
+    assert [task["id"] for task in plan["tasks"]] == ["ol-1.1", "OL-9", "ol-1.10", "ol-1.2"]
 
 
 class WaveError(t.NamedTuple):
@@ -333,21 +351,47 @@ class WaveError(t.NamedTuple):
     expected: str
 
 
+_OK: t.Final = {"title": "x", "spec_path": "s.md", "priority": 1}
 WAVE_ERRORS = [
     WaveError(
-        "unknown-blocker",
-        {"wave": [{"id": "a.1", "title": "x"}], "blocked": [{"id": "a.2", "blocked_by": ["a.9"]}]},
-        "wave.json: blocked[0] (a.2): blocked_by: unknown bead 'a.9'",
+        "missing-spec-path",
+        {"wave": [{"id": "a.1", "title": "x", "priority": 1}]},
+        "wave.json: wave[0] (a.1): spec_path: missing or empty; agentops' wave loader refuses",
+    ),
+    WaveError(
+        "missing-title",
+        {"wave": [{"id": "a.1", "spec_path": "s.md", "priority": 1}]},
+        "wave.json: wave[0] (a.1): title: missing or empty",
+    ),
+    WaveError(
+        "missing-priority",
+        {"wave": [{"id": "a.1", "title": "x", "spec_path": "s.md"}]},
+        "wave.json: wave[0] (a.1): priority: missing",
+    ),
+    WaveError("missing-id", {"wave": [{**_OK}]}, "wave.json: wave[0]: id: missing or empty"),
+    WaveError(
+        "newline-in-title",
+        {"wave": [{"id": "a.1", **_OK, "title": "x\ny"}]},
+        "title: contains a newline or tab",
     ),
     WaveError(
         "duplicate-id",
-        {"wave": [{"id": "a.1"}], "completed": [{"id": "a.1"}]},
-        "wave.json: completed[0] (a.1): id: duplicate of wave[0]",
+        {"wave": [{"id": "a.1", **_OK}, {"id": "a.1", **_OK}]},
+        "wave.json: wave[1] (a.1): id: duplicate of wave[0] (a.1)",
     ),
-    WaveError("empty", {"wave": []}, "wave.json: the wave is empty"),
+    WaveError("empty", {"wave": []}, "wave.json: wave: no wave entries"),
     WaveError("not-a-list", {"wave": {"id": "a"}}, "wave.json: wave: must be a list"),
-    WaveError("bad-priority", {"wave": [{"id": "a.1", "priority": "soon"}]}, "priority: 'soon'"),
-    WaveError("empty-files", {"wave": [{"id": "a.1", "files": []}]}, "files: empty"),
+    WaveError(
+        "bad-priority",
+        {"wave": [{"id": "a.1", **_OK, "priority": "soon"}]},
+        "priority: must be a whole number 0 or more, got 'soon'",
+    ),
+    WaveError(
+        "negative-priority",
+        {"wave": [{"id": "a.1", **_OK, "priority": -1}]},
+        "priority: must be a whole number 0 or more, got -1",
+    ),
+    WaveError("empty-files", {"wave": [{"id": "a.1", **_OK, "files": []}]}, "files: empty"),
 ]
 
 
@@ -483,8 +527,8 @@ def test_bd_ready_documents(case: Envelope) -> None:
 def test_issues_jsonl_keeps_open_unblocked_work_only() -> None:
     plan = import_plan(fixture("issues.jsonl"), source=".beads/issues.jsonl")
     tasks = tasks_by_id(plan)
-    # bd-c3 closed, bd-d4 blocked by the open bd-a1, bd-e5 an epic
-    assert list(tasks) == ["bd-a1", "bd-b2"]
+    # bd-c3 closed, bd-d4 blocked by the open bd-a1; the epic bd-e5 is work to bd ready
+    assert list(tasks) == ["bd-a1", "bd-e5", "bd-b2"]
     assert "blocked_by" not in tasks["bd-b2"]  # its blocker bd-c3 is closed
     assert tasks["bd-b2"]["effort"] == "45min"
     assert tasks["bd-b2"]["acceptance"] == ["parses ISO dates", "rejects empty input"]
@@ -530,7 +574,12 @@ BEAD_ERRORS = [
         ("bd-c3",),
         "bead bd-c3: status is 'closed'; only open beads can run",
     ),
-    BeadError("epic-requested", fixture("issues.jsonl"), ("bd-e5",), "is a epic, not work"),
+    BeadError(
+        "message-requested",
+        jsonl({"id": "x-1", "title": "a", "issue_type": "message"}),
+        ("x-1",),
+        "bead x-1: is a message, not work",
+    ),
     BeadError(
         "dangling-dependency",
         jsonl(
@@ -538,7 +587,8 @@ BEAD_ERRORS = [
             {"id": "x-2", "title": "b", "dependencies": [{"depends_on_id": "x-9"}]},
         ),
         (),
-        "bead x-2: dependencies: unknown issue 'x-9'; the export is incomplete",
+        "bead x-2: cannot tell whether bd ready lists it: it depends on blocks x-9, which is "
+        "not in the export",
     ),
     BeadError(
         "nothing-ready",
@@ -721,9 +771,9 @@ def test_load_any_plan_every_example(
         counts[name] = len(plan.tasks)
     assert counts == {
         "plan.md": 5,
-        "wave.json": 4,
+        "wave.json": 2,
         "bd-ready.json": 2,
-        "issues.jsonl": 2,
+        "issues.jsonl": 3,
         "tasks.json": 2,
     }
     # our own format goes through the ordinary loader

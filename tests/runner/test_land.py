@@ -17,6 +17,7 @@ from runner.land import land
 from runner.paths import SwarmPaths
 from runner.state import RunLog
 from tests.conftest import git
+from tests.runner.runs import swarm_run, task, write, write_plan
 
 RUN = "r1"
 INTEGRATION = f"swarm/{RUN}/integration"
@@ -30,6 +31,7 @@ def make_run(
     wt = root / RUN / "_integration"
     worktrees.create_worktree(repo, wt, INTEGRATION, base)
     (wt / "feature.txt").write_text("from the swarm\n")
+    (wt / "README.md").write_text("# sample, improved by the swarm\n")
     head = g.commit_all(wt, "swarm(T01): feature")
     assert head is not None
     run = SwarmPaths.for_repo(repo).run(RUN)
@@ -95,7 +97,20 @@ def _dirty(repo: pathlib.Path, log: RunLog) -> RunState:
 
 
 def _untracked(repo: pathlib.Path, log: RunLog) -> RunState:
-    (repo / "notes.txt").write_text("mine\n")
+    (repo / "feature.txt").write_text("mine\n")  # where landing writes the swarm's file
+    return log.state
+
+
+def _untracked_folder(repo: pathlib.Path, log: RunLog) -> RunState:
+    (repo / "feature.txt").mkdir()
+    (repo / "feature.txt" / "mine").write_text("mine\n")
+    return log.state
+
+
+def _ignored(repo: pathlib.Path, log: RunLog) -> RunState:
+    git(repo, "config", "core.excludesFile", str(repo / ".git" / "my-ignores"))
+    (repo / ".git" / "my-ignores").write_text("feature.txt\n")
+    (repo / "feature.txt").write_text("my ignored local settings\n")
     return log.state
 
 
@@ -128,8 +143,10 @@ def _no_target(repo: pathlib.Path, log: RunLog) -> RunState:
 
 
 REFUSALS = [
-    RefusalCase("dirty-checkout", _dirty, "uncommitted", "merge --ff-only"),
-    RefusalCase("untracked-file", _untracked, "uncommitted or untracked", "merge --ff-only"),
+    RefusalCase("dirty-checkout", _dirty, "would overwrite", "merge --ff-only"),
+    RefusalCase("untracked-file", _untracked, "ignored files: feature.txt;", "merge --ff-only"),
+    RefusalCase("untracked-folder", _untracked_folder, "feature.txt/mine", "merge --ff-only"),
+    RefusalCase("ignored-file", _ignored, "ignored files: feature.txt;", "merge --ff-only"),
     RefusalCase("not-a-fast-forward", _diverged, "not a fast-forward", "merge --no-ff"),
     RefusalCase("diverged-elsewhere", _diverged_not_checked_out, "not a fast-forward", "switch"),
     RefusalCase("run-failed", _failed, "is failed, not done: 1 task failed", None),
@@ -156,6 +173,87 @@ def test_refusals_change_nothing(
     assert git(git_repo, "status", "--porcelain") == status
 
 
+def test_untouched_local_changes_do_not_block_landing(
+    git_repo: pathlib.Path, run_log: RunLog
+) -> None:
+    """Refuse only what would really be overwritten: an untracked file and an edit to a file
+    the fast-forward does not change stay as they are, and the run lands."""
+    (git_repo / "notes.txt").write_text("mine\n")
+    (git_repo / "src" / "__init__.py").write_text("# my local edit\n")
+    result = land(git_repo, run_log.state)
+    assert result.landed, result.reason
+    assert g.head_sha(git_repo) == run_log.state.integration_head
+    assert (git_repo / "notes.txt").read_text() == "mine\n"
+    assert (git_repo / "src" / "__init__.py").read_text() == "# my local edit\n"
+
+
+def test_refused_when_the_target_moved_during_the_run(
+    git_repo: pathlib.Path, run_log: RunLog
+) -> None:
+    """A worker (or anyone but the user) moved main while the run went on."""
+    state = run_log.state
+    worker = pathlib.Path(state.integration_worktree)
+    sneaky = git(worker, "commit-tree", "-m", "sneaky", "-p", state.base_sha, "HEAD^{tree}")
+    git(worker, "update-ref", "refs/heads/main", sneaky)
+    result = land(git_repo, state, target_head=state.base_sha)
+    assert not result.landed
+    assert "main moved during the run" in result.reason
+    assert any("merge --ff-only" in cmd for cmd in result.commands)
+    assert g.head_sha(git_repo, "refs/heads/main") == sneaky
+
+
+def test_refused_when_hooks_or_config_changed_during_the_run(
+    git_repo: pathlib.Path, run_log: RunLog, tmp_path: pathlib.Path
+) -> None:
+    state = run_log.state
+    recorded = g.repo_fingerprint(git_repo)
+    marker = tmp_path / "hook-ran"
+    worker = pathlib.Path(state.integration_worktree)
+    hook = g.common_dir(worker) / "hooks" / "post-merge"
+    hook.write_text(f"#!/bin/sh\ntouch '{marker}'\n")
+    hook.chmod(0o755)
+    git(worker, "config", "core.fsmonitor", str(hook))
+    before = g.head_sha(git_repo)
+    result = land(git_repo, state, fingerprint=recorded)
+    assert not result.landed
+    assert f"hook {hook} was added" in result.reason
+    assert "the repository's config changed" in result.reason
+    assert any("merge --ff-only" in cmd for cmd in result.commands)
+    assert g.head_sha(git_repo) == before
+    # landing by the library anyway (e.g. the user checked and accepted) runs no planted code
+    assert land(git_repo, state).landed
+    assert not marker.exists()
+
+
+def _commit_swarm_home_file(worktree: pathlib.Path, content: str) -> str:
+    key = worktree / ".agents" / "swarm" / "keys" / "mayor.key"
+    key.parent.mkdir(parents=True, exist_ok=True)
+    key.write_text(content)
+    git(worktree, "add", "-f", str(key))
+    git(worktree, "commit", "-q", "-m", "a ** task commits a key")
+    return git(worktree, "rev-parse", "HEAD")
+
+
+@pytest.mark.parametrize("checked_out", [True, False], ids=["checked-out", "not-checked-out"])
+def test_landing_never_overwrites_the_live_swarm_home(
+    git_repo: pathlib.Path, run_log: RunLog, checked_out: bool
+) -> None:
+    live = git_repo / ".agents" / "swarm" / "keys" / "mayor.key"
+    live.parent.mkdir(parents=True, exist_ok=True)
+    live.write_text("the live key\n")
+    state = run_log.state
+    head = _commit_swarm_home_file(pathlib.Path(state.integration_worktree), "planted\n")
+    run_log.record("integration_advanced", head=head)
+    if not checked_out:
+        git(git_repo, "switch", "-q", "--detach")
+    before = git(git_repo, "for-each-ref", "--format=%(refname) %(objectname)")
+    result = land(git_repo, run_log.state)
+    assert not result.landed
+    assert ".agents/swarm/keys/mayor.key" in result.reason and "never landed" in result.reason
+    assert live.read_text() == "the live key\n"
+    assert git(git_repo, "for-each-ref", "--format=%(refname) %(objectname)") == before
+
+
 def test_cli_land(git_repo: pathlib.Path, run_log: RunLog) -> None:
     runner = CliRunner()
     (git_repo / "README.md").write_text("dirty\n")
@@ -173,3 +271,15 @@ def test_cli_land(git_repo: pathlib.Path, run_log: RunLog) -> None:
 def test_cli_land_unknown_run(git_repo: pathlib.Path, run_log: RunLog) -> None:
     result = CliRunner().invoke(command, ["nope", "--repo", str(git_repo)])
     assert result.exit_code == 2, result.output
+
+
+def test_an_ordinary_run_leaves_the_fingerprint_unchanged(
+    git_repo: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """What the run itself does to the repository (worktrees, branches, excludes, merges)
+    never reads as a hooks-or-config change at landing time."""
+    before = g.repo_fingerprint(git_repo)
+    plan = write_plan(tmp_path, [task("A", ["a.txt"], [write("a.txt", "a\n")])])
+    result = swarm_run(git_repo, plan, None)
+    assert result.exit_code == 0, result.output
+    assert g.fingerprint_changes(before, g.repo_fingerprint(git_repo)) == []

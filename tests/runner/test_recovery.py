@@ -9,10 +9,11 @@ import pathlib
 from agentmail.store import MailStore
 from protocol.plan import Plan
 from runner import launch
+from runner.events import read_events
 from runner.mayor import Mayor, MayorConfig
 from runner.paths import SwarmPaths
 from runner.sessions import ProcessBackend
-from runner.state import RunLog, read_events, rebuild
+from runner.state import RunLog, rebuild
 from tests.conftest import git
 
 

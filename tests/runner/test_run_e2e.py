@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from libtmux.server import Server
 
+from agentmail.store import MailStore
 from runner.cli.main import cli
 from runner.paths import SwarmPaths
 from runner.state import rebuild
@@ -120,25 +121,61 @@ def test_failing_gate_leaves_integration_head_unchanged(
 
 
 def test_conflict_is_sent_back_and_merged_after_rebase(
-    git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path
+    git_repo: pathlib.Path, server: Server
 ) -> None:
-    go = tmp_path / "go"
+    """A worker whose branch went stale (it reset to the first commit) conflicts with what
+    merged since: the offer is refused, and the fix-up rebases and merges."""
+    root = "$(git rev-list --max-parents=0 HEAD)"
     tasks = [
+        task("T0", ["shared.txt"], [write("shared.txt", "from T0\n"), {"commit": "T0 edit"}]),
         task(
             "T1",
             ["shared.txt"],
             [
-                {"run": f"while [ ! -e {go} ]; do sleep 0.05; done", "attempt": 1},
+                {"run": f"git reset -q --hard {root}", "attempt": 1},
                 write("shared.txt", "from the worker\n"),
                 {"commit": "worker edit"},
                 {"run": 'git rebase -X theirs "$SWARM_REBASE_ONTO"', "attempt": 2},
+            ],
+            blocked_by=["T0"],
+        ),
+    ]
+    plan = write_plan(git_repo.parent, tasks)
+    integration = git_repo.parent / "wt" / "r1" / "_integration"
+    result = swarm_run(git_repo, plan, server)
+    assert result.exit_code == 0, result.output
+    refused = [e for e in events(git_repo) if e.kind == "merge_refused"]
+    assert [(e.task_id, e.data["kind"], e.data["files"]) for e in refused] == [
+        ("T1", "conflict", ["shared.txt"])
+    ]
+    record = state_doc(git_repo)["tasks"]["T1"]
+    assert (record["state"], record["attempt"], record["conflicts"]) == ("merged", 2, 1)
+    assert (integration / "shared.txt").read_text() == "from the worker\n"
+    subjects = git(git_repo, "log", "--format=%s", "swarm/r1/integration").splitlines()
+    assert "T0 edit" in subjects
+
+
+def test_a_commit_on_the_integration_branch_outside_the_arbiter_is_undone(
+    git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path
+) -> None:
+    """Someone (a worker, a human) commits in the integration worktree while T1 works: the
+    commit is recorded, reset, reported to the human, and never lands."""
+    go = tmp_path / "go"
+    tasks = [
+        task(
+            "T1",
+            ["t1.txt"],
+            [
+                {"run": f"while [ ! -e {go} ]; do sleep 0.05; done"},
+                write("t1.txt", "from the worker\n"),
+                {"commit": "worker edit"},
             ],
         )
     ]
     plan = write_plan(git_repo.parent, tasks)
     integration = git_repo.parent / "wt" / "r1" / "_integration"
 
-    def human_commits_to_integration() -> None:
+    def intruder() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -147,25 +184,22 @@ def test_conflict_is_sent_back_and_merged_after_rebase(
             except (FileNotFoundError, json.JSONDecodeError, KeyError):
                 pass
             time.sleep(0.05)
-        (integration / "shared.txt").write_text("from a human\n")
-        git(integration, "add", "shared.txt")
-        git(integration, "commit", "-q", "-m", "human edit")
+        (integration / "evil.txt").write_text("landed behind the arbiter's back\n")
+        git(integration, "add", "evil.txt")
+        git(integration, "commit", "-q", "-m", "intruder")
         go.touch()
 
-    helper = threading.Thread(target=human_commits_to_integration)
+    helper = threading.Thread(target=intruder)
     helper.start()
     result = swarm_run(git_repo, plan, server)
     helper.join()
     assert result.exit_code == 0, result.output
-    evs = events(git_repo)
-    refused = [e for e in evs if e.kind == "merge_refused"]
-    assert [e.data["kind"] for e in refused] == ["conflict"]
-    assert refused[0].data["files"] == ["shared.txt"]
-    record = state_doc(git_repo)["tasks"]["T1"]
-    assert (record["state"], record["attempt"], record["conflicts"]) == ("merged", 2, 1)
-    assert (integration / "shared.txt").read_text() == "from the worker\n"
+    resets = [e for e in events(git_repo) if e.kind == "integration_reset"]
+    assert len(resets) == 1 and resets[0].data["found"] != resets[0].data["head"]
     subjects = git(git_repo, "log", "--format=%s", "swarm/r1/integration").splitlines()
-    assert "human edit" in subjects  # the human's commit stays in history
+    assert "intruder" not in subjects and not (integration / "evil.txt").exists()
+    human = MailStore(SwarmPaths.for_repo(git_repo).mail).list("human").messages
+    assert any("outside the arbiter" in m.envelope.body_md for m in human)
 
 
 def test_local_mode_merges_the_same_tree(

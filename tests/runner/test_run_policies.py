@@ -148,8 +148,8 @@ def test_failing_final_gate_fails_the_run_after_one_remediation(
     assert state["stop_reason"].startswith("final gate final exited 1")
     remediations = [d for d in decided(git_repo) if d["spawn"]]
     assert [d["task"] for d in remediations] == ["T-AUTO-01"]
-    merge_of_a = state["tasks"]["A"]["merge_sha"]
-    assert git(git_repo, "rev-parse", "swarm/r1/integration") == merge_of_a
+    last_merge = state["tasks"]["T-AUTO-01"]["merge_sha"]  # the remediation's (stand-in) work
+    assert git(git_repo, "rev-parse", "swarm/r1/integration") == last_merge
 
 
 def test_scope_violation_is_blocked_after_three_fix_ups(
@@ -207,22 +207,25 @@ def test_waves_commit_once_per_wave(
     assert git(git_repo, "merge-base", "--is-ancestor", "main", "swarm/r1/integration") == ""
 
 
-def test_land_fast_forwards_a_clean_checkout_only(
+def test_land_never_overwrites_the_users_files(
     git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path
 ) -> None:
     tasks = [task("A", ["a.txt"], [write("a.txt", "a\n")])]
     plan = write_plan(tmp_path, tasks)
-    (git_repo / "README.md").write_text("a local edit\n")
+    (git_repo / "a.txt").write_text("the user's own a.txt\n")  # where the run writes
+    (git_repo / "README.md").write_text("a local edit\n")  # untouched by the run: no matter
     before = git(git_repo, "rev-parse", "main")
     assert swarm_run(git_repo, plan, server, "--land").exit_code == 0
-    assert git(git_repo, "rev-parse", "main") == before  # dirty checkout: nothing changed
+    assert git(git_repo, "rev-parse", "main") == before  # would overwrite a.txt: nothing changed
+    assert (git_repo / "a.txt").read_text() == "the user's own a.txt\n"
     refused = [e for e in events(git_repo) if e.kind == "land_refused"]
     assert refused and refused[0].data["commands"]
-    git(git_repo, "checkout", "README.md")
+    (git_repo / "a.txt").unlink()
     landed = swarm("land", "--repo", str(git_repo))
     assert landed.exit_code == 0, landed.output
     assert git(git_repo, "rev-parse", "main") == git(git_repo, "rev-parse", "swarm/r1/integration")
     assert (git_repo / "a.txt").read_text() == "a\n"
+    assert (git_repo / "README.md").read_text() == "a local edit\n"
 
 
 def test_clean_force_after_a_failed_run_keeps_every_commit_reachable(

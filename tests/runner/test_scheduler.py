@@ -199,7 +199,6 @@ CASES = [
         {"A": "merged", "B": "running"},
         _d(("C",)),
     ),
-    Case("ready_state_is_a_candidate", [_t("A")], {"A": "ready"}, _d(("A",))),
     Case("terminal_not_restarted", [_t("A"), _t("B")], {"A": "merged", "B": "failed"}, _d()),
 ]
 

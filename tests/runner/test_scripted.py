@@ -107,7 +107,7 @@ def test_no_script_still_offers(world: World) -> None:
     outcome = run_agent(world, None)
     assert outcome.code == 0
     assert verbs(outcome) == ["accepted", "offer"]
-    assert outcome.reports[1][-1] == world.base  # nothing changed: offers the base
+    assert outcome.reports[1][-1] != world.base  # a stand-in change: an empty offer is refused
 
 
 def test_commit_and_offer_steps(world: World) -> None:
@@ -146,7 +146,8 @@ def test_bad_patch_fails_task(world: World) -> None:
     assert outcome.code == 1
     assert outcome.reports[-1][0] == "fail"
     assert "git apply failed" in outcome.reports[-1][1]
-    assert outcome.reports[-1][-2:] == ["--type", "script"]
+    assert outcome.reports[-1][-2:] == ["--type", "ERROR"]  # a type `swarm worker fail` takes
+    assert outcome.reports[-1][1].startswith("step 1 (patch): ")
 
 
 class RunCase(t.NamedTuple):
@@ -164,9 +165,10 @@ RUN_CASES = [
         1,
         [
             "fail",
-            "command 'echo step one; echo error-boom >&2; exit 4' exited 4: step one\nerror-boom",
+            "step 1 (run): command 'echo step one; echo error-boom >&2; exit 4' exited 4: "
+            "step one\nerror-boom",
             "--type",
-            "command",
+            "BUILD_FAIL",
         ],
     ),
 ]

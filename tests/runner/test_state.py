@@ -1,9 +1,19 @@
 from __future__ import annotations
 
 import pathlib
+import typing as t
 
 import pytest
 
+from protocol.state import (
+    TASK_STATES,
+    TRANSITIONS,
+    EventKind,
+    LifecycleError,
+    RunEventKind,
+    TaskEventKind,
+    mermaid_diagram,
+)
 from runner.errors import UsageError
 from runner.state import RunLog, exclusive_lock, lock_held, read_events, rebuild
 
@@ -37,6 +47,7 @@ def test_state_is_the_fold_of_events(tmp_path: pathlib.Path) -> None:
 def test_conflict_refusals_are_counted(tmp_path: pathlib.Path) -> None:
     log = _log(tmp_path)
     log.record("task_dispatched", "A", attempt=1, session="s")
+    log.record("task_offered", "A", head_sha="h1")
     log.record("merge_refused", "A", kind="conflict", files=["x"], reason="merge conflict in x")
     log.record("task_dispatched", "A", attempt=2, session="s", fixup=True)
     state = log.state.tasks["A"]
@@ -71,3 +82,71 @@ def test_exclusive_lock_admits_one_holder(tmp_path: pathlib.Path) -> None:
     assert not lock_held(path)
     with exclusive_lock(path) as again:
         assert again
+
+
+class LifecycleCase(t.NamedTuple):
+    test_id: str
+    events: list[tuple[str, str | None]]
+    match: str
+
+
+LIFECYCLE_CASES = [
+    LifecycleCase("misspelt-kind", [("task_crahsed", "A")], "unknown event kind"),
+    LifecycleCase("merged-while-pending", [("task_merged", "A")], "allowed only in offered"),
+    LifecycleCase(
+        "dispatched-after-merge",
+        [
+            ("task_dispatched", "A"),
+            ("task_offered", "A"),
+            ("task_merged", "A"),
+            ("task_dispatched", "A"),
+        ],
+        "task_dispatched for task A in state merged",
+    ),
+    LifecycleCase("offer-of-a-task-never-started", [("task_offered", "B")], "allowed only in"),
+    LifecycleCase("task-event-without-task", [("task_crashed", None)], "needs a task"),
+    LifecycleCase("unknown-task", [("task_skipped", "Z")], "needs a task"),
+    LifecycleCase("skip-a-running-task", [("task_dispatched", "A"), ("task_skipped", "A")], "skip"),
+]
+
+
+@pytest.mark.parametrize("case", LIFECYCLE_CASES, ids=[c.test_id for c in LIFECYCLE_CASES])
+def test_a_wrong_transition_raises_and_is_not_stored(
+    tmp_path: pathlib.Path, case: LifecycleCase
+) -> None:
+    log = _log(tmp_path)
+    *before, (kind, task_id) = case.events
+    for ok_kind, ok_task in before:
+        log.record(t.cast(EventKind, ok_kind), ok_task, attempt=1)
+    lines = log.events_path.read_bytes()
+    with pytest.raises(LifecycleError, match=case.match):
+        log.record(t.cast(EventKind, kind), task_id, attempt=1)
+    assert log.events_path.read_bytes() == lines  # nothing was written
+    assert RunLog.open(log.events_path, log.state_path).state == log.state
+
+
+def test_every_event_kind_is_known_and_every_task_event_has_a_row() -> None:
+    assert set(TRANSITIONS) == set(t.get_args(TaskEventKind))
+    assert not set(t.get_args(TaskEventKind)) & set(t.get_args(RunEventKind))
+    for row in TRANSITIONS.values():
+        assert row.sources, row
+        assert row.sources <= set(TASK_STATES)
+
+
+def test_every_state_is_reachable_from_pending() -> None:
+    reached = {"pending"}
+    changed = True
+    while changed:
+        changed = False
+        for row in TRANSITIONS.values():
+            if row.sources & reached and row.target and row.target not in reached:
+                reached.add(row.target)
+                changed = True
+    assert reached == set(TASK_STATES)
+
+
+def test_the_architecture_doc_shows_the_diagram_drawn_from_the_table() -> None:
+    doc = (pathlib.Path(__file__).parents[2] / "docs" / "architecture.md").read_text()
+    assert "```mermaid\n" + mermaid_diagram() + "```" in doc, (
+        "docs/architecture.md is out of date: paste protocol.state.mermaid_diagram() output"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import subprocess
 import typing as t
 
 import pytest
@@ -106,11 +107,11 @@ def test_failed_create_keeps_an_existing_branch(
     path = tmp_path / "wt"
     w.create_worktree(git_repo, path, BRANCH, "main")
     (path / "work.txt").write_text("kept\n")
-    sha = g.commit_all(path, "wip")
+    wip = g.commit_all(path, "wip")
+    assert wip is not None
     w.remove_worktree(git_repo, path)
-    hook = git_repo / ".git" / "hooks" / "post-checkout"
-    hook.write_text("#!/bin/sh\nexit 1\n")
-    hook.chmod(0o755)
+    sha = unwritable_commit(git_repo, wip)
+    git(git_repo, "update-ref", f"refs/heads/{BRANCH}", sha)
     with pytest.raises(CommandError):
         w.create_worktree(git_repo, path, BRANCH, "main")
     assert g.resolve(git_repo, BRANCH) == sha
@@ -144,15 +145,31 @@ def test_foreign_directory_refused(git_repo: pathlib.Path, tmp_path: pathlib.Pat
     assert not g.branch_exists(git_repo, BRANCH)
 
 
+def unwritable_commit(repo: pathlib.Path, parent: str) -> str:
+    """A commit whose tree holds ``.git/config``: git creates the branch and the worktree, then
+    refuses to check it out (the failure a hook used to simulate; runner.git runs no hooks)."""
+
+    def fed(stdin: str, *args: str) -> str:
+        run = subprocess.run(
+            ["git", *args], cwd=repo, input=stdin, capture_output=True, text=True, check=True
+        )
+        return run.stdout.strip()
+
+    blob = fed("x\n", "hash-object", "-w", "--stdin")
+    inner = fed(f"100644 blob {blob}\tconfig\n", "mktree")
+    tree = fed(f"040000 tree {inner}\t.git\n", "mktree")
+    return git(repo, "commit-tree", "-m", "unwritable", "-p", parent, tree)
+
+
 class FailCase(t.NamedTuple):
     test_id: str
     base: str
-    hook: str | None  # a post-checkout hook body: fails after git made branch + worktree
+    unwritable: bool  # base on a commit git cannot check out: fails after git made the branch
 
 
 FAIL_CASES = [
-    FailCase("bad-base", "no-such-ref", None),
-    FailCase("hook-fails-after-checkout", "main", "#!/bin/sh\nexit 1\n"),
+    FailCase("bad-base", "no-such-ref", False),
+    FailCase("checkout-fails-after-branch", "main", True),
 ]
 
 
@@ -160,14 +177,11 @@ FAIL_CASES = [
 def test_create_is_transactional(
     git_repo: pathlib.Path, tmp_path: pathlib.Path, case: FailCase
 ) -> None:
-    if case.hook:
-        hook = git_repo / ".git" / "hooks" / "post-checkout"
-        hook.write_text(case.hook)
-        hook.chmod(0o755)
+    base = unwritable_commit(git_repo, "main") if case.unwritable else case.base
     before = (branches(git_repo), registered(git_repo))
     path = tmp_path / "new-root" / "r1" / "t1"
     with pytest.raises(CommandError):
-        w.create_worktree(git_repo, path, BRANCH, case.base)
+        w.create_worktree(git_repo, path, BRANCH, base)
     assert (branches(git_repo), registered(git_repo)) == before
     assert not (tmp_path / "new-root").exists()
     assert not (git_repo / ".git" / "worktrees" / "t1").exists()

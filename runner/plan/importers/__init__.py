@@ -30,7 +30,8 @@ from runner.plan.importers.olwave import (
     quest_of,
     require_ol,
 )
-from runner.plan.load import check_plan, load_plan, read_text
+from runner.plan.load import check_plan, load_plan, load_yaml, read_text
+from runner.plan.summary import UNKNOWN_SCOPE, unscoped_note
 
 __all__ = [
     "FORMATS",
@@ -57,7 +58,6 @@ FORMATS: t.Final[tuple[Format, ...]] = t.get_args(Format)
 _IOSM_HEADER: t.Final = re.compile(
     r"(?m)^[ \t]*[-*+][ \t]+\[[ xX]\][ \t]+\*\*[^*\s]+?(:\*\*|\*\*[ \t]*:)"
 )
-_Loader: t.Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def detect_format(text: str, filename: str = "") -> Format:
@@ -130,15 +130,32 @@ def import_plan(
     else:
         problems.fail(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     logger.debug("imported plan", extra={"plan": source, "format": fmt})
+    _warn_unscoped(plan, source)
     return plan
+
+
+def _warn_unscoped(plan: dict[str, t.Any], source: str) -> None:
+    """Say (a warning, shown on stderr) when imported tasks got no manifest, with the fix."""
+    tasks = [task for task in plan.get("tasks") or [] if isinstance(task, dict)]
+    todo = [task for task in tasks if task.get("status") != "done"]
+    blank = [
+        task
+        for task in todo
+        if task.get("files") == list(UNKNOWN_SCOPE) and task.get("concurrency") == "write-shared"
+    ]
+    if blank:
+        logger.warning(
+            "%s: %s",
+            source or "<input>",
+            unscoped_note(len(blank), len(todo)),
+            extra={"plan": source},
+        )
 
 
 def _own(text: str, problems: Problems) -> dict[str, t.Any]:
     try:
-        if text.lstrip().startswith(("{", "[")):
-            doc = json.loads(text)
-        else:
-            doc = yaml.load(text, Loader=_Loader)
+        is_json = text.lstrip().startswith(("{", "["))
+        doc = json.loads(text) if is_json else load_yaml(text)  # no alias bombs, no dup keys
     except json.JSONDecodeError as exc:
         problems.fail(f"line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}")
     except yaml.YAMLError as exc:

@@ -1,8 +1,11 @@
 """Import agentops TaskCreate JSON: the task packets agentops' ``/swarm`` lead creates.
 
 A JSON array (or ``{"tasks": [...]}``) of ``{subject, description, blockedBy, metadata: {files,
-issue_type, validation, ...}}``. Ids come from ``id``/``taskId`` when present, otherwise from
-the position (``"1"``, ``"2"``, ... as TaskList numbers them), and ``blockedBy`` refers to them.
+issue_type, validation, ...}}``. A fenced ```` ```validation ```` block in the description is
+read as agentops' ``/crank`` reads it (``metadata.validation`` wins key by key), and
+``metadata.validation.test_levels`` is carried into the task's metadata for the brief. Ids
+come from ``id``/``taskId`` when present, otherwise from the position (``"1"``, ``"2"``, ... as
+TaskList numbers them), and ``blockedBy`` refers to them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from runner.plan.importers.common import (
     scope,
     task_id,
     text,
+    validation,
 )
 
 logger = logging.getLogger(__name__)
@@ -110,18 +114,12 @@ def _task(
             task["issue_type"] = issue_type
         else:
             problems.add(where, f"metadata.issue_type: {issue_type!r} is not a string")
-    validation = meta.pop("validation", None)
-    if validation is not None:
-        if not isinstance(validation, dict):
-            problems.add(where, "metadata.validation: not an object of checks")
-        elif "cross_cutting" in validation:
-            problems.add(
-                where,
-                "metadata.validation.cross_cutting: checks for every task are plan gates "
-                "here; move them to the plan's 'gates' list",
-            )
-        else:
-            task["validation"] = validation
+    checks, carried = validation(
+        meta.pop("validation", None), description, problems, where, "metadata.validation"
+    )
+    if checks:
+        task["validation"] = checks
+    meta.update(carried)
     status = entry.get("status")
     if status is not None:
         mapped = _STATUSES.get(str(status))

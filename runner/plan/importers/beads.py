@@ -1,9 +1,20 @@
 """Import beads issues: a ``bd ready --json`` document or a ``.beads/issues.jsonl`` export.
 
 The ``bd ready --json`` document is a bare array or an ``{"issues": [...]}`` /
-``{"beads": [...]}`` envelope (agentops' Go adapter accepts all three). Open, unblocked issues
-become tasks; ``--bead-ids a,b`` picks exactly those issues instead (agentops: the list replaces
-``bd ready``), keeping the dependencies among them as ``blocked_by``.
+``{"beads": [...]}`` envelope (agentops' Go adapter accepts all three). Without ``--bead-ids``
+the importer selects what ``bd ready`` selects, by beads' own rules (``GetReadyWorkInTx`` and the
+``is_blocked`` computation of ``internal/storage/issueops``; docs/importers.md lists them):
+
+- status ``open``; not ``pinned``; not ``ephemeral`` (wisps, merge requests, messages); not
+  deferred (``defer_until`` in the future, or a child of such a parent); and not one of the
+  non-work types ``bd ready`` excludes (:data:`NOT_WORK`). Epics are work to ``bd ready``.
+- not blocked: an issue is blocked by a ``blocks`` or ``conditional-blocks`` dependency on an
+  issue that is neither ``closed`` nor ``pinned``; by a ``waits-for`` dependency while the
+  target has a child that is neither ``closed`` nor ``pinned`` (with the ``any-children`` gate:
+  until one child is closed); and by a ``parent-child`` dependency on a blocked parent.
+
+``--bead-ids a,b`` picks exactly those issues instead (agentops: the list replaces ``bd
+ready``), and what blocks one of them must be in the list too: it becomes ``blocked_by``.
 """
 
 from __future__ import annotations
@@ -11,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import typing as t
+from datetime import UTC, datetime
 
 from runner.plan.importers.common import (
     Problems,
@@ -20,21 +32,37 @@ from runner.plan.importers.common import (
     scope,
     task_id,
     text,
+    validation,
 )
 
 logger = logging.getLogger(__name__)
 
-BLOCKING: t.Final = frozenset({"blocks", "conditional-blocks", "waits-for"})
-"""Dependency types that keep an issue out of ``bd ready`` (``parent-child`` is containment)."""
-NOT_WORK: t.Final = frozenset({"epic", "message", "gate", "event", "molecule", "merge-request"})
-DONE: t.Final = frozenset({"closed", "tombstone"})
+BLOCKS: t.Final = frozenset({"blocks", "conditional-blocks"})
+"""Dependency types whose target blocks while it is neither closed nor pinned. With
+``parent-child`` and ``waits-for`` they are beads' ``AffectsReadyWork`` types; ``related``,
+``discovered-from``, ``tracks``... never block."""
+NOT_WORK: t.Final = ("merge-request", "gate", "molecule", "message", "agent", "role", "rig")
+"""The issue types ``bd ready`` never lists (beads ``readyWorkExcludeTypes``)."""
+INACTIVE: t.Final = frozenset({"closed", "pinned", "tombstone"})
+"""Statuses that block nothing and are never blocked (a tombstone is a deleted issue, and a
+deleted blocker blocks nothing in beads)."""
 _SEVERITY: t.Final = {0: "critical", 1: "high", 2: "medium"}
+
+
+class _Dep(t.NamedTuple):
+    target: str
+    type: str
+    status: str | None
+    """The target's status when the dependency carries it (``bd show --json``)."""
+    gate: str
+    """``waits-for`` gate: ``all-children`` (default) or ``any-children``."""
 
 
 class _Issue(t.NamedTuple):
     id: str
     where: str
     raw: dict[str, t.Any]
+    deps: tuple[_Dep, ...]
 
     @property
     def status(self) -> str:
@@ -46,12 +74,18 @@ class _Issue(t.NamedTuple):
         kind = self.raw.get("issue_type") or self.raw.get("type")
         return kind if isinstance(kind, str) and kind else "task"
 
+    @property
+    def ephemeral(self) -> bool:
+        return self.raw.get("ephemeral") is True
 
-class _Dep(t.NamedTuple):
-    target: str
-    type: str
-    status: str | None
-    """The target's status when the dependency carries it (``bd show --json``)."""
+    @property
+    def pinned(self) -> bool:
+        return self.raw.get("pinned") is True
+
+    @property
+    def parents(self) -> tuple[str, ...]:
+        found = [dep.target for dep in self.deps if dep.type == "parent-child"]
+        return tuple(dict.fromkeys(found))
 
 
 def looks_like_beads(doc: object) -> bool:
@@ -104,7 +138,177 @@ def read_issues(raw: str, problems: Problems) -> tuple[list[dict[str, t.Any]], b
     return issues, True
 
 
-def import_beads(raw: str, problems: Problems, bead_ids: t.Sequence[str] = ()) -> dict[str, t.Any]:
+def _json_object(value: object) -> dict[str, t.Any]:
+    """A metadata value: an object, or a JSON string of one (beads stores both); else empty."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _deps(bead: str, raw: dict[str, t.Any], problems: Problems) -> tuple[_Dep, ...]:
+    value = raw.get("dependencies") or []
+    if not isinstance(value, list):
+        problems.add(f"bead {bead}", "dependencies: not a list")
+        return ()
+    deps: list[_Dep] = []
+    for item in value:
+        if isinstance(item, str):
+            deps.append(_Dep(item, "blocks", None, ""))
+            continue
+        if not isinstance(item, dict):
+            problems.add(f"bead {bead}", f"dependencies: {item!r} is not an object")
+            continue
+        owner = item.get("issue_id")
+        if owner not in (None, bead):
+            continue
+        target = item.get("depends_on_id", item.get("id"))
+        kind = item.get("type") or item.get("dependency_type") or "blocks"
+        if not isinstance(target, str) or not isinstance(kind, str):
+            problems.add(f"bead {bead}", f"dependencies: {item!r} names no issue")
+            continue
+        status = item.get("status") if "depends_on_id" not in item else None
+        gate = _json_object(item.get("metadata")).get("gate")
+        deps.append(
+            _Dep(
+                target,
+                kind,
+                status if isinstance(status, str) else None,
+                gate if isinstance(gate, str) else "",
+            )
+        )
+    parent = raw.get("parent")
+    if isinstance(parent, str) and parent and all(d.target != parent for d in deps):
+        deps.append(_Dep(parent, "parent-child", None, ""))
+    return tuple(deps)
+
+
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+class _Blocked(t.NamedTuple):
+    """Why an issue is blocked (``reasons``) or cannot be judged (``unknown``)."""
+
+    reasons: tuple[str, ...]
+    unknown: tuple[str, ...]
+    blockers: frozenset[str]
+    """Every issue whose completion the blocked state waits on (blockers, open children of a
+    waits-for target, and the blockers of blocked ancestors)."""
+
+
+class Graph:
+    """beads' blocked state of every issue of an export, computed as its SQL does.
+
+    Direct causes first (an open ``blocks`` target, a ``waits-for`` target with open children),
+    then propagated to children through ``parent-child`` (a closed or pinned child is never
+    blocked). A dependency on an issue missing from the input cannot be judged: in a full
+    export it makes the dependent *unknown* (an unexported wisp may well be open); in a ``bd
+    ready`` document the dependency's own ``status`` is used, else bd's verdict is trusted.
+    """
+
+    def __init__(self, issues: dict[str, _Issue], *, full_export: bool) -> None:
+        self.issues = issues
+        self.full_export = full_export
+        self.children: dict[str, list[str]] = {}
+        for issue in issues.values():
+            for parent in issue.parents:
+                self.children.setdefault(parent, []).append(issue.id)
+        self._direct: dict[str, _Blocked] = {}
+        for issue in issues.values():
+            if issue.status not in INACTIVE:
+                found = self._direct_causes(issue)
+                if found.reasons or found.unknown:
+                    self._direct[issue.id] = found
+        self.blocked = self._propagate()
+
+    def status(self, bead: str) -> str | None:
+        issue = self.issues.get(bead)
+        return issue.status if issue is not None else None
+
+    def _direct_causes(self, issue: _Issue) -> _Blocked:
+        reasons: list[str] = []
+        unknown: list[str] = []
+        blockers: set[str] = set()
+        for dep in issue.deps:
+            if dep.type in BLOCKS:
+                status = self.status(dep.target) or dep.status
+                if status is None:
+                    if self.full_export:
+                        unknown.append(
+                            f"{dep.type} {dep.target}, which is not in the export (an ephemeral "
+                            "wisp is never exported)"
+                        )
+                elif status not in INACTIVE:
+                    reasons.append(f"{dep.target} ({status})")
+                    blockers.add(dep.target)
+            elif dep.type == "waits-for":
+                kids = [self.issues[kid] for kid in self.children.get(dep.target, ())]
+                active = [kid.id for kid in kids if kid.status not in INACTIVE]
+                if dep.gate == "any-children" and any(kid.status == "closed" for kid in kids):
+                    continue
+                if active:
+                    reasons.append(f"waits for the children of {dep.target}: {', '.join(active)}")
+                    blockers.update(active)
+            elif dep.type == "parent-child" and dep.target not in self.issues and self.full_export:
+                unknown.append(f"parent {dep.target}, which is not in the export")
+        return _Blocked(tuple(reasons), tuple(unknown), frozenset(blockers))
+
+    def _propagate(self) -> dict[str, _Blocked]:
+        """Blocked parents block their children, iteratively (deep trees, no recursion)."""
+        state = dict(self._direct)
+        queue = list(state)
+        while queue:
+            parent = queue.pop()
+            cause = state[parent]
+            for kid in self.children.get(parent, ()):
+                child = self.issues[kid]
+                if child.status in INACTIVE:
+                    continue
+                old = state.get(kid, _Blocked((), (), frozenset()))
+                reason = f"parent {parent} is blocked" if cause.reasons else ""
+                why = f"parent {parent}: {cause.unknown[0]}" if cause.unknown else ""
+                new = _Blocked(
+                    tuple(dict.fromkeys([*old.reasons, *([reason] if reason else [])])),
+                    tuple(dict.fromkeys([*old.unknown, *([why] if why else [])])),
+                    old.blockers | cause.blockers,
+                )
+                if new != old:
+                    state[kid] = new
+                    queue.append(kid)
+        return state
+
+    def epic_of(self, bead: str) -> str | None:
+        """The nearest epic among ``bead``'s ancestors (``parent-child``), if any."""
+        seen = {bead}
+        issue = self.issues.get(bead)
+        while issue is not None and issue.parents:
+            parent = issue.parents[0]
+            if parent in seen:
+                return None
+            seen.add(parent)
+            issue = self.issues.get(parent)
+            if issue is not None and issue.kind == "epic":
+                return parent
+        return None
+
+
+def import_beads(
+    raw: str,
+    problems: Problems,
+    bead_ids: t.Sequence[str] = (),
+    *,
+    now: datetime | None = None,
+) -> dict[str, t.Any]:
+    """The plan dict for beads issues; ``now`` decides which ``defer_until`` are past."""
     docs, full_export = read_issues(raw, problems)
     issues: dict[str, _Issue] = {}
     for index, item in enumerate(docs):
@@ -115,133 +319,125 @@ def import_beads(raw: str, problems: Problems, bead_ids: t.Sequence[str] = ()) -
         if bead in issues:
             problems.add(f"{where} ({bead})", f"id: duplicate of {issues[bead].where}")
             continue
-        issues[bead] = _Issue(bead, where, item)
+        issues[bead] = _Issue(bead, where, item, _deps(bead, item, problems))
     problems.raise_if_any()
 
-    if bead_ids:
-        chosen = _requested(issues, bead_ids, full_export, problems)
-    else:
-        chosen = _ready(issues, full_export, problems)
+    graph = Graph(issues, full_export=full_export)
+    moment = now or datetime.now(UTC)
+    chosen = _requested(graph, bead_ids, problems) if bead_ids else _ready(graph, moment, problems)
     problems.raise_if_any()
     if not chosen:
         problems.fail("no open, unblocked issues: nothing to run (bd ready would be empty)")
     selected = {issue.id for issue in chosen}
-    tasks = [_task(issue, selected, issues, full_export, problems) for issue in chosen]
+    tasks = [_task(issue, selected, graph, problems) for issue in chosen]
     problems.raise_if_any()
     return {"tasks": tasks}
 
 
-def _deps(issue: _Issue, problems: Problems) -> list[_Dep]:
-    value = issue.raw.get("dependencies") or []
-    if not isinstance(value, list):
-        problems.add(f"bead {issue.id}", "dependencies: not a list")
-        return []
-    deps: list[_Dep] = []
-    for item in value:
-        if isinstance(item, str):
-            deps.append(_Dep(item, "blocks", None))
-            continue
-        if not isinstance(item, dict):
-            problems.add(f"bead {issue.id}", f"dependencies: {item!r} is not an object")
-            continue
-        owner = item.get("issue_id")
-        if owner not in (None, issue.id):
-            continue
-        target = item.get("depends_on_id", item.get("id"))
-        kind = item.get("type") or item.get("dependency_type") or "blocks"
-        if not isinstance(target, str) or not isinstance(kind, str):
-            problems.add(f"bead {issue.id}", f"dependencies: {item!r} names no issue")
-            continue
-        status = item.get("status") if "depends_on_id" not in item else None
-        deps.append(_Dep(target, kind, status if isinstance(status, str) else None))
-    return deps
-
-
-def _blockers(
-    issue: _Issue, issues: dict[str, _Issue], full_export: bool, problems: Problems
-) -> list[tuple[str, str]]:
-    """The (id, status) of every open blocker. An unknown target in a full export is a problem;
-    in a ``bd ready`` document it is trusted as closed (bd listed the issue as ready)."""
-    out: list[tuple[str, str]] = []
-    for dep in _deps(issue, problems):
-        if dep.type not in BLOCKING:
-            continue
-        status = dep.status
-        if dep.target in issues:
-            status = issues[dep.target].status
-        if status is None:
-            if full_export:
-                problems.add(
-                    f"bead {issue.id}",
-                    f"dependencies: unknown issue {dep.target!r}; the export is incomplete",
-                )
-            continue
-        if status not in DONE:
-            out.append((dep.target, status))
+def _deferred(graph: Graph, now: datetime) -> set[str]:
+    """Issues deferred to the future, and the direct children of such issues (bd ready leaves
+    both out)."""
+    out: set[str] = set()
+    for issue in graph.issues.values():
+        until = _time(issue.raw.get("defer_until"))
+        if until is not None and until > now:
+            out.add(issue.id)
+            out.update(graph.children.get(issue.id, ()))
     return out
 
 
-def _ready(issues: dict[str, _Issue], full_export: bool, problems: Problems) -> list[_Issue]:
+def left_out(issue: _Issue, graph: Graph, deferred: set[str]) -> str | None:
+    """Why ``bd ready`` would not list ``issue`` (None: it would, or it cannot be judged)."""
+    if issue.status != "open":
+        return f"status {issue.status}"
+    if issue.pinned:
+        return "pinned"
+    if issue.ephemeral:
+        return "ephemeral"
+    if issue.kind in NOT_WORK:
+        return f"type {issue.kind}"
+    if issue.id in deferred:
+        return "deferred"
+    blocked = graph.blocked.get(issue.id)
+    if blocked is not None and blocked.reasons:
+        return "blocked"
+    return None
+
+
+def _ready_order(issue: _Issue) -> tuple[int, float, str]:
+    """``bd ready``'s default order: priority, then newest first, then id."""
+    prio = issue.raw.get("priority")
+    rank = prio if isinstance(prio, int) and not isinstance(prio, bool) else 2
+    created = _time(issue.raw.get("created_at"))
+    return rank, -(created.timestamp() if created else float("-inf")), issue.id
+
+
+def _ready(graph: Graph, now: datetime, problems: Problems) -> list[_Issue]:
+    deferred = _deferred(graph, now)
     ready: list[_Issue] = []
-    for issue in issues.values():
-        if issue.status != "open" or issue.kind in NOT_WORK:
+    counts: dict[str, int] = {}
+    for issue in graph.issues.values():
+        reason = left_out(issue, graph, deferred)
+        if reason is not None:
+            key = reason.split()[0]
+            counts[key] = counts.get(key, 0) + 1
             continue
-        blockers = _blockers(issue, issues, full_export, problems)
-        if blockers:
-            logger.debug("skipped blocked bead", extra={"bead_id": issue.id})
+        blocked = graph.blocked.get(issue.id)
+        if blocked is not None and blocked.unknown:
+            problems.add(
+                f"bead {issue.id}",
+                f"cannot tell whether bd ready lists it: it depends on {blocked.unknown[0]}; "
+                "import 'bd ready --json' output instead, or pick issues with --bead-ids",
+            )
             continue
         ready.append(issue)
-    return ready
+    logger.debug("selected ready beads", extra={"ready": len(ready), "left_out": counts})
+    return sorted(ready, key=_ready_order)
 
 
-def _requested(
-    issues: dict[str, _Issue],
-    bead_ids: t.Sequence[str],
-    full_export: bool,
-    problems: Problems,
-) -> list[_Issue]:
+def _requested(graph: Graph, bead_ids: t.Sequence[str], problems: Problems) -> list[_Issue]:
     chosen: list[_Issue] = []
     wanted = list(dict.fromkeys(bead_ids))
     for bead in wanted:
-        issue = issues.get(bead)
+        issue = graph.issues.get(bead)
         if issue is None:
             problems.add(f"--bead-ids {bead}", "not in the input; check the id or re-export")
-        elif issue.status != "open":
+            continue
+        if issue.status != "open":
             problems.add(f"bead {bead}", f"status is {issue.status!r}; only open beads can run")
-        elif issue.kind in NOT_WORK:
-            problems.add(
-                f"bead {bead}", f"is a {issue.kind}, not work; list its child issues instead"
-            )
-        else:
-            for target, status in _blockers(issue, issues, full_export, problems):
-                if target not in wanted:
-                    problems.add(
-                        f"bead {bead}",
-                        f"blocked by {target} ({status}); add {target} to --bead-ids or "
-                        "finish it first",
-                    )
-            chosen.append(issue)
+            continue
+        if issue.pinned or issue.kind in NOT_WORK:
+            what = "pinned (a context marker)" if issue.pinned else f"a {issue.kind}"
+            problems.add(f"bead {bead}", f"is {what}, not work; bd ready never lists it")
+            continue
+        blocked = graph.blocked.get(bead)
+        if blocked is not None:
+            for why in blocked.unknown:
+                problems.add(
+                    f"bead {bead}",
+                    f"depends on {why}; cannot tell whether it is blocked: re-export with it",
+                )
+            outside = sorted(blocked.blockers - set(wanted))
+            for target in outside:
+                status = graph.status(target) or "open"
+                problems.add(
+                    f"bead {bead}",
+                    f"blocked by {target} ({status}); add {target} to --bead-ids or "
+                    "finish it first",
+                )
+            if not outside and not blocked.blockers and blocked.reasons:
+                problems.add(f"bead {bead}", f"blocked: {'; '.join(blocked.reasons)}")
+        chosen.append(issue)
     return chosen
 
 
-def _task(
-    issue: _Issue,
-    selected: set[str],
-    issues: dict[str, _Issue],
-    full_export: bool,
-    problems: Problems,
-) -> dict[str, t.Any]:
+def _task(issue: _Issue, selected: set[str], graph: Graph, problems: Problems) -> dict[str, t.Any]:
     raw = issue.raw
     where = f"bead {issue.id}"
-    meta = raw.get("metadata")
-    if isinstance(meta, str):
-        try:
-            meta = json.loads(meta)
-        except json.JSONDecodeError:
-            meta = None
-    meta = meta if isinstance(meta, dict) else {}
+    meta = _json_object(raw.get("metadata"))
     task: dict[str, t.Any] = {"id": issue.id, "subject": text(raw.get("title"))}
-    parts = [text(raw.get("description")).strip()]
+    description_text = text(raw.get("description")).strip()
+    parts = [description_text]
     for key, label in (("design", "Design"), ("notes", "Notes")):
         if text(raw.get(key)).strip():
             parts.append(f"{label}:\n{text(raw.get(key)).strip()}")
@@ -249,13 +445,13 @@ def _task(
     if description:
         task["description"] = description
     task.update(scope(manifest(meta.get("files"), problems, where, "metadata.files")))
-    deps = [
-        target
-        for target, _status in _blockers(issue, issues, full_export, Problems(""))
-        if target in selected
-    ]
+    blocked = graph.blocked.get(issue.id)
+    deps = sorted(blocked.blockers & selected) if blocked is not None else []
+    if issue.kind == "epic":
+        # deliberate: an epic runs after its own selected children (docs/importers.md)
+        deps += [kid for kid in graph.children.get(issue.id, ()) if kid in selected]
     if deps:
-        task["blocked_by"] = deps
+        task["blocked_by"] = list(dict.fromkeys(deps))
     task["issue_type"] = issue.kind
     prio = priority(raw.get("priority"), problems, where, "priority")
     if prio is not None:
@@ -268,7 +464,30 @@ def _task(
     items = [line.strip().lstrip("-*").strip() for line in criteria.splitlines()]
     if any(items):
         task["acceptance"] = [item for item in items if item]
-    if isinstance(meta.get("validation"), dict):
-        task["validation"] = meta["validation"]
-    task["metadata"] = {"bead_id": issue.id}
+    checks, extra = validation(meta.get("validation"), description_text, problems, where)
+    if checks:
+        task["validation"] = checks
+    task["metadata"] = {"bead_id": issue.id, **_carried(issue, graph), **extra}
     return task
+
+
+def _carried(issue: _Issue, graph: Graph) -> dict[str, t.Any]:
+    """What the brief and the report show of the issue: labels, people, links."""
+    raw = issue.raw
+    out: dict[str, t.Any] = {}
+    labels = raw.get("labels")
+    if isinstance(labels, list) and labels:
+        out["labels"] = [str(label) for label in labels]
+    for key in ("assignee", "owner", "external_ref"):
+        value = raw.get(key)
+        if isinstance(value, str) and value:
+            out[key] = value
+    if issue.parents:
+        out["parent"] = issue.parents[0]
+    epic = graph.epic_of(issue.id)
+    if epic is not None:
+        out["epic"] = epic
+        title = graph.issues[epic].raw.get("title")
+        if isinstance(title, str) and title:
+            out["epic_title"] = title
+    return out

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 import typing as t
+
+import yaml
 
 from protocol.base import check_id
 from protocol.manifest import normalize
 from runner.errors import UsageError
-from runner.plan.load import PlanError
+from runner.plan.load import PlanError, load_yaml
+from runner.plan.summary import UNKNOWN_SCOPE
 
-UNKNOWN_SCOPE: t.Final[tuple[str, ...]] = ("**",)
-"""The manifest of a task whose source declares no files: the whole repository, exclusively
-(``concurrency: write-shared``), so a task of unknown scope never runs beside another writer."""
+# UNKNOWN_SCOPE is the manifest of a task whose source declares no files: the whole repository,
+# exclusively (``concurrency: write-shared``), so a task of unknown scope never runs beside
+# another writer. The plan summary names such tasks, so it owns the constant.
 
 
 class PlanImportError(PlanError):
@@ -149,3 +153,59 @@ def text(value: object) -> str:
     if value is None:
         return ""
     return value if isinstance(value, str) else json.dumps(value)
+
+
+_FENCE_RE: t.Final = re.compile(
+    r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*validation[ \t]*\r?\n"
+    r"(?P<body>.*?)^[ \t]*(?P=fence)[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
+CARRIED_VALIDATION_KEYS: t.Final = ("test_levels",)
+"""``metadata.validation`` keys agentops carries for the worker, not checks the mayor runs:
+kept in the task's ``metadata`` (the brief shows them)."""
+
+
+def validation_block(description: str, problems: Problems, where: str) -> dict[str, t.Any]:
+    """The first fenced ``validation`` block of a description (YAML or JSON), as agentops'
+    ``/plan`` writes it and ``/crank`` extracts it; empty when there is none."""
+    match = _FENCE_RE.search(description)
+    if match is None:
+        return {}
+    try:
+        doc = load_yaml(match["body"])
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "unreadable"
+        problems.add(where, f"description: the ```validation block is not YAML or JSON: {first}")
+        return {}
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        problems.add(where, "description: the ```validation block is not a mapping of checks")
+        return {}
+    return doc
+
+
+def validation(
+    given: object, description: str, problems: Problems, where: str, field: str = "validation"
+) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
+    """The task's ``validation`` and the keys it carries into ``metadata``.
+
+    ``given`` (``metadata.validation``) wins key by key over a ```validation block in the
+    description; ``test_levels`` moves to metadata; ``cross_cutting`` is refused (checks for
+    every task are plan ``gates`` here). Unknown check names are left for the plan check.
+    """
+    checks = dict(validation_block(description, problems, where))
+    if given is not None:
+        if isinstance(given, dict):
+            checks.update(given)
+        else:
+            problems.add(where, f"{field}: not an object of checks")
+    carried = {key: checks.pop(key) for key in CARRIED_VALIDATION_KEYS if key in checks}
+    if "cross_cutting" in checks:
+        checks.pop("cross_cutting")
+        problems.add(
+            where,
+            f"{field}.cross_cutting: checks for every task are plan gates here; move them to "
+            "the plan's 'gates' list",
+        )
+    return checks, carried

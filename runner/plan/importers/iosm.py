@@ -228,7 +228,8 @@ def _task(raw: _RawTask, ids: set[str], problems: Problems) -> dict[str, t.Any]:
     if deps:
         task["blocked_by"] = deps
 
-    effort = _effort(fields.pop("effort", None), where, problems)
+    effort_field = fields.pop("effort", None)
+    effort = _effort(effort_field, where, problems)
     if effort is not None:
         task["effort"] = effort
 
@@ -252,6 +253,8 @@ def _task(raw: _RawTask, ids: set[str], problems: Problems) -> dict[str, t.Any]:
 
     status_field = fields.pop("status", None)
     extra: dict[str, t.Any] = {}
+    if effort_field is not None and effort is not None and effort != _scalar(effort_field):
+        extra["effort"] = _scalar(effort_field)  # as written: "M (3 hours)"
     if status_field is not None:
         status = _scalar(status_field)
         mapped = _STATUSES.get(status.lower())
@@ -310,18 +313,31 @@ def _choice(
     return None
 
 
+_HOURS_RE: t.Final = re.compile(r"(?i)(\d+(?:\.\d+)?)\s*h(?:ours?|rs?)?\b")
+_MINUTES_RE: t.Final = re.compile(r"(?i)(\d+(?:\.\d+)?)\s*min(?:utes?|s)?\b")
+
+
 def _effort(field: _Field | None, where: str, problems: Problems) -> str | None:
+    """The effort: explicit hours (or minutes) anywhere in the value win over the size letter,
+    as the reference planner's ``effort_to_minutes`` reads them: ``M (3 hours)`` is 3h, and a
+    range ``M (2-4 hours)`` its upper bound 4h; otherwise ``S``/``M``/``L``/``XL``/``30m``."""
     if field is None:
         problems.add(where, "Effort: missing; add '- **Effort:** S' (S, M, L, XL, 2h or 30min)")
         return None
-    # "M (2-4 hours)": the size is the estimate, the parenthesis a comment
-    value = _PAREN_RE.sub("", _scalar(field)).strip().strip("`").strip()
+    written = _scalar(field)
+    hours = _HOURS_RE.search(written)
+    if hours is not None:
+        return f"{float(hours[1]):g}h"
+    minutes = _MINUTES_RE.search(written)
+    if minutes is not None:
+        return f"{float(minutes[1]):g}min"
+    value = _PAREN_RE.sub("", written).strip().strip("`").strip()
     try:
         effort_minutes(value)
     except ValueError:
         problems.add(
             where,
-            f"{field.name}: {_scalar(field)!r} is not an effort; use S, M, L, XL, Nh or Nmin "
+            f"{field.name}: {written!r} is not an effort; use S, M, L, XL, Nh or Nmin "
             "(e.g. 2h, 30min)",
         )
         return None

@@ -1,9 +1,10 @@
 """Import an OL wave (``ol hero hunt`` output, agentops ``/swarm --from-wave FILE``).
 
 ``wave[]`` entries ``{id, title, spec_path, priority}`` become tasks exactly as agentops creates
-them (subject ``[<id>] <title>``, the ``OL bead ...`` description, ``ol_*`` metadata), in
-ascending priority; ``blocked[]`` entries become tasks that keep their ``blocked_by``;
-``completed[]`` entries become tasks that are already done. After a wave task merges, the mayor
+them (subject ``[<id>] <title>``, the ``OL bead ...`` description, ``ol_*`` metadata), checked
+and ordered as its ``ol-wave-loader.sh`` does: every field required, priority a whole number,
+ascending priority with ties in byte order of id, title, spec path. ``blocked[]`` and
+``completed[]`` are not run, as in agentops. After a wave task merges, the mayor
 runs ``ol hero ratchet <id> --quest <quest>`` (:func:`ol_ratchet_argv`), which needs ``ol`` on
 PATH (:func:`require_ol`).
 """
@@ -17,13 +18,10 @@ import typing as t
 from runner.errors import CommandError, RunFailed
 from runner.plan.importers.common import (
     Problems,
-    id_list,
     manifest,
     parse_json,
-    priority,
     scope,
     task_id,
-    text,
 )
 from runner.proc import run
 
@@ -81,95 +79,112 @@ def looks_like_wave(doc: object) -> bool:
 
 
 def import_wave(raw: str, problems: Problems) -> dict[str, t.Any]:
+    """The tasks of ``wave[]``, checked and ordered as agentops' ``ol-wave-loader.sh`` does.
+
+    ``blocked[]`` and ``completed[]`` are not tasks: agentops runs only the wave (a blocked bead
+    comes back in the next ``ol hero hunt`` once OL unblocks it, with its spec).
+    """
     doc = parse_json(raw, problems, "OL wave")
     if not isinstance(doc, dict) or "wave" not in doc:
         problems.fail(
-            "not an OL wave: expected a JSON object with 'wave' (and optional 'blocked', "
-            "'completed') lists, as 'ol hero hunt' writes"
+            "not an OL wave: expected a JSON object with a 'wave' list (and optional 'blocked', "
+            "'completed'), as 'ol hero hunt' writes"
         )
-    entries: dict[str, list[dict[str, t.Any]]] = {}
-    for section in SECTIONS:
-        value = doc.get(section, [])
-        if value is None:
-            value = []
-        if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
-            problems.add(section, "must be a list of objects with at least 'id'")
-            value = []
-        entries[section] = value
-    problems.raise_if_any()
-
+    entries = doc["wave"]
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        problems.fail("wave: must be a list of objects with id, title, spec_path and priority")
+    if not entries:
+        problems.fail("wave: no wave entries: nothing to run")
     seen: dict[str, str] = {}
-    rows: list[tuple[str, int, dict[str, t.Any], str]] = []
-    for section in SECTIONS:
-        for index, entry in enumerate(entries[section]):
-            where = f"{section}[{index}]"
-            bead = task_id(entry.get("id"), problems, where)
-            if bead is None:
-                continue
-            if bead in seen:
-                problems.add(f"{where} ({bead})", f"id: duplicate of {seen[bead]}")
-                continue
-            seen[bead] = where
-            rows.append((section, index, entry, bead))
-    if not rows and not problems.lines:
-        problems.fail("the wave is empty: no 'wave', 'blocked' or 'completed' entries")
-
-    keyed: list[tuple[tuple[int, float, int], dict[str, t.Any]]] = []
-    for order, (section, index, entry, bead) in enumerate(rows):
-        where = f"{section}[{index}] ({bead})"
-        task = _task(section, entry, bead, set(seen), where, problems)
-        # wave entries run by ascending priority (lower = more urgent); the rest keep file order
-        rank = float(task.get("priority", float("inf"))) if section == "wave" else 0.0
-        keyed.append(((SECTIONS.index(section), rank, order), task))
+    keyed: list[tuple[tuple[int, str, str, str], dict[str, t.Any]]] = []
+    for index, entry in enumerate(entries):
+        where = f"wave[{index}]"
+        bead = task_id(entry.get("id"), problems, where) if entry.get("id") else None
+        if bead is None:
+            if not entry.get("id"):
+                problems.add(where, "id: missing or empty; every wave entry needs an id")
+            continue
+        where = f"{where} ({bead})"
+        if bead in seen:
+            problems.add(where, f"id: duplicate of {seen[bead]}")
+            continue
+        seen[bead] = where
+        task = _task(entry, bead, where, problems)
+        if task is not None:
+            keyed.append((_order(task), task))
+    for section in ("blocked", "completed"):
+        if doc.get(section):
+            logger.info("left out OL wave section", extra={"section": section})
     problems.raise_if_any()
     keyed.sort(key=lambda row: row[0])
     return {"tasks": [task for _, task in keyed]}
 
 
-def _task(
-    section: str,
-    entry: dict[str, t.Any],
-    bead: str,
-    known: set[str],
-    where: str,
-    problems: Problems,
-) -> dict[str, t.Any]:
-    title = text(entry.get("title"))
-    spec = entry.get("spec_path")
-    if spec is not None and not isinstance(spec, str):
-        problems.add(where, f"spec_path: {spec!r} is not a path")
-        spec = None
-    prio = priority(entry.get("priority"), problems, where, "priority")
-    files = manifest(entry.get("files"), problems, where, "files")
-    task: dict[str, t.Any] = {"id": bead, "subject": f"[{bead}] {title}".rstrip()}
+def _order(task: dict[str, t.Any]) -> tuple[int, str, str, str]:
+    """The loader's ``sort -t$'\\t' -k1 -n`` of ``priority, id, title, spec_path`` lines: by
+    priority, ties by the rest of the line (byte order, as in the C locale)."""
+    meta = task["metadata"]
+    title = task["subject"].removeprefix(f"[{task['id']}] ")
+    return meta["ol_priority"], task["id"], title, meta["ol_spec_path"]
 
-    lines = [f"OL bead {bead}"]
-    if spec:
-        lines.append(f"Spec: {spec}")
-    if prio is not None:
-        lines.append(f"Priority: {prio}")
-    blocked_by: list[str] = []
-    if section == "blocked":
-        blocked_by = id_list(entry.get("blocked_by"), problems, where, "blocked_by")
-        for dep in blocked_by:
-            if dep not in known:
-                problems.add(
-                    where,
-                    f"blocked_by: unknown bead {dep!r}; it is in none of wave, blocked, completed",
-                )
-        if blocked_by:
-            lines.append(f"Blocked by: {', '.join(blocked_by)}")
-    if spec:
-        lines += ["", f"Read the spec file at {spec} for full requirements."]
-    task["description"] = "\n".join(lines)
+
+def _required(entry: dict[str, t.Any], key: str, where: str, problems: Problems) -> str | None:
+    value = entry.get(key)
+    if value is None or value == "":
+        problems.add(
+            where,
+            f"{key}: missing or empty; agentops' wave loader refuses the wave without it "
+            "(every entry needs id, title, spec_path and priority)",
+        )
+        return None
+    if not isinstance(value, str):
+        problems.add(where, f"{key}: {value!r} is not a string")
+        return None
+    if "\n" in value or "\t" in value:
+        problems.add(where, f"{key}: contains a newline or tab; agentops' loader refuses it")
+        return None
+    return value
+
+
+def _priority(entry: dict[str, t.Any], where: str, problems: Problems) -> int | None:
+    """A whole number 0 or more, as a JSON number or digits (the loader's ``^[0-9]+$``)."""
+    value = entry.get("priority")
+    if value is None or value == "":
+        problems.add(
+            where,
+            "priority: missing; agentops' wave loader refuses the wave without it (lower "
+            "runs first)",
+        )
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    problems.add(where, f"priority: must be a whole number 0 or more, got {value!r}")
+    return None
+
+
+def _task(
+    entry: dict[str, t.Any], bead: str, where: str, problems: Problems
+) -> dict[str, t.Any] | None:
+    title = _required(entry, "title", where, problems)
+    spec = _required(entry, "spec_path", where, problems)
+    prio = _priority(entry, where, problems)
+    files = manifest(entry.get("files"), problems, where, "files")
+    if title is None or spec is None or prio is None:
+        return None
+    task: dict[str, t.Any] = {
+        "id": bead,
+        "subject": f"[{bead}] {title}",
+        "description": (
+            f"OL bead {bead}\nSpec: {spec}\nPriority: {prio}\n\n"
+            f"Read the spec file at {spec} for full requirements."
+        ),
+    }
     task.update(scope(files))
-    if blocked_by:
-        task["blocked_by"] = blocked_by
-    if isinstance(entry.get("issue_type"), str) and entry["issue_type"]:
-        task["issue_type"] = entry["issue_type"]
-    if prio is not None:
-        task["priority"] = prio
-    if section == "completed":
-        task["status"] = "done"
+    issue_type = entry.get("issue_type")
+    if isinstance(issue_type, str) and issue_type:
+        task["issue_type"] = issue_type
+    task["priority"] = prio
     task["metadata"] = {"ol_bead_id": bead, "ol_spec_path": spec, "ol_priority": prio}
     return task

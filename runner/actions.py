@@ -1,0 +1,169 @@
+"""The vocabulary of the mayor's loop: what it observed, and the actions :func:`runner.decide.
+decide` returns for its executors (the launcher, the arbiter, the outbox, session control)."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+
+from protocol.messages import Envelope, Fields, MessageType
+from protocol.plan import Plan, Task
+from protocol.results import ScopeEscape
+from protocol.state import EventKind
+from runner.scheduler import PlanIndex
+from runner.sessions import SessionStatus
+
+MAYOR: t.Final = "mayor"
+HUMAN: t.Final = "human"
+FIXUP_REFUSALS: t.Final = frozenset({"conflict", "scope"})
+"""Refusals a worker fixes on its own branch (a fix-up, bounded by ``budgets.max_fixups``)."""
+
+
+def worker_name(task_id: str) -> str:
+    """The mail identity of a task's worker: the task id itself (ids are already safe names)."""
+    return task_id
+
+
+def task_branch(run_id: str, task_id: str) -> str:
+    return f"swarm/{run_id}/{task_id}"
+
+
+# -- what the mayor observed -------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Observations:
+    now: float
+    """Epoch seconds."""
+    mail: tuple[Envelope, ...] = ()
+    """Unread mail of this run to the mayor, not handled before, in delivery order."""
+    sessions: t.Mapping[str, SessionStatus] | None = None
+    """Status of the run's sessions by name (one tmux call); None: not looked at this time."""
+    idle: t.Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Seconds since each running task's worker last wrote to its pane or mailed (fresh
+    observations only: a task restarted since is not idle)."""
+    escapes: tuple[tuple[int, ScopeEscape | str], ...] = ()
+    """New lines of scope-escapes.jsonl: (byte offset after the line, the escape or an error)."""
+    merged: tuple[str, ...] = ()
+    """Tasks the arbiter merged (or accepted) since the last ask: their workers get an answer."""
+    adopting: bool = False
+    """The mayor just (re)started: a running task whose session is gone restarts in place."""
+    integrated: bool = False
+    """The arbiter already took the offered work in this step."""
+
+    def consumed(self, *, merged: tuple[str, ...] = ()) -> Observations:
+        """What is left to act on once the actions decided on these observations ran."""
+        return Observations(now=self.now, merged=merged, integrated=True)
+
+
+# -- actions -------------------------------------------------------------------------------------
+
+
+class Ev(t.NamedTuple):
+    """An event to record: the action's decision, written before the action is carried out."""
+
+    kind: EventKind
+    task_id: str | None = None
+    data: t.Mapping[str, t.Any] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """Only the event: nothing else to carry out."""
+
+    ev: Ev
+
+
+@dataclasses.dataclass(frozen=True)
+class Send:
+    """A message from the mayor (advisory: a lost one never stops the run)."""
+
+    to: str
+    type: MessageType
+    task_id: str
+    fields: Fields
+    importance: t.Literal["low", "normal", "high", "urgent"] = "normal"
+    ack_required: bool = False
+    subject: str = ""
+    body: str = ""
+    pane_tail_of: str | None = None
+    """A session whose last pane lines the outbox appends to a help request's problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Kill:
+    session: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Launch:
+    """Start (or restart) a task's worker: the launcher records ``task_dispatched`` itself,
+    against the state at that moment (a wave commit just before may have moved the base)."""
+
+    task_id: str
+    attempt: int
+    resumed: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Integrate:
+    """The arbiter validates and merges offered work."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StartWave:
+    """Commit the wave that ended (wave commits), then record ``wave_started``."""
+
+    tasks: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Ratchet:
+    """Tell ``ol`` that an OL bead merged."""
+
+    task_id: str
+    bead: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Drop:
+    """Mark a message read with no effect of its own (a PROGRESS a later one supersedes)."""
+
+    msg_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Finish:
+    """Every task settled: wave commit, final gates (or remediation), landing, the end."""
+
+
+Action = Record | Send | Kill | Launch | Integrate | StartWave | Ratchet | Drop | Finish
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanView:
+    """The plan with the indexes the scheduler keeps for it."""
+
+    plan: Plan
+    index: PlanIndex
+    case_sensitive: bool
+
+    @classmethod
+    def build(cls, plan: Plan, *, case_sensitive: bool) -> PlanView:
+        return cls(plan, PlanIndex.build(plan, case_sensitive=case_sensitive), case_sensitive)
+
+    def with_task(self, task: Task) -> PlanView:
+        return PlanView.build(
+            self.plan.model_copy(update={"tasks": (*self.plan.tasks, task)}),
+            case_sensitive=self.case_sensitive,
+        )
+
+
+def summary(env: Envelope) -> str:
+    """A message in one line, for the run log and the dashboards."""
+    data = env.fields.model_dump()
+    for key in ("summary", "step", "reason", "problem", "finding", "text", "title", "status"):
+        value = data.get(key)
+        if value:
+            return f"{env.type.value}: {str(value).splitlines()[0][:200]}"
+    return env.type.value

@@ -1,0 +1,75 @@
+"""``swarm status`` and ``swarm report``: a run's tasks now, and its results report."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import typing as t
+
+import click
+
+from runner import launch
+from runner.cli.common import echo_json, find_repo, handle_errors, json_option, repo_option
+from runner.report import render_report, status_document
+
+
+@click.command(name="status")
+@click.argument("run_id", metavar="[RUN]", required=False)
+@click.option(
+    "--rebuild", "rebuild_events", is_flag=True, help="Rebuild the state from events.jsonl alone."
+)
+@repo_option
+@json_option
+@handle_errors
+def status_command(
+    run_id: str | None, rebuild_events: bool, repo: pathlib.Path | None, as_json: bool
+) -> None:
+    """Show a run's tasks: state, attempt, session, elapsed, last message.
+
+    \b
+    Examples:
+      swarm status
+      swarm status --json | jq '.tasks[] | select(.state == "failed")'
+    """
+    top = find_repo(repo)
+    state = launch.read_state(top, launch.resolve_run(top, run_id), from_events=rebuild_events)
+    if as_json:
+        echo_json("status", status_document(state))
+        return
+    from rich.console import Console
+
+    from runner.dashboard import status_table
+
+    console = Console(width=min(shutil.get_terminal_size().columns, 120))
+    console.print(status_table(state, width=console.width))
+    if state.stop_reason:
+        console.print(f"{state.status}: {state.stop_reason}")
+    if state.paused:
+        console.print("dispatch is PAUSED (a critical scope escape): `swarm unpause` resumes it")
+    for escape in state.escapes:
+        decision = f"spawned {escape.spawned}" if escape.spawned else f"rejected: {escape.reason}"
+        console.print(f"escape from {escape.source or '?'} [{escape.key}]: {decision}")
+
+
+@click.command(name="report")
+@click.argument("run_id", metavar="[RUN]", required=False)
+@repo_option
+@json_option
+@handle_errors
+def report_command(run_id: str | None, repo: pathlib.Path | None, as_json: bool) -> None:
+    """Print the agentops-style results report of a run.
+
+    \b
+    Examples:
+      swarm report
+      swarm report 20261121-051500-3f2a --json
+    """
+    top = find_repo(repo)
+    state = launch.read_state(top, launch.resolve_run(top, run_id))
+    if as_json:
+        echo_json("report", status_document(state))
+    else:
+        click.echo(render_report(state))
+
+
+commands: t.Final = (status_command, report_command)

@@ -1,0 +1,300 @@
+"""The launcher: start (or restart) a task's worker — worktree, brief, the worker's mail, its
+tmux session, the lease on its manifest. It records ``task_dispatched`` before it acts and
+``task_crashed``/``task_failed`` when the start fails, so a crash at any point loses nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pathlib
+import sys
+import typing as t
+
+from agentmail.errors import AgentMailError
+from agentmail.leases import Leases
+from agentmail.store import MailStore
+from agentmail.worker_env import WorkerEnv
+from protocol.messages import AssignFields, GuidanceFields, RetryRequiredFields, TextFields
+from protocol.messages import MessageType as M
+from protocol.plan import Task
+from protocol.state import TERMINAL_TASK_STATES, RunState, TaskRecord
+from runner import git, worktrees
+from runner.actions import FIXUP_REFUSALS, HUMAN, MAYOR, task_branch, worker_name
+from runner.agents.presets import AgentPreset, build_argv, command_preset, preset
+from runner.brief import BriefContext, render_brief
+from runner.config import SwarmConfig, preset_from_config
+from runner.errors import CommandError, RunnerError
+from runner.outbox import Outbox
+from runner.paths import RunPaths, SwarmPaths
+from runner.sessions import SessionBackend, SessionExists, SessionSpec, session_name
+from runner.state import RunLog
+
+logger = logging.getLogger(__name__)
+
+LEASE_TTL: t.Final = 24 * 3600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerStart:
+    """Where a task's attempt runs and from which commit (pure: from the run state)."""
+
+    task: Task
+    attempt: int
+    resumed: bool
+    branch: str
+    worktree: pathlib.Path
+    session: str
+    base: str
+    rebase_onto: str | None
+    fixup: bool
+
+    @classmethod
+    def plan(cls, state: RunState, task: Task, attempt: int, *, resumed: bool) -> WorkerStart:
+        record = state.tasks[task.id]
+        again = attempt > 1 or resumed
+        conflicted = record.state == "rework" and record.refusal == "conflict"
+        return cls(
+            task=task,
+            attempt=attempt,
+            resumed=resumed,
+            branch=task_branch(state.run_id, task.id),
+            worktree=pathlib.Path(state.worktree_root) / state.run_id / task.id,
+            session=session_name(state.run_id, task.id),
+            base=record.base_sha if again and record.base_sha else state.integration_head,
+            rebase_onto=state.integration_head if conflicted else None,
+            fixup=record.state == "rework" and record.refusal in FIXUP_REFUSALS,
+        )
+
+
+def worker_environ(
+    swarm: SwarmPaths,
+    run_id: str,
+    start: WorkerStart,
+    key_file: pathlib.Path,
+    brief: pathlib.Path,
+    python: str,
+) -> dict[str, str]:
+    """The environment of a worker pane (DESIGN.md "Worker environment")."""
+    env = WorkerEnv(
+        home=swarm.home,
+        run=run_id,
+        task=start.task.id,
+        worker=worker_name(start.task.id),
+        mayor=MAYOR,
+        key_file=key_file,
+        brief=brief,
+        worktree=start.worktree,
+        attempt=start.attempt,
+    ).to_environ()
+    env["SWARM_BASE"] = start.base
+    if start.rebase_onto:
+        env["SWARM_REBASE_ONTO"] = start.rebase_onto
+    bindir = str(pathlib.Path(python).parent)
+    env["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', os.defpath)}"
+    return env
+
+
+class Launcher:
+    def __init__(
+        self,
+        *,
+        repo: pathlib.Path,
+        swarm: SwarmPaths,
+        run: RunPaths,
+        log: RunLog,
+        store: MailStore,
+        backend: SessionBackend,
+        outbox: Outbox,
+        settings: SwarmConfig,
+        case_sensitive: bool,
+        python: str = sys.executable,
+    ) -> None:
+        self.repo = repo
+        self.swarm = swarm
+        self.run = run
+        self.log = log
+        self.store = store
+        self.backend = backend
+        self.outbox = outbox
+        self.settings = settings
+        self.python = python
+        self.leases = Leases(store.root, case_sensitive=case_sensitive)
+        self._leased: set[str] = set()
+        state = log.state
+        self.preset = (
+            command_preset(state.agent_cmd) if state.agent_cmd else self._named(state.agent)
+        )
+
+    def start(self, task: Task, attempt: int, *, resumed: bool = False) -> None:
+        """Start (or restart) a worker: worktree, brief, ASSIGN/RETRY mail, session.
+
+        ``resumed``: the same attempt again after its session was lost (no mayor was running);
+        the brief lists what the worktree already holds and the agent's resume flag is used."""
+        state = self.log.state
+        record = state.tasks[task.id]
+        start = WorkerStart.plan(state, task, attempt, resumed=resumed)
+        self.log.record(
+            "task_dispatched",
+            task.id,
+            attempt=attempt,
+            session=start.session,
+            branch=start.branch,
+            worktree=str(start.worktree),
+            base_sha=start.base,
+            fixup=start.fixup,
+            resumed=resumed,
+        )
+        try:
+            self._start(start, record)
+        except (RunnerError, OSError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            fatal = isinstance(exc, CommandError) and exc.returncode == 127
+            self.log.record(
+                "task_failed" if fatal else "task_crashed",
+                task.id,
+                reason=f"could not start the worker: {reason}",
+                exit_status=getattr(exc, "returncode", None),
+            )
+            return
+        if task.needs_user_input and attempt == 1:
+            text = f"Task {task.id} needs your input: swarm attach {task.id}"
+            self.outbox.mail(
+                HUMAN, M.GUIDANCE, task.id, GuidanceFields(text=text), importance="high"
+            )
+
+    def _start(self, start: WorkerStart, record: TaskRecord) -> None:
+        task = start.task
+        worktrees.create_worktree(self.repo, start.worktree, start.branch, start.base)
+        history = self._history(record, start.worktree, start.base) if start.resumed else ""
+        worker = worker_name(task.id)
+        key_file = self.store.register(worker)
+        brief = self.run.brief(task.id)
+        brief.parent.mkdir(parents=True, exist_ok=True)
+        retried = start.attempt > 1 and not start.resumed
+        brief.write_text(
+            render_brief(
+                BriefContext(
+                    run_id=self.log.state.run_id,
+                    task=task,
+                    attempt=start.attempt,
+                    worktree=start.worktree,
+                    branch=start.branch,
+                    base_sha=start.base,
+                    retry_reason=record.reason if retried else "",
+                    retry_files=record.files if retried else (),
+                    rebase_onto=start.rebase_onto,
+                    history=history,
+                )
+            )
+        )
+        self._mail_worker(start, record, brief)
+        argv = build_argv(
+            self._preset_of(task),
+            brief=brief,
+            task=task.id,
+            worktree=start.worktree,
+            python=self.python,
+            resume=start.resumed,
+        )
+        env = worker_environ(self.swarm, self.log.state.run_id, start, key_file, brief, self.python)
+        spec = SessionSpec(
+            name=start.session,
+            argv=argv,
+            cwd=start.worktree,
+            env=env,
+            log_path=self.run.pane_log(task.id),
+        )
+        try:
+            self.backend.start(spec)  # replaces a dead session of that name itself
+        except SessionExists:  # an agent still alive after offering: start afresh
+            self.backend.kill(start.session)
+            self.backend.start(spec)
+        self._lease(task, worker, start.attempt)
+
+    def _mail_worker(self, start: WorkerStart, record: TaskRecord, brief: pathlib.Path) -> None:
+        task, worker = start.task, worker_name(start.task.id)
+        if start.resumed:
+            text = (
+                "Your session was lost and has been restarted in the same worktree; "
+                f"see the brief: {brief}"
+            )
+            self.outbox.mail(worker, M.GUIDANCE, task.id, TextFields(text=text))
+        elif start.attempt == 1:
+            assign = AssignFields(
+                title=task.title,
+                attempt=1,
+                brief=str(brief),
+                worktree=str(start.worktree),
+                branch=start.branch,
+                base_sha=start.base,
+            )
+            self.outbox.mail(worker, M.ASSIGN, task.id, assign, ack_required=True)
+        else:
+            retry = RetryRequiredFields(
+                attempt=start.attempt,
+                reason=record.reason,
+                files=record.files,
+                rebase_onto=start.rebase_onto or "",
+            )
+            self.outbox.mail(
+                worker, M.RETRY_REQUIRED, task.id, retry, ack_required=True, importance="high"
+            )
+
+    def _history(self, record: TaskRecord, worktree: pathlib.Path, base: str) -> str:
+        """What a restarted worker already did: its commits and its last report."""
+        commits = git.log_subjects(worktree, base, "HEAD")
+        lines = [f"- commit: {subject}" for subject in commits] or ["- no commits yet"]
+        if not git.is_clean(worktree):
+            lines.append("- uncommitted changes are in the worktree (`git status`)")
+        if record.last_message:
+            lines.append(f"- last report: {record.last_message}")
+        return "\n".join(lines)
+
+    # -- presets ---------------------------------------------------------------------------
+
+    def _named(self, name: str) -> AgentPreset:
+        """A custom preset of the repository's config, else a built-in one."""
+        return preset_from_config(self.settings, name) or preset(name)
+
+    def _preset_of(self, task: Task) -> AgentPreset:
+        if task.agent is None:
+            return self.preset
+        if " " not in task.agent:
+            return self._named(task.agent)
+        return command_preset(task.agent)
+
+    # -- leases ----------------------------------------------------------------------------
+
+    def _lease(self, task: Task, worker: str, attempt: int) -> None:
+        """Hold a lease on a running write task's manifest, so `swarm mail leases` shows who
+        holds what. Advisory: the scheduler's locks already keep manifests apart."""
+        if not task.writes or not task.files:
+            return
+        try:
+            if attempt > 1 or task.id in self._leased:  # the earlier attempt's lease
+                self.leases.release(None, worker)
+            self.leases.reserve(
+                worker,
+                task.files,
+                exclusive=True,
+                ttl=task.timeout or LEASE_TTL,
+                reason=f"run {self.log.state.run_id} task {task.id} attempt {attempt}",
+            )
+        except AgentMailError as exc:
+            logger.warning("could not lease the manifest: %s", exc, extra={"task_id": task.id})
+        self._leased.add(task.id)
+
+    def release_leases(self) -> None:
+        """Release the leases of tasks that settled (all of them once the run ended)."""
+        state = self.log.state
+        running = state.status == "running"
+        for tid in sorted(self._leased):
+            if running and state.tasks[tid].state not in TERMINAL_TASK_STATES:
+                continue
+            self._leased.discard(tid)
+            try:
+                self.leases.release(None, worker_name(tid))
+            except AgentMailError as exc:
+                logger.warning("could not release a lease: %s", exc, extra={"task_id": tid})
