@@ -10,6 +10,7 @@ from protocol.messages import Envelope, Fields, MessageType
 from protocol.plan import Plan, Task
 from protocol.results import ScopeEscape
 from protocol.state import EventKind
+from runner.agents.panes import PaneReport
 from runner.scheduler import PlanIndex
 from runner.sessions import SessionStatus
 
@@ -50,6 +51,12 @@ class Observations:
     """The mayor just (re)started: a running task whose session is gone restarts in place."""
     integrated: bool = False
     """The arbiter already took the offered work in this step."""
+    exits: t.Mapping[str, tuple[str, bool]] = dataclasses.field(default_factory=dict)
+    """Per running task whose pane died: the reason, with the agent's last lines, and whether
+    not to start it again (it exited at once the same way twice; runner.agents.worker)."""
+    panes: t.Mapping[str, PaneReport] = dataclasses.field(default_factory=dict)
+    """Per running task, what its screen shows that needs acting on: a dialog or permission
+    prompt to report, an idle agent to nudge (runner.agents.panes)."""
 
     def consumed(self, *, merged: tuple[str, ...] = ()) -> Observations:
         """What is left to act on once the actions decided on these observations ran."""
@@ -88,6 +95,9 @@ class Send:
     body: str = ""
     pane_tail_of: str | None = None
     """A session whose last pane lines the outbox appends to a help request's problem."""
+    type_into: str | None = None
+    """A session whose pane the message's text is also typed into (a TUI agent never reads
+    its mail): leave copy mode, literal text, Enter checked (``SessionBackend.send_text``)."""
 
 
 @dataclasses.dataclass(frozen=True)

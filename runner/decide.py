@@ -51,6 +51,7 @@ from runner.actions import (
     summary,
     worker_name,
 )
+from runner.agents.panes import PaneReport
 from runner.scheduler import SchedulerInput, TaskStates
 from runner.scheduler import decide as schedule
 from runner.sessions import MISSING, session_name
@@ -210,7 +211,10 @@ def _sessions(out: _Decisions, obs: Observations) -> None:
         elif not status.alive:
             code = status.exit_status
             reason = f"the agent exited (status {code}) without reporting completion"
-            out.record("task_crashed", task.id, exit_status=code, reason=reason)
+            # with its last lines; twice the same quick exit is not retried blindly
+            reason, fatal = obs.exits.get(task.id, (reason, False))
+            kind: EventKind = "task_failed" if fatal else "task_crashed"
+            out.record(kind, task.id, exit_status=code, reason=reason)
 
 
 def _clock(out: _Decisions, plan: PlanView, obs: Observations) -> None:
@@ -231,7 +235,37 @@ def _clock(out: _Decisions, plan: PlanView, obs: Observations) -> None:
             if task.session:
                 out.add(Kill(task.session))
             continue
+        if task.id in obs.panes:
+            _pane(out, task, obs.panes[task.id])
+            continue
         _stall(out, task, obs.idle.get(task.id, 0.0))
+
+
+def _pane(out: _Decisions, task: TaskRecord, seen: PaneReport) -> None:
+    """What a worker's screen shows: a dialog or permission prompt is reported to the human
+    with the pane's text; an idle agent that has not reported gets the nudge typed in."""
+    out.record("task_nudged", task.id, pane=seen.state, text=seen.what)
+    if seen.kind == "nudge":
+        fields = TextFields(text=seen.text)
+        out.add(
+            Send(worker_name(task.id), MessageType.NUDGE, task.id, fields, type_into=task.session)
+        )
+        return
+    help_fields = HelpRequestFields(
+        issue_type="BLOCKED",
+        problem=f"Worker of task {task.id} is at {seen.what}.\n\nIts pane:\n{seen.screen}",
+        question=f"Answer it with `swarm attach {task.id} --rw`.",
+    )
+    out.add(
+        Send(
+            HUMAN,
+            MessageType.HELP_REQUEST,
+            task.id,
+            help_fields,
+            importance="high",
+            ack_required=True,
+        )
+    )
 
 
 def _stall(out: _Decisions, task: TaskRecord, idle: float) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import pathlib
 import sys
 import typing as t
@@ -22,7 +21,9 @@ from protocol.plan import Task
 from protocol.state import TERMINAL_TASK_STATES, RunState, TaskRecord
 from runner import git, worktrees
 from runner.actions import FIXUP_REFUSALS, HUMAN, MAYOR, task_branch, worker_name
-from runner.agents.presets import AgentPreset, build_argv, command_preset, preset
+from runner.agents import worker as agent_worker
+from runner.agents.adapter import AgentSetupError
+from runner.agents.presets import AgentPreset, command_preset, preset
 from runner.brief import BriefContext, render_brief
 from runner.config import SwarmConfig, preset_from_config
 from runner.errors import CommandError, RunnerError
@@ -91,8 +92,8 @@ def worker_environ(
     env["SWARM_BASE"] = start.base
     if start.rebase_onto:
         env["SWARM_REBASE_ONTO"] = start.rebase_onto
-    bindir = str(pathlib.Path(python).parent)
-    env["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', os.defpath)}"
+    # a folder holding only `swarm` first, never swarm's whole venv (runner.agents.worker)
+    env["PATH"] = agent_worker.agent_path(swarm.home, python)
     return env
 
 
@@ -150,7 +151,11 @@ class Launcher:
             self._start(start, record)
         except (RunnerError, OSError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            fatal = isinstance(exc, CommandError) and exc.returncode == 127
+            # an agent that could only stop at a dialog is not started again (its reason says
+            # what to do once)
+            fatal = isinstance(exc, AgentSetupError) or (
+                isinstance(exc, CommandError) and exc.returncode == 127
+            )
             self.log.record(
                 "task_failed" if fatal else "task_crashed",
                 task.id,
@@ -173,6 +178,7 @@ class Launcher:
         brief = self.run.brief(task.id)
         brief.parent.mkdir(parents=True, exist_ok=True)
         retried = start.attempt > 1 and not start.resumed
+        swarm = agent_worker.swarm_shim(self.swarm.home, self.python)
         brief.write_text(
             render_brief(
                 BriefContext(
@@ -186,19 +192,25 @@ class Launcher:
                     retry_files=record.files if retried else (),
                     rebase_onto=start.rebase_onto,
                     history=history,
+                    swarm=str(swarm),
                 )
             )
         )
         self._mail_worker(start, record, brief)
-        argv = build_argv(
-            self._preset_of(task),
-            brief=brief,
-            task=task.id,
+        prepared = agent_worker.prepare_worker(
+            preset=self.preset_of(task),
+            task=task,
+            repo=self.repo,
             worktree=start.worktree,
+            brief=brief,
+            swarm_home=self.swarm.home,
             python=self.python,
+            options=agent_worker.options_from(self.settings),
             resume=start.resumed,
         )
+        argv = prepared.argv
         env = worker_environ(self.swarm, self.log.state.run_id, start, key_file, brief, self.python)
+        env.update(prepared.env)  # the brief in the worktree, git identity, the CLI's needs
         spec = SessionSpec(
             name=start.session,
             argv=argv,
@@ -258,7 +270,7 @@ class Launcher:
         """A custom preset of the repository's config, else a built-in one."""
         return preset_from_config(self.settings, name) or preset(name)
 
-    def _preset_of(self, task: Task) -> AgentPreset:
+    def preset_of(self, task: Task) -> AgentPreset:
         if task.agent is None:
             return self.preset
         if " " not in task.agent:

@@ -44,13 +44,16 @@ from runner.actions import (
     Send,
     StartWave,
 )
+from runner.agents import worker as agent_worker
+from runner.agents.panes import PaneReport, PaneWatch
+from runner.agents.registry import adapter_for
 from runner.arbiter import Arbiter, gate_family
 from runner.config import load_config
 from runner.decide import decide, next_wake, remediation, sessions_prefix, stop_actions
 from runner.launcher import Launcher
 from runner.outbox import Outbox
 from runner.paths import RunPaths, SwarmPaths
-from runner.sessions import SessionBackend, SessionStatus
+from runner.sessions import MISSING, SessionBackend, SessionStatus
 from runner.state import RunLog, read_events, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -116,6 +119,8 @@ class Mayor:
         self.arbiter = Arbiter(
             repo=config.repo, run=config.run, log=log, case_sensitive=case_sensitive
         )
+        self._panes = PaneWatch()  # what each worker's screen shows (runner.agents.panes)
+        self._quick_exits: dict[str, str] = {}  # task -> how its agent last exited at once
 
     @property
     def state(self) -> RunState:
@@ -198,10 +203,51 @@ class Mayor:
             now=time.time(),
             mail=self._unread(),
             sessions=sessions,
+            exits=self._exits(sessions),
+            panes=self._screens(sessions),
             idle=self._idle(),
             escapes=self._new_escapes(),
             adopting=adopting,
         )
+
+    def _exits(self, sessions: t.Mapping[str, SessionStatus] | None) -> dict[str, tuple[str, bool]]:
+        """Why each running worker whose pane died exited: its last lines (from the pane log),
+        and whether it exited at once the same way as the time before."""
+        exits: dict[str, tuple[str, bool]] = {}
+        for task in self.state.tasks.values():
+            status = (sessions or {}).get(task.session or "", MISSING)
+            if task.state != "running" or not task.session or not status.exists or status.alive:
+                continue
+            started = task.dispatched_at
+            verdict = agent_worker.exit_reason(
+                status=status.exit_status,
+                elapsed=time.time() - started.timestamp() if started else None,
+                tail=agent_worker.log_tail(self.config.run.pane_log(task.id)),
+                previous=self._quick_exits.get(task.id),
+                preset=self.launcher.preset_of(self.plan.task(task.id)).name,
+            )
+            self._quick_exits[task.id] = verdict.signature
+            exits[task.id] = (verdict.reason, verdict.fatal)
+        return exits
+
+    def _screens(self, sessions: t.Mapping[str, SessionStatus] | None) -> dict[str, PaneReport]:
+        """What the screens of live workers of a known CLI show that needs acting on."""
+        reports: dict[str, PaneReport] = {}
+        swarm = str(agent_worker.shim_dir(self.config.swarm.home) / "swarm")
+        for task in self.state.tasks.values():
+            if task.state != "running" or not task.session:
+                self._panes.forget(task.id)
+                continue
+            if not (sessions or {}).get(task.session, MISSING).alive:
+                continue
+            adapter = adapter_for(self.launcher.preset_of(self.plan.task(task.id)).name)
+            if adapter is None:
+                continue
+            screen = self.backend.screen(task.session)
+            seen = self._panes.observe(task.id, adapter, screen, time.time(), swarm=swarm)
+            if seen is not None:
+                reports[task.id] = seen
+        return reports
 
     def _sessions(self) -> t.Mapping[str, SessionStatus] | None:
         if not any(r.state == "running" and r.session for r in self.state.tasks.values()):
@@ -231,11 +277,15 @@ class Mayor:
             if task.state != "running":
                 continue
             last = task.last_activity.timestamp() if task.last_activity else now
+            heard = now - last
             try:
                 last = max(last, self.config.run.pane_log(task.id).stat().st_mtime)
             except FileNotFoundError:
                 pass
             idle[task.id] = now - last
+            screen = self._panes.idle_for(task.id, now)
+            if screen is not None:  # content, not output timestamps: a redrawn title is no news
+                idle[task.id] = min(heard, screen)
         return idle
 
     def _new_escapes(self) -> tuple[tuple[int, ScopeEscape | str], ...]:

@@ -27,6 +27,9 @@ class Outbox:
         if msg.pane_tail_of and isinstance(fields, HelpRequestFields):
             tail = self.backend.capture(msg.pane_tail_of, PANE_TAIL_LINES)
             fields = fields.model_copy(update={"problem": fields.problem + tail})
+        text = str(getattr(fields, "text", "") or "")
+        if msg.type_into and text and not self.backend.send_text(msg.type_into, text):
+            logger.info("could not type into the pane", extra={"session": msg.type_into})
         self.mail(
             msg.to,
             msg.type,

@@ -411,12 +411,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     args = {"command": command}
                 elif shell == "exec_command":
                     args = {"cmd": command}
-                if command.startswith("git "):
-                    # the sandbox keeps the main repository's .git read-only (a worktree's
-                    # index lives there): ask to run outside it, as a real model does
-                    args["sandbox_permissions"] = "require_escalated"
-                    args["justification"] = "git writes the worktree's index under .git"
-                    args["prefix_rule"] = command.split()[:2]
                 item = {
                     "type": "function_call",
                     "id": _id("fc"),
