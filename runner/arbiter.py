@@ -204,6 +204,17 @@ class Arbiter:
                 "scope violation: " + "; ".join(f"{p} ({why})" for p, why in outside),
             )
             return
+        if not changes and task.allow_empty:
+            self.log.record(
+                "task_merged",
+                task.id,
+                head_sha=head,
+                merge_sha=None,
+                no_changes=True,
+                text="merged (no changes)",
+            )
+            self._merged_now.append(task.id)
+            return
         if not changes:
             self._refuse(
                 task,

@@ -17,7 +17,8 @@ import typing as t
 from protocol.manifest import parse_ls_tree
 from runner import proc
 from runner.errors import CommandError
-from runner.git import SAFE_ENV, SAFE_SWITCHES, _git, _out, common_dir
+from runner.git import common_dir
+from runner.gitrun import SAFE_ENV, SAFE_SWITCHES, _git, _out
 
 # -- what a merge would land (the arbiter's result check) ---------------------------------------
 

@@ -254,3 +254,25 @@ def test_a_deleted_worktree_is_a_clear_command_error(
     with pytest.raises(CommandError, match="no such directory") as info:
         g.head_sha(worker)
     assert info.value.returncode == 128
+
+
+def test_a_driver_planted_after_the_config_was_read_is_still_neutralised(
+    git_repo: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """The config keys are cached per repository by the stat of its config files: a worker
+    that plants a filter after the runner's last look is seen at the next content call."""
+    repo = git_repo
+    commit_file(repo, "notes.txt", "base\n")
+    worker = tmp_path / "worker"
+    git(repo, "worktree", "add", "-q", "-b", "swarm/r1/T1", str(worker))
+    assert g.is_clean(worker) and g.is_clean(repo)  # both configs read (and cached) now
+    marker, evil = tmp_path / "ran.log", tmp_path / "evil"
+    env = f"MARKER='{marker}' EVIL='{evil}' HOOKS='{' '.join(HOOKS)}'\n"
+    as_worker(worker, env + "export MARKER EVIL HOOKS\n" + PLANT)
+    (worker / "notes.txt").write_text("worker\n")
+    assert g.commit_all(worker, "worker edit") is not None
+    integration = tmp_path / "integration"
+    g.worktree_add(repo, integration, "swarm/r1/integration", g.head_sha(repo))
+    g.merge_no_ff(integration, "swarm/r1/T1", "swarm(T1)")
+    assert g.is_clean(integration)
+    assert Planted(repo, worker, marker).ran() == []
