@@ -100,6 +100,8 @@ class Task(Model):
     effort: str | None = None
     acceptance: tuple[str, ...] = ()
     needs_user_input: bool = False
+    allow_empty: bool = False
+    """An offer that changes nothing is accepted (merged with no changes) instead of refused."""
     status: t.Literal["todo", "done"] = "todo"
     validation: Validation = Field(default_factory=Validation)
     agent: str | None = None

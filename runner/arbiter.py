@@ -15,7 +15,7 @@ import typing as t
 from protocol import manifest
 from protocol.plan import GateFamily, Plan, Task
 from protocol.state import OFFERED_STATES, RunState, TaskRecord
-from runner import checks, git
+from runner import checks, git, gitguard
 from runner.errors import CommandError, RunnerError
 from runner.paths import RunPaths
 from runner.state import RunLog
@@ -87,7 +87,7 @@ class Arbiter:
         recorded = self.state.integration_head
         try:
             actual = git.head_sha(self.integration)
-            dirty = git.dirty_paths(self.integration)
+            dirty = gitguard.dirty_paths(self.integration)
         except (CommandError, OSError) as exc:
             actual, dirty = f"unreadable: {str(exc).splitlines()[0]}", ["(unknown)"]
         if actual == recorded and not dirty:
@@ -147,7 +147,7 @@ class Arbiter:
                 return
             git.reset_hard(self.integration, base)  # a half-done merge, if any
         if task.writes:
-            unsaved = [p for p in git.dirty_paths(worktree) if self._inside(p, task.files)]
+            unsaved = [p for p in gitguard.dirty_paths(worktree) if self._inside(p, task.files)]
             if unsaved:
                 self._refuse(
                     task,
@@ -182,7 +182,9 @@ class Arbiter:
             self._merged_now.append(task.id)
             return
         base = self.state.integration_head
-        result = git.merge_tree(self.repo, base, head)  # what would land, before anything moves
+        result = gitguard.merge_tree(
+            self.repo, base, head
+        )  # what would land, before anything moves
         if result.conflicts:
             self._refuse(
                 task,
@@ -192,7 +194,7 @@ class Arbiter:
                 rebase_onto=base,
             )
             return
-        changes = git.tree_changes(self.repo, base, result.tree)
+        changes = gitguard.tree_changes(self.repo, base, result.tree)
         outside = self._out_of_scope(task, changes, result.tree)
         if outside:
             self._refuse(
@@ -201,6 +203,17 @@ class Arbiter:
                 [path for path, _ in outside],
                 "scope violation: " + "; ".join(f"{p} ({why})" for p, why in outside),
             )
+            return
+        if not changes and task.allow_empty:
+            self.log.record(
+                "task_merged",
+                task.id,
+                head_sha=head,
+                merge_sha=None,
+                no_changes=True,
+                text="merged (no changes)",
+            )
+            self._merged_now.append(task.id)
             return
         if not changes:
             self._refuse(
@@ -232,7 +245,7 @@ class Arbiter:
                 rebase_onto=base,
             )
             return
-        if git.tree_of(self.integration, merge_sha) != result.tree:
+        if gitguard.tree_of(self.integration, merge_sha) != result.tree:
             git.reset_hard(self.integration, base)  # the merge made something else: never land it
             self._refuse(task, "error", [], "the merge made another tree than the one checked")
             return
@@ -245,7 +258,7 @@ class Arbiter:
             return False
 
     def _out_of_scope(
-        self, task: Task, changes: list[git.TreeChange], tree: str
+        self, task: Task, changes: list[gitguard.TreeChange], tree: str
     ) -> list[tuple[str, str]]:
         """Each path of the merge result the task may not land, with why."""
         outside: list[tuple[str, str]] = []
@@ -261,7 +274,7 @@ class Arbiter:
             elif change.mode == SYMLINK_MODE:
                 links.append(path)
         if links:  # resolved against every link of the result, as the file system would
-            targets = git.symlink_targets(self.repo, tree)
+            targets = gitguard.symlink_targets(self.repo, tree)
             for escape in manifest.escaping_symlinks(targets, check=links):
                 outside.append((escape.path, f"a symlink to {escape.target!r}: {escape.reason}"))
         return outside

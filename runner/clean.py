@@ -23,7 +23,7 @@ import pathlib
 import typing as t
 
 from protocol.state import RunState
-from runner import git, worktrees
+from runner import git, gitguard, worktrees
 from runner.errors import CommandError, RunFailed
 from runner.paths import SwarmPaths
 from runner.sessions import session_name
@@ -157,7 +157,7 @@ class _Cleaner:
             self._kill(session)  # nothing on disk; a closed session may linger
             return
         heads = [sha for sha in dict.fromkeys((branch_head, worktree_head)) if sha]
-        unmerged = git.lost_commits(self.repo, heads, self.tips)
+        unmerged = gitguard.lost_commits(self.repo, heads, self.tips)
         if not self.force:
             if unmerged:
                 detached = worktree_head in unmerged and worktree_head != branch_head
@@ -207,22 +207,22 @@ class _Cleaner:
         """Archive what only the reflogs about to be deleted still reach (see module doc)."""
         logs: list[str] = []
         if branch is not None:
-            logs += git.reflog_commits(git.branch_reflog(self.repo, branch))
-        admin = git.worktree_admin_dir(self.repo, worktree) if worktree is not None else None
+            logs += gitguard.reflog_commits(gitguard.branch_reflog(self.repo, branch))
+        admin = gitguard.worktree_admin_dir(self.repo, worktree) if worktree is not None else None
         if admin is not None:
-            logs += git.reflog_commits(admin / "logs" / "HEAD")
+            logs += gitguard.reflog_commits(admin / "logs" / "HEAD")
         if not logs:
             return
         keep = [*self.tips, *heads]
         doomed = f"refs/heads/{branch}" if branch else None
-        keep += [sha for ref, sha in git.ref_tips(self.repo).items() if ref != doomed]
+        keep += [sha for ref, sha in gitguard.ref_tips(self.repo).items() if ref != doomed]
         keep += [
             info.head
             for info in git.worktree_list(self.repo)
             if info.head and (worktree is None or info.path.resolve() != worktree.resolve())
         ]
         base = f"{archive_ref(self.state.run_id, name)}-reflog"
-        for sha in git.lost_commits(self.repo, logs, keep):
+        for sha in gitguard.lost_commits(self.repo, logs, keep):
             self.archived.append(self._archive(base, sha))
 
     def _archive(self, base: str, head: str) -> str:
@@ -259,7 +259,7 @@ class _Cleaner:
         head = git.resolve(worktree, "HEAD") if info is not None and worktree.exists() else None
         try:
             if head is not None:
-                for sha in git.lost_commits(self.repo, [head], self.tips):
+                for sha in gitguard.lost_commits(self.repo, [head], self.tips):
                     self.archived.append(
                         self._archive(archive_ref(self.state.run_id, INTEGRATION), sha)
                     )

@@ -19,7 +19,7 @@ import shlex
 import typing as t
 
 from protocol.state import RunState
-from runner import git
+from runner import git, gitguard
 from runner.errors import CommandError
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def land(
     """Fast-forward ``state.target_branch`` to ``state.integration_head`` if that is safe.
 
     ``target_head`` is the target branch's commit when the run started and ``fingerprint`` the
-    :func:`runner.git.repo_fingerprint` taken then; each defaults to the state's field of that
+    :func:`runner.gitguard.repo_fingerprint` taken then; each defaults to the state's field of that
     name (``target_head``, ``repo_fingerprint``) when it has one, and its check is skipped when
     neither is known (a run recorded before they existed).
 
@@ -113,7 +113,7 @@ def land(
     where = checkout or repo
     by_hand = (f"git -C {q(str(where))} merge --ff-only {new}",)
     if fingerprint is not None:
-        changes = git.fingerprint_changes(fingerprint, git.repo_fingerprint(repo))
+        changes = gitguard.fingerprint_changes(fingerprint, gitguard.repo_fingerprint(repo))
         if changes:
             return refuse(
                 "the repository's hooks or config changed during the run ("
@@ -130,7 +130,7 @@ def land(
             old,
             (f"git -C {q(str(repo))} log --oneline {target_head}..{old}", *by_hand),
         )
-    home = git.changed_paths(repo, old, new, SWARM_HOME_DIR)
+    home = gitguard.changed_paths(repo, old, new, SWARM_HOME_DIR)
     if home:
         shown = ", ".join(home[:3]) + (f" and {len(home) - 3} more" if len(home) > 3 else "")
         return refuse(
@@ -160,7 +160,7 @@ def land(
         logger.info("landed", extra={"branch": target, "old": old, "new": new})
         return LandResult(True, target, old, new, f"fast-forwarded {target} (not checked out)", ())
     manual = (f"git -C {q(str(checkout))} merge --ff-only {new}",)
-    clobbered = git.ff_would_overwrite(checkout, old, new)
+    clobbered = gitguard.ff_would_overwrite(checkout, old, new)
     if clobbered:
         shown = ", ".join(clobbered[:3]) + (
             f" and {len(clobbered) - 3} more" if len(clobbered) > 3 else ""

@@ -21,7 +21,7 @@ from agentmail.fs import exclusive_lock, lock_held, write_text_atomic
 from agentmail.store import MailStore
 from protocol.plan import Plan
 from protocol.state import AutoSpawn, CommitPolicy, Event, RunMode, RunSettings, RunState
-from runner import git, worktrees
+from runner import git, gitguard, worktrees
 from runner.actions import HUMAN, MAYOR
 from runner.errors import RunFailed, UsageError
 from runner.events import EventTail, read_events
@@ -149,7 +149,7 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
             base_sha=base_sha,
             target_branch=target,
             target_head=git.resolve(repo, f"refs/heads/{target}") if target else None,
-            repo_fingerprint=git.repo_fingerprint(repo),
+            repo_fingerprint=gitguard.repo_fingerprint(repo),
             integration_branch=branch,
             integration_worktree=str(integration),
             integration_head=base_sha,

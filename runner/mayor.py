@@ -97,8 +97,9 @@ class Mayor:
             for e in events
             if e.data.get("task_def") and e.data["task_def"]["id"] not in known
         ]
-        if added:
+        if added:  # workers (the scripted agent) read their task from plan.json: keep it whole
             plan = plan.model_copy(update={"tasks": (*plan.tasks, *added)})
+            write_json_atomic(config.run.plan, plan.model_dump_json(indent=1))
         case_sensitive = manifest.filesystem_case_sensitive(config.repo)
         self.view = PlanView.build(plan, case_sensitive=case_sensitive)
         self._escape_offset = log.state.escape_offset

@@ -337,6 +337,7 @@ def sleep_task(tid: str, minutes: float, blocked_by: t.Sequence[str] = ()) -> di
         "effort": f"{minutes:g}min",
         "blocked_by": list(blocked_by),
         "script": [{"sleep": round(minutes * MINUTE_S, 4)}],
+        "allow_empty": True,  # sleeps only: nothing to merge, as in the baseline
     }
 
 

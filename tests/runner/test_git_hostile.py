@@ -13,6 +13,7 @@ import pytest
 
 from protocol.manifest import escaping_symlinks, parse_raw_diff
 from runner import git as g
+from runner import gitguard
 from runner.errors import CommandError
 from tests.conftest import GIT_ENV, git
 
@@ -132,7 +133,7 @@ def test_no_planted_code_runs_during_runner_git_calls(
     g.worktree_add_existing(repo, tmp_path / "landing", "landing")
     g.merge_ff_only(tmp_path / "landing", merged)
     g.merge_ff_only(repo, merged)  # swarm land: the user's checkout
-    g.symlink_targets(repo, merged)
+    gitguard.symlink_targets(repo, merged)
     assert planted.ran() == []
 
 
@@ -165,14 +166,14 @@ def test_hooks_path_in_config_does_not_run_either(planted: Planted, tmp_path: pa
 def test_reflogs_stay_on_even_if_a_worker_turns_them_off(planted: Planted) -> None:
     repo = planted.repo
     g.create_branch(repo, "kept-log", "HEAD")
-    assert g.reflog_commits(g.branch_reflog(repo, "kept-log")) == [g.head_sha(repo)]
+    assert gitguard.reflog_commits(gitguard.branch_reflog(repo, "kept-log")) == [g.head_sha(repo)]
 
 
 def test_fingerprint_names_what_changed(git_repo: pathlib.Path, tmp_path: pathlib.Path) -> None:
     repo = git_repo
-    before = g.repo_fingerprint(repo)
-    assert g.repo_fingerprint(repo) == before
-    assert g.fingerprint_changes(before, before) == []
+    before = gitguard.repo_fingerprint(repo)
+    assert gitguard.repo_fingerprint(repo) == before
+    assert gitguard.fingerprint_changes(before, before) == []
     worker = tmp_path / "worker"
     git(repo, "worktree", "add", "-q", "-b", "w", str(worker))
     as_worker(
@@ -180,14 +181,14 @@ def test_fingerprint_names_what_changed(git_repo: pathlib.Path, tmp_path: pathli
         'h=$(git rev-parse --git-common-dir)/hooks/post-merge; printf "#!/bin/sh\\n" > "$h"\n'
         'chmod +x "$h"; git config filter.x.smudge "rm -rf ~"',
     )
-    after = g.repo_fingerprint(repo)
-    changes = g.fingerprint_changes(before, after)
+    after = gitguard.repo_fingerprint(repo)
+    changes = gitguard.fingerprint_changes(before, after)
     common = g.common_dir(repo)
     assert f"hook {common / 'hooks' / 'post-merge'} was added" in changes
     assert f"config file {common / 'config'} changed" in changes
     assert "the repository's config changed" in changes
     (common / "hooks" / "post-merge").chmod(0o644)
-    assert g.fingerprint_changes(after, g.repo_fingerprint(repo)) == [
+    assert gitguard.fingerprint_changes(after, gitguard.repo_fingerprint(repo)) == [
         f"hook {common / 'hooks' / 'post-merge'} became plain"
     ]
 
@@ -198,10 +199,10 @@ def test_fingerprint_follows_included_config(
     extra = tmp_path / "extra.cfg"
     extra.write_text("[user]\n\tname = a\n")
     git(git_repo, "config", "include.path", str(extra))
-    before = g.repo_fingerprint(git_repo)
+    before = gitguard.repo_fingerprint(git_repo)
     assert f"config:{extra}" in before
     extra.write_text("[core]\n\tfsmonitor = /tmp/x\n")
-    changes = g.fingerprint_changes(before, g.repo_fingerprint(git_repo))
+    changes = gitguard.fingerprint_changes(before, gitguard.repo_fingerprint(git_repo))
     assert f"config file {extra} changed" in changes
 
 
@@ -229,7 +230,7 @@ def test_escaping_symlinks_in_a_real_commit(git_repo: pathlib.Path) -> None:
         check=True,
     ).stdout
     assert {path for mode, path in parse_raw_diff(raw) if mode == "120000"} == set(links)
-    found = g.symlink_targets(repo, "HEAD")
+    found = gitguard.symlink_targets(repo, "HEAD")
     assert found == links
     escaping = {e.path for e in escaping_symlinks(found)}
     assert escaping == {"src/ssh", "src/passwd", "src/sub/out", "src/hooks"}
@@ -253,3 +254,25 @@ def test_a_deleted_worktree_is_a_clear_command_error(
     with pytest.raises(CommandError, match="no such directory") as info:
         g.head_sha(worker)
     assert info.value.returncode == 128
+
+
+def test_a_driver_planted_after_the_config_was_read_is_still_neutralised(
+    git_repo: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """The config keys are cached per repository by the stat of its config files: a worker
+    that plants a filter after the runner's last look is seen at the next content call."""
+    repo = git_repo
+    commit_file(repo, "notes.txt", "base\n")
+    worker = tmp_path / "worker"
+    git(repo, "worktree", "add", "-q", "-b", "swarm/r1/T1", str(worker))
+    assert g.is_clean(worker) and g.is_clean(repo)  # both configs read (and cached) now
+    marker, evil = tmp_path / "ran.log", tmp_path / "evil"
+    env = f"MARKER='{marker}' EVIL='{evil}' HOOKS='{' '.join(HOOKS)}'\n"
+    as_worker(worker, env + "export MARKER EVIL HOOKS\n" + PLANT)
+    (worker / "notes.txt").write_text("worker\n")
+    assert g.commit_all(worker, "worker edit") is not None
+    integration = tmp_path / "integration"
+    g.worktree_add(repo, integration, "swarm/r1/integration", g.head_sha(repo))
+    g.merge_no_ff(integration, "swarm/r1/T1", "swarm(T1)")
+    assert g.is_clean(integration)
+    assert Planted(repo, worker, marker).ran() == []

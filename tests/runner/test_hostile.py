@@ -199,3 +199,18 @@ def test_a_failing_step_is_reported_as_failed_with_the_step(
     assert record["state"] == "failed"
     assert "reported FAILED" in record["reason"] and "step 1 (run)" in record["reason"], record
     assert "status 3" not in record["reason"]
+
+
+def test_a_task_that_allows_no_change_is_merged_as_such(
+    git_repo: pathlib.Path, server: Server
+) -> None:
+    quiet = task("Q", ["src/"], [{"offer": {"summary": "nothing needed", "commit": False}}])
+    plan = write_plan(git_repo.parent, [{**quiet, "allow_empty": True}, GOOD], **STRICT)
+    result = swarm_run(git_repo, plan, server)
+    assert result.exit_code == 0, result.output
+    record = state_doc(git_repo)["tasks"]["Q"]
+    assert (record["state"], record["merge_sha"], record["last_message"]) == (
+        "merged",
+        None,
+        "merged (no changes)",
+    )

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from protocol.state import RunState
 from runner import git as g
-from runner import worktrees
+from runner import gitguard, worktrees
 from runner.cli.land import command
 from runner.land import land
 from runner.paths import SwarmPaths
@@ -206,7 +206,7 @@ def test_refused_when_hooks_or_config_changed_during_the_run(
     git_repo: pathlib.Path, run_log: RunLog, tmp_path: pathlib.Path
 ) -> None:
     state = run_log.state
-    recorded = g.repo_fingerprint(git_repo)
+    recorded = gitguard.repo_fingerprint(git_repo)
     marker = tmp_path / "hook-ran"
     worker = pathlib.Path(state.integration_worktree)
     hook = g.common_dir(worker) / "hooks" / "post-merge"
@@ -278,8 +278,8 @@ def test_an_ordinary_run_leaves_the_fingerprint_unchanged(
 ) -> None:
     """What the run itself does to the repository (worktrees, branches, excludes, merges)
     never reads as a hooks-or-config change at landing time."""
-    before = g.repo_fingerprint(git_repo)
+    before = gitguard.repo_fingerprint(git_repo)
     plan = write_plan(tmp_path, [task("A", ["a.txt"], [write("a.txt", "a\n")])])
     result = swarm_run(git_repo, plan, None)
     assert result.exit_code == 0, result.output
-    assert g.fingerprint_changes(before, g.repo_fingerprint(git_repo)) == []
+    assert gitguard.fingerprint_changes(before, gitguard.repo_fingerprint(git_repo)) == []

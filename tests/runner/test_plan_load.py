@@ -111,7 +111,7 @@ PROBLEM_CASES = [
         [
             "plan.yaml: task T01: touches: unknown key; valid keys are id, subject, description, "
             "files, concurrency, blocked_by, issue_type, priority, severity, effort, acceptance, "
-            "needs_user_input, status, validation, agent, timeout, script, metadata"
+            "needs_user_input, allow_empty, status, validation, agent, timeout, script, metadata"
         ],
     ),
     ProblemCase(
@@ -274,7 +274,7 @@ def test_collects_all_problems_in_task_order() -> None:
         "p.json: task T02: files: '/abs' is absolute; use a path relative to the repository root",
         "p.json: task T03: bogus: unknown key; valid keys are id, subject, description, files, "
         "concurrency, blocked_by, issue_type, priority, severity, effort, acceptance, "
-        "needs_user_input, status, validation, agent, timeout, script, metadata",
+        "needs_user_input, allow_empty, status, validation, agent, timeout, script, metadata",
     ]
 
 

@@ -1,0 +1,347 @@
+"""The git questions that guard the repository against what a worker did: what a merge would
+land (the arbiter's result-based scope check), which commits only a worktree or a reflog still
+reaches (``swarm clean`` loses none), the symbolic links of a tree, and the fingerprint of the
+hooks and config plus the overwrite check (``swarm land``). Every call goes through
+:mod:`runner.git`'s safe switches: no code a worker planted runs here either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import re
+import stat
+import typing as t
+
+from protocol.manifest import parse_ls_tree
+from runner import proc
+from runner.errors import CommandError
+from runner.git import common_dir
+from runner.gitrun import SAFE_ENV, SAFE_SWITCHES, _git, _out
+
+# -- what a merge would land (the arbiter's result check) ---------------------------------------
+
+
+class MergeResult(t.NamedTuple):
+    tree: str
+    """The tree the merge makes (``git merge-tree --write-tree``: ort, virtual merge bases)."""
+    conflicts: tuple[str, ...]
+
+
+class TreeChange(t.NamedTuple):
+    path: str
+    """Exactly as git stores it (bytes decoded as UTF-8 with surrogate escapes)."""
+    mode: str
+    """The new mode ("000000" when deleted; "120000" a symlink, "160000" a submodule)."""
+    sha: str
+
+
+def merge_tree(repo: pathlib.Path, ours: str, theirs: str) -> MergeResult:
+    """The tree of merging ``theirs`` into ``ours`` and its conflicting paths, touching no
+    work tree. Raises :class:`CommandError` when git cannot merge at all (e.g. no history in
+    common and no ``--allow-unrelated-histories``)."""
+    args = ("merge-tree", "--write-tree", "-z", "--name-only", "--no-messages", ours, theirs)
+    result = _git(repo, *args, check=False)
+    items = result.stdout.split("\0")
+    if result.returncode not in (0, 1) or not re.fullmatch(r"[0-9a-f]{40,64}", items[0]):
+        raise CommandError(("git", *args), result.returncode, result.stdout, result.stderr)
+    conflicts: list[str] = []
+    if result.returncode == 1:
+        for item in items[1:]:
+            if not item:
+                break
+            conflicts.append(item)
+    return MergeResult(items[0], tuple(sorted(set(conflicts))))
+
+
+def tree_changes(repo: pathlib.Path, old: str, new: str) -> list[TreeChange]:
+    """Every path whose entry differs between two trees or commits (``git diff-tree -r``; a
+    rename counts as a delete plus an add)."""
+    out = _git(repo, "diff-tree", "-r", "-z", "--no-renames", "--raw", old, new).stdout
+    items = out.split("\0")
+    changes: list[TreeChange] = []
+    for meta, path in zip(items[0::2], items[1::2], strict=False):
+        if not meta.startswith(":"):
+            continue
+        _old_mode, new_mode, _old_sha, new_sha, _status = meta[1:].split(" ")
+        changes.append(TreeChange(path, new_mode, new_sha))
+    return changes
+
+
+def tree_of(repo: pathlib.Path, commit: str) -> str:
+    return _out(repo, "rev-parse", f"{commit}^{{tree}}")
+
+
+def dirty_paths(repo: pathlib.Path) -> list[str]:
+    """Paths with uncommitted changes: staged, unstaged, or untracked and not ignored."""
+    out = _git(repo, "status", "--porcelain=v1", "-z", "--untracked-files=all").stdout
+    items = out.split("\0")
+    paths: list[str] = []
+    i = 0
+    while i < len(items):
+        entry = items[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        paths.append(entry[3:])
+        if entry[0] in "RC":  # a rename's or copy's source follows
+            i += 1
+    return sorted(set(paths))
+
+
+# -- reachability (swarm clean: no commit is ever lost) ------------------------------------
+
+_ZERO: t.Final = re.compile(r"^0+$")
+
+
+def reflog_commits(log_file: pathlib.Path) -> list[str]:
+    """Every commit a reflog file names (old and new side of each entry), oldest first, once.
+
+    Read from the file, not through git, because removing a worktree or deleting a branch
+    deletes its reflog: the caller reads it first, while it still exists.
+    """
+    try:
+        text = log_file.read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    seen: dict[str, None] = {}
+    for line in text.splitlines():
+        fields = line.split(" ", 2)
+        for sha in fields[:2]:
+            if re.fullmatch(r"[0-9a-f]{40,64}", sha) and not _ZERO.match(sha):
+                seen.setdefault(sha, None)
+    return list(seen)
+
+
+def branch_reflog(repo: pathlib.Path, branch: str) -> pathlib.Path:
+    """The reflog file of ``refs/heads/<branch>`` (in the common git dir)."""
+    return common_dir(repo) / "logs" / "refs" / "heads" / branch
+
+
+def worktree_admin_dir(repo: pathlib.Path, worktree: pathlib.Path) -> pathlib.Path | None:
+    """``.git/worktrees/<name>`` of the linked worktree at ``worktree`` (even when its
+    directory is gone), or None when git does not know it."""
+    admin_root = common_dir(repo) / "worktrees"
+    want = os.path.realpath(worktree)
+    try:
+        names = sorted(admin_root.iterdir())
+    except FileNotFoundError:
+        return None
+    for admin in names:
+        try:
+            gitdir = (admin / "gitdir").read_text().strip()
+        except OSError:
+            continue
+        if os.path.realpath(pathlib.Path(gitdir).parent) == want:
+            return admin
+    return None
+
+
+def lost_commits(
+    repo: pathlib.Path, candidates: t.Iterable[str], keep: t.Iterable[str]
+) -> list[str]:
+    """The smallest set of ``candidates`` whose history holds every commit that is reachable
+    from some candidate but from none of ``keep`` (archive these and nothing is lost).
+
+    Candidates that no longer exist are ignored. ``[]``: every candidate's history is in
+    ``keep``.
+    """
+    wanted = [sha for sha in dict.fromkeys(candidates) if sha]
+    if not wanted:
+        return []
+    keep_list = [sha for sha in dict.fromkeys(keep) if sha]
+    stdin = "".join(f"{sha}\n" for sha in wanted) + "".join(f"^{sha}\n" for sha in keep_list)
+    result = _git_input(repo, stdin, "rev-list", "--ignore-missing", "--stdin")
+    lost = set(result.split())
+    tips = [sha for sha in wanted if sha in lost]
+    if len(tips) <= 1:
+        return tips
+    independent = set(_out(repo, "merge-base", "--independent", *tips).split())
+    return [sha for sha in tips if sha in independent]
+
+
+def _git_input(repo: pathlib.Path, stdin: str, *args: str) -> str:
+    return proc.run("git", *SAFE_SWITCHES, *args, cwd=repo, env=SAFE_ENV, input=stdin).stdout
+
+
+# -- symbolic links of a commit (the arbiter's symlink check) ----------------------------
+
+
+def symlink_targets(repo: pathlib.Path, commit: str) -> dict[str, str]:
+    """Every symbolic link in ``commit``'s tree: repository path -> link target (the blob).
+
+    Feed it to :func:`protocol.manifest.escaping_symlinks` with ``check=`` the changed paths.
+    """
+    out = _git(repo, "ls-tree", "-r", "-z", "--full-tree", commit).stdout
+    links: dict[str, str] = {}
+    for entry in parse_ls_tree(out):
+        if entry.is_symlink:
+            links[entry.path] = _git(repo, "cat-file", "blob", entry.object).stdout
+    return links
+
+
+# -- fingerprint of what could run code in the mayor's git (swarm land) -----------------
+
+
+def repo_fingerprint(repo: pathlib.Path) -> dict[str, str]:
+    """A digest per hook file and per repository config file (JSON-safe, sorted).
+
+    Keys: ``hook:<dir>/<name>`` (content digest, ``+x`` when executable) for the common hooks
+    dir and any ``core.hooksPath``; ``config:<file>`` for each local or worktree-scope config
+    file git reads (includes too); ``attributes:<file>`` for ``info/attributes``; and
+    ``config`` for the effective local config as a whole. Record it when the run starts and
+    compare with :func:`fingerprint_changes` before landing.
+    """
+    common = common_dir(repo)
+    prints: dict[str, str] = {}
+    listing = proc.run(
+        "git",
+        "config",
+        "--list",
+        "-z",
+        "--includes",
+        "--show-origin",
+        "--show-scope",
+        cwd=repo,
+        env=SAFE_ENV,
+        check=False,
+    ).stdout
+    files: dict[str, None] = {str(common / "config"): None, str(common / "config.worktree"): None}
+    hook_dirs: dict[str, None] = {str(common / "hooks"): None}
+    local: list[str] = []
+    items = listing.split("\0")
+    # records: scope \0 origin \0 key\nvalue \0
+    for i in range(0, len(items) - 2, 3):
+        scope, origin, entry = items[i], items[i + 1], items[i + 2]
+        if scope not in ("local", "worktree"):
+            continue
+        local.append(entry)
+        if origin.startswith("file:"):
+            name = origin.removeprefix("file:")
+            files.setdefault(name if pathlib.Path(name).is_absolute() else str(repo / name), None)
+        key, _, value = entry.partition("\n")
+        if key.lower() == "core.hookspath" and value:
+            hooks = pathlib.Path(value).expanduser()
+            hook_dirs.setdefault(str(hooks if hooks.is_absolute() else repo / hooks), None)
+    prints["config"] = _digest("\0".join(local).encode())
+    for name in files:
+        digest = _file_digest(pathlib.Path(name))
+        if digest is not None:
+            prints[f"config:{name}"] = digest
+    attributes = common / "info" / "attributes"
+    digest = _file_digest(attributes)
+    if digest is not None:
+        prints[f"attributes:{attributes}"] = digest
+    for directory in hook_dirs:
+        root = pathlib.Path(directory)
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob("*")):
+            digest = _file_digest(path)
+            if digest is None:
+                continue
+            mode = path.lstat().st_mode
+            executable = "+x" if mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH) else ""
+            prints[f"hook:{path}"] = digest + executable
+    return dict(sorted(prints.items()))
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_digest(path: pathlib.Path) -> str | None:
+    """Digest of a regular file (a symlink: of its target path), None if absent or a dir."""
+    try:
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            return "link:" + _digest(str(path.readlink()).encode())
+        if not stat.S_ISREG(mode):
+            return None
+        return _digest(path.read_bytes())
+    except OSError:
+        return None
+
+
+def fingerprint_changes(before: t.Mapping[str, str], after: t.Mapping[str, str]) -> list[str]:
+    """What changed between two :func:`repo_fingerprint` results, one phrase each (pure)."""
+    changes: list[str] = []
+    for key in sorted(set(before) | set(after)):
+        kind, _, name = key.partition(":")
+        what = {"hook": "hook", "config": "config file", "attributes": "attributes file"}[kind]
+        label = f"{what} {name}" if name else "the repository's config"
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        if old is None:
+            changes.append(f"{label} was added")
+        elif new is None:
+            changes.append(f"{label} was removed")
+        elif old.removesuffix("+x") == new.removesuffix("+x"):
+            changes.append(f"{label} became {'executable' if new.endswith('+x') else 'plain'}")
+        else:
+            changes.append(f"{label} changed")
+    return changes
+
+
+def ref_tips(repo: pathlib.Path) -> dict[str, str]:
+    """Every ref (``refs/...``) and the commit or object it points at."""
+    out = _git(repo, "for-each-ref", "--format=%(refname)%00%(objectname)").stdout
+    tips: dict[str, str] = {}
+    for line in out.splitlines():
+        name, _, sha = line.partition("\0")
+        if name and sha:
+            tips[name] = sha
+    return tips
+
+
+def changed_paths(repo: pathlib.Path, old: str, new: str, *pathspec: str) -> list[str]:
+    """Paths that differ between commits ``old`` and ``new`` (two-dot, no renames), sorted;
+    ``pathspec`` limits them (e.g. ``.agents``)."""
+    args = ("diff", "--name-only", "--no-renames", "-z", old, new, "--", *pathspec)
+    return sorted({p for p in _git(repo, *args).stdout.split("\0") if p})
+
+
+def ff_would_overwrite(worktree: pathlib.Path, old: str, new: str) -> list[str]:
+    """Paths of the user's that fast-forwarding the checkout at ``worktree`` from ``old`` to
+    ``new`` would overwrite or delete: local changes to a path the fast-forward changes, and
+    untracked or ignored files where it writes a file or needs a folder. Sorted; ``[]`` when
+    only untouched paths are dirty (git then carries them over unchanged).
+
+    Git refuses the first kind itself but silently overwrites ignored files (the swarm home is
+    ignored): this is the check that keeps them.
+    """
+    changed = set(changed_paths(worktree, old, new))
+    if not changed:
+        return []
+    needed_dirs = {"/".join(p.split("/")[:i]) for p in changed for i in range(1, p.count("/") + 1)}
+    status = ("status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=matching")
+    fields = _git(worktree, *status, content=True).stdout.split("\0")
+    hit: set[str] = set()
+    i = 0
+    while i < len(fields):
+        item = fields[i]
+        i += 1
+        if len(item) < 4:
+            continue
+        xy, path = item[:2], item[3:]
+        if "R" in xy or "C" in xy:
+            i += 1  # the rename's source path follows
+        is_dir = path.endswith("/")
+        path = path.rstrip("/")
+        if xy not in ("??", "!!"):
+            if path in changed:
+                hit.add(path)
+            continue
+        if path in changed:
+            hit.add(path)
+        elif path in needed_dirs:
+            if is_dir:
+                inside = (c for c in changed if c.startswith(path + "/"))
+                hit.update(c for c in inside if os.path.lexists(worktree / c))
+            else:
+                hit.add(path)
+        elif any("/".join(path.split("/")[:n]) in changed for n in range(1, path.count("/") + 1)):
+            hit.add(path)
+    return sorted(hit)

@@ -1,0 +1,182 @@
+"""How the runner runs git: hardened, so no code a worker planted in the shared ``.git`` runs.
+
+Every call passes :data:`SAFE_SWITCHES` (hooks off, fsmonitor off, no signing program, no
+auto-gc, no submodule recursion, no pager or editor); every call that reads or writes file
+content also neutralises each filter and merge driver the repository's config defines
+(:func:`driver_overrides`), read once per change of the config files.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import typing as t
+
+from runner import proc
+from runner.errors import CommandError
+
+SAFE_SWITCHES: t.Final[tuple[str, ...]] = tuple(
+    arg
+    for setting in (
+        "core.hooksPath=/dev/null",  # no hook at all: post-checkout, post-merge, pre-commit ...
+        "core.fsmonitor=false",  # a command run by status, diff, add, reset, checkout
+        "core.untrackedCache=false",
+        "commit.gpgSign=false",  # signing and verifying run gpg.program ...
+        "tag.gpgSign=false",
+        "merge.verifySignatures=false",
+        "log.showSignature=false",
+        "gpg.program=false",  # ... so any that still happens runs nothing planted
+        "gpg.openpgp.program=false",
+        "gpg.x509.program=false",
+        "gpg.ssh.program=false",
+        "gpg.ssh.defaultKeyCommand=false",
+        "gc.auto=0",  # no background gc (it could prune commits before they are archived)
+        "maintenance.auto=false",
+        "core.logAllRefUpdates=true",  # reflogs are part of "no commit is lost"
+        "rerere.enabled=false",  # planted resolutions in rr-cache must not resolve conflicts
+        "submodule.recurse=false",
+        "core.pager=cat",
+        "core.editor=false",
+        "sequence.editor=false",
+    )
+    for arg in ("-c", setting)
+)
+"""``-c`` switches on every git call (command-line config beats every config file)."""
+
+SAFE_ENV: t.Final[t.Mapping[str, str]] = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_ATTR_NOSYSTEM": "1",
+    "GIT_PAGER": "cat",
+    "GIT_EDITOR": "false",
+}
+
+_DRIVER_KEY: t.Final = re.compile(
+    r"(?i)^(filter|merge)\.(.+)\.(clean|smudge|process|required|driver)$"
+)
+
+
+def driver_overrides(config_keys: t.Iterable[str]) -> tuple[str, ...]:
+    """``-c`` switches that neutralise every filter and merge driver among ``config_keys``
+    (as ``git config --list --name-only`` prints them; pure).
+
+    A filter's commands become empty (git then passes content through unchanged) and it is no
+    longer required; a merge driver becomes ``false`` (the file conflicts, so the arbiter
+    refuses the merge rather than take a planted tool's output). Diff drivers (textconv,
+    external diff) only run for patch output, which no call here asks for.
+    """
+    names: dict[tuple[str, str], None] = {}
+    for key in config_keys:
+        match = _DRIVER_KEY.match(key)
+        if match:
+            names[(match.group(1).lower(), match.group(2))] = None
+    out: list[str] = []
+    for section, name in names:
+        if section == "filter":
+            for field, value in (
+                ("clean", ""),
+                ("smudge", ""),
+                ("process", ""),
+                ("required", "false"),
+            ):
+                out += ("-c", f"filter.{name}.{field}={value}")
+        else:
+            out += ("-c", f"merge.{name}.driver=false")
+    return tuple(out)
+
+
+_CONFIG_CACHE: dict[str, tuple[tuple[tuple[int, int] | None, ...], list[str]]] = {}
+"""repo -> (the stat of every config file git reads there, their keys): a content call costs
+one more git process only when a config file changed (or includes make the set unknown)."""
+
+
+def _config_files(repo: pathlib.Path) -> list[pathlib.Path]:
+    """The config files git reads in ``repo`` (without includes), found without running git."""
+    dot = pathlib.Path(repo) / ".git"
+    files: list[pathlib.Path] = []
+    gitdir = dot
+    if dot.is_file():  # a worktree: ".git" names its admin dir, whose commondir is the repo's
+        text = dot.read_text().strip()
+        gitdir = pathlib.Path(text.removeprefix("gitdir:").strip())
+        common = gitdir / "commondir"
+        base = (gitdir / common.read_text().strip()).resolve() if common.exists() else gitdir
+        files += [base / "config", gitdir / "config.worktree"]
+    else:
+        files += [gitdir / "config", gitdir / "config.worktree"]
+    home = pathlib.Path(os.environ.get("HOME", "/"))
+    xdg = pathlib.Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    glob = os.environ.get("GIT_CONFIG_GLOBAL")
+    files += [pathlib.Path(glob)] if glob else [home / ".gitconfig", xdg / "git" / "config"]
+    if not os.environ.get("GIT_CONFIG_NOSYSTEM"):
+        files.append(pathlib.Path("/etc/gitconfig"))  # GIT_CONFIG_SYSTEM is not passed on
+    return files
+
+
+def _stat_key(path: pathlib.Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size)
+
+
+def _config_keys(repo: pathlib.Path) -> list[str]:
+    try:
+        signature = tuple(_stat_key(path) for path in _config_files(repo))
+    except OSError:
+        return _read_config_keys(repo)
+    cached = _CONFIG_CACHE.get(str(repo))
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    keys = _read_config_keys(repo)
+    if not any(key.lower().startswith(("include.", "includeif.")) for key in keys):
+        _CONFIG_CACHE[str(repo)] = (signature, keys)
+    return keys
+
+
+def _read_config_keys(repo: pathlib.Path) -> list[str]:
+    result = proc.run(
+        "git",
+        *SAFE_SWITCHES,
+        "config",
+        "--list",
+        "--name-only",
+        "-z",
+        "--includes",
+        cwd=repo,
+        env=SAFE_ENV,
+        check=False,
+    )
+    return [key for key in result.stdout.split("\0") if key]
+
+
+def _git(
+    repo: pathlib.Path,
+    *args: str,
+    check: bool = True,
+    content: bool = False,
+    env: t.Mapping[str, str] | None = None,
+) -> proc.Result:
+    """Run git hardened; ``content=True`` for commands that may run filters or drivers.
+
+    A directory that is gone (a worker deleted its worktree) is a :class:`CommandError` that
+    says so, not the "command not found" a missing working directory otherwise looks like.
+    """
+    if not pathlib.Path(repo).is_dir():
+        raise CommandError(
+            ("git", *args), 128, "", f"{repo}: no such directory (was the worktree removed?)"
+        )
+    drivers = driver_overrides(_config_keys(repo)) if content else ()
+    return proc.run(
+        "git",
+        *SAFE_SWITCHES,
+        *drivers,
+        *args,
+        cwd=repo,
+        env={**SAFE_ENV, **(env or {})},
+        check=check,
+    )
+
+
+def _out(repo: pathlib.Path, *args: str) -> str:
+    return _git(repo, *args).stdout.strip()
