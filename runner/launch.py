@@ -59,6 +59,25 @@ class RunOptions:
     land: bool = False
 
 
+PLAN_NAMES: t.Final = ("plan.yaml", "plan.yml", "swarm.yaml", "swarm.yml", "plan.json")
+BEADS_EXPORT: t.Final = pathlib.Path(".beads") / "issues.jsonl"
+
+
+def find_plan(repo: pathlib.Path) -> pathlib.Path:
+    """The plan of a command line that names none, as an agentops user expects: a plan file in
+    the repository, else beads' export (its ready work); UsageError saying what was looked for."""
+    for name in (*PLAN_NAMES, BEADS_EXPORT):
+        path = repo / name
+        if path.is_file():
+            logger.info("found the plan %s", path)
+            return path
+    looked = ", ".join([*PLAN_NAMES, str(BEADS_EXPORT)])
+    raise UsageError(
+        f"no plan given and none found in {repo} (looked for {looked}); "
+        "name one: swarm run PLAN (or --from-wave FILE, or --bead-ids A,B with a beads export)"
+    )
+
+
 def load_plan(source: pathlib.Path, *, wave: bool = False, bead_ids: t.Sequence[str] = ()) -> Plan:
     """The plan in ``source`` (any format the importers know; an OL wave JSON with ``wave``),
     checking that ``ol`` is on PATH when the plan needs it."""
