@@ -63,10 +63,12 @@ PLAN_NAMES: t.Final = ("plan.yaml", "plan.yml", "swarm.yaml", "swarm.yml", "plan
 BEADS_EXPORT: t.Final = pathlib.Path(".beads") / "issues.jsonl"
 
 
-def find_plan(repo: pathlib.Path) -> pathlib.Path:
+def find_plan(repo: pathlib.Path, *, beads: bool = False) -> pathlib.Path:
     """The plan of a command line that names none, as an agentops user expects: a plan file in
-    the repository, else beads' export (its ready work); UsageError saying what was looked for."""
-    for name in (*PLAN_NAMES, BEADS_EXPORT):
+    the repository, else beads' export (first with ``beads``: ``--bead-ids`` was given);
+    UsageError saying what was looked for."""
+    names = (BEADS_EXPORT, *PLAN_NAMES) if beads else (*PLAN_NAMES, BEADS_EXPORT)
+    for name in names:
         path = repo / name
         if path.is_file():
             logger.info("found the plan %s", path)
