@@ -270,6 +270,19 @@ def make_backend(state: RunState, notify_dir: pathlib.Path) -> SessionBackend:
     return TmuxBackend(state.tmux_socket, notify_dir=notify_dir)
 
 
+def mayor_missing(repo: pathlib.Path, state: RunState) -> str | None:
+    """For a run that says ``running`` with no live mayor (killed, or its machine rebooted):
+    the line that says so and what to do; None when the run ended or its mayor is alive."""
+    if state.status != "running" or mayor_running(repo, state.run_id):
+        return None
+    events = SwarmPaths.for_repo(repo).run(state.run_id).events
+    try:
+        since = datetime.fromtimestamp(events.stat().st_mtime, UTC).astimezone()
+    except FileNotFoundError:
+        return f"mayor not running: `swarm resume {state.run_id}`"
+    return f"mayor not running (since {since:%H:%M:%S}): `swarm resume {state.run_id}`"
+
+
 def mayor_running(repo: pathlib.Path, run_id: str) -> bool:
     """Does a live mayor hold the run's lock?"""
     return lock_held(SwarmPaths.for_repo(repo).run(run_id).lock)
