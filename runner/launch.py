@@ -128,6 +128,8 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
     base_ref = options.base or plan.base or "HEAD"
     base_sha = git.resolve(repo, base_ref)
     if base_sha is None:
+        if base_ref == "HEAD":
+            raise UsageError(f"{repo} has no commit yet: commit something first (git commit)")
         raise UsageError(f"base {base_ref!r} is not a commit in {repo}; use --base REF")
     settings = RunSettings(
         mode=options.mode,

@@ -304,3 +304,16 @@ def test_no_plan_found_says_what_was_looked_for(git_repo: pathlib.Path) -> None:
     assert result.exit_code == 2, result.output
     assert "plan.yaml" in result.output and ".beads/issues.jsonl" in result.output
     assert "swarm run PLAN" in result.output
+
+
+def test_an_empty_repository_says_commit_something_first(tmp_path: pathlib.Path) -> None:
+    repo = tmp_path / "empty"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    plan = write_plan(tmp_path, [task("A", ["a.txt"], [write("a.txt", "a\n")])])
+    result = CliRunner().invoke(cli, ["run", str(plan), "--repo", str(repo)])
+    assert result.exit_code == 2, result.output
+    assert "commit something first" in result.output
+    assert not (repo / ".agents" / "swarm" / "runs").exists() or not any(
+        (repo / ".agents" / "swarm" / "runs").iterdir()
+    )
