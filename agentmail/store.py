@@ -187,6 +187,13 @@ def _content_digest(envelope: Envelope) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def _key_written(path: pathlib.Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
 class MailStore:
     """Maildir-per-agent mail under ``root`` (see the module docstring for the layout)."""
 
@@ -250,21 +257,27 @@ class MailStore:
                 os.pwrite(fd, f"{1:0{_COUNTER_WIDTH}d}".encode(), _RECORDS_FROM_AT)
                 _write_counter(fd, 0)
         key_path = self.key_path(agent)
-        if not key_path.exists():
+        if not _key_written(key_path):
+            # tmp + fsync + link: a crash never leaves an empty key (a worker could sign with
+            # nothing that verifies); link fails if another registration won the race
+            tmp = key_path.with_name(f".{key_path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             try:
-                fd = os.open(
-                    key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600
-                )
+                os.write(fd, (secrets.token_hex(32) + "\n").encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                if key_path.exists():  # empty: left by a crash before any message was signed
+                    tmp.replace(key_path)
+                else:
+                    os.link(tmp, key_path)
             except FileExistsError:
                 pass  # registered concurrently
-            else:
-                try:
-                    os.write(fd, (secrets.token_hex(32) + "\n").encode())
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                fsync_dir(key_path.parent)
-                logger.info("registered agent", extra={"agent": agent})
+            finally:
+                tmp.unlink(missing_ok=True)
+            fsync_dir(key_path.parent)
+            logger.info("registered agent", extra={"agent": agent})
         return key_path
 
     def _key(self, agent: str) -> bytes | None:

@@ -182,9 +182,8 @@ class Arbiter:
             self._merged_now.append(task.id)
             return
         base = self.state.integration_head
-        result = gitguard.merge_tree(
-            self.repo, base, head
-        )  # what would land, before anything moves
+        # what would land (ort, with its virtual merge base), judged before anything moves
+        result = gitguard.merge_tree(self.repo, base, head)
         if result.conflicts:
             self._refuse(
                 task,

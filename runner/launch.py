@@ -59,6 +59,27 @@ class RunOptions:
     land: bool = False
 
 
+PLAN_NAMES: t.Final = ("plan.yaml", "plan.yml", "swarm.yaml", "swarm.yml", "plan.json")
+BEADS_EXPORT: t.Final = pathlib.Path(".beads") / "issues.jsonl"
+
+
+def find_plan(repo: pathlib.Path, *, beads: bool = False) -> pathlib.Path:
+    """The plan of a command line that names none, as an agentops user expects: a plan file in
+    the repository, else beads' export (first with ``beads``: ``--bead-ids`` was given);
+    UsageError saying what was looked for."""
+    names = (BEADS_EXPORT, *PLAN_NAMES) if beads else (*PLAN_NAMES, BEADS_EXPORT)
+    for name in names:
+        path = repo / name
+        if path.is_file():
+            logger.info("found the plan %s", path)
+            return path
+    looked = ", ".join([*PLAN_NAMES, str(BEADS_EXPORT)])
+    raise UsageError(
+        f"no plan given and none found in {repo} (looked for {looked}); "
+        "name one: swarm run PLAN (or --from-wave FILE, or --bead-ids A,B with a beads export)"
+    )
+
+
 def load_plan(source: pathlib.Path, *, wave: bool = False, bead_ids: t.Sequence[str] = ()) -> Plan:
     """The plan in ``source`` (any format the importers know; an OL wave JSON with ``wave``),
     checking that ``ol`` is on PATH when the plan needs it."""
@@ -107,6 +128,8 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
     base_ref = options.base or plan.base or "HEAD"
     base_sha = git.resolve(repo, base_ref)
     if base_sha is None:
+        if base_ref == "HEAD":
+            raise UsageError(f"{repo} has no commit yet: commit something first (git commit)")
         raise UsageError(f"base {base_ref!r} is not a commit in {repo}; use --base REF")
     settings = RunSettings(
         mode=options.mode,
@@ -247,6 +270,19 @@ def make_backend(state: RunState, notify_dir: pathlib.Path) -> SessionBackend:
         raise RunFailed("tmux is not on PATH; install tmux or use --mode=local")
     notify_dir.mkdir(parents=True, exist_ok=True)
     return TmuxBackend(state.tmux_socket, notify_dir=notify_dir)
+
+
+def mayor_missing(repo: pathlib.Path, state: RunState) -> str | None:
+    """For a run that says ``running`` with no live mayor (killed, or its machine rebooted):
+    the line that says so and what to do; None when the run ended or its mayor is alive."""
+    if state.status != "running" or mayor_running(repo, state.run_id):
+        return None
+    events = SwarmPaths.for_repo(repo).run(state.run_id).events
+    try:
+        since = datetime.fromtimestamp(events.stat().st_mtime, UTC).astimezone()
+    except FileNotFoundError:
+        return f"mayor not running: `swarm resume {state.run_id}`"
+    return f"mayor not running (since {since:%H:%M:%S}): `swarm resume {state.run_id}`"
 
 
 def mayor_running(repo: pathlib.Path, run_id: str) -> bool:

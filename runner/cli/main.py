@@ -52,8 +52,25 @@ SUBCOMMAND_MODULES: t.Final = {"plan": ("plan_import",)}
 """Modules whose ``command`` joins a group of another module (``swarm plan import``)."""
 
 
+GROUP_OPTIONS: t.Final = frozenset({"-v", "-vv", "-vvv", "--verbose", "-q", "--quiet"})
+DEFAULT_COMMAND: t.Final = "run"
+"""`swarm --mode=distributed ...` (agentops' spelling) and `swarm PLAN ...` mean `swarm run`."""
+
+
 class LazyGroup(click.Group):
-    """A group that imports ``runner.cli.<module>`` when one of its commands is needed."""
+    """A group that imports ``runner.cli.<module>`` when one of its commands is needed; a
+    command line that names no command runs :data:`DEFAULT_COMMAND` with its arguments."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = list(args)
+        i = 0
+        while i < len(rest) and rest[i] in GROUP_OPTIONS:
+            i += 1
+        if i < len(rest) and rest[i] not in ("-h", "--help", "--version"):
+            word = rest[i]
+            if word.startswith("-") or self.get_command(ctx, word) is None:
+                rest.insert(i, DEFAULT_COMMAND)
+        return super().parse_args(ctx, rest)
 
     def __init__(
         self,
@@ -123,9 +140,13 @@ def cli(verbose: int, quiet: bool) -> None:
     """Run many AI coding agents in parallel on one repository.
 
     \b
+    With no command, the arguments are those of `swarm run` (agentops' spelling).
+
+    \b
     Examples:
+      swarm --mode=distributed --max-workers 3
+      swarm plan.yaml --mode=distributed --wait --timeout 30m
       swarm plan validate plan.yaml
-      swarm run plan.yaml --mode=distributed
       swarm status
     """
     levels = (logging.WARNING, logging.INFO, logging.DEBUG)

@@ -192,7 +192,7 @@ def run_command(
     """
     top = find_repo(repo)
     if plan_file is None and from_wave is None:
-        fail("give a PLAN file, or --from-wave FILE", EXIT_USAGE)
+        plan_file = launch.find_plan(top, beads=bool(bead_ids))  # UsageError names the fix
     source = from_wave or plan_file
     assert source is not None
     plan = launch.load_plan(

@@ -33,8 +33,10 @@ def status_command(
     """
     top = find_repo(repo)
     state = launch.read_state(top, launch.resolve_run(top, run_id), from_events=rebuild_events)
+    missing = launch.mayor_missing(top, state)
     if as_json:
-        echo_json("status", status_document(state))
+        alive = launch.mayor_running(top, state.run_id)
+        echo_json("status", {**status_document(state), "mayor_alive": alive})
         return
     from rich.console import Console
 
@@ -42,6 +44,8 @@ def status_command(
 
     console = Console(width=min(shutil.get_terminal_size().columns, 120))
     console.print(status_table(state, width=console.width))
+    if missing is not None:
+        console.print(missing)
     if state.stop_reason:
         console.print(f"{state.status}: {state.stop_reason}")
     if state.paused:

@@ -46,6 +46,21 @@ def test_register_creates_private_maildir_and_key(tmp_path: pathlib.Path) -> Non
     assert store.agents() == ("mayor",)
 
 
+def test_a_key_a_crash_left_empty_is_replaced_and_then_verifies(tmp_path: pathlib.Path) -> None:
+    """Found by the chaos trials: a mayor SIGKILLed between creating a worker's key file and
+    writing it left it empty; every message of that worker was then quarantined ("no key")."""
+    store = make_store(tmp_path, "mayor")
+    (tmp_path / "mail" / ".keys").mkdir(exist_ok=True)
+    store.key_path("w1").touch(mode=0o600)  # what the kill left behind
+    key_path = store.register("w1")
+    assert len(load_key(key_path)) == 32
+    MailStore(tmp_path / "mail").send(msg("w1", "mayor"), key=load_key(key_path))
+    (stored,) = store.list("mayor").messages
+    assert stored.envelope.sender == "w1"
+    assert not list((tmp_path / "mail" / "mayor" / "quarantine").iterdir())
+    assert not [p for p in key_path.parent.iterdir() if p.name.startswith(".")]  # no tmp left
+
+
 class BadName(t.NamedTuple):
     test_id: str
     name: str

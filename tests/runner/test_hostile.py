@@ -214,3 +214,17 @@ def test_a_task_that_allows_no_change_is_merged_as_such(
         None,
         "merged (no changes)",
     )
+
+
+def test_status_of_a_run_whose_mayor_died_says_so(git_repo: pathlib.Path, server: Server) -> None:
+    plan = write_plan(git_repo.parent, [task("H", ["a.txt"], [{"hang": True}])])
+    faults.start(git_repo, plan, str(server.socket_name), "r1")
+    faults.wait_until(lambda: state_doc(git_repo)["tasks"]["H"]["state"] == "running", 30, "H")
+    live = faults.swarm("status", "r1", "--repo", str(git_repo), "--json")
+    assert json.loads(live.stdout)["mayor_alive"] is True
+    assert faults.kill_mayor(git_repo, "r1")
+    human = faults.swarm("status", "r1", "--repo", str(git_repo))
+    assert "mayor not running (since" in human.stdout and "swarm resume r1" in human.stdout
+    dead = faults.swarm("status", "r1", "--repo", str(git_repo), "--json")
+    assert json.loads(dead.stdout)["mayor_alive"] is False
+    faults.swarm("stop", "r1", "--repo", str(git_repo), "--kill")

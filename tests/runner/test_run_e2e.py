@@ -280,3 +280,40 @@ def test_running_tasks_hold_a_lease_on_their_manifest(
     go.touch()
     wait_for(lambda: state_doc(git_repo)["status"] != "running")
     wait_for(lambda: not leases.list())
+
+
+def test_swarm_with_agentops_parameters_and_no_command_runs_the_repositorys_plan(
+    git_repo: pathlib.Path, server: Server
+) -> None:
+    """`swarm --mode=distributed --max-workers 2 --wait --timeout 5m`, as agentops users type
+    it: no command, no plan named; plan.yaml in the repository is found and run."""
+    write_plan(git_repo, [task("A", ["a.txt"], [write("a.txt", "a\n")])])
+    args = ["--mode=distributed", "--max-workers", "2", "--wait", "--timeout", "5m"]
+    result = CliRunner().invoke(
+        cli,
+        [*args, "--repo", str(git_repo), "--run-id", "r1", "--tmux-socket",
+         str(server.socket_name), "--worktree-root", str(git_repo.parent / "wt")],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert state_doc(git_repo)["tasks"]["A"]["state"] == "merged"
+
+
+def test_no_plan_found_says_what_was_looked_for(git_repo: pathlib.Path) -> None:
+    result = CliRunner().invoke(cli, ["--mode=distributed", "--repo", str(git_repo)])
+    assert result.exit_code == 2, result.output
+    assert "plan.yaml" in result.output and ".beads/issues.jsonl" in result.output
+    assert "swarm run PLAN" in result.output
+
+
+def test_an_empty_repository_says_commit_something_first(tmp_path: pathlib.Path) -> None:
+    repo = tmp_path / "empty"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    plan = write_plan(tmp_path, [task("A", ["a.txt"], [write("a.txt", "a\n")])])
+    result = CliRunner().invoke(cli, ["run", str(plan), "--repo", str(repo)])
+    assert result.exit_code == 2, result.output
+    assert "commit something first" in result.output
+    assert not (repo / ".agents" / "swarm" / "runs").exists() or not any(
+        (repo / ".agents" / "swarm" / "runs").iterdir()
+    )
