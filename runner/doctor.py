@@ -196,8 +196,10 @@ def _program(argv: t.Sequence[str]) -> str | None:
     return None if not argv or argv[0] == "{python}" else argv[0]
 
 
-def check_agents(config: SwarmConfig) -> list[Check]:
-    """The configured agent's binary must be on PATH; the others are listed for information."""
+def check_agents(config: SwarmConfig, repo: pathlib.Path | None = None) -> list[Check]:
+    """The configured agent must work unattended: a built-in CLI is checked by its adapter
+    (installed, version against the tested one, the preset's flags in its ``--help``, trust for
+    this repository, root); any other agent's binary must be on PATH. The others are listed."""
     try:
         configured = _configured_agent(config)
     except RunnerError as exc:
@@ -205,7 +207,10 @@ def check_agents(config: SwarmConfig) -> list[Check]:
     checks: list[Check] = []
     program = _program(configured.argv)
     label = f"agent {configured.name}"
-    if program is None:
+    health = health_checks(configured.name, config, repo) if repo is not None else []
+    if health:
+        checks += health
+    elif program is None:
         checks.append(Check(label, True, "the runner's own Python (configured)"))
     elif (found := shutil.which(program)) is None:
         checks.append(
@@ -230,6 +235,19 @@ def check_agents(config: SwarmConfig) -> list[Check]:
         detail = found or f"{program!r} not on PATH (needed only with --agent {other.name})"
         checks.append(Check(f"agent {other.name}", True, detail))
     return checks
+
+
+def health_checks(name: str, config: SwarmConfig, repo: pathlib.Path) -> list[Check]:
+    """A built-in agent CLI's own checks (:func:`runner.agents.health.check_agent`)."""
+    from runner.agents.health import check_agent
+
+    options: dict[str, t.Any] = {"repo": repo, "trust_worktrees": bool(config.trust_worktrees)}
+    if config.agent_permissions is not None:
+        options["permissions"] = config.agent_permissions
+    return [
+        Check(f"agent {c.agent} {c.check}", c.level != "fail", c.detail, c.fix)
+        for c in check_agent(name, **options)
+    ]
 
 
 class _Run(t.NamedTuple):
@@ -374,7 +392,7 @@ def diagnose(start: pathlib.Path) -> list[Check]:
     checks += [repo_check, config_check]
     if repo is not None:
         checks.append(check_worktree_root(repo, config))
-    checks += check_agents(config)
+    checks += check_agents(config, repo)
     if repo is not None:
         runs = _runs(repo)
         checks += [
