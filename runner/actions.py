@@ -9,7 +9,7 @@ import typing as t
 from protocol.messages import Envelope, Fields, MessageType
 from protocol.plan import Plan, Task
 from protocol.results import ScopeEscape
-from protocol.state import EventKind
+from protocol.state import EventKind, RunState, TaskRecord, TaskState, transition
 from runner.agents.panes import PaneReport
 from runner.scheduler import PlanIndex
 from runner.sessions import SessionStatus
@@ -177,3 +177,39 @@ def summary(env: Envelope) -> str:
         if value:
             return f"{env.type.value}: {str(value).splitlines()[0][:200]}"
     return env.type.value
+
+
+class Decisions:
+    """The actions of one ask, with the task states they lead to (folded by the lifecycle table,
+    so later decisions of the same ask see earlier ones)."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+        self.actions: list[Action] = []
+        self.view: dict[str, TaskState] = {tid: rec.state for tid, rec in state.tasks.items()}
+        self.paused = state.paused
+        self.stopped = False
+
+    def record(self, kind: EventKind, task_id: str | None = None, **data: t.Any) -> None:
+        self.actions.append(Record(Ev(kind, task_id, data)))
+        self._fold(kind, task_id, data)
+
+    def add(self, action: Action) -> None:
+        self.actions.append(action)
+        if isinstance(action, Launch):
+            self._fold("task_dispatched", action.task_id, {})
+
+    def _fold(self, kind: EventKind, task_id: str | None, data: t.Mapping[str, t.Any]) -> None:
+        if task_id is not None and task_id in self.view:
+            new = transition(kind, task_id, self.view[task_id])
+            if new is not None:
+                self.view[task_id] = new
+        if kind == "run_finished":
+            self.stopped = True
+        elif kind == "dispatch_resumed":
+            self.paused = False
+        elif kind == "escape_decided" and data.get("pause"):
+            self.paused = True
+
+    def running(self) -> list[TaskRecord]:
+        return [rec for tid, rec in self.state.tasks.items() if self.view.get(tid) == "running"]

@@ -21,21 +21,19 @@ from protocol.messages import (
     TerminateFields,
     TextFields,
 )
-from protocol.plan import GateFamily, Plan, Task
+from protocol.plan import Plan
 from protocol.state import (
     OFFERED_STATES,
     TERMINAL_TASK_STATES,
     EventKind,
     RunState,
     TaskRecord,
-    TaskState,
-    transition,
 )
-from runner import escapes
 from runner.actions import (
     FIXUP_REFUSALS,
     HUMAN,
     Action,
+    Decisions,
     Drop,
     Ev,
     Finish,
@@ -55,43 +53,7 @@ from runner.agents.panes import PaneReport
 from runner.scheduler import SchedulerInput, TaskStates
 from runner.scheduler import decide as schedule
 from runner.sessions import MISSING, session_name
-
-
-class _Decisions:
-    """The actions of one ask, with the task states they lead to (folded by the lifecycle table,
-    so later decisions of the same ask see earlier ones)."""
-
-    def __init__(self, state: RunState) -> None:
-        self.state = state
-        self.actions: list[Action] = []
-        self.view: dict[str, TaskState] = {tid: rec.state for tid, rec in state.tasks.items()}
-        self.paused = state.paused
-        self.stopped = False
-
-    def record(self, kind: EventKind, task_id: str | None = None, **data: t.Any) -> None:
-        self.actions.append(Record(Ev(kind, task_id, data)))
-        self._fold(kind, task_id, data)
-
-    def add(self, action: Action) -> None:
-        self.actions.append(action)
-        if isinstance(action, Launch):
-            self._fold("task_dispatched", action.task_id, {})
-
-    def _fold(self, kind: EventKind, task_id: str | None, data: t.Mapping[str, t.Any]) -> None:
-        if task_id is not None and task_id in self.view:
-            new = transition(kind, task_id, self.view[task_id])
-            if new is not None:
-                self.view[task_id] = new
-        if kind == "run_finished":
-            self.stopped = True
-        elif kind == "dispatch_resumed":
-            self.paused = False
-        elif kind == "escape_decided" and data.get("pause"):
-            self.paused = True
-
-    def running(self) -> list[TaskRecord]:
-        return [rec for tid, rec in self.state.tasks.items() if self.view.get(tid) == "running"]
-
+from runner.spawning import escapes_decided
 
 # -- the policy ----------------------------------------------------------------------------------
 
@@ -100,7 +62,7 @@ def decide(state: RunState, plan: PlanView, obs: Observations) -> list[Action]:
     """Everything to do now, in order. Empty when the run has nothing left to act on."""
     if state.status != "running":
         return []
-    out = _Decisions(state)
+    out = Decisions(state)
     superseded = _superseded_progress(obs.mail)
     for env in obs.mail:
         if env.id in superseded:
@@ -114,7 +76,7 @@ def decide(state: RunState, plan: PlanView, obs: Observations) -> list[Action]:
     _clock(out, plan, obs)
     if out.stopped:
         return out.actions
-    _escapes(out, plan, obs)
+    escapes_decided(out, plan, obs)
     if not obs.integrated and any(s in OFFERED_STATES for s in out.view.values()):
         out.add(Integrate())  # what follows depends on what the arbiter merges
         return out.actions
@@ -140,7 +102,7 @@ def _superseded_progress(mail: tuple[Envelope, ...]) -> set[str]:
     return superseded
 
 
-def _mail(out: _Decisions, env: Envelope) -> None:
+def _mail(out: Decisions, env: Envelope) -> None:
     """One message's effect (each records an event carrying its ``msg_id``)."""
     fields = env.fields
     if env.sender == HUMAN and isinstance(fields, GuidanceFields):
@@ -198,7 +160,7 @@ def _mail(out: _Decisions, env: Envelope) -> None:
         out.record("task_message", task.id, msg_id=env.id, type=env.type.value, text=text)
 
 
-def _sessions(out: _Decisions, obs: Observations) -> None:
+def _sessions(out: Decisions, obs: Observations) -> None:
     """A running task whose pane died without reporting crashed; on adoption, one whose session
     vanished while no mayor ran (a killed tmux server, a reboot) restarts in place."""
     assert obs.sessions is not None
@@ -217,7 +179,7 @@ def _sessions(out: _Decisions, obs: Observations) -> None:
             out.record(kind, task.id, exit_status=code, reason=reason)
 
 
-def _clock(out: _Decisions, plan: PlanView, obs: Observations) -> None:
+def _clock(out: Decisions, plan: PlanView, obs: Observations) -> None:
     """The run's deadline, each task's timeout, and stalls (a NUDGE, then a human and a
     restart)."""
     state = out.state
@@ -241,7 +203,7 @@ def _clock(out: _Decisions, plan: PlanView, obs: Observations) -> None:
         _stall(out, task, obs.idle.get(task.id, 0.0))
 
 
-def _pane(out: _Decisions, task: TaskRecord, seen: PaneReport) -> None:
+def _pane(out: Decisions, task: TaskRecord, seen: PaneReport) -> None:
     """What a worker's screen shows: a dialog or permission prompt is reported to the human
     with the pane's text; an idle agent that has not reported gets the nudge typed in."""
     out.record("task_nudged", task.id, pane=seen.state, text=seen.what)
@@ -268,7 +230,7 @@ def _pane(out: _Decisions, task: TaskRecord, seen: PaneReport) -> None:
     )
 
 
-def _stall(out: _Decisions, task: TaskRecord, idle: float) -> None:
+def _stall(out: Decisions, task: TaskRecord, idle: float) -> None:
     stall_after = out.state.stall_after
     if task.nudges == 0 and idle >= stall_after:
         out.record("task_nudged", task.id, idle=round(idle, 1))
@@ -326,137 +288,10 @@ def next_wake(state: RunState, plan: Plan, now: float, idle: t.Mapping[str, floa
     return min(waits) if waits else None
 
 
-# -- scope escapes and remediation ---------------------------------------------------------------
-
-
-def _escapes(out: _Decisions, plan: PlanView, obs: Observations) -> None:
-    """Decide each new line of scope-escapes.jsonl exactly once (the decision records the byte
-    offset after it, so a restarted mayor reads on where this one stopped)."""
-    ledger = escapes.EscapeLedger.from_state(out.state)
-    ids = set(out.state.tasks)
-    for offset, entry in obs.escapes:
-        if isinstance(entry, str):
-            data: dict[str, t.Any] = {
-                "offset": offset,
-                "key": None,
-                "spawn": False,
-                "code": "malformed",
-                "reason": entry,
-            }
-            out.record("escape_decided", **data)
-            ledger = ledger.record(data)
-            continue
-        if entry.run_id is not None and entry.run_id != out.state.run_id:
-            continue  # another run's escape
-        family: GateFamily = "I"  # an escape counts against the implementation family
-        decision = escapes.decide_spawn(
-            escapes.SpawnPolicyInput(
-                escape=entry,
-                policy=out.state.auto_spawn,
-                budgets=plan.plan.budgets,
-                spawned_total=ledger.spawned_total,
-                spawned_by_family=ledger.spawned_by_family,
-                seen_keys=ledger.seen_keys,
-                gate_failed=family in out.state.failed_gate_families,
-                family=family,
-            )
-        )
-        source = entry.task_id if entry.task_id in out.state.tasks else None
-        tid = escapes.next_auto_id(ids) if decision.spawn else None
-        data = {
-            "offset": offset,
-            "key": escapes.dedup_key(entry),
-            "spawn": decision.spawn,
-            "code": decision.code,
-            "reason": decision.reason,
-            "family": family,
-            "task": tid,
-            "pause": decision.pause,
-            "source": source,
-            "finding": entry.finding[:200],
-        }
-        if tid is not None:
-            task = escapes.follow_up_task(entry, tid, source or "")
-            if source is None:
-                task = task.model_copy(update={"blocked_by": ()})
-            data["task_def"] = task.model_dump(mode="json")
-            ids.add(tid)
-        pause = decision.pause and not out.paused
-        out.record("escape_decided", source, **data)
-        ledger = ledger.record(data)
-        if pause:  # the escape_decided event itself paused dispatch (one event: atomic)
-            problem = f"Critical scope escape: {entry.finding}"
-            question = "Dispatch is paused. Resume it with `swarm unpause`."
-            help_fields = HelpRequestFields(
-                issue_type="BLOCKED",
-                problem=problem,
-                files_touched=tuple(entry.suggested_files),
-                question=question,
-            )
-            out.add(
-                Send(
-                    HUMAN,
-                    MessageType.HELP_REQUEST,
-                    source or "run",
-                    help_fields,
-                    importance="urgent",
-                    ack_required=True,
-                )
-            )
-
-
-def remediation(
-    state: RunState, plan: Plan, check: str, reason: str, output: str, family: GateFamily
-) -> Ev | None:
-    """A failing final gate spawns one remediation task within its family's budget: the
-    ``escape_decided`` event that does it (or refuses it), None when it was tried before."""
-    key = f"{check}|remediate"
-    ledger = escapes.EscapeLedger.from_state(state)
-    budgets = plan.budgets
-    if key in ledger.seen_keys:
-        return None
-    used = ledger.spawned_by_family.get(family, 0)
-    if ledger.spawned_total >= budgets.spawns or used >= budgets.family.get(family, 0):
-        return Ev(
-            "escape_decided",
-            None,
-            {
-                "key": key,
-                "spawn": False,
-                "family": family,
-                "code": "budget",
-                "reason": f"no budget left to remediate {check}",
-            },
-        )
-    tid = escapes.next_auto_id(state.tasks)
-    task = Task(
-        id=tid,
-        subject=f"Make {check} pass",
-        description=f"The final {reason}. Output:\n\n{output}",
-        files=("**",),
-        concurrency="write-shared",
-        issue_type="remediation",
-        blocked_by=(),
-    )
-    return Ev(
-        "escape_decided",
-        None,
-        {
-            "key": key,
-            "spawn": True,
-            "family": family,
-            "task": tid,
-            "code": "spawned",
-            "reason": f"remediation of {check}",
-            "task_def": task.model_dump(mode="json"),
-        },
-    )
-
-
 # -- rework and dispatch -------------------------------------------------------------------------
 
 
-def _rework(out: _Decisions, plan: PlanView) -> None:
+def _rework(out: Decisions, plan: PlanView) -> None:
     """Send refused work back: conflicts and scope violations are fix-ups (bounded by
     ``budgets.max_fixups``, then the task is blocked and a human asked); anything else is a
     retry (bounded by ``budgets.max_attempts`` and the failed check's own limit)."""
@@ -478,7 +313,7 @@ def _rework(out: _Decisions, plan: PlanView) -> None:
             out.add(Launch(record.id, record.attempt + 1))
 
 
-def _block(out: _Decisions, record: TaskRecord) -> None:
+def _block(out: Decisions, record: TaskRecord) -> None:
     reason = f"{record.reason} (after {record.fixups} fix-ups)"
     out.record("task_blocked", record.id, reason=reason)
     help_fields = HelpRequestFields(
@@ -500,7 +335,7 @@ def _block(out: _Decisions, record: TaskRecord) -> None:
     )
 
 
-def _dispatch(out: _Decisions, plan: PlanView) -> None:
+def _dispatch(out: Decisions, plan: PlanView) -> None:
     if out.stopped:
         return
     decision = schedule(
@@ -521,7 +356,7 @@ def _dispatch(out: _Decisions, plan: PlanView) -> None:
         out.add(Launch(tid, 1))
 
 
-def _answer_merged(out: _Decisions, plan: PlanView, merged: tuple[str, ...]) -> None:
+def _answer_merged(out: Decisions, plan: PlanView, merged: tuple[str, ...]) -> None:
     """After dispatching what a merge unblocked: the worker's answer, its session closed, and
     an OL bead ratcheted."""
     for tid in merged:

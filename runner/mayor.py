@@ -49,11 +49,12 @@ from runner.agents.panes import PaneReport, PaneWatch
 from runner.agents.registry import adapter_for
 from runner.arbiter import Arbiter, gate_family
 from runner.config import load_config
-from runner.decide import decide, next_wake, remediation, sessions_prefix, stop_actions
+from runner.decide import decide, next_wake, sessions_prefix, stop_actions
 from runner.launcher import Launcher
 from runner.outbox import Outbox
 from runner.paths import RunPaths, SwarmPaths
 from runner.sessions import MISSING, SessionBackend, SessionStatus
+from runner.spawning import remediation
 from runner.state import RunLog, read_events, write_json_atomic
 
 logger = logging.getLogger(__name__)

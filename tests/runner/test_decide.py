@@ -26,8 +26,9 @@ from runner.actions import (
     Send,
     StartWave,
 )
-from runner.decide import decide, remediation, stop_actions
+from runner.decide import decide, stop_actions
 from runner.sessions import SessionStatus
+from runner.spawning import remediation
 from runner.state import apply
 
 T0: t.Final = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -1,43 +1,11 @@
-"""Where worker agents run: the :class:`SessionBackend` protocol and its two implementations.
-
-:class:`TmuxBackend` (``--mode=distributed``) runs each agent in its own session of a private tmux
-server (``tmux -L <socket>``), so a closed terminal or a dead mayor costs nothing and
-``swarm attach`` can watch any worker. :class:`ProcessBackend` (``--mode=local``) runs plain child
-processes. Both append the agent's whole output to a log file and call an exit callback soon
-after an agent exits, so the mayor never busy-polls.
-
-How a tmux worker starts (each step closes a race or a silent failure seen in peers), all in
-ONE tmux client: a command list (``tmux new-session ... ; set-option ... ; ...``) that the server
-runs in order, stopping at the first error, without interleaving other clients' commands:
-
-1. ``new-session -d`` with a placeholder (``sleep``) in the worktree, with the worker environment;
-2. ``remain-on-exit on`` (the exit status is kept), a ``pane-died`` hook that touches a file in
-   ``notify_dir`` (a watchdog observer there calls the exit callback), ``pipe-pane -o`` to the log,
-   each targeting the new session by exact name (``=NAME:``: the pane id is not known yet);
-3. ``respawn-pane -k`` with the real command, so even a command that prints and exits at once
-   is logged from its first byte. The command runs under ``/bin/sh -c <wrapper> swarm-agent
-   <argv...>`` in tmux's argv form: argv is never joined into a shell string, a missing binary
-   exits 127 as in a shell, and the wrapper records the exit status and notifies by itself
-   because tmux 3.3 sometimes loses both for commands that exit at once (see :func:`_wrapper`).
-
-A session whose start stopped before step 3 still runs the placeholder and counts as dead.
-A name already taken is found by ``new-session`` itself (``duplicate session``): only then is the
-old session's status asked, and a dead one is killed and the list sent again.
-
-``SessionStatus.pid`` is the wrapper's pid (the agent is its child, in the same process group).
-"""
+"""The tmux backend (``--mode=distributed``): see :mod:`runner.sessions`."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import pathlib
-import re
 import shlex
 import shutil
-import signal
-import subprocess
 import threading
 import time
 import typing as t
@@ -46,152 +14,26 @@ import libtmux
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from agentmail.watch import start_observer
-from runner import proc
-from runner.errors import CommandError, RunnerError, UsageError
+from runner.errors import CommandError, UsageError
+from runner.sessions.base import (
+    EXIT_OPTION,
+    GIT_LOCATION_VARS,
+    MISSING,
+    PANE_OPTION,
+    PLACEHOLDER,
+    ExitCallback,
+    SessionExists,
+    SessionSpec,
+    SessionStatus,
+    _notify,
+    _tail,
+    check_session_name,
+    find_executable,
+)
 
 logger = logging.getLogger(__name__)
 
-SESSION_NAME_RE: t.Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]{0,199}")
-PANE_OPTION: t.Final = "@swarm_pane"
-"""Session user option holding the agent's pane id (a user may split the window when attached)."""
-PLACEHOLDER: t.Final = ("sleep", "2147483647")
-EXIT_OPTION: t.Final = "@swarm_exit"
-"""Pane user option where the wrapper records the agent's exit status (see :func:`_wrapper`)."""
-# Location variables that would point git in the worktree at another repository; the tmux server
-# may have inherited them from whoever started it.
-GIT_LOCATION_VARS: t.Final = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_COMMON_DIR",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_PREFIX",
-)
-ExitCallback = t.Callable[[str], None]
-
-
-class AgentNotFound(CommandError):
-    """The agent command's executable is not on PATH (or not executable)."""
-
-    def __init__(self, argv: t.Sequence[str], path: str | None = None) -> None:
-        self.cmd = tuple(argv)
-        self.returncode = 127
-        self.stdout = ""
-        self.stderr = f"{argv[0]}: command not found"
-        RunnerError.__init__(
-            self,
-            f"agent command not found: {argv[0]!r} (exit 127); install it, fix PATH"
-            + (f" ({path})" if path else "")
-            + " or choose another --agent / --agent-cmd",
-        )
-
-
-class SessionExists(RunnerError):
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(
-            f"session {name} is already running; attach to it (swarm attach) or stop it first"
-        )
-
-
-class SessionSpec(t.NamedTuple):
-    name: str
-    """e.g. ``swarm-<run-id>-<task-id>`` (see :func:`session_name`); targeted by exact name."""
-    argv: tuple[str, ...]
-    """The agent command; never joined into a shell string."""
-    cwd: pathlib.Path
-    env: t.Mapping[str, str]
-    """The worker environment, added to the inherited one."""
-    log_path: pathlib.Path
-    """Pane output is appended here from the first byte."""
-
-
-class SessionStatus(t.NamedTuple):
-    exists: bool
-    alive: bool
-    exit_status: int | None
-    """When dead: the exit status; None if unknown or killed by a signal."""
-    pid: int | None
-
-
-MISSING: t.Final = SessionStatus(exists=False, alive=False, exit_status=None, pid=None)
-
-
-class SessionBackend(t.Protocol):
-    def start(self, spec: SessionSpec) -> None: ...
-
-    def status(self, name: str) -> SessionStatus: ...
-
-    def statuses(self, prefix: str) -> dict[str, SessionStatus]:
-        """The status of every existing session whose name starts with ``prefix``, in one
-        query (a missing session is absent: read it as :data:`MISSING`)."""
-
-    def list_sessions(self, prefix: str) -> list[str]: ...
-
-    def kill(self, name: str) -> None:
-        """Stop the session and its process; idempotent."""
-
-    def capture(self, name: str, lines: int = 50) -> str:
-        """The last ``lines`` lines of the session's output."""
-
-    def screen(self, name: str) -> str:
-        """What the agent's pane shows now (its visible rows; '' when there is no screen)."""
-
-    def send_text(self, name: str, text: str) -> bool:
-        """Type ``text`` into the agent's pane and press Enter; False when this backend has
-        no pane to type into or the Enter did not take."""
-
-    def set_exit_callback(self, callback: ExitCallback) -> None:
-        """Call ``callback(name)`` (from any thread) soon after a session's process exits; the
-        callee then asks :meth:`status`. Spurious calls are allowed."""
-
-    def close(self) -> None:
-        """Stop helper threads and observers (sessions keep running)."""
-
-
-def session_name(run_id: str, task_id: str) -> str:
-    """The tmux session of a task: ``swarm-<run-id>-<task-id>``; ``.`` (valid in ids, but turned
-    into ``_`` by tmux) becomes ``+`` so the name survives tmux unchanged and stays unique."""
-    return f"swarm-{run_id}-{task_id}".replace(".", "+")
-
-
-def check_session_name(name: str) -> str:
-    if not SESSION_NAME_RE.fullmatch(name):
-        raise UsageError(
-            f"invalid session name {name!r}: use letters, digits, '_', '+' or '-' "
-            "(tmux rewrites '.' and ':'), starting with a letter or digit"
-        )
-    return name
-
-
-def find_executable(argv: t.Sequence[str], cwd: pathlib.Path, env: t.Mapping[str, str]) -> str:
-    """The executable ``argv[0]`` resolves to; :class:`AgentNotFound` if none."""
-    if not argv:
-        raise UsageError("empty agent command: give --agent PRESET or --agent-cmd TEMPLATE")
-    program = argv[0]
-    search = env.get("PATH", os.environ.get("PATH", os.defpath))
-    if "/" in program:
-        candidate = pathlib.Path(program)
-        if not candidate.is_absolute():
-            candidate = cwd / candidate
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-        raise AgentNotFound(argv)
-    found = shutil.which(program, path=search)
-    if found is None:
-        raise AgentNotFound(argv, f"PATH={search}")
-    return found
-
-
-def _tail(text: str, lines: int) -> str:
-    rows = text.splitlines()
-    while rows and not rows[-1].strip():
-        rows.pop()
-    return "\n".join(rows[-lines:]) if lines > 0 else ""
-
-
-# --- tmux -------------------------------------------------------------------------------------
+# --- tmux -----------------------------------------------------------------------------------
 
 
 def _tmux_quote(arg: str) -> str:
@@ -316,16 +158,6 @@ def _wrapper(unset: t.Sequence[str]) -> str:
         f'"$t" set-option -p -t "$TMUX_PANE" {EXIT_OPTION} "$s" >/dev/null 2>&1; '
         ': > "$n.$$"; exit "$s"'
     )
-
-
-def _notify(callback: ExitCallback | None, name: str) -> None:
-    """Tell the backend's user that session ``name`` exited; its errors never kill our thread."""
-    if callback is None:
-        return
-    try:
-        callback(name)
-    except Exception:
-        logger.exception("exit callback failed", extra={"session": name})
 
 
 class _NotifyHandler(FileSystemEventHandler):
@@ -648,166 +480,3 @@ class TmuxBackend:
             if (name, status.pid) not in self._reported:
                 self._reported.add((name, status.pid))
                 self._notify(name)
-
-
-# --- plain processes ---------------------------------------------------------------------------
-
-
-class _Child:
-    def __init__(self, popen: subprocess.Popen[bytes] | None, log_path: pathlib.Path) -> None:
-        self.popen = popen
-        self.log_path = log_path
-        self.waiter: threading.Thread | None = None
-        self.missing_status: int | None = None
-
-
-class ProcessBackend:
-    """Agents as plain child processes (``--mode=local``): each in its own process group, output
-    appended to the log, a waiter thread per child calling the exit callback. ``kill`` sends
-    SIGTERM to the group, then SIGKILL after ``grace`` seconds."""
-
-    def __init__(self, *, grace: float = 5.0) -> None:
-        self.grace = grace
-        self._lock = threading.Lock()
-        self._children: dict[str, _Child] = {}
-        self._callback: ExitCallback | None = None
-
-    def start(self, spec: SessionSpec, *, check_binary: bool = True) -> None:
-        name = check_session_name(spec.name)
-        if not spec.cwd.is_dir():
-            raise UsageError(
-                f"cannot start session {name}: working directory {spec.cwd} is missing"
-            )
-        if check_binary or not spec.argv:
-            find_executable(spec.argv, spec.cwd, spec.env)
-        with self._lock:
-            old = self._children.get(name)
-        if old is not None:
-            if old.popen is not None and old.popen.poll() is None:
-                raise SessionExists(name)
-            self.kill(name)
-        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = proc.clean_env(spec.env)
-        with spec.log_path.open("ab") as log:
-            try:
-                popen: subprocess.Popen[bytes] | None = subprocess.Popen(
-                    list(spec.argv),
-                    cwd=spec.cwd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            except (FileNotFoundError, PermissionError) as exc:
-                log.write(f"{spec.argv[0]}: {exc.strerror or 'command not found'}\n".encode())
-                popen = None
-        child = _Child(popen, spec.log_path)
-        with self._lock:
-            self._children[name] = child
-        if popen is None:
-            child.missing_status = 127  # like a shell: dead at once, status 127, reported
-            self._notify(name)
-        else:
-            child.waiter = threading.Thread(
-                target=self._wait, args=(name, popen), name=f"swarm-wait-{name}", daemon=True
-            )
-            child.waiter.start()
-        logger.info("started process", extra={"session": name, "pid": popen and popen.pid})
-
-    def _wait(self, name: str, popen: subprocess.Popen[bytes]) -> None:
-        popen.wait()
-        self._notify(name)
-
-    def _notify(self, name: str) -> None:
-        _notify(self._callback, name)
-
-    def status(self, name: str) -> SessionStatus:
-        with self._lock:
-            child = self._children.get(name)
-        if child is None:
-            return MISSING
-        if child.popen is None:
-            return SessionStatus(True, False, child.missing_status, None)
-        code = child.popen.poll()
-        if code is None:
-            return SessionStatus(True, True, None, child.popen.pid)
-        return SessionStatus(True, False, code if code >= 0 else None, child.popen.pid)
-
-    def statuses(self, prefix: str) -> dict[str, SessionStatus]:
-        with self._lock:
-            names = sorted(n for n in self._children if n.startswith(prefix))
-        found = {name: self.status(name) for name in names}
-        return {name: status for name, status in found.items() if status.exists}
-
-    def list_sessions(self, prefix: str) -> list[str]:
-        with self._lock:
-            return sorted(n for n in self._children if n.startswith(prefix))
-
-    def kill(self, name: str) -> None:
-        with self._lock:
-            child = self._children.pop(name, None)
-        if child is None or child.popen is None:
-            return
-        popen = child.popen
-        if popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(popen.pid, signal.SIGTERM)
-            try:
-                popen.wait(self.grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(popen.pid, signal.SIGKILL)
-                popen.wait()
-        # the agent may have left children in its group behind
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(popen.pid, signal.SIGKILL)
-        if child.waiter is not None:
-            child.waiter.join()
-        logger.debug("killed process", extra={"session": name})
-
-    def capture(self, name: str, lines: int = 50) -> str:
-        with self._lock:
-            child = self._children.get(name)
-        if child is None:
-            return ""
-        try:
-            data = _read_tail(child.log_path, 64 * 1024 + 200 * max(lines, 0))
-        except FileNotFoundError:
-            return ""
-        return _tail(data, lines)
-
-    def screen(self, name: str) -> str:
-        return ""  # a plain process has no screen: its output is only a log
-
-    def send_text(self, name: str, text: str) -> bool:
-        return False  # stdin is /dev/null: nothing can be typed to a plain process
-
-    def set_exit_callback(self, callback: ExitCallback) -> None:
-        self._callback = callback
-        with self._lock:
-            dead = [n for n, c in self._children.items() if c.popen is None]
-        for name in dead:
-            self._notify(name)
-
-    def close(self) -> None:
-        """Forget the callback and join the waiters of children that have exited (a waiter of a
-        live child keeps reaping it; :meth:`kill` ends both)."""
-        self._callback = None
-        with self._lock:
-            children = list(self._children.values())
-        for child in children:
-            if (
-                child.waiter is not None
-                and child.popen is not None
-                and child.popen.poll() is not None
-            ):
-                child.waiter.join()
-
-
-def _read_tail(path: pathlib.Path, size: int) -> str:
-    with path.open("rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        end = fh.tell()
-        fh.seek(max(0, end - size))
-        return fh.read().decode("utf-8", errors="replace")
