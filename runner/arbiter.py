@@ -74,20 +74,20 @@ class Arbiter:
             (t for t in self.state.tasks.values() if t.state in ("offered", "validating")),
             key=lambda t: order[t.id],
         )
-        if offered:
-            reset = self.guard_integration()
+        if offered:  # stray edits matter only to gates: without gates no merge commits them
+            reset = self.guard_integration(edits=bool(plan.gates))
         for record in offered:
             self._guarded(plan, self.state.tasks[record.id])
         return Integrated(tuple(self._merged_now), reset)
 
-    def guard_integration(self) -> str | None:
+    def guard_integration(self, *, edits: bool = True) -> str | None:
         """Only the arbiter moves the integration branch: a head it did not record, or edits
-        in the integration worktree, are recorded and undone (reset to the recorded head).
-        Returns what was undone, for a human, or None."""
+        in the integration worktree (looked for with ``edits``), are recorded and undone (reset
+        to the recorded head). Returns what was undone, for a human, or None."""
         recorded = self.state.integration_head
         try:
             actual = git.head_sha(self.integration)
-            dirty = gitguard.dirty_paths(self.integration)
+            dirty = gitguard.dirty_paths(self.integration) if edits else []
         except (CommandError, OSError) as exc:
             actual, dirty = f"unreadable: {str(exc).splitlines()[0]}", ["(unknown)"]
         if actual == recorded and not dirty:
@@ -103,10 +103,10 @@ class Arbiter:
         git.reset_hard(self.integration, recorded)
         git.clean_untracked(self.integration)
         what = f"head {actual[:12]} instead of {recorded[:12]}" if actual != recorded else ""
-        edits = f"uncommitted edits in {', '.join(dirty[:5])}" if dirty else ""
+        stray = f"uncommitted edits in {', '.join(dirty[:5])}" if dirty else ""
         return (
             f"The integration worktree {self.integration} was changed outside the arbiter "
-            f"({'; '.join(x for x in (what, edits) if x)}); it was reset to {recorded[:12]}."
+            f"({'; '.join(x for x in (what, stray) if x)}); it was reset to {recorded[:12]}."
         )
 
     def _guarded(self, plan: Plan, record: TaskRecord) -> None:
@@ -225,29 +225,15 @@ class Arbiter:
             )
             return
         self.log.record("merge_started", task.id, head_sha=head, integration_head=base)
-        message = f"swarm({task.id}): {task.title}"
-        try:
-            if self.state.commit_policy == "per-task":  # agentops --per-task-commits
-                message = f"chore({task.id}): {task.title}"
-                merge_sha = git.merge_squash(self.integration, head, message)
-            elif self.state.commit_policy == "squash":
-                merge_sha = git.merge_squash(self.integration, head, message)
-            else:
-                merge_sha = git.merge_no_ff(self.integration, head, message)
-        except git.MergeConflict as exc:
-            git.reset_hard(self.integration, base)
-            self._refuse(
-                task,
-                "conflict",
-                list(exc.files),
-                "merge conflict in " + ", ".join(exc.files),
-                rebase_onto=base,
-            )
-            return
-        if gitguard.tree_of(self.integration, merge_sha) != result.tree:
-            git.reset_hard(self.integration, base)  # the merge made something else: never land it
-            self._refuse(task, "error", [], "the merge made another tree than the one checked")
-            return
+        # the commit holds exactly the tree the scope check judged: merge (two parents) or
+        # squash (one), then the integration worktree checks it out
+        squash = self.state.commit_policy in ("per-task", "squash")
+        title = (
+            f"chore({task.id})" if self.state.commit_policy == "per-task" else f"swarm({task.id})"
+        )
+        parents = (base,) if squash else (base, head)
+        merge_sha = git.commit_tree(self.repo, result.tree, parents, f"{title}: {task.title}")
+        git.reset_hard(self.integration, merge_sha)
         self._gate_and_record(plan, task, head, base, merge_sha)
 
     def _inside(self, path: str, files: t.Sequence[str]) -> bool:

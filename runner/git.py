@@ -261,6 +261,14 @@ def squash_onto(repo: pathlib.Path, base: str, tip: str, message: str) -> str:
     return head_sha(repo)
 
 
+def commit_tree(repo: pathlib.Path, tree: str, parents: t.Sequence[str], message: str) -> str:
+    """A commit of ``tree`` on ``parents`` (``git commit-tree``); no work tree is touched."""
+    args = ["commit-tree", tree]
+    for parent in parents:
+        args += ["-p", parent]
+    return _out(repo, *args, "-m", message)
+
+
 def reset_hard(repo: pathlib.Path, sha: str) -> None:
     _git(repo, "reset", "-q", "--hard", sha, content=True)
 

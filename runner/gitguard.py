@@ -69,10 +69,6 @@ def tree_changes(repo: pathlib.Path, old: str, new: str) -> list[TreeChange]:
     return changes
 
 
-def tree_of(repo: pathlib.Path, commit: str) -> str:
-    return _out(repo, "rev-parse", f"{commit}^{{tree}}")
-
-
 def dirty_paths(repo: pathlib.Path) -> list[str]:
     """Paths with uncommitted changes: staged, unstaged, or untracked and not ignored."""
     out = _git(repo, "status", "--porcelain=v1", "-z", "--untracked-files=all").stdout

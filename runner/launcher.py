@@ -123,6 +123,7 @@ class Launcher:
         self.python = python
         self.leases = Leases(store.root, case_sensitive=case_sensitive)
         self._leased: set[str] = set()
+        self._git_identity: t.Mapping[str, str] | None = None
         state = log.state
         self.preset = (
             command_preset(state.agent_cmd) if state.agent_cmd else self._named(state.agent)
@@ -207,6 +208,7 @@ class Launcher:
             python=self.python,
             options=agent_worker.options_from(self.settings),
             resume=start.resumed,
+            identity=self._identity(),
         )
         argv = prepared.argv
         env = worker_environ(self.swarm, self.log.state.run_id, start, key_file, brief, self.python)
@@ -224,6 +226,14 @@ class Launcher:
             self.backend.kill(start.session)
             self.backend.start(spec)
         self._lease(task, worker, start.attempt)
+
+    def _identity(self) -> t.Mapping[str, str]:
+        """The git identity workers commit with (read once per run), and the repository's
+        excludes for the agents' files (added once)."""
+        if self._git_identity is None:
+            agent_worker.exclude_agent_files(self.repo)
+            self._git_identity = agent_worker.git_identity(self.repo)
+        return self._git_identity
 
     def _mail_worker(self, start: WorkerStart, record: TaskRecord, brief: pathlib.Path) -> None:
         task, worker = start.task, worker_name(start.task.id)

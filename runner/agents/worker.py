@@ -110,14 +110,20 @@ def git_identity(worktree: pathlib.Path) -> dict[str, str]:
     return found
 
 
-def place_brief(source: pathlib.Path, worktree: pathlib.Path, repo: pathlib.Path) -> pathlib.Path:
-    """Copy the brief into the worktree, where every CLI may read it without asking."""
+def place_brief(source: pathlib.Path, worktree: pathlib.Path) -> pathlib.Path:
+    """Copy the brief into the worktree, where every CLI may read it without asking (it is
+    excluded from git by :func:`exclude_agent_files`, so it is never committed or merged)."""
     target = worktree / BRIEF_NAME
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
+    return target
+
+
+def exclude_agent_files(repo: pathlib.Path) -> None:
+    """Add the in-worktree brief and the CLIs' prepared files to the repository's
+    ``info/exclude`` (shared by every worktree): once per run is enough."""
     for pattern in EXCLUDES:
         git.add_exclude(repo, pattern)
-    return target
 
 
 def agent_path(swarm_home: pathlib.Path, python: str, inherited: str | None = None) -> str:
@@ -144,19 +150,25 @@ def prepare_worker(
     options: AgentOptions = AgentOptions(),  # noqa: B008 - an immutable NamedTuple
     resume: bool = False,
     home: pathlib.Path | None = None,
+    identity: t.Mapping[str, str] | None = None,
 ) -> PreparedWorker:
     """Everything one worker's agent needs, prepared; see the module docstring.
 
     ``brief`` is the rendered brief (``runs/<run>/tasks/<task>/brief.md``); it is copied into
     the worktree and the copy is what the agent is pointed at. Raises
-    :class:`AgentSetupError` when the agent could only stop at a screen."""
+    :class:`AgentSetupError` when the agent could only stop at a screen. ``identity``: the git
+    identity to pass on when the caller already read it (:func:`git_identity`) and added the
+    excludes (:func:`exclude_agent_files`); without it, both are done here."""
     swarm = swarm_shim(swarm_home, python)
-    in_tree = place_brief(brief, worktree, repo)
+    if identity is None:  # a caller on its own: do what the launcher does once per run
+        exclude_agent_files(repo)
+        identity = git_identity(worktree)
+    in_tree = place_brief(brief, worktree)
     env = {
         "SWARM_BRIEF": str(in_tree),
         "SWARM_BIN": str(swarm),
         "PATH": agent_path(swarm_home, python),
-        **git_identity(worktree),
+        **identity,
     }
     adapter = adapter_for(preset.name) if preset.name != "command" else None
     if adapter is None or _customised(preset):
