@@ -181,6 +181,9 @@ class Plan(Model):
     max_workers: int | None = Field(default=None, ge=1)
     agent: str | None = None
     gates: tuple[Gate, ...] = ()
+    setup: tuple[str, ...] = ()
+    """Shell commands run in each new worktree before its agent starts (install dependencies,
+    copy an env file); a failing one fails the start, with its output in ``setup.log``."""
     budgets: Budgets = Field(default_factory=Budgets)
     tasks: tuple[Task, ...]
 

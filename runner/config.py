@@ -73,6 +73,8 @@ class SwarmConfig(Model):
     """Consent to record the CLI's folder trust for this run's worktree paths only."""
     presets: dict[str, PresetConfig] = Field(default_factory=dict)
     gates: tuple[Gate, ...] = ()
+    setup: tuple[str, ...] = ()
+    """Commands run in each new worktree before its agent starts (the plan's ``setup`` wins)."""
     budgets: Budgets | None = None
 
     @field_validator("presets")

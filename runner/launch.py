@@ -103,6 +103,8 @@ def configure(repo: pathlib.Path, plan: Plan, options: RunOptions) -> tuple[Plan
         plan = plan.model_copy(update={"gates": cfg.gates})
     if cfg.budgets is not None and "budgets" not in plan.model_fields_set:
         plan = plan.model_copy(update={"budgets": cfg.budgets})
+    if cfg.setup and "setup" not in plan.model_fields_set:
+        plan = plan.model_copy(update={"setup": cfg.setup})
     keep_sessions = options.keep_sessions
     return plan, dataclasses.replace(
         options,

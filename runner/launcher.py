@@ -19,7 +19,7 @@ from protocol.messages import AssignFields, GuidanceFields, RetryRequiredFields,
 from protocol.messages import MessageType as M
 from protocol.plan import Task
 from protocol.state import TERMINAL_TASK_STATES, RunState, TaskRecord
-from runner import git, worktrees
+from runner import git, proc, worktrees
 from runner.actions import FIXUP_REFUSALS, HUMAN, MAYOR, task_branch, worker_name
 from runner.agents import worker as agent_worker
 from runner.agents.adapter import AgentSetupError
@@ -35,6 +35,8 @@ from runner.state import RunLog
 logger = logging.getLogger(__name__)
 
 LEASE_TTL: t.Final = 24 * 3600.0
+SETUP_TIMEOUT: t.Final = 1800.0
+"""Seconds one ``setup`` command may take (installing dependencies can be slow)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +112,7 @@ class Launcher:
         outbox: Outbox,
         settings: SwarmConfig,
         case_sensitive: bool,
+        setup: t.Sequence[str] = (),
         python: str = sys.executable,
     ) -> None:
         self.repo = repo
@@ -121,6 +124,7 @@ class Launcher:
         self.outbox = outbox
         self.settings = settings
         self.python = python
+        self.setup = tuple(setup)
         self.leases = Leases(store.root, case_sensitive=case_sensitive)
         self._leased: set[str] = set()
         self._git_identity: t.Mapping[str, str] | None = None
@@ -220,12 +224,35 @@ class Launcher:
             env=env,
             log_path=self.run.pane_log(task.id),
         )
+        self._setup(task.id, start.worktree, env)
         try:
             self.backend.start(spec)  # replaces a dead session of that name itself
         except SessionExists:  # an agent still alive after offering: start afresh
             self.backend.kill(start.session)
             self.backend.start(spec)
         self._lease(task, worker, start.attempt)
+
+    def _setup(self, task_id: str, worktree: pathlib.Path, env: t.Mapping[str, str]) -> None:
+        """Run the plan's ``setup`` commands in the worktree, with the worker's environment,
+        once per worktree (until they all succeed); their output goes to ``setup.log``."""
+        done = self.run.task_dir(task_id) / "setup.done"
+        if not self.setup or done.exists():
+            return
+        log = self.run.setup_log(task_id)
+        with log.open("a") as out:
+            for command in self.setup:
+                result = proc.run(
+                    "sh", "-c", command, cwd=worktree, env=env, check=False, timeout=SETUP_TIMEOUT
+                )
+                code = result.returncode
+                out.write(f"$ {command}\n{result.stdout}{result.stderr}[exit {code}]\n")
+                if code != 0:
+                    last = (result.stderr or result.stdout).strip().splitlines()[-1:] or [""]
+                    raise RunnerError(
+                        f"setup command {command!r} exited {code}: {last[0][:200]} "
+                        f"(output in {log})"
+                    )
+        done.touch()
 
     def _identity(self) -> t.Mapping[str, str]:
         """The git identity workers commit with (read once per run), and the repository's

@@ -116,6 +116,7 @@ class Mayor:
             outbox=self.outbox,
             settings=load_config(config.repo),
             case_sensitive=case_sensitive,
+            setup=plan.setup,
             python=config.python,
         )
         self.arbiter = Arbiter(

@@ -101,6 +101,9 @@ class RunPaths:
     def brief(self, task_id: str) -> pathlib.Path:
         return self.task_dir(task_id) / "brief.md"
 
+    def setup_log(self, task_id: str) -> pathlib.Path:
+        return self.task_dir(task_id) / "setup.log"
+
     def pane_log(self, task_id: str) -> pathlib.Path:
         return self.task_dir(task_id) / "pane.log"
 

@@ -317,3 +317,34 @@ def test_an_empty_repository_says_commit_something_first(tmp_path: pathlib.Path)
     assert not (repo / ".agents" / "swarm" / "runs").exists() or not any(
         (repo / ".agents" / "swarm" / "runs").iterdir()
     )
+
+
+def test_setup_commands_run_in_each_new_worktree_before_the_agent(
+    git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path
+) -> None:
+    ran = tmp_path / "setup-ran.txt"
+    check = {"run": f'grep -qx "$PWD $SWARM_TASK" {ran}'}  # the agent sees setup done first
+    tasks = [task(tid, [f"{tid}.txt"], [check, write(f"{tid}.txt", "x\n")]) for tid in ("A", "B")]
+    setup = [f'echo "$PWD $SWARM_TASK" >> {ran}']
+    result = swarm_run(git_repo, write_plan(git_repo.parent, tasks, setup=setup), server)
+    assert result.exit_code == 0, result.output
+    assert len(ran.read_text().splitlines()) == 2  # once per worktree
+    log = SwarmPaths.for_repo(git_repo).run("r1").setup_log("A").read_text()
+    assert "$ echo" in log and "[exit 0]" in log
+
+
+def test_a_failing_setup_command_fails_the_start_with_its_output(
+    git_repo: pathlib.Path, server: Server
+) -> None:
+    tasks = [task("A", ["a.txt"], [write("a.txt", "a\n")])]
+    plan = write_plan(
+        git_repo.parent, tasks, setup=["echo cannot install deps >&2; exit 7"],
+        budgets={"max_attempts": 1},
+    )  # fmt: skip
+    result = swarm_run(git_repo, plan, server)
+    assert result.exit_code == 1, result.output
+    record = state_doc(git_repo)["tasks"]["A"]
+    assert record["state"] == "failed"
+    assert "setup command" in record["reason"] and "exited 7" in record["reason"]
+    assert "cannot install deps" in record["reason"]
+    assert "[exit 7]" in SwarmPaths.for_repo(git_repo).run("r1").setup_log("A").read_text()
