@@ -19,7 +19,7 @@ from protocol.state import RunState
 from runner import git, launch, proc
 from runner.agents.presets import AgentPreset, from_spec, preset
 from runner.config import SwarmConfig, load_config, preset_from_config
-from runner.errors import RunnerError
+from runner.errors import CommandError, RunnerError
 from runner.events import read_events
 from runner.paths import SwarmPaths, default_worktree_root, tmux_socket_name
 from runner.state import load_state, rebuild
@@ -367,6 +367,43 @@ def check_worktrees(repo: pathlib.Path, config: SwarmConfig, runs: t.Mapping[str
     )
 
 
+_EDITABLE_PROBE: t.Final = """
+import importlib.metadata as m, json, sys
+for dist in m.distributions():
+    text = dist.read_text("direct_url.json")
+    if text:
+        info = json.loads(text)
+        if info.get("dir_info", {}).get("editable"):
+            print(dist.metadata["Name"], info.get("url", ""), sep="\t")
+"""
+
+
+def check_editable_install(repo: pathlib.Path, python: str = "python3") -> Check:
+    """The editable-install trap: a package installed in development mode from this checkout
+    is what tests run in a worktree import (the checkout's code, not the worktree's)."""
+    try:
+        result = proc.run(python, "-c", _EDITABLE_PROBE, check=False, timeout=30)
+    except CommandError as exc:
+        return Check("editable install", True, f"not checked: {str(exc).splitlines()[0]}")
+    root = repo.resolve()
+    found = []
+    for line in result.stdout.splitlines():
+        name, _, url = line.partition("\t")
+        path = pathlib.Path(url.removeprefix("file://")) if url.startswith("file://") else None
+        if path is not None and (path.resolve() == root or root in path.resolve().parents):
+            found.append(name)
+    if not found:
+        return Check("editable install", True, f"none from this checkout ({python})")
+    return Check(
+        "editable install",
+        True,  # a warning: runs work, but a worktree's tests may import the checkout's code
+        f"warning: {', '.join(found)} installed in development mode from {root} ({python}): "
+        "tests run in a worktree would import the checkout's code",
+        'add `setup: ["pip install -e ."]` with a virtual environment per worktree, or run '
+        "tests with PYTHONPATH=. (docs/plan-format.md, setup)",
+    )
+
+
 def diagnose(start: pathlib.Path) -> list[Check]:
     """Every check, in order; repository checks are skipped outside a repository."""
     checks = [
@@ -392,6 +429,7 @@ def diagnose(start: pathlib.Path) -> list[Check]:
     checks += [repo_check, config_check]
     if repo is not None:
         checks.append(check_worktree_root(repo, config))
+        checks.append(check_editable_install(repo))
     checks += check_agents(config, repo)
     if repo is not None:
         runs = _runs(repo)

@@ -16,7 +16,13 @@ from click.testing import CliRunner, Result
 
 from agentmail.fs import exclusive_lock
 from runner.cli.doctor import command as doctor_command
-from runner.doctor import GIT_MIN, check_inotify, check_version, parse_version
+from runner.doctor import (
+    GIT_MIN,
+    check_editable_install,
+    check_inotify,
+    check_version,
+    parse_version,
+)
 from runner.paths import SwarmPaths
 from runner.state import RunLog
 from tests.conftest import git
@@ -257,3 +263,22 @@ def test_inotify_limits(tmp_path: pathlib.Path) -> None:
     assert not low.ok
     assert "max_user_instances=8" in low.detail
     assert low.fix == "raise it: sudo sysctl fs.inotify.max_user_instances=512"
+
+
+def test_an_editable_install_from_the_checkout_is_warned_about(
+    git_repo: pathlib.Path, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real distribution record (what `pip install -e .` leaves in site-packages), found by
+    a real `python3` through PYTHONPATH."""
+    site = tmp_path / "site"
+    info = site / "calc-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: calc\nVersion: 1.0\n")
+    url = {"url": f"file://{git_repo}", "dir_info": {"editable": True}}
+    (info / "direct_url.json").write_text(json.dumps(url))
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    found = check_editable_install(git_repo)
+    assert found.ok and found.detail.startswith("warning: calc installed in development mode")
+    assert "setup" in found.fix
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "nothing"))
+    assert "none from this checkout" in check_editable_install(git_repo).detail
