@@ -69,21 +69,28 @@ def tree_changes(repo: pathlib.Path, old: str, new: str) -> list[TreeChange]:
     return changes
 
 
+def status_entries(repo: pathlib.Path, *options: str) -> list[tuple[str, str]]:
+    """``(XY, path)`` per entry of ``git status --porcelain=v1 -z --untracked-files=all``
+    (plus ``options``), rename and copy sources skipped; run as a content call, so no filter
+    a worker planted runs while git compares files."""
+    args = ("status", "--porcelain=v1", "-z", "--untracked-files=all", *options)
+    fields = _git(repo, *args, content=True).stdout.split("\0")
+    entries: list[tuple[str, str]] = []
+    i = 0
+    while i < len(fields):
+        item = fields[i]
+        i += 1
+        if len(item) < 4:
+            continue
+        entries.append((item[:2], item[3:]))
+        if "R" in item[:2] or "C" in item[:2]:
+            i += 1  # the rename's or copy's source follows
+    return entries
+
+
 def dirty_paths(repo: pathlib.Path) -> list[str]:
     """Paths with uncommitted changes: staged, unstaged, or untracked and not ignored."""
-    out = _git(repo, "status", "--porcelain=v1", "-z", "--untracked-files=all").stdout
-    items = out.split("\0")
-    paths: list[str] = []
-    i = 0
-    while i < len(items):
-        entry = items[i]
-        i += 1
-        if len(entry) < 4:
-            continue
-        paths.append(entry[3:])
-        if entry[0] in "RC":  # a rename's or copy's source follows
-            i += 1
-    return sorted(set(paths))
+    return sorted({path for _xy, path in status_entries(repo)})
 
 
 # -- reachability (swarm clean: no commit is ever lost) ------------------------------------
@@ -312,18 +319,8 @@ def ff_would_overwrite(worktree: pathlib.Path, old: str, new: str) -> list[str]:
     if not changed:
         return []
     needed_dirs = {"/".join(p.split("/")[:i]) for p in changed for i in range(1, p.count("/") + 1)}
-    status = ("status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=matching")
-    fields = _git(worktree, *status, content=True).stdout.split("\0")
     hit: set[str] = set()
-    i = 0
-    while i < len(fields):
-        item = fields[i]
-        i += 1
-        if len(item) < 4:
-            continue
-        xy, path = item[:2], item[3:]
-        if "R" in xy or "C" in xy:
-            i += 1  # the rename's source path follows
+    for xy, path in status_entries(worktree, "--ignored=matching"):
         is_dir = path.endswith("/")
         path = path.rstrip("/")
         if xy not in ("??", "!!"):

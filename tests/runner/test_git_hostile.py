@@ -120,6 +120,8 @@ def test_no_planted_code_runs_during_runner_git_calls(
     g.worktree_add(repo, integration, "swarm/r1/integration", base)
     assert (integration / "notes.txt").read_text() == "base\n"  # no smudge filter ran
     assert g.is_clean(integration)
+    assert gitguard.dirty_paths(integration) == []  # the arbiter's uncommitted-work check
+    gitguard.dirty_paths(worker)
     assert g.changed_files(repo, base, work) == ["notes.txt"]
     assert g.merge_tree_conflicts(repo, base, work) == []
     merged = g.merge_no_ff(integration, "swarm/r1/T1", "swarm(T1)")
