@@ -100,6 +100,29 @@ class Send:
     its mail): leave copy mode, literal text, Enter checked (``SessionBackend.send_text``)."""
 
 
+def ask_human(
+    task_id: str,
+    fields: Fields,
+    *,
+    importance: t.Literal["high", "urgent"] = "high",
+    subject: str = "",
+    body: str = "",
+    pane_tail_of: str | None = None,
+) -> Send:
+    """A HELP_REQUEST to the human inbox that wants an answer (``ack_required``)."""
+    return Send(
+        HUMAN,
+        MessageType.HELP_REQUEST,
+        task_id,
+        fields,
+        importance=importance,
+        ack_required=True,
+        subject=subject,
+        body=body,
+        pane_tail_of=pane_tail_of,
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Kill:
     session: str

@@ -46,6 +46,7 @@ from runner.actions import (
     Record,
     Send,
     StartWave,
+    ask_human,
     summary,
     worker_name,
 )
@@ -141,18 +142,7 @@ def _mail(out: Decisions, env: Envelope) -> None:
         out.record("task_crashed", task.id, msg_id=env.id, text=text, reason=reason)
     elif env.type is MessageType.HELP_REQUEST:
         out.record("help_requested", task.id, msg_id=env.id, text=text)
-        out.add(
-            Send(
-                HUMAN,
-                MessageType.HELP_REQUEST,
-                task.id,
-                fields,
-                importance="high",
-                ack_required=True,
-                subject=env.subject,
-                body=env.body_md,
-            )
-        )
+        out.add(ask_human(task.id, fields, subject=env.subject, body=env.body_md))
     elif env.type is MessageType.SCOPE_ESCAPE:
         escape = fields.model_dump(mode="json")
         out.record("escape_reported", task.id, msg_id=env.id, text=text, escape=escape)
@@ -218,16 +208,7 @@ def _pane(out: Decisions, task: TaskRecord, seen: PaneReport) -> None:
         problem=f"Worker of task {task.id} is at {seen.what}.\n\nIts pane:\n{seen.screen}",
         question=f"Answer it with `swarm attach {task.id} --rw`.",
     )
-    out.add(
-        Send(
-            HUMAN,
-            MessageType.HELP_REQUEST,
-            task.id,
-            help_fields,
-            importance="high",
-            ack_required=True,
-        )
-    )
+    out.add(ask_human(task.id, help_fields))
 
 
 def _stall(out: Decisions, task: TaskRecord, idle: float) -> None:
@@ -254,17 +235,7 @@ def _stall(out: Decisions, task: TaskRecord, idle: float) -> None:
             problem=f"Worker of task {task.id} silent for {idle:.0f}s.\n\nLast pane lines:\n",
             question=question,
         )
-        out.add(
-            Send(
-                HUMAN,
-                MessageType.HELP_REQUEST,
-                task.id,
-                help_fields,
-                importance="high",
-                ack_required=True,
-                pane_tail_of=task.session,
-            )
-        )
+        out.add(ask_human(task.id, help_fields, pane_tail_of=task.session))
         if restart:
             reason = f"stalled: no output or mail for {idle:.0f}s"
             out.record("task_crashed", task.id, exit_status=None, reason=reason)
@@ -323,16 +294,7 @@ def _block(out: Decisions, record: TaskRecord) -> None:
         question=f"Fix branch {record.branch} by hand (swarm attach {record.id} --rw), "
         "or drop the task.",
     )
-    out.add(
-        Send(
-            HUMAN,
-            MessageType.HELP_REQUEST,
-            record.id,
-            help_fields,
-            importance="high",
-            ack_required=True,
-        )
-    )
+    out.add(ask_human(record.id, help_fields))
 
 
 def _dispatch(out: Decisions, plan: PlanView) -> None:

@@ -23,7 +23,7 @@ import typing as t
 from agentmail.store import MailStore
 from agentmail.watch import Watcher
 from protocol import manifest
-from protocol.messages import Envelope, HelpRequestFields, MessageType
+from protocol.messages import Envelope, HelpRequestFields
 from protocol.plan import Plan, Task
 from protocol.results import ScopeEscape
 from protocol.state import RunState
@@ -43,6 +43,7 @@ from runner.actions import (
     Record,
     Send,
     StartWave,
+    ask_human,
 )
 from runner.agents import worker as agent_worker
 from runner.agents.panes import PaneReport, PaneWatch
@@ -349,7 +350,7 @@ class Mayor:
         if reset is not None:
             question = "Nothing but the arbiter may move it; find out who changed it."
             fields = HelpRequestFields(issue_type="BLOCKED", problem=reset, question=question)
-            self.outbox.mail(HUMAN, MessageType.HELP_REQUEST, "run", fields, importance="urgent")
+            self.outbox.send(ask_human("run", fields, importance="urgent"))
 
     def _add_task(self, task: Task) -> None:
         self.view = self.view.with_task(task)

@@ -8,7 +8,6 @@ import typing as t
 
 from protocol.messages import (
     HelpRequestFields,
-    MessageType,
 )
 from protocol.plan import GateFamily, Plan, Task
 from protocol.state import (
@@ -16,12 +15,11 @@ from protocol.state import (
 )
 from runner import escapes
 from runner.actions import (
-    HUMAN,
     Decisions,
     Ev,
     Observations,
     PlanView,
-    Send,
+    ask_human,
 )
 
 
@@ -89,16 +87,7 @@ def escapes_decided(out: Decisions, plan: PlanView, obs: Observations) -> None:
                 files_touched=tuple(entry.suggested_files),
                 question=question,
             )
-            out.add(
-                Send(
-                    HUMAN,
-                    MessageType.HELP_REQUEST,
-                    source or "run",
-                    help_fields,
-                    importance="urgent",
-                    ack_required=True,
-                )
-            )
+            out.add(ask_human(source or "run", help_fields, importance="urgent"))
 
 
 def remediation(
