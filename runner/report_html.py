@@ -130,7 +130,7 @@ def gantt(line: tl.Timeline) -> str:
     height = AXIS_H + ROW_H * len(tasks)
     planned = _planned(line)
     out = [
-        f'<svg id="gantt" xmlns="http://www.w3.org/2000/svg" width="{LABEL_W + CHART_W + 8}" '
+        f'<svg id="gantt" width="{LABEL_W + CHART_W + 8}" '
         f'height="{height}" font-family="sans-serif" font-size="11">',
         *_axis(scale, height),
     ]
@@ -188,7 +188,7 @@ def queue_chart(line: tl.Timeline) -> str:
     lane = 18
     height = AXIS_H + lane * len(line.queue)
     out = [
-        f'<svg id="queue" xmlns="http://www.w3.org/2000/svg" width="{LABEL_W + CHART_W + 8}" '
+        f'<svg id="queue" width="{LABEL_W + CHART_W + 8}" '
         f'height="{height}" font-family="sans-serif" font-size="11">',
         *_axis(scale, height),
     ]
@@ -235,7 +235,7 @@ def _legend() -> str:
         f'<span class="key" style="background:{COLOURS[k]}"></span>{escape(text)}'
         for k, text in keys
     )
-    return f'<p class="muted">{items}. A black tick marks when the worker offered its work.</p>'
+    return f'<p class="muted">{items}. A tick: the offer.</p>'
 
 
 def render(line: tl.Timeline) -> str:
