@@ -105,11 +105,11 @@ def read_png(path: pathlib.Path) -> Image:
     pos, idat, header = 8, b"", b""
     while pos < len(data):
         length = int.from_bytes(data[pos : pos + 4], "big")
-        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        chunk, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
         pos += 12 + length
-        if kind == b"IHDR":
+        if chunk == b"IHDR":
             header = body
-        elif kind == b"IDAT":
+        elif chunk == b"IDAT":
             idat += body
     width, height = int.from_bytes(header[:4], "big"), int.from_bytes(header[4:8], "big")
     depth, colour, interlace = header[8], header[9], header[12]
