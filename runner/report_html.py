@@ -19,6 +19,7 @@ from html import escape
 from agentmail.fs import write_text_atomic
 from runner import timeline as tl
 from runner.paths import SwarmPaths
+from runner.report import format_seconds
 from runner.simulate import simulate
 
 logger = logging.getLogger(__name__)
@@ -63,12 +64,7 @@ overflow:auto;font-size:12px}}
 
 
 def _clock(seconds: float) -> str:
-    if seconds < 10 and seconds != int(seconds):
-        return f"{seconds:.1f}s"
-    seconds = round(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+    return format_seconds(seconds, tenths=True)
 
 
 def _ticks(duration: float) -> list[float]:

@@ -11,6 +11,7 @@ import click
 from runner import git, launch
 from runner.cli.common import echo_json, find_repo, handle_errors, json_option, repo_option
 from runner.errors import RunnerError
+from runner.report import format_seconds
 
 if t.TYPE_CHECKING:
     from protocol.state import RunState
@@ -20,13 +21,7 @@ LANDED: t.Final = {True: "yes", False: "no", None: "-"}
 
 
 def _age(created: datetime | None, now: datetime) -> str:
-    if created is None:
-        return "-"
-    seconds = max(0, int((now - created).total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    return "-" if created is None else format_seconds((now - created).total_seconds())
 
 
 def run_row(top: pathlib.Path, run_id: str, now: datetime) -> dict[str, t.Any]:
@@ -103,7 +98,7 @@ def command(repo: pathlib.Path | None, as_json: bool) -> None:
         return
     width = max(len("run"), *(len(row["run_id"]) for row in rows))
     click.echo(
-        f"{'run':<{width}}  {'state':<18}  {'merged':>9}  {'failed':>6}  {'age':>5}  "
+        f"{'run':<{width}}  {'state':<18}  {'merged':>9}  {'failed':>6}  {'age':>6}  "
         "mayor  landed  cleaned"
     )
     for row in rows:
@@ -113,6 +108,6 @@ def command(repo: pathlib.Path | None, as_json: bool) -> None:
         merged = f"{row['merged']}/{row['tasks']}"
         click.echo(
             f"{row['run_id']:<{width}}  {_status_word(row):<18}  {merged:>9}  {row['failed']:>6}  "
-            f"{row['age']:>5}  {'alive' if row['mayor_alive'] else '-':<5}  "
+            f"{row['age']:>6}  {'alive' if row['mayor_alive'] else '-':<5}  "
             f"{LANDED[row['landed']]:<6}  {'yes' if row['cleaned'] else 'no'}"
         )

@@ -80,7 +80,7 @@ def test_a_real_run_report_renders_in_chromium(
     assert result.exit_code == 1, result.output  # "broken" never passes its validation
 
     page_path = report_html.report_path(git_repo, "r1")
-    assert page_path.is_file(), "the mayor writes report.html when the run ends"
+    wait_for(page_path.is_file)  # the mayor writes it just after recording the end
     page = page_path.read_text()
     assert (
         "<script" not in page and "src=" not in page and "<link" not in page and "url(" not in page
@@ -207,3 +207,24 @@ def test_cli_report_html_errors(git_repo: pathlib.Path, args: list[str], message
     result = swarm("report", *args, "--repo", str(git_repo))
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+@pytest.mark.parametrize(
+    ("seconds", "tenths", "text"),
+    [
+        (0, False, "0s"),
+        (4.25, True, "4.2s"),
+        (4.25, False, "4s"),
+        (3.0, True, "3s"),
+        (42, False, "42s"),
+        (185, False, "3m05s"),
+        (7800, False, "2h10m"),
+        (90000, False, "1d01h"),
+        (-5, True, "0s"),
+        (-0.5, True, "0.0s"),
+    ],
+)
+def test_format_seconds(seconds: float, tenths: bool, text: str) -> None:
+    from runner.report import format_seconds
+
+    assert format_seconds(seconds, tenths=tenths) == text
