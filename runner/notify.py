@@ -41,6 +41,8 @@ HOOK_TIMEOUT: t.Final = 30.0
 CHANNEL_TIMEOUT: t.Final = 10.0
 LOG_NAME: t.Final = "notifications.log"
 NoteEvent = t.Literal["help", "failed", "finished"]
+BLOCKING_SCREENS: t.Final = frozenset({"permission", "dialog"})
+"""Pane states (``runner.agents.panes``) the mayor reports to the human: an agent waiting."""
 
 
 class Note(t.NamedTuple):
@@ -54,9 +56,9 @@ class Note(t.NamedTuple):
 
 
 def note_for(event: Event, state: RunState) -> Note | None:
-    """The notification an event calls for, or None: a worker's help request or a stall
-    reported to the human (``help``), a task failed or blocked for good (``failed``), the
-    run's end (``finished``)."""
+    """The notification an event calls for, or None: a worker's help request, a stall or an
+    agent waiting at a permission prompt or dialog (``help``: what the mayor asks the human
+    about), a task failed or blocked for good (``failed``), the run's end (``finished``)."""
     data, task = event.data, event.task_id or ""
     record = state.tasks.get(task)
     task_state = record.state if record else ""
@@ -66,6 +68,10 @@ def note_for(event: Event, state: RunState) -> Note | None:
     if event.kind == "task_nudged" and data.get("stalled"):
         what = str(data.get("text", "stalled"))
         return Note("help", task, state.run_id, task_state, f"{task} is {what}")
+    if event.kind == "task_nudged" and data.get("pane") in BLOCKING_SCREENS:
+        what = str(data.get("text", data["pane"]))
+        message = f"{task} waits at {what}: swarm attach {task} --rw"
+        return Note("help", task, state.run_id, task_state, message)
     if event.kind in ("task_failed", "task_blocked"):
         why = str(data.get("reason", ""))
         return Note("failed", task, state.run_id, task_state, f"{task} {task_state}: {why}")

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from libtmux.server import Server
 
+from protocol.state import Event, RunState, TaskRecord
 from runner import notify
 from runner.cli.main import cli
 from runner.paths import SwarmPaths
@@ -218,3 +219,37 @@ def test_a_bad_template_in_the_plan_is_a_validation_error(
     assert (
         swarm("plan", "validate", str(write_plan(tmp_path, [task("A", ["a"], [])]))).exit_code == 0
     )
+
+
+def _event(kind: str, task_id: str | None, **data: t.Any) -> tuple[Event, RunState]:
+    state = RunState(
+        run_id="r1", status="failed", tasks={"T1": TaskRecord(id="T1", state="running")}
+    )
+    return Event(seq=2, run_id="r1", kind=kind, task_id=task_id, data=data), state
+
+
+@pytest.mark.parametrize(
+    ("kind", "task_id", "data", "event"),
+    [
+        ("help_requested", "T1", {"text": "which loader?"}, "help"),
+        ("task_nudged", "T1", {"idle": 700.0}, None),  # a NUDGE to the worker, not to you
+        (
+            "task_nudged",
+            "T1",
+            {"idle": 1300.0, "stalled": True, "text": "stalled for 1300s"},
+            "help",
+        ),
+        ("task_nudged", "T1", {"pane": "permission", "text": "a permission prompt"}, "help"),
+        ("task_nudged", "T1", {"pane": "idle", "text": "idle at its prompt"}, None),
+        ("task_failed", "T1", {"reason": "crashed (after 3 attempts)"}, "failed"),
+        ("task_blocked", "T1", {"reason": "merge conflict"}, "failed"),
+        ("task_crashed", "T1", {"reason": "exit 1"}, None),  # retried: not for good
+        ("run_finished", None, {"status": "failed", "reason": "1 task(s) not merged"}, "finished"),
+        ("task_merged", "T1", {}, None),
+    ],
+)
+def test_what_calls_for_a_notification(
+    kind: str, task_id: str | None, data: dict[str, t.Any], event: str | None
+) -> None:
+    note = notify.note_for(*_event(kind, task_id, **data))
+    assert (note.event if note else None) == event
