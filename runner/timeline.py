@@ -91,6 +91,7 @@ class Inputs(t.NamedTuple):
 
 
 LOG_NAMES: t.Final = ("gate.log", "validation.log")
+LOG_TAIL_BYTES: t.Final = 64 * 1024
 
 
 def load(repo: pathlib.Path, run_id: str) -> Inputs:
@@ -110,10 +111,18 @@ def _logs(run: RunPaths, events: t.Sequence[Event]) -> dict[tuple[str, str], str
         assert task_id is not None
         for name in LOG_NAMES:
             try:
-                logs[(task_id, name)] = (run.task_dir(task_id) / name).read_text(errors="replace")
+                logs[(task_id, name)] = _tail_of(run.task_dir(task_id) / name)
             except OSError:
                 continue
     return logs
+
+
+def _tail_of(path: pathlib.Path) -> str:
+    """The last :data:`LOG_TAIL_BYTES` of ``path`` (a worker may leave a huge log)."""
+    with path.open("rb") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(max(0, size - LOG_TAIL_BYTES))
+        return fh.read().decode(errors="replace")
 
 
 def build(inputs: Inputs) -> Timeline:

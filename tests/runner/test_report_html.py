@@ -15,6 +15,7 @@ from libtmux.server import Server
 
 from protocol.state import Event
 from runner import report_html, timeline
+from runner.paths import SwarmPaths
 from runner.report_html import COLOURS, HEADER_H, PAD
 from tests import browser
 from tests.runner.runs import events, swarm, swarm_run, task, wait_for, write, write_plan
@@ -228,3 +229,16 @@ def test_format_seconds(seconds: float, tenths: bool, text: str) -> None:
     from runner.report import format_seconds
 
     assert format_seconds(seconds, tenths=tenths) == text
+
+
+def test_a_huge_check_log_is_read_from_its_end(git_repo: pathlib.Path) -> None:
+    tasks = [task("A", ["a.txt"], [write("a.txt", "a\n")], validation={"tests": "exit 1"})]
+    plan = write_plan(git_repo.parent, tasks, budgets={"max_attempts": 1})
+    assert swarm_run(git_repo, plan, None).exit_code == 1
+    log = SwarmPaths.for_repo(git_repo).run("r1").task_dir("A") / "validation.log"
+    with log.open("w") as fh:  # 40 MB of noise, then the line that matters
+        fh.write(("x" * 1023 + "\n") * 40_000 + "the real failure\n")
+    inputs = timeline.load(git_repo, "r1")
+    assert len(inputs.logs[("A", "validation.log")]) == timeline.LOG_TAIL_BYTES
+    page = report_html.render(timeline.build(inputs))
+    assert "the real failure" in page and len(page) < 200_000
