@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from tests.agents_real.conftest import Agent, make_agent
-from tests.agents_real.fakemodel import FakeModel
+from tests.agents_real.fakemodel import LAZY, NUDGED, FakeModel
+from tests.agents_real.fakemodel import _texts as fm_texts
 from tests.conftest import git
 from tests.runner.runs import events, state_doc, swarm_run
 
@@ -25,8 +26,11 @@ AGENTS: t.Final = ("claude", "codex", "gemini", "aider")
 RUN_TIMEOUT: t.Final = int(os.environ.get("SWARM_REAL_TIMEOUT", "240"))
 
 
-def write_plan(repo: pathlib.Path, count: int = 3, first: str = "") -> pathlib.Path:
+def write_plan(
+    repo: pathlib.Path, count: int = 3, first: str = "", *, lazy: bool = False
+) -> pathlib.Path:
     extra = f" fake-model-first: `{first}`" if first else ""
+    extra += f" {LAZY}" if lazy else ""
     tasks = [
         {
             "id": f"T{n}",
@@ -261,4 +265,29 @@ def test_full_permission_level(
         assert not fake_model.requests
     else:
         assert doc["tasks"]["T1"]["state"] == "merged"
+    assert wait_no_processes(git_repo / ".agents" / "swarm") == []
+
+
+@pytest.mark.timeout(RUN_TIMEOUT + 60)
+def test_an_idle_agent_gets_the_nudge_typed_into_its_prompt(
+    git_repo: pathlib.Path,
+    server: libtmux.Server,
+    fake_model: FakeModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Claude Code ends its turn without reporting: its Stop hook says it is idle, the run's
+    state shows it, the mayor types the nudge into the real CLI's prompt (not only mail, which
+    a TUI never reads), and the model, seeing the nudge, offers: merged."""
+    agent = make_agent("claude", server=server, model=fake_model, monkeypatch=monkeypatch)
+    configure(git_repo, trust_worktrees=True)
+    plan = write_plan(git_repo, count=1, lazy=True)
+    doc, _ = run_plan(git_repo, server, agent, "--stall-after", "40s", plan=plan)
+    assert doc["tasks"]["T1"]["state"] == "merged", _debug(git_repo, server)
+    evs = events(git_repo)
+    shown = [ev.data["pane"] for ev in evs if ev.kind == "task_pane"]
+    assert "working" in shown and "idle" in shown, shown
+    nudged = [ev for ev in evs if ev.kind == "task_nudged" and ev.data.get("pane") == "idle"]
+    assert len(nudged) == 1, [ev.data for ev in evs if ev.kind == "task_nudged"]
+    prompts = ["\n".join(fm_texts(r.body)) for r in fake_model.requests]
+    assert any(NUDGED in text for text in prompts), "the nudge never reached the model"
     assert wait_no_processes(git_repo / ".agents" / "swarm") == []
