@@ -184,6 +184,10 @@ class RunSettings(Model):
     --per-task-commits (one ``chore(<id>): <subject>`` commit per task); wave: agentops' wave
     commits under ``--waves`` (each wave's merges become one ``chore(wave-N): ...`` commit)."""
     land: bool = False
+    agent_permissions: t.Literal["worktree", "full"] | None = None
+    """The agents' permission level (``--agent-permissions``; None: the config file's)."""
+    trust_worktrees: bool | None = None
+    """Consent to record trust for this run's worktrees (None: the config file's)."""
 
 
 class Event(Model):

@@ -163,6 +163,9 @@ class Mayor:
                 self.step()
         finally:
             watcher.stop()
+        if agent_worker.options_from(self.state, self.launcher.settings).trust_worktrees:
+            gone = agent_worker.forget_trust(rec.worktree for rec in self.state.tasks.values())
+            logger.info("forgot the folder trust recorded for %d worktree(s)", gone)
         return self.state
 
     def step(self, *, adopting: bool = False) -> None:

@@ -174,6 +174,11 @@ class Adapter:
                 + self.trust_fix(ctx)
             )
 
+    def forget_trust(self, home: pathlib.Path, worktrees: t.Collection[pathlib.Path]) -> int:
+        """Remove the trust :meth:`prepare` recorded for these worktree paths (the run ended);
+        returns how many entries went."""
+        return 0
+
     def hook_hint(self, worktree: pathlib.Path) -> Hint | None:
         """What the CLI's hooks last said about its state (None: no hooks, or nothing yet)."""
         return None

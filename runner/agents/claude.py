@@ -106,6 +106,19 @@ class ClaudeAdapter(Adapter):
             _files.write_json(path, doc)
         return {}
 
+    def forget_trust(self, home: pathlib.Path, worktrees: t.Collection[pathlib.Path]) -> int:
+        path = config_path(home)
+        doc = _files.read_json(path)
+        projects = doc.get("projects")
+        if not isinstance(projects, dict):
+            return 0
+        gone = [key for key in projects if pathlib.Path(key) in worktrees]
+        for key in gone:
+            del projects[key]
+        if gone:
+            _files.write_json(path, doc)
+        return len(gone)
+
     def hook_hint(self, worktree: pathlib.Path) -> Hint | None:
         path = worktree / HOOK_NAME
         try:

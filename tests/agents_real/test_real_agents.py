@@ -23,6 +23,8 @@ from tests.conftest import git
 from tests.runner.runs import events, state_doc, swarm_run
 
 AGENTS: t.Final = ("claude", "codex", "gemini", "aider")
+TRUST_FILES: t.Final = (".json", ".toml")
+"""Where the CLIs keep folder trust (~/.claude.json, ~/.codex/config.toml, ~/.gemini/...)."""
 RUN_TIMEOUT: t.Final = int(os.environ.get("SWARM_REAL_TIMEOUT", "240"))
 
 
@@ -157,6 +159,9 @@ def test_three_tasks_merge_unattended(
     assert fake_model.tasks_seen() == {"T1", "T2", "T3"}
     home = git_repo / ".agents" / "swarm"
     assert wait_no_processes(home) == []
+    worktrees = [rec["worktree"] for rec in doc["tasks"].values()]
+    config = "\n".join(p.read_text() for p in agent.home.rglob("*") if p.suffix in TRUST_FILES)
+    assert not [w for w in worktrees if w in config], "trust recorded for a worktree outlived it"
     print(f"{name}: 3/3 merged in {took:.0f}s")
 
 
@@ -253,13 +258,15 @@ def test_full_permission_level(
     fake_model: FakeModel,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``agent_permissions = "full"`` runs the CLI's own skip-every-prompt mode; Claude Code
-    refuses that as root, so swarm refuses it up front there."""
+    """``--agent-permissions full`` runs the CLI's own skip-every-prompt mode; Claude Code
+    refuses that as root, so swarm refuses it up front there. (The flags, not the config file:
+    the other tests use ``.swarm.toml``.)"""
     agent = make_agent(name, server=server, model=fake_model, monkeypatch=monkeypatch)
-    configure(git_repo, trust_worktrees=True, agent_permissions="full")
     plan = write_plan(git_repo, count=1)
     refused = name == "claude" and os.geteuid() == 0
-    doc, _ = run_plan(git_repo, server, agent, plan=plan, exit_code=1 if refused else 0)
+    flags = ("--agent-permissions", "full", "--trust-worktrees")
+    doc, _ = run_plan(git_repo, server, agent, *flags, plan=plan, exit_code=1 if refused else 0)
+    assert doc["agent_permissions"] == "full" and doc["trust_worktrees"] is True
     if refused:
         assert "refuses to run as root" in reasons(git_repo, "task_failed")["T1"]
         assert not fake_model.requests

@@ -160,6 +160,43 @@ def test_codex_trust_and_rules(tmp_path: pathlib.Path) -> None:
     assert (c.home / ".codex" / "config.toml").read_text().count("[projects.") == 1
 
 
+def test_recorded_trust_is_forgotten_and_nothing_else(tmp_path: pathlib.Path) -> None:
+    """After a run, the trust swarm recorded for its worktrees goes; the user's own entries
+    (their repository, other folders, every other setting) stay byte for byte."""
+    c = ctx(tmp_path, trust_worktrees=True)
+    mine = {"/home/u/src": {"hasTrustDialogAccepted": True, "history": ["x"]}}
+    (c.home / ".claude.json").write_text(json.dumps({"theme": "dark", "projects": mine}))
+    (c.home / ".codex").mkdir()
+    user_toml = 'model = "m"\n\n[projects."/home/u/src"]\ntrust_level = "trusted"\n'
+    (c.home / ".codex" / "config.toml").write_text(user_toml)
+    claude.ADAPTER.prepare(c)
+    codex.ADAPTER.prepare(c)
+    other = c._replace(worktree=tmp_path / "wt" / "r1" / "T2")
+    other.worktree.mkdir(parents=True)
+    codex.ADAPTER.prepare(other)
+    codex_toml = (c.home / ".codex" / "config.toml").read_text()
+    assert codex_toml.count("[projects.") == 3
+    gone = worker.forget_trust([c.worktree, other.worktree, None], home=c.home)
+    assert gone == 3  # claude's one, codex's two
+    doc = json.loads((c.home / ".claude.json").read_text())
+    assert doc == {"theme": "dark", "projects": mine}
+    assert (c.home / ".codex" / "config.toml").read_text() == user_toml
+    assert worker.forget_trust([c.worktree], home=c.home) == 0  # twice: nothing to do
+
+
+def test_codex_with_its_home_in_the_temp_folder_gets_a_temp_folder_of_its_own(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Else Codex refuses to create its sandbox helper and, with the system's bubblewrap,
+    every sandboxed command fails (tests/agents_real runs it for real with HOME in /tmp)."""
+    c = ctx(tmp_path)  # tmp_path is in the temp folder
+    env = codex.ADAPTER.prepare(c)
+    assert env["TMPDIR"] == str(c.swarm_home / "tmp" / "codex")
+    assert pathlib.Path(env["TMPDIR"]).is_dir()
+    elsewhere = c._replace(home=pathlib.Path("/nonexistent-home/u"))
+    assert "TMPDIR" not in codex.ADAPTER.prepare(elsewhere)
+
+
 def test_gemini_trust_levels(tmp_path: pathlib.Path) -> None:
     c = ctx(tmp_path)
     folders = c.home / ".gemini" / "trustedFolders.json"
