@@ -210,7 +210,7 @@ class Launcher:
             brief=brief,
             swarm_home=self.swarm.home,
             python=self.python,
-            options=agent_worker.options_from(self.settings),
+            options=agent_worker.options_from(self.log.state, self.settings),
             resume=start.resumed,
             identity=self._identity(),
         )
