@@ -185,19 +185,23 @@ def check_notify(template: str | None) -> str | None:
     if template is None:
         return None
     try:
-        names = [
-            field for _, field, _, _ in string.Formatter().parse(template) if field is not None
+        fields = [
+            (name, spec, conversion)
+            for _, name, spec, conversion in string.Formatter().parse(template)
+            if name is not None
         ]
     except ValueError as exc:
         raise ValueError(
             f"bad template {template!r}: {exc}; write {{{{ and }}}} for braces"
         ) from None
     known = ", ".join(f"{{{name}}}" for name in NOTIFY_PLACEHOLDERS)
-    for name in names:
+    for name, spec, conversion in fields:
         if name not in NOTIFY_PLACEHOLDERS:
             near = difflib.get_close_matches(name, NOTIFY_PLACEHOLDERS, n=1)
             hint = f"did you mean {{{near[0]}}}? " if near else ""
             raise ValueError(f"unknown placeholder {{{name}}} in {template!r}: {hint}use {known}")
+        if spec or conversion:  # either would change the shell-quoted value
+            raise ValueError(f"write {{{name}}} alone in {template!r}: no ':' or '!' after it")
     if not template.strip():
         raise ValueError("an empty notify command: give a command, e.g. 'notify-me {event} {task}'")
     return template

@@ -9,7 +9,8 @@ The mayor never waits for any of them: :class:`Notifier` (a listener on the run 
 :func:`attach`) starts one detached ``python -m runner.notify`` per notification and returns.
 That child delivers on every channel, kills a hook that runs longer than :data:`HOOK_TIMEOUT`,
 and appends what it did and every failure to ``runs/<id>/notifications.log``; none of it is
-fatal. The same listener writes ``runs/<id>/report.html`` when the run ends.
+fatal. The child of the run's end first writes ``runs/<id>/report.html``. The hook runs in the
+repository.
 
 This module is also that child, so it imports only the standard library at module level.
 """
@@ -111,18 +112,19 @@ class Notifier:
     def __call__(self, event: Event, state: RunState) -> None:
         note = note_for(event, state)
         if note is not None:
-            self.send(note)
-        if event.kind == "run_finished":
-            self._write_report(state.run_id)
+            self.send(note, report=event.kind == "run_finished")
 
-    def send(self, note: Note) -> None:
-        """Start the delivery of ``note`` and return at once; a failure to start is logged."""
+    def send(self, note: Note, *, report: bool = False) -> None:
+        """Start the delivery of ``note`` (after writing ``report.html``, with ``report``) and
+        return at once; a failure to start is logged."""
         self._children = [child for child in self._children if child.poll() is None]  # reap
         payload = {
             "note": note._asdict(),
             "hook": hook_command(self.hook, note) if self.hook else None,
             "tmux_socket": self.tmux_socket,
             "log": str(self.run.dir / LOG_NAME),
+            "repo": str(self.repo),
+            "report": report,
         }
         try:
             child = subprocess.Popen(
@@ -137,14 +139,6 @@ class Notifier:
             logger.warning("could not start the notification %s: %s", note.event, exc)
             return
         self._children.append(child)
-
-    def _write_report(self, run_id: str) -> None:
-        from runner.report_html import write_report
-
-        try:
-            write_report(self.repo, run_id)
-        except Exception:  # a picture must never break the end of a run
-            logger.exception("could not write the html report of run %s", run_id)
 
 
 def attach(
@@ -182,11 +176,22 @@ def _log(path: pathlib.Path, line: str) -> None:
         fh.write(f"{stamp} {line}\n")
 
 
-def _run(argv: t.Sequence[str], timeout: float) -> str | None:
+def _write_report(repo: pathlib.Path, run_id: str) -> str:
+    """Write the run's ``report.html`` (here, not in the mayor: a page takes a moment)."""
+    try:
+        from runner.report_html import write_report
+
+        return f"written: {write_report(repo, run_id)}"
+    except Exception as exc:  # a picture must never break the end of a run
+        return f"failed: {exc!r}"
+
+
+def _run(argv: t.Sequence[str], timeout: float, cwd: pathlib.Path | None = None) -> str | None:
     """Run ``argv``; None on success, else why it failed (one line)."""
     try:
         proc = subprocess.Popen(
             argv,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -261,6 +266,9 @@ def deliver(payload: t.Mapping[str, t.Any]) -> None:
     """Deliver one notification on every channel, logging each outcome (the child's work)."""
     note = Note(**payload["note"])
     log = pathlib.Path(payload["log"])
+    repo = pathlib.Path(payload.get("repo") or ".")
+    if payload.get("report"):
+        _log(log, f"report {_write_report(repo, note.run)}")
     _log(log, f"{note.event} task={note.task or '-'} {note.message}")
     outcomes = {"desktop": _desktop(note)}
     if payload.get("tmux_socket"):
@@ -268,7 +276,7 @@ def deliver(payload: t.Mapping[str, t.Any]) -> None:
     if payload.get("hook"):
         started = time.monotonic()
         timeout = float(payload.get("timeout", HOOK_TIMEOUT))
-        failure = _run(["/bin/sh", "-c", payload["hook"]], timeout)
+        failure = _run(["/bin/sh", "-c", payload["hook"]], timeout, cwd=repo)
         took = time.monotonic() - started
         outcomes["hook"] = f"`{payload['hook']}` {failure}" if failure else None
         if failure is None:

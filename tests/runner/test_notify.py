@@ -193,6 +193,8 @@ BAD: t.Final = [
     BadTemplate("unbalanced", "notify-me {event", "write {{ and }} for braces"),
     BadTemplate("attribute", "notify-me {event.__class__}", "unknown placeholder"),
     BadTemplate("empty", "  ", "an empty notify command"),
+    BadTemplate("conversion", "notify-me {message!r}", "write {message} alone"),
+    BadTemplate("format spec", "notify-me {task:>99}", "write {task} alone"),
 ]
 
 

@@ -180,7 +180,8 @@ def test_cli_report_html(git_repo: pathlib.Path, tmp_path: pathlib.Path) -> None
     result = swarm_run(git_repo, write_plan(git_repo.parent, tasks), None)
     assert result.exit_code == 0, result.output
     path = report_html.report_path(git_repo, "r1")
-    path.unlink()  # written lazily by the CLI too
+    wait_for(path.is_file)  # the end of the run writes it
+    path.unlink()  # and so does the CLI, at any time
     result = swarm("report", "--html", "--repo", str(git_repo))
     assert result.exit_code == 0, result.output
     assert result.output.strip() == str(path) and path.is_file()
