@@ -254,6 +254,10 @@ class Launcher:
                     )
         done.touch()
 
+    def check_env(self) -> dict[str, str]:
+        """The environment additions checks and gates run with: the worker's (no mail key)."""
+        return agent_worker.check_environ(self.swarm.home, self.python, self._identity())
+
     def _identity(self) -> t.Mapping[str, str]:
         """The git identity workers commit with (read once per run), and the repository's
         excludes for the agents' files (added once)."""

@@ -121,7 +121,11 @@ class Mayor:
             python=config.python,
         )
         self.arbiter = Arbiter(
-            repo=config.repo, run=config.run, log=log, case_sensitive=case_sensitive
+            repo=config.repo,
+            run=config.run,
+            log=log,
+            case_sensitive=case_sensitive,
+            check_env=self.launcher.check_env(),  # validation and gates: the worker's PATH
         )
         # what each worker's screen shows (runner.agents.panes); an idle agent is nudged after
         # a quarter of the stall time, at most 45 s
@@ -381,7 +385,9 @@ class Mayor:
             return
         if self.plan.gates:  # in a tree verified at the recorded head, with no stray edits
             self._alert_reset(self.arbiter.guard_integration())
-        failure = checks.run_gates(self.plan.gates, self.integration, fast_only=False)
+        failure = checks.run_gates(
+            self.plan.gates, self.integration, fast_only=False, env=self.arbiter.check_env
+        )
         if failure is not None:
             family = gate_family(self.plan, failure.check)
             self.log.record(

@@ -156,6 +156,15 @@ def agent_path(swarm_home: pathlib.Path, python: str, inherited: str | None = No
     return os.pathsep.join(dict.fromkeys([str(shim_dir(swarm_home)), *keep]))
 
 
+def check_environ(
+    swarm_home: pathlib.Path, python: str, identity: t.Mapping[str, str]
+) -> dict[str, str]:
+    """What a task's checks and the run's gates get on top of the environment: the worker's
+    PATH (the ``swarm`` shim, not swarm's own virtual environment, whose ``python`` and
+    ``pytest`` would test against the wrong packages) and its git identity; never a mail key."""
+    return {"PATH": agent_path(swarm_home, python), **identity}
+
+
 def prepare_worker(
     *,
     preset: AgentPreset,

@@ -7,9 +7,11 @@ reports came from the right workers, and no agent process outlived the run.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import time
+import tomllib
 import typing as t
 
 import libtmux
@@ -23,8 +25,6 @@ from tests.conftest import git
 from tests.runner.runs import events, state_doc, swarm_run
 
 AGENTS: t.Final = ("claude", "codex", "gemini", "aider")
-TRUST_FILES: t.Final = (".json", ".toml")
-"""Where the CLIs keep folder trust (~/.claude.json, ~/.codex/config.toml, ~/.gemini/...)."""
 RUN_TIMEOUT: t.Final = int(os.environ.get("SWARM_REAL_TIMEOUT", "240"))
 
 
@@ -54,6 +54,26 @@ def configure(repo: pathlib.Path, **keys: t.Any) -> None:
     (repo / ".swarm.toml").write_text("\n".join(lines) + "\n")
     git(repo, "add", ".swarm.toml")
     git(repo, "commit", "-q", "-m", "swarm config")
+
+
+def trusted_folders(home: pathlib.Path) -> set[str]:
+    """The folders the CLIs' own config files in ``home`` say are trusted."""
+
+    def read(path: pathlib.Path, parse: t.Callable[[str], t.Any]) -> dict[str, t.Any]:
+        try:
+            doc = parse(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    claude = read(home / ".claude.json", json.loads).get("projects") or {}
+    codex = read(home / ".codex" / "config.toml", tomllib.loads).get("projects") or {}
+    gemini = read(home / ".gemini" / "trustedFolders.json", json.loads)
+    return (
+        {k for k, v in claude.items() if isinstance(v, dict) and v.get("hasTrustDialogAccepted")}
+        | {k for k, v in codex.items() if isinstance(v, dict) and v.get("trust_level") == "trusted"}
+        | {k for k, v in gemini.items() if v != "DO_NOT_TRUST"}
+    )
 
 
 def agent_processes(run_home: pathlib.Path) -> list[str]:
@@ -159,9 +179,8 @@ def test_three_tasks_merge_unattended(
     assert fake_model.tasks_seen() == {"T1", "T2", "T3"}
     home = git_repo / ".agents" / "swarm"
     assert wait_no_processes(home) == []
-    worktrees = [rec["worktree"] for rec in doc["tasks"].values()]
-    config = "\n".join(p.read_text() for p in agent.home.rglob("*") if p.suffix in TRUST_FILES)
-    assert not [w for w in worktrees if w in config], "trust recorded for a worktree outlived it"
+    worktrees = {rec["worktree"] for rec in doc["tasks"].values()}
+    assert not worktrees & trusted_folders(agent.home), "trust recorded for a worktree outlived it"
     print(f"{name}: 3/3 merged in {took:.0f}s")
 
 
