@@ -46,6 +46,10 @@ BLOCKING_SCREENS: t.Final = frozenset({"permission", "dialog"})
 """Pane states (``runner.agents.panes``) the mayor reports to the human: an agent waiting."""
 
 
+MESSAGE_LIMIT: t.Final = 2000
+"""Characters of a message passed on (a help request can quote a whole pane)."""
+
+
 class Note(t.NamedTuple):
     event: NoteEvent
     task: str
@@ -57,6 +61,14 @@ class Note(t.NamedTuple):
 
 
 def note_for(event: Event, state: RunState) -> Note | None:
+    """See :func:`_note_for`; the message is cut at :data:`MESSAGE_LIMIT` characters."""
+    note = _note_for(event, state)
+    if note is None or len(note.message) <= MESSAGE_LIMIT:
+        return note
+    return note._replace(message=note.message[: MESSAGE_LIMIT - 1] + "\u2026")
+
+
+def _note_for(event: Event, state: RunState) -> Note | None:
     """The notification an event calls for, or None: a worker's help request, a stall or an
     agent waiting at a permission prompt or dialog (``help``: what the mayor asks the human
     about), a task failed or blocked for good (``failed``), the run's end (``finished``)."""

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from runner.paths import tmux_socket_name
+from tests.runner.runs import wait_for
 
 DEMO = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "demo.py"
 
@@ -41,7 +42,8 @@ def test_the_demo_leaves_nothing_behind(tmp_path: pathlib.Path) -> None:
         assert "==> look around:" in out and "report --html" in out
         tidy = out[out.index("==> tidy up:") :]
         assert "swarm clean" in tidy and f"rm -rf {where}" in tidy
-        assert (where / "calc" / ".agents" / "swarm" / "runs" / "demo" / "report.html").is_file()
+        report = where / "calc" / ".agents" / "swarm" / "runs" / "demo" / "report.html"
+        wait_for(report.is_file)  # written by the run's last notification, just after the end
     finally:
         subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
 

@@ -255,3 +255,8 @@ def test_what_calls_for_a_notification(
 ) -> None:
     note = notify.note_for(*_event(kind, task_id, **data))
     assert (note.event if note else None) == event
+
+
+def test_a_long_message_is_cut() -> None:
+    note = notify.note_for(*_event("help_requested", "T1", text="x" * 100_000))
+    assert note is not None and len(note.message) == notify.MESSAGE_LIMIT
