@@ -154,9 +154,9 @@ def svg(plan: Plan, *, title: str = "") -> str:
             f'<rect x="{node.x}" y="{node.y}" width="{NODE_W}" height="{NODE_H}" rx="6" '
             f'fill="{fill}" stroke="{stroke}" stroke-width="{width}"/>',
             f'<text x="{node.x + 8}" y="{node.y + 17}" font-weight="bold">'
-            f"{escape(_clip(node.id, 24))}</text>",
+            f"{escape(_clip(node.id, 22))}</text>",
             f'<text x="{node.x + 8}" y="{node.y + 34}" fill="#444">'
-            f"{escape(_clip(node.label, 26))}</text>",
+            f"{escape(_clip(node.label, 24))}</text>",
             "</g>",
         ]
     out.append("</svg>")
