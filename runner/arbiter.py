@@ -15,7 +15,7 @@ import typing as t
 from protocol import manifest
 from protocol.plan import GateFamily, Plan, Task
 from protocol.state import OFFERED_STATES, RunState, TaskRecord
-from runner import checks, git, gitguard
+from runner import checks, git, gitguard, gitrun
 from runner.errors import CommandError, RunnerError
 from runner.paths import RunPaths
 from runner.state import RunLog
@@ -53,6 +53,7 @@ class Arbiter:
         self.log = log
         self.case_sensitive = case_sensitive
         self._merged_now: list[str] = []
+        self._objects = gitrun.ObjectReader(repo)
 
     @property
     def state(self) -> RunState:
@@ -65,6 +66,10 @@ class Arbiter:
     def integrate_offers(self, plan: Plan) -> Integrated:
         """Validate and merge offered tasks one at a time, in dependency (plan) order; a merge
         a crash interrupted is settled first, before the integration branch moves again."""
+        with gitrun.ObjectReader(self.repo) as self._objects:  # one cat-file for every merge
+            return self._integrate_offers(plan)
+
+    def _integrate_offers(self, plan: Plan) -> Integrated:
         self._merged_now = []
         reset = None
         order = {task.id: index for index, task in enumerate(plan.tasks)}
@@ -86,11 +91,19 @@ class Arbiter:
         to the recorded head). Returns what was undone, for a human, or None."""
         recorded = self.state.integration_head
         try:
-            actual = git.head_sha(self.integration)
-            dirty = gitguard.dirty_paths(self.integration) if edits else []
+            if edits:  # one git process for the head and the edits
+                status = gitguard.status(self.integration)
+                actual, dirty = status.head or "(no commit)", status.dirty
+            else:
+                actual, dirty = git.head_sha(self.integration), []
         except (CommandError, OSError) as exc:
             actual, dirty = f"unreadable: {str(exc).splitlines()[0]}", ["(unknown)"]
         if actual == recorded and not dirty:
+            return None
+        if not dirty and self._cut_short(actual, recorded):
+            # a merge recorded (started and merged in one write) whose one act, moving the
+            # branch, a crash cut short: finish the recorded decision; nobody else moved it
+            git.reset_hard(self.integration, recorded)
             return None
         self.log.record(
             "integration_reset",
@@ -108,6 +121,16 @@ class Arbiter:
             f"The integration worktree {self.integration} was changed outside the arbiter "
             f"({'; '.join(x for x in (what, stray) if x)}); it was reset to {recorded[:12]}."
         )
+
+    def _cut_short(self, actual: str, recorded: str) -> bool:
+        """The branch is exactly one recorded merge behind: at the first parent of the
+        recorded head, which is a task's merge."""
+        if not any(rec.merge_sha == recorded for rec in self.state.tasks.values()):
+            return False
+        try:
+            return git.head_sha(self.repo, f"{recorded}^1") == actual
+        except (CommandError, OSError):
+            return False
 
     def _guarded(self, plan: Plan, record: TaskRecord) -> None:
         """Integrate one task; anything git, a file or the worker's branch throws at it turns
@@ -136,7 +159,11 @@ class Arbiter:
         worktree = pathlib.Path(record.worktree or "")
         if not worktree.is_dir():
             raise RunnerError(f"the task's worktree {worktree} is gone")
-        head = git.head_sha(worktree)
+        # the worktree's head and, for a write task, its uncommitted edits: one git process
+        status = gitguard.status(worktree) if task.writes else None
+        head = status.head if status is not None else git.head_sha(worktree)
+        if head is None:
+            raise RunnerError(f"the task's branch in {worktree} has no commit")
         if record.state == "merging":
             # a crash interrupted this merge: finish it, or undo it, exactly once
             base = self.state.integration_head
@@ -146,8 +173,8 @@ class Arbiter:
                 self._gate_and_record(plan, task, offered, base, actual)
                 return
             git.reset_hard(self.integration, base)  # a half-done merge, if any
-        if task.writes:
-            unsaved = [p for p in gitguard.dirty_paths(worktree) if self._inside(p, task.files)]
+        if status is not None:
+            unsaved = [p for p in status.dirty if self._inside(p, task.files)]
             if unsaved:
                 self._refuse(
                     task,
@@ -193,7 +220,7 @@ class Arbiter:
                 rebase_onto=base,
             )
             return
-        changes = gitguard.tree_changes(self.repo, base, result.tree)
+        changes = gitguard.tree_changes(self._objects, base, result.tree)
         outside = self._out_of_scope(task, changes, result.tree)
         if outside:
             self._refuse(
@@ -224,7 +251,6 @@ class Arbiter:
                 "is expected",
             )
             return
-        self.log.record("merge_started", task.id, head_sha=head, integration_head=base)
         # the commit holds exactly the tree the scope check judged: merge (two parents) or
         # squash (one), then the integration worktree checks it out
         squash = self.state.commit_policy in ("per-task", "squash")
@@ -232,9 +258,20 @@ class Arbiter:
             f"chore({task.id})" if self.state.commit_policy == "per-task" else f"swarm({task.id})"
         )
         parents = (base,) if squash else (base, head)
+        started = ("merge_started", task.id, {"head_sha": head, "integration_head": base})
+        if any(gate.fast for gate in plan.gates):
+            self.log.record_all([started])
+            merge_sha = git.commit_tree(self.repo, result.tree, parents, f"{title}: {task.title}")
+            git.reset_hard(self.integration, merge_sha)
+            self._gate_and_record(plan, task, head, base, merge_sha)
+            return
+        # no gate can refuse it: the commit object first (it moves nothing), then both
+        # decisions in one durable write, then the one act (a crash after the write finds a
+        # recorded head the branch lacks, and the next step's guard moves it there)
         merge_sha = git.commit_tree(self.repo, result.tree, parents, f"{title}: {task.title}")
+        self.log.record_all([started, ("task_merged", task.id, self._merged_data(head, merge_sha))])
+        self._merged_now.append(task.id)
         git.reset_hard(self.integration, merge_sha)
-        self._gate_and_record(plan, task, head, base, merge_sha)
 
     def _inside(self, path: str, files: t.Sequence[str]) -> bool:
         try:
@@ -287,15 +324,17 @@ class Arbiter:
         self._merged(task, head, merge_sha)
 
     def _merged(self, task: Task, head: str, merge_sha: str) -> None:
-        self.log.record(
-            "task_merged",
-            task.id,
-            head_sha=head,
-            merge_sha=merge_sha,
-            integration_head=merge_sha,
-            text=f"merged as {merge_sha[:12]}",
-        )
+        self.log.record("task_merged", task.id, **self._merged_data(head, merge_sha))
         self._merged_now.append(task.id)
+
+    @staticmethod
+    def _merged_data(head: str, merge_sha: str) -> dict[str, t.Any]:
+        return {
+            "head_sha": head,
+            "merge_sha": merge_sha,
+            "integration_head": merge_sha,
+            "text": f"merged as {merge_sha[:12]}",
+        }
 
     def save_output(self, task_id: str, name: str, text: str) -> None:
         directory = self.run.task_dir(task_id)

@@ -367,8 +367,8 @@ class Mayor:
             reason = f"{len(failed)} task(s) not merged: {', '.join(failed)}"
             self.log.record("run_finished", status="failed", reason=reason)
             return
-        if self.plan.gates:  # in a tree verified at the recorded head, with no stray edits
-            self._alert_reset(self.arbiter.guard_integration())
+        # gates and landing need the branch at the recorded head (and gates, no stray edits)
+        self._alert_reset(self.arbiter.guard_integration(edits=bool(self.plan.gates)))
         failure = checks.run_gates(self.plan.gates, self.integration, fast_only=False)
         if failure is not None:
             family = gate_family(self.plan, failure.check)

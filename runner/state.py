@@ -238,24 +238,43 @@ class RunLog:
         self, kind: EventKind, task_id: str | None = None, /, *, save: bool = True, **data: t.Any
     ) -> RunState:
         """Append one event durably (one ``write()`` under flock, fsync), fold it, save state."""
-        run_id = self._state.run_id if self._state else data["run_id"]
-        self._seq += 1
-        event = Event(seq=self._seq, run_id=run_id, kind=kind, task_id=task_id, data=data)
-        try:
-            state = apply(self._state, event)  # the lifecycle check, before anything is written
-        except BaseException:
-            self._seq -= 1
-            raise
-        fs.append_bytes(self.events_path, event.model_dump_json().encode() + b"\n", mode=fs.PUBLIC)
+        return self.record_all([(kind, task_id, data)], save=save)
+
+    def record_all(
+        self,
+        events: t.Sequence[tuple[EventKind, str | None, t.Mapping[str, t.Any]]],
+        *,
+        save: bool = True,
+    ) -> RunState:
+        """Append several events as one durable write (one ``write()`` under flock, one
+        fsync): all of them or, if the lifecycle refuses one, none. For decisions taken
+        together before one act (the arbiter's merge without gates: started and merged)."""
+        state = self._state
+        folded: list[tuple[Event, RunState]] = []
+        for kind, task_id, data in events:
+            run_id = state.run_id if state else data["run_id"]
+            seq = self._seq + len(folded) + 1
+            event = Event(seq=seq, run_id=run_id, kind=kind, task_id=task_id, data=dict(data))
+            state = apply(state, event)  # the lifecycle check, before anything is written
+            folded.append((event, state))
+        if state is None or not folded:
+            return self.state
+        lines = b"".join(event.model_dump_json().encode() + b"\n" for event, _ in folded)
+        fs.append_bytes(self.events_path, lines, mode=fs.PUBLIC)
+        self._seq += len(folded)
         self._state = state
-        if save and (not self._batching or kind == "run_finished"):  # readers wait for the end
+        finished = any(event.kind == "run_finished" for event, _ in folded)
+        if save and (not self._batching or finished):  # readers wait for the end
             self.save()
         else:
             self._dirty = True
-        if self.listener is not None:
-            self.listener(event, self._state)
-        logger.debug("recorded %s", kind, extra={"task_id": task_id, "event_seq": self._seq})
-        return self._state
+        for event, after in folded:
+            if self.listener is not None:
+                self.listener(event, after)
+            logger.debug(
+                "recorded %s", event.kind, extra={"task_id": event.task_id, "event_seq": event.seq}
+            )
+        return state
 
     def save(self) -> None:
         fs.write_text_atomic(self.state_path, self.state.model_dump_json(indent=1))
