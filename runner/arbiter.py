@@ -14,7 +14,7 @@ import typing as t
 
 from protocol import manifest
 from protocol.plan import GateFamily, Plan, Task
-from protocol.state import OFFERED_STATES, RunState, TaskRecord
+from protocol.state import OFFERED_STATES, EventKind, RunState, TaskRecord
 from runner import checks, git, gitguard, gitrun
 from runner.errors import CommandError, RunnerError
 from runner.paths import RunPaths
@@ -22,6 +22,7 @@ from runner.state import RunLog
 
 logger = logging.getLogger(__name__)
 
+Recorded: t.TypeAlias = tuple[EventKind, str | None, dict[str, t.Any]]
 SYMLINK_MODE: t.Final = "120000"
 SUBMODULE_MODE: t.Final = "160000"
 
@@ -258,7 +259,7 @@ class Arbiter:
             f"chore({task.id})" if self.state.commit_policy == "per-task" else f"swarm({task.id})"
         )
         parents = (base,) if squash else (base, head)
-        started = ("merge_started", task.id, {"head_sha": head, "integration_head": base})
+        started: Recorded = ("merge_started", task.id, {"head_sha": head, "integration_head": base})
         if any(gate.fast for gate in plan.gates):
             self.log.record_all([started])
             merge_sha = git.commit_tree(self.repo, result.tree, parents, f"{title}: {task.title}")
@@ -269,7 +270,8 @@ class Arbiter:
         # decisions in one durable write, then the one act (a crash after the write finds a
         # recorded head the branch lacks, and the next step's guard moves it there)
         merge_sha = git.commit_tree(self.repo, result.tree, parents, f"{title}: {task.title}")
-        self.log.record_all([started, ("task_merged", task.id, self._merged_data(head, merge_sha))])
+        merged: Recorded = ("task_merged", task.id, self._merged_data(head, merge_sha))
+        self.log.record_all([started, merged])
         self._merged_now.append(task.id)
         git.reset_hard(self.integration, merge_sha)
 
