@@ -55,6 +55,7 @@ class Arbiter:
         self.case_sensitive = case_sensitive
         self._merged_now: list[str] = []
         self._objects = gitrun.ObjectReader(repo)
+        self._checkout_due = False
 
     @property
     def state(self) -> RunState:
@@ -67,8 +68,15 @@ class Arbiter:
     def integrate_offers(self, plan: Plan) -> Integrated:
         """Validate and merge offered tasks one at a time, in dependency (plan) order; a merge
         a crash interrupted is settled first, before the integration branch moves again."""
+        self._checkout_due = False
         with gitrun.ObjectReader(self.repo) as self._objects:  # one cat-file for every merge
-            return self._integrate_offers(plan)
+            integrated = self._integrate_offers(plan)
+        if self._checkout_due:  # merges without gates: the worktree moves once, to the last
+            try:
+                git.reset_hard(self.integration, self.state.integration_head)
+            except (RunnerError, OSError) as exc:  # recorded: the next guard moves it there
+                logger.error("could not check out the integration head: %s", exc)
+        return integrated
 
     def _integrate_offers(self, plan: Plan) -> Integrated:
         self._merged_now = []
@@ -124,14 +132,19 @@ class Arbiter:
         )
 
     def _cut_short(self, actual: str, recorded: str) -> bool:
-        """The branch is exactly one recorded merge behind: at the first parent of the
-        recorded head, which is a task's merge."""
-        if not any(rec.merge_sha == recorded for rec in self.state.tasks.values()):
-            return False
+        """The branch is behind the recorded head only by recorded merges: following first
+        parents from the recorded head through tasks' merge commits reaches it."""
+        merges = {rec.merge_sha for rec in self.state.tasks.values() if rec.merge_sha}
+        sha = recorded
         try:
-            return git.head_sha(self.repo, f"{recorded}^1") == actual
+            while sha in merges:
+                merges.discard(sha)  # each merge once: a cycle cannot happen, a loop neither
+                sha = git.head_sha(self.repo, f"{sha}^1")
+                if sha == actual:
+                    return True
         except (CommandError, OSError):
             return False
+        return False
 
     def _guarded(self, plan: Plan, record: TaskRecord) -> None:
         """Integrate one task; anything git, a file or the worker's branch throws at it turns
@@ -267,13 +280,14 @@ class Arbiter:
             self._gate_and_record(plan, task, head, base, merge_sha)
             return
         # no gate can refuse it: the commit object first (it moves nothing), then both
-        # decisions in one durable write, then the one act (a crash after the write finds a
-        # recorded head the branch lacks, and the next step's guard moves it there)
+        # decisions in one durable write, then the one act, moving the branch, once for all
+        # the merges of this step (a crash before it leaves the branch behind the recorded
+        # head, on its first-parent line: the next guard finishes the act)
         merge_sha = git.commit_tree(self.repo, result.tree, parents, f"{title}: {task.title}")
         merged: Recorded = ("task_merged", task.id, self._merged_data(head, merge_sha))
         self.log.record_all([started, merged])
         self._merged_now.append(task.id)
-        git.reset_hard(self.integration, merge_sha)
+        self._checkout_due = True
 
     def _inside(self, path: str, files: t.Sequence[str]) -> bool:
         try:
