@@ -7,6 +7,8 @@ event into the state, so ``state.json`` can always be rebuilt from the events al
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import pathlib
 import typing as t
@@ -26,14 +28,16 @@ from protocol.state import (
     transition,
 )
 from runner.errors import RunFailed, UsageError
-from runner.events import read_events
+from runner.events import parse_line, parse_lines, read_events
 
 logger = logging.getLogger(__name__)
 
 __all__ = [  # the file primitives live in agentmail.fs; the one events reader in runner.events
     "RunLog",
     "apply",
+    "current_state",
     "exclusive_lock",
+    "fold_log",
     "fsync_dir",
     "load_state",
     "lock_held",
@@ -182,6 +186,83 @@ def rebuild(events: t.Iterable[Event]) -> RunState:
     return state
 
 
+SNAPSHOT_EVERY: t.Final = 1000
+"""Events between two snapshots: a resume replays at most about this many."""
+SNAPSHOT_VERSION: t.Final = 1
+
+
+def snapshot_path(state_path: pathlib.Path) -> pathlib.Path:
+    """``snapshot.json`` beside ``state.json``: the fold plus the events it covers."""
+    return state_path.with_name("snapshot.json")
+
+
+class Folded(t.NamedTuple):
+    state: RunState | None
+    """The fold of every complete event (None: no events yet)."""
+    end: int
+    """Bytes of the events file that are complete lines (a torn tail starts here)."""
+    digest: t.Any
+    """A running sha256 of those bytes (``hashlib`` object), for the next snapshot."""
+    replayed: int
+    """Events folded one by one (the tail after the snapshot, or all of them)."""
+    torn: bool
+
+
+def _trusted_snapshot(path: pathlib.Path, raw: bytes, end: int) -> tuple[int, RunState] | None:
+    """The snapshot's offset and state when it describes a prefix of exactly these bytes:
+    missing, unreadable, garbage, for another file or newer than the events: None."""
+    try:
+        data = json.loads(path.read_bytes())
+        offset, digest = data["events_offset"], data["events_digest"]
+        if data["version"] != SNAPSHOT_VERSION or not isinstance(offset, int):
+            return None
+        if not 0 < offset <= end or raw[offset - 1 : offset] != b"\n":
+            return None
+        if hashlib.sha256(memoryview(raw)[:offset]).hexdigest() != digest:
+            return None
+        state = RunState.model_validate(data["state"])
+        last = parse_line(path, 0, raw[raw.rfind(b"\n", 0, offset - 1) + 1 : offset])
+        if (last.seq, last.run_id) != (state.last_seq, state.run_id):
+            return None  # a fold of other events than the ones it claims to cover
+        return offset, state
+    except (OSError, ValueError, KeyError, TypeError, UsageError):
+        return None
+
+
+def fold_log(events_path: pathlib.Path, state_path: pathlib.Path) -> Folded:
+    """The run state from its snapshot plus the events after it, or, when the snapshot is
+    missing, stale, corrupt or for other bytes, from every event (the log is the truth)."""
+    try:
+        raw = events_path.read_bytes()
+    except FileNotFoundError:
+        raw = b""
+    end = raw.rfind(b"\n") + 1
+    start, state = 0, None
+    trusted = _trusted_snapshot(snapshot_path(state_path), raw, end) if end else None
+    if trusted is not None:
+        start, state = trusted
+    tail = parse_lines(events_path, raw.count(b"\n", 0, start) + 1, raw[start:end])
+    if state is not None and tail and tail[0].seq != state.last_seq + 1:
+        start, state = 0, None  # the snapshot's fold does not join the events after it
+        tail = parse_lines(events_path, 1, raw[:end])
+    for event in tail:
+        state = apply(state, event)
+    digest = hashlib.sha256(memoryview(raw)[:end])
+    torn = bool(raw[end:].strip())
+    if torn:
+        logger.warning("ignored a torn last event line in %s", events_path)
+    return Folded(state, end, digest, len(tail), torn)
+
+
+def current_state(events_path: pathlib.Path, state_path: pathlib.Path) -> RunState:
+    """What ``swarm status`` and ``resume`` trust: the fold of every complete event, read
+    through the snapshot (O(events since it)); UsageError naming a corrupt event line."""
+    state = fold_log(events_path, state_path).state
+    if state is None:
+        raise RunFailed(f"no events in {events_path}: the run was never created")
+    return state
+
+
 def load_state(path: pathlib.Path) -> RunState:
     try:
         return RunState.model_validate_json(path.read_bytes())
@@ -206,6 +287,11 @@ class RunLog:
         self._seq = 0
         self._batching = False
         self._dirty = False
+        self._offset = 0
+        """Bytes of the events file written (whole lines): what a snapshot covers."""
+        self._digest = hashlib.sha256()
+        self._unsnapped = 0
+        """Events since the last snapshot."""
 
     @classmethod
     def open(
@@ -215,17 +301,18 @@ class RunLog:
         *,
         listener: t.Callable[[Event, RunState], None] | None = None,
     ) -> RunLog:
-        """Open an existing run: the state is rebuilt from the events (the truth)."""
+        """Open an existing run: its state is the fold of the events (the truth), read
+        through the snapshot when that covers a prefix of them."""
         log = cls(events_path, state_path, listener=listener)
-        events = read_events(events_path)
-        if events:
-            log._state = rebuild(events)
-            log._seq = events[-1].seq
-            raw = events_path.read_bytes()
-            if not raw.endswith(b"\n"):
-                # a torn last line (a crash mid-append): cut it off before appending again
-                with events_path.open("r+b") as fh:
-                    fh.truncate(raw.rfind(b"\n") + 1)
+        folded = fold_log(events_path, state_path)
+        if folded.state is not None:
+            log._state = folded.state
+            log._seq = folded.state.last_seq
+            log._unsnapped = folded.replayed
+        if folded.torn:  # a crash mid-append: cut the torn line off before appending again
+            with events_path.open("r+b") as fh:
+                fh.truncate(folded.end)
+        log._offset, log._digest = folded.end, folded.digest
         return log
 
     @property
@@ -261,11 +348,14 @@ class RunLog:
             return self.state
         lines = b"".join(event.model_dump_json().encode() + b"\n" for event, _ in folded)
         fs.append_bytes(self.events_path, lines, mode=fs.PUBLIC)
+        self._offset += len(lines)
+        self._digest.update(lines)
+        self._unsnapped += len(folded)
         self._seq += len(folded)
         self._state = state
         finished = any(event.kind == "run_finished" for event, _ in folded)
         if save and (not self._batching or finished):  # readers wait for the end
-            self.save()
+            self.save(snapshot=finished)
         else:
             self._dirty = True
         for event, after in folded:
@@ -276,9 +366,24 @@ class RunLog:
             )
         return state
 
-    def save(self) -> None:
+    def save(self, *, snapshot: bool = False) -> None:
+        """Write ``state.json``; every :data:`SNAPSHOT_EVERY` events (or with ``snapshot``)
+        also ``snapshot.json``, the fold with the offset and digest of the events it covers."""
         fs.write_text_atomic(self.state_path, self.state.model_dump_json(indent=1))
         self._dirty = False
+        if snapshot or self._unsnapped >= SNAPSHOT_EVERY:
+            self.snapshot()
+
+    def snapshot(self) -> None:
+        """Write ``snapshot.json`` now (atomically): a resume then replays only what follows."""
+        data = {
+            "version": SNAPSHOT_VERSION,
+            "events_offset": self._offset,
+            "events_digest": self._digest.hexdigest(),
+            "state": self.state.model_dump(mode="json"),
+        }
+        fs.write_text_atomic(snapshot_path(self.state_path), json.dumps(data))
+        self._unsnapped = 0
 
     @contextlib.contextmanager
     def batch(self) -> t.Iterator[None]:
