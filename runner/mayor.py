@@ -56,7 +56,7 @@ from runner.outbox import Outbox
 from runner.paths import RunPaths, SwarmPaths
 from runner.sessions import MISSING, SessionBackend, SessionStatus
 from runner.spawning import remediation
-from runner.state import RunLog, read_events, write_json_atomic
+from runner.state import RunLog, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -92,12 +92,11 @@ class Mayor:
         self.backend = backend
         self._wake: queue.Queue[str] = queue.Queue()
         self._mail_cursor: str | None = None  # delivery position already looked at
-        events = read_events(config.run.events)
         known = {task.id for task in plan.tasks}
-        added = [  # spawned tasks come from their events, never from plan.json
-            Task.model_validate(e.data["task_def"])
-            for e in events
-            if e.data.get("task_def") and e.data["task_def"]["id"] not in known
+        added = [  # spawned tasks come from their events (folded by the log), never plan.json
+            Task.model_validate(task_def)
+            for task_def in log.fold.task_defs
+            if task_def["id"] not in known
         ]
         if added:  # workers (the scripted agent) read their task from plan.json: keep it whole
             plan = plan.model_copy(update={"tasks": (*plan.tasks, *added)})
@@ -105,7 +104,10 @@ class Mayor:
         case_sensitive = manifest.filesystem_case_sensitive(config.repo)
         self.view = PlanView.build(plan, case_sensitive=case_sensitive)
         self._escape_offset = log.state.escape_offset
-        self._guard = escapes.LoopGuard.for_budgets(plan.budgets).replay(events)
+        limits = escapes.LoopGuard.for_budgets(plan.budgets)  # the counters: from the log
+        self._guard = dataclasses.replace(
+            log.fold.guard, max_idle=limits.max_idle, max_iterations=limits.max_iterations
+        )
         self.outbox = Outbox(store, backend, log.state.run_id)
         self.launcher = Launcher(
             repo=config.repo,

@@ -17,8 +17,10 @@ import typing as t
 
 import pytest
 
+from runner.escapes import LoopGuard
 from runner.state import (
     SNAPSHOT_EVERY,
+    Fold,
     RunLog,
     current_state,
     fold_log,
@@ -44,7 +46,12 @@ def _run(tmp_path: pathlib.Path, events: int) -> RunLog:
     log = RunLog(tmp_path / "events.jsonl", tmp_path / "state.json")
     log.record("run_created", run_id="r1", tasks=["A", "B"], max_workers=2)
     log.record("task_dispatched", "A", attempt=1, session="s-A", branch="b", worktree="w")
-    _grow(log, events)
+    _grow(log, events // 2)
+    log.record("task_crashed", "A", reason="a crash mid-history", text="crashed")
+    log.record("task_dispatched", "A", attempt=2, session="s-A", branch="b", worktree="w")
+    task_def = {"id": "F1", "subject": "a follow-up", "files": ["f1.txt"]}
+    log.record("escape_decided", spawn=True, task="F1", task_def=task_def, key="k1")
+    _grow(log, events - events // 2, start=events)
     return log
 
 
@@ -52,18 +59,28 @@ def _full(log: RunLog) -> t.Any:
     return rebuild(read_events(log.events_path))
 
 
+def _same_as_full_replay(fold: Fold, events: pathlib.Path) -> None:
+    """State, anti-loop counters and added tasks all equal the fold of every event."""
+    every = read_events(events)
+    assert fold.state == rebuild(every)
+    assert fold.guard == LoopGuard().replay(every)
+    assert fold.task_defs == [e.data["task_def"] for e in every if e.data.get("task_def")]
+
+
 def test_a_resume_replays_only_the_events_after_the_snapshot(tmp_path: pathlib.Path) -> None:
     log = _run(tmp_path, SNAPSHOT_EVERY * 2 + 30)
     assert snapshot_path(log.state_path).exists()
     folded = fold_log(log.events_path, log.state_path)
     assert folded.replayed < SNAPSHOT_EVERY
-    assert folded.state == _full(log) == log.state
+    assert folded.fold.state == _full(log) == log.state
+    _same_as_full_replay(folded.fold, log.events_path)
     # the reopened log keeps covering its own appends: the next snapshot is trusted too
     again = RunLog.open(log.events_path, log.state_path)
     _grow(again, SNAPSHOT_EVERY + 5, start=10**5)
     later = fold_log(log.events_path, log.state_path)
     assert later.replayed < SNAPSHOT_EVERY
-    assert later.state == _full(log) == again.state
+    assert later.fold.state == _full(log) == again.state
+    _same_as_full_replay(later.fold, log.events_path)
 
 
 class Damage(t.NamedTuple):
@@ -136,7 +153,8 @@ def test_a_snapshot_that_does_not_cover_these_events_is_not_trusted(
     case.damage(snapshot_path(log.state_path), log.events_path)
     folded = fold_log(log.events_path, log.state_path)
     full = _full(log)
-    assert folded.state == full
+    assert folded.fold.state == full
+    _same_as_full_replay(folded.fold, log.events_path)
     assert folded.replayed == len(read_events(log.events_path))  # every event, from the first
     reopened = RunLog.open(log.events_path, log.state_path)
     assert reopened.state == full
@@ -150,7 +168,7 @@ def test_an_older_snapshot_is_joined_by_the_events_after_it(tmp_path: pathlib.Pa
     _grow(log, 333, start=10**5)
     folded = fold_log(log.events_path, log.state_path)
     assert 333 <= folded.replayed < SNAPSHOT_EVERY
-    assert folded.state == _full(log)
+    assert folded.fold.state == _full(log)
 
 
 WRITER = textwrap.dedent(
@@ -189,6 +207,6 @@ def test_sigkill_between_an_append_and_the_snapshot_loses_nothing(
         os.kill(writer.pid, signal.SIGKILL)
         writer.wait()
         folded = fold_log(events, tmp_path / "state.json")
-        assert folded.state == rebuild(read_events(events))
-        assert RunLog.open(events, tmp_path / "state.json").state == folded.state
+        _same_as_full_replay(folded.fold, events)
+        assert RunLog.open(events, tmp_path / "state.json").state == folded.fold.state
     assert snapshot_path(tmp_path / "state.json").exists()
