@@ -44,10 +44,9 @@ def simulate(plan: Plan, *, workers: int, waves: bool = False) -> Simulation:
     running: list[tuple[float, int, str, int]] = []  # (end, rank, id, slot)
     done: list[SimTask] = []
     now = 0.0
+    question = SchedulerInput(plan=plan, states=states, max_workers=workers, waves=waves)
     while True:
-        decision = decide(
-            SchedulerInput(plan=plan, states=states, max_workers=workers, waves=waves)
-        )
+        decision = decide(question)  # the same question each time: ``states`` moves on
         for task_id, _reason in decision.skip:
             states.set(task_id, "skipped")
         for task_id in decision.start:
