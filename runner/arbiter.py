@@ -68,15 +68,20 @@ class Arbiter:
     def integrate_offers(self, plan: Plan) -> Integrated:
         """Validate and merge offered tasks one at a time, in dependency (plan) order; a merge
         a crash interrupted is settled first, before the integration branch moves again."""
-        self._checkout_due = False
         with gitrun.ObjectReader(self.repo) as self._objects:  # one cat-file for every merge
-            integrated = self._integrate_offers(plan)
-        if self._checkout_due:  # merges without gates: the worktree moves once, to the last
-            try:
-                git.reset_hard(self.integration, self.state.integration_head)
-            except (RunnerError, OSError) as exc:  # recorded: the next guard moves it there
-                logger.error("could not check out the integration head: %s", exc)
-        return integrated
+            return self._integrate_offers(plan)
+
+    def settle(self) -> None:
+        """Check out the merges recorded without gates (the integration branch moves once per
+        step, to the last of them; the mayor calls this when the step's dispatches are done,
+        and every reader of the integration worktree here calls it first)."""
+        if not self._checkout_due:
+            return
+        self._checkout_due = False
+        try:
+            git.reset_hard(self.integration, self.state.integration_head)
+        except (RunnerError, OSError) as exc:  # recorded: the next guard moves it there
+            logger.error("could not check out the integration head: %s", exc)
 
     def _integrate_offers(self, plan: Plan) -> Integrated:
         self._merged_now = []
@@ -98,6 +103,7 @@ class Arbiter:
         """Only the arbiter moves the integration branch: a head it did not record, or edits
         in the integration worktree (looked for with ``edits``), are recorded and undone (reset
         to the recorded head). Returns what was undone, for a human, or None."""
+        self.settle()
         recorded = self.state.integration_head
         try:
             if edits:  # one git process for the head and the edits
@@ -363,6 +369,7 @@ class Arbiter:
         base = self.state.wave_base
         if base is None:
             return
+        self.settle()
         head = git.head_sha(self.integration)
         if self.state.wave_squash is None:
             if head == base:  # nothing merged in this wave

@@ -168,6 +168,7 @@ class Mayor:
         """Observe, then decide and act until nothing is left to do. Idempotent."""
         with self.log.batch():
             obs = self.observe(adopting=adopting)
+            seen = obs.mail
             for _ in range(MAX_PASSES):
                 actions = decide(self.state, self.view, obs)
                 if not actions:
@@ -175,13 +176,18 @@ class Mayor:
                 merged: tuple[str, ...] = ()
                 for action in actions:
                     merged += self.execute(action)
-                handled = set(self.state.handled_mail)
-                for env in obs.mail:  # mail whose effect is recorded is read
-                    if env.id in handled:
-                        self.store.mark_read(MAYOR, env.id)
                 obs = obs.consumed(merged=merged)
             else:
                 logger.warning("decide did not settle in %d passes", MAX_PASSES)
+            # off the offer -> dispatch path, once the tasks a merge unblocked are started:
+            # mail whose effect is recorded is read (a crash before this finds it handled
+            # and unread, and marks it then), and the integration worktree checks out the
+            # step's merges
+            handled = set(self.state.handled_mail)
+            for env in seen:
+                if env.id in handled:
+                    self.store.mark_read(MAYOR, env.id)
+            self.arbiter.settle()
             self._check_loop()
             self.launcher.release_leases()
 
@@ -336,6 +342,7 @@ class Mayor:
             case Ratchet(task_id, bead):
                 from runner.plan.importers import ol_ratchet
 
+                self.arbiter.settle()  # the ratchet reads the integration worktree
                 result = ol_ratchet(bead, cwd=str(self.integration))
                 self.log.record(
                     "ol_ratchet",
