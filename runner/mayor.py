@@ -331,6 +331,8 @@ class Mayor:
         """Carry out one action (its event first); returns the tasks the arbiter merged."""
         match action:
             case Record(ev):
+                if ev.kind == "run_finished":  # whoever follows the run sees its branch moved
+                    self.arbiter.settle()
                 self.log.record(ev.kind, ev.task_id, **ev.data)
                 if task_def := ev.data.get("task_def"):
                     self._add_task(Task.model_validate(task_def))
@@ -368,6 +370,7 @@ class Mayor:
                     stderr=result.stderr[-2000:],
                 )
             case Finish():
+                self.arbiter.settle()  # the gates, land and whoever sees the end read it moved
                 self._finish()
         return ()
 
