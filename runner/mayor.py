@@ -27,7 +27,7 @@ from protocol.messages import Envelope, HelpRequestFields
 from protocol.plan import Plan, Task
 from protocol.results import ScopeEscape
 from protocol.state import RunState
-from runner import checks, escapes, git
+from runner import checks, escapes, git, notify
 from runner.actions import (
     HUMAN,
     MAYOR,
@@ -135,6 +135,7 @@ class Mayor:
         nudge_after = min(45.0, max(5.0, log.state.stall_after / 4))
         self._panes = PaneWatch(nudge_after=nudge_after)
         self._quick_exits: dict[str, str] = {}  # task -> how its agent last exited at once
+        notify.attach(log, config.repo, config.run, plan, config.python)  # alerts, report.html
 
     @property
     def state(self) -> RunState:
