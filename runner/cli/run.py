@@ -13,7 +13,7 @@ import click
 
 from protocol.plan import parse_duration
 from protocol.state import Event, RunState
-from runner import launch
+from runner import launch, why
 from runner.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -55,12 +55,28 @@ def _print_event(event: Event, state: RunState) -> None:
         "task_skipped": lambda: f"skipped: {data.get('reason', '')}",
         "help_requested": lambda: f"asks for help: {data.get('text', '')}",
         "escape_reported": lambda: f"scope escape: {data.get('text', '')}",
+        "final_gate_failed": lambda: f"final {data.get('reason', '')}",
         "run_finished": lambda: f"run {data['status']}: {data.get('reason', '')}",
     }.get(event.kind)
     if text is None:
         return
     who = f"{event.task_id}: " if event.task_id else ""
     click.echo(f"[{done}/{total}] {who}{text()}", err=True)
+    for line in _why_lines(event, state):
+        click.echo(f"    {line}", err=True)
+
+
+def _why_lines(event: Event, state: RunState) -> list[str]:
+    """Below a refusal: the failing check's last output lines and where the rest is."""
+    found: why.Why | None = None
+    if event.kind == "final_gate_failed":
+        found = why.final_gate([event])
+    elif event.kind in ("validation_failed", "merge_refused") and event.task_id in state.tasks:
+        run = SwarmPaths.for_repo(pathlib.Path(state.repo)).run(state.run_id)
+        found = why.of_task(run, state.tasks[event.task_id])
+    if found is None:
+        return []
+    return why.text_lines(found, indent="", hint=why.logs_hint(found, state.run_id))[1:]
 
 
 @click.command(name="run")
