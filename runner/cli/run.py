@@ -11,9 +11,9 @@ import typing as t
 
 import click
 
-from protocol.plan import parse_duration
+from protocol.plan import Plan, parse_duration
 from protocol.state import Event, RunState
-from runner import launch, why
+from runner import launch, preflight, why
 from runner.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -166,6 +166,11 @@ def _why_lines(event: Event, state: RunState) -> list[str]:
     is_flag=True,
     help="Fast-forward the target branch to the result when that is safe.",
 )
+@click.option(
+    "--allow-concurrent",
+    is_flag=True,
+    help="Start even while a run of the same plan is live in this repository.",
+)
 @repo_option
 @json_option
 @handle_errors
@@ -192,6 +197,7 @@ def run_command(
     squash: bool,
     per_task_commits: bool,
     land_after: bool,
+    allow_concurrent: bool,
     repo: pathlib.Path | None,
     as_json: bool,
 ) -> None:
@@ -238,6 +244,7 @@ def run_command(
             land=land_after,
         ),
     )
+    _preflight(top, plan, options, plan_file=plan_file, allow_concurrent=allow_concurrent)
     log = launch.create_run(top, plan, options)
     state = log.state
     click.echo(
@@ -248,6 +255,37 @@ def run_command(
     _drive_or_follow(
         top, state, foreground=foreground or mode == "local", detach=detach, as_json=as_json
     )
+
+
+def _check_agents(top: pathlib.Path, plan: Plan, agent: str | None, agent_cmd: str | None) -> None:
+    from runner.config import load_config, preset_from_config
+
+    cfg = load_config(top)
+    preflight.check_agents(
+        plan, agent=agent, agent_cmd=agent_cmd, presets=lambda n: preset_from_config(cfg, n)
+    )
+
+
+def _preflight(
+    top: pathlib.Path,
+    plan: Plan,
+    options: launch.RunOptions,
+    *,
+    plan_file: pathlib.Path | None,
+    allow_concurrent: bool,
+) -> None:
+    """Refuse, before anything is created, what would only fail later (exit 2, the fix);
+    warn about what the run leaves out."""
+    _check_agents(top, plan, options.agent, options.agent_cmd)
+    if not allow_concurrent and (twin := preflight.live_twin(top, launch.plan_digest(plan))):
+        fail(
+            f"run {twin} of the same plan is live in {top}: follow it with `swarm watch {twin}`, "
+            f"stop it with `swarm stop {twin}`, or pass --allow-concurrent to start another",
+            EXIT_USAGE,
+        )
+    left_out = preflight.left_out(top, plan_file)
+    if left_out is not None:
+        click.echo(f"swarm: warning: {left_out}", err=True)
 
 
 def _drive_or_follow(
@@ -329,6 +367,7 @@ def resume_command(
     if state.status in ("done", "failed"):
         click.echo(f"swarm: run {rid} already ended: {state.status}", err=True)
         _finish(top, state, as_json)
+    _check_agents(top, launch.verified_plan(top, state), state.agent, state.agent_cmd)
     _drive_or_follow(
         top, state, foreground=foreground or state.mode == "local", detach=detach, as_json=as_json
     )
