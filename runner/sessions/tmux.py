@@ -6,7 +6,6 @@ import logging
 import pathlib
 import shlex
 import shutil
-import sys
 import threading
 import time
 import typing as t
@@ -31,6 +30,7 @@ from runner.sessions.base import (
     check_session_name,
     find_executable,
 )
+from runner.sessions.statusbar import STATUS_LEFT_LENGTH, format_escape, status_left
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +45,6 @@ def _tmux_quote(arg: str) -> str:
     return f'"{escaped}"'
 
 
-def _format_escape(text: str) -> str:
-    """Keep ``#`` literal in strings tmux expands as formats (pipe-pane, run-shell)."""
-    return text.replace("#", "##")
-
-
 _GONE_MARKERS: t.Final = (
     "can't find",
     "no server running",
@@ -60,29 +55,6 @@ _GONE_MARKERS: t.Final = (
     # a server with no session left that has not exited yet: no session to find either
     "no current target",
 )
-
-
-STATUS_LEFT_LENGTH: t.Final = 60
-_STATE_OF: t.Final = (
-    "import json,sys;"
-    "t=json.load(open(sys.argv[1]))['tasks'].get(sys.argv[2],dict());"
-    "print(t.get('state','?'),*(['pane',t['pane']] if t.get('pane') else []))"
-)
-"""Prints a task's state (and pane state) from ``state.json``; nothing when it cannot."""
-
-
-def _status_left(name: str, env: t.Mapping[str, str]) -> str:
-    """The session's status-left: ``[swarm RUN TASK STATE try N]`` for a worker, the state
-    read from ``state.json`` by a ``#()`` job each ``status-interval`` (tmux runs it only while
-    a client shows the status line); the session name for any other session (the mayor's)."""
-    run, task, home = env.get("SWARM_RUN"), env.get("SWARM_TASK"), env.get("SWARM_HOME")
-    if not (run and task and home):
-        return _format_escape(f"[{name}] ")
-    state_file = str(pathlib.Path(home) / "runs" / run / "state.json")
-    job = shlex.join([sys.executable, "-c", _STATE_OF, state_file, task]) + " 2>/dev/null"
-    attempt = env.get("SWARM_ATTEMPT", "1")
-    label = _format_escape(f"swarm {run} {task}")
-    return f"[{label} #({_format_escape(job)}) try {_format_escape(attempt)}] "
 
 
 def _is_gone(stderr: t.Sequence[str]) -> bool:
@@ -320,9 +292,9 @@ class TmuxBackend:
             env_args += ["-e", f"{key}={value}"]
         width, height = self.size
         target = f"={name}:"
-        marker = _format_escape(str(self.notify_dir / f"{name}."))
+        marker = format_escape(str(self.notify_dir / f"{name}."))
         hook = f"touch {shlex.quote(marker)}#{{pane_pid}}"
-        log = _format_escape(shlex.quote(str(spec.log_path)))
+        log = format_escape(shlex.quote(str(spec.log_path)))
         script = _wrapper([v for v in GIT_LOCATION_VARS if v not in spec.env])
         notify = str(self.notify_dir / name)
         return _command_list(
@@ -336,7 +308,7 @@ class TmuxBackend:
                 ("set-option", "-F", "-t", target, PANE_OPTION, "#{pane_id}"),
                 ("set-option", "-w", "-t", target, "remain-on-exit", "on"),
                 ("set-option", "-t", target, "status-left-length", str(STATUS_LEFT_LENGTH)),
-                ("set-option", "-t", target, "status-left", _status_left(name, spec.env)),
+                ("set-option", "-t", target, "status-left", status_left(name, spec.env)),
                 ("set-hook", "-w", "-t", target, "pane-died", f"run-shell -b {_tmux_quote(hook)}"),
                 ("pipe-pane", "-o", "-t", target, f"exec cat >> {log}"),
                 (

@@ -18,7 +18,7 @@ import libtmux
 from agentmail.store import MailStore
 from protocol.messages import MessageType
 from runner.paths import SwarmPaths
-from tests.runner.runs import swarm, swarm_run, task, write, write_plan
+from tests.runner.runs import events, swarm, swarm_run, task, write, write_plan
 
 WAIT: t.Final = 30.0
 
@@ -151,7 +151,8 @@ def test_drive_a_stuck_worker_from_the_dashboard(
     _keys(pane, "y", literal=True)
     _keys(pane, "Enter")
     lines = wait_for(pane, lambda ls: "merged" in task_row(ls, "T2"), "the run's end")
-    assert task_row(lines, "T1").split()[1:3] == ["merged", "2"]
+    evs = [(e.kind, e.task_id, e.data.get("reason", "")) for e in events(git_repo)]
+    assert task_row(lines, "T1").split()[1:3] == ["merged", "2"], evs
     lines = wait_for(pane, shows("the run ended (done): q quits"), "the end of the run")
     _keys(pane, "q")
     lines = wait_for(pane, shows("EXIT="), "the exit")
