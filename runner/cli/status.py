@@ -94,6 +94,9 @@ def report_command(run_id: str | None, repo: pathlib.Path | None, as_json: bool)
         echo_json("report", status_document(state))
     else:
         click.echo(launch.report_text(top, state))
+        missing = launch.mayor_missing(top, state)
+        if missing is not None:  # a report of a run nobody drives is not of a live run
+            click.echo(f"swarm: {missing}", err=True)
 
 
 commands: t.Final = (status_command, report_command)

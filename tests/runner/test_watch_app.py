@@ -8,8 +8,6 @@ the worker), and restarts it, after which the next attempt merges and the run en
 from __future__ import annotations
 
 import pathlib
-import shlex
-import sys
 import time
 import typing as t
 
@@ -19,6 +17,7 @@ from agentmail.store import MailStore
 from protocol.messages import MessageType
 from runner.paths import SwarmPaths
 from tests.runner.runs import events, swarm, swarm_run, task, write, write_plan
+from tests.runner.test_cli_watch import start_watch
 
 WAIT: t.Final = 30.0
 
@@ -66,21 +65,6 @@ def _plan(where: pathlib.Path) -> pathlib.Path:
     )
 
 
-def _start_watch(server: libtmux.Server, repo: pathlib.Path) -> libtmux.Pane:
-    argv = [sys.executable, "-m", "runner", "watch", "--repo", str(repo), "--refresh", "0.3"]
-    script = f"{shlex.join(argv)}; echo EXIT=$?; sleep 600"
-    session = server.new_session(
-        session_name="dash",
-        x=80,
-        y=34,
-        window_command=f"sh -c {shlex.quote(script)}",
-        environment={"NO_COLOR": "1", "TERM": "xterm-256color"},
-    )
-    pane = session.active_window.active_pane
-    assert pane is not None
-    return pane
-
-
 def _keys(pane: libtmux.Pane, *keys: str, literal: bool = False) -> None:
     for key in keys:
         pane.cmd("send-keys", *(["-l"] if literal else []), key)
@@ -97,7 +81,7 @@ def test_drive_a_stuck_worker_from_the_dashboard(
 ) -> None:
     result = swarm_run(git_repo, _plan(git_repo.parent), server, "--detach")
     assert result.exit_code == 0, result.output
-    pane = _start_watch(server, git_repo)
+    pane = start_watch(server, git_repo, "--refresh", "0.3")
 
     # the stuck worker: selected first, its state, session, branch and live pane
     lines = wait_for(pane, shows("inbox: 1 help request"), "the help request")
@@ -179,7 +163,7 @@ def test_a_dead_mayor_and_a_refused_task_say_so(
         budgets={"max_attempts": 5},
     )
     assert swarm_run(git_repo, plan, server, "--detach").exit_code == 0
-    pane = _start_watch(server, git_repo)
+    pane = start_watch(server, git_repo, "--refresh", "0.3")
     wait_for(pane, shows("AssertionError: expected 3, got 4"), "why T1 was refused")
     lines = wait_for(pane, shows("swarm logs T1 --validation"), "the command for the rest")
     assert max(len(line) for line in lines) <= 80

@@ -78,3 +78,12 @@ def test_a_failed_final_gate_says_why(git_repo: pathlib.Path) -> None:
     status = swarm("status", "--repo", str(git_repo))
     assert "run: final gate suite exited 1" in status.output
     assert "E   boom in test_x" in status.output
+
+
+def test_report_of_a_run_without_a_mayor_says_so(git_repo: pathlib.Path) -> None:
+    from tests.runner.test_cli_watch import make_run
+
+    make_run(git_repo)  # "running", and no mayor holds its lock
+    result = swarm("report", "--repo", str(git_repo))
+    assert result.exit_code == 0, result.output
+    assert "mayor not running (since" in result.output and "swarm resume r1" in result.output
