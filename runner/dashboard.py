@@ -53,6 +53,10 @@ _STATE_STYLE: t.Final[dict[str, str]] = {
     "skipped": "dim",
     "cancelled": "dim",
     "pending": "dim",
+    # a running task's pane (runner.agents.panes), shown instead of "running"
+    "idle": "yellow",
+    "permission": "bold red",
+    "dialog": "bold red",
 }
 _STATUS_STYLE: t.Final[dict[str, str]] = {
     "running": "cyan",
@@ -272,31 +276,26 @@ def status_table(
     table.add_column("elapsed", no_wrap=True, justify="right", width=7)
     table.add_column("last", no_wrap=True, overflow="ellipsis", ratio=1)
     for row in rows:
-        shown = shown_state(state.tasks[row["task"]])
+        shown = shown_state(state.tasks[row["task"]], row["shown"])
         table.add_row(
             row["task"],
             Text(shown, style=_STATE_STYLE.get(shown, "")),
             left_ellipsis(row["session"], session_w) or "-",
             str(row["attempt"]),
             row["elapsed"],
-            last_text(state.tasks[row["task"]], row["last"]),
+            row["last"].replace("\n", " "),
         )
     return table
 
 
-def shown_state(task: TaskRecord) -> str:
-    """The state column: ``no change`` for a task merged without changing anything (an empty
-    offer of an ``allow_empty`` task, a read-only task): not a plain success."""
+def shown_state(task: TaskRecord, shown: str) -> str:
+    """The state column (``shown``: :func:`runner.report.status_rows`'s, a waiting pane's
+    state instead of ``running``), and ``no change`` for a task merged without changing
+    anything (an empty offer of an ``allow_empty`` task, a read-only task): not a plain
+    success."""
     if task.state == "merged" and task.merge_sha is None and task.attempt > 0:
         return NO_CHANGE
-    return task.state
-
-
-def last_text(task: TaskRecord, last: str) -> str:
-    """The last column: the pane's state first when the run knows it (``[idle] ...``)."""
-    pane = getattr(task, "pane", None)
-    text = last.replace("\n", " ")
-    return f"[{pane}] {text}".rstrip() if pane and task.state == "running" else text
+    return shown
 
 
 def why_lines(whys: t.Sequence[Why], run_id: str) -> list[str]:

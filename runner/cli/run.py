@@ -171,6 +171,17 @@ def _why_lines(event: Event, state: RunState) -> list[str]:
     is_flag=True,
     help="Start even while a run of the same plan is live in this repository.",
 )
+@click.option(
+    "--agent-permissions",
+    type=click.Choice(["worktree", "full"]),
+    default=None,
+    help="What agents may do unattended (default: worktree; see docs/agents.md).",
+)
+@click.option(
+    "--trust-worktrees/--no-trust-worktrees",
+    default=None,
+    help="Let swarm record agent CLIs' folder trust for this run's worktrees only.",
+)
 @repo_option
 @json_option
 @handle_errors
@@ -198,6 +209,8 @@ def run_command(
     per_task_commits: bool,
     land_after: bool,
     allow_concurrent: bool,
+    agent_permissions: t.Literal["worktree", "full"] | None,
+    trust_worktrees: bool | None,
     repo: pathlib.Path | None,
     as_json: bool,
 ) -> None:
@@ -242,6 +255,8 @@ def run_command(
             squash=squash,
             per_task_commits=per_task_commits,
             land=land_after,
+            agent_permissions=agent_permissions,
+            trust_worktrees=trust_worktrees,
         ),
     )
     _preflight(top, plan, options, plan_file=plan_file, allow_concurrent=allow_concurrent)

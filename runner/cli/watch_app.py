@@ -35,7 +35,6 @@ from runner.dashboard import (
     escape_text,
     header_lines,
     inbox_line,
-    last_text,
     shown_state,
 )
 from runner.errors import RunnerError
@@ -174,10 +173,10 @@ class WatchApp(App[None]):
             record = state.tasks[row["task"]]
             cells = (
                 row["task"],
-                shown_state(record),
+                shown_state(record, row["shown"]),
                 str(row["attempt"]),
                 row["elapsed"],
-                last_text(record, row["last"]),
+                row["last"].replace("\n", " "),
             )
             if row["task"] in table.rows:
                 for key, value in zip(COLUMNS, cells, strict=True):
@@ -240,12 +239,11 @@ class WatchApp(App[None]):
             return
         record = self.state.tasks[task]
         head = Text(f"{task}", style="bold")
-        head.append(f"  {shown_state(record)}  attempt {record.attempt}", style="bold")
+        head.append(f"  {record.state}  attempt {record.attempt}", style="bold")
         if record.session:
             head.append(f"  session {record.session}")
-        pane = getattr(record, "pane", None)
-        if pane:
-            head.append(f"  pane {pane}")
+        if record.pane and record.state == "running":
+            head.append(f"  pane {record.pane}")
         parts: list[RenderableType] = [head, Text(KEYS_HINT, style="dim")]
         found = self.detail
         if found is None:
