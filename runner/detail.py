@@ -65,7 +65,9 @@ def _uncommitted(record: TaskRecord) -> int | None:
     if not record.worktree or not pathlib.Path(record.worktree).is_dir():
         return None
     try:
-        return len(gitguard.dirty_paths(pathlib.Path(record.worktree)))
+        # no index lock: the worker may be committing right now
+        entries = gitguard.status_entries(pathlib.Path(record.worktree), observe=True)
+        return len({path for _xy, path in entries})
     except RunnerError:
         return None
 

@@ -69,12 +69,17 @@ def tree_changes(repo: pathlib.Path, old: str, new: str) -> list[TreeChange]:
     return changes
 
 
-def status_entries(repo: pathlib.Path, *options: str) -> list[tuple[str, str]]:
+def status_entries(
+    repo: pathlib.Path, *options: str, observe: bool = False
+) -> list[tuple[str, str]]:
     """``(XY, path)`` per entry of ``git status --porcelain=v1 -z --untracked-files=all``
     (plus ``options``), rename and copy sources skipped; run as a content call, so no filter
-    a worker planted runs while git compares files."""
+    a worker planted runs while git compares files. ``observe``: without git's optional index
+    lock (``GIT_OPTIONAL_LOCKS=0``), for a look into a worktree whose worker may be
+    committing (the lock would make its ``git commit`` fail)."""
     args = ("status", "--porcelain=v1", "-z", "--untracked-files=all", *options)
-    fields = _git(repo, *args, content=True).stdout.split("\0")
+    env = {"GIT_OPTIONAL_LOCKS": "0"} if observe else None
+    fields = _git(repo, *args, content=True, env=env).stdout.split("\0")
     entries: list[tuple[str, str]] = []
     i = 0
     while i < len(fields):

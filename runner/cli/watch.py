@@ -38,7 +38,7 @@ EVENTS_FILE: t.Final = "events.jsonl"
 class _Wake(FileSystemEventHandler):
     """Calls ``wake`` when the events file changes (a wake-up only: the tail rescans)."""
 
-    def __init__(self, wake: t.Callable[[], None]) -> None:
+    def __init__(self, wake: t.Callable[[], object]) -> None:
         self.wake = wake
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -48,7 +48,7 @@ class _Wake(FileSystemEventHandler):
                 return
 
 
-def watching_observer(directory: pathlib.Path, wake: t.Callable[[], None]) -> t.Any:
+def watching_observer(directory: pathlib.Path, wake: t.Callable[[], object]) -> t.Any:
     """A started watchdog observer that calls ``wake`` when ``directory``'s events file
     changes; the caller stops and joins it."""
     return start_observer(_Wake(wake), directory)

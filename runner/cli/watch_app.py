@@ -3,7 +3,9 @@
 Event-driven like the plain view: a watchdog observer on the run directory wakes the app when
 ``events.jsonl`` changes (the tail then folds only the new lines); a timer redraws elapsed times
 and the selected worker's pane preview every ``--refresh`` seconds. Whatever talks to git or
-tmux (the detail, a nudge) runs in a worker thread, so a key never waits for it.
+tmux (the detail, a nudge) runs in a worker thread, so a key never waits for it; threads hand
+results back with ``post_message`` (never the blocking ``call_from_thread``, which would hang a
+thread, and so the exit, once the app stops).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.css.query import NoMatches
+from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Static
 
 from protocol.plan import Plan
@@ -56,6 +59,23 @@ _PROMPTS: t.Final[dict[str, str]] = {
     "restart": "restart {task}'s worker (its next attempt)? type y and Enter: ",
     "stop": "stop run {run} (no new workers; running ones finish)? type y and Enter: ",
 }
+
+
+class Changed(Message):
+    """The run's events file changed (posted from the watchdog thread: never blocks it)."""
+
+
+class DetailLoaded(Message):
+    def __init__(self, found: detail.Detail) -> None:
+        super().__init__()
+        self.detail = found
+
+
+class Notice(Message):
+    def __init__(self, text: str, severity: t.Literal["information", "error"] = "information"):
+        super().__init__()
+        self.text = text
+        self.severity: t.Literal["information", "error"] = severity
 
 
 class WatchApp(App[None]):
@@ -119,9 +139,7 @@ class WatchApp(App[None]):
         table.add_column("last", key="last", width=max(8, self.size.width - 48))
         from runner.cli.watch import watching_observer
 
-        self._observer = watching_observer(
-            self.paths.dir, lambda: self.call_from_thread(self.changed)
-        )
+        self._observer = watching_observer(self.paths.dir, lambda: self.post_message(Changed()))
         self.set_interval(self.every, self.tick)
         self.changed()
 
@@ -220,9 +238,16 @@ class WatchApp(App[None]):
             capture=backend.capture if backend is not None else None,
             lines=max(4, self.size.height - 20),
         )
-        self.call_from_thread(self._show_detail, found)
+        self.post_message(DetailLoaded(found))
 
-    def _show_detail(self, found: detail.Detail) -> None:
+    def on_changed(self, _message: Changed) -> None:
+        self.changed()
+
+    def on_notice(self, message: Notice) -> None:
+        self.notify(message.text, severity=message.severity)
+
+    def on_detail_loaded(self, message: DetailLoaded) -> None:
+        found = message.detail
         if found.task_id == self.selected:
             self.detail = found
             with contextlib.suppress(NoMatches):  # the app is closing: nothing to draw on
@@ -340,9 +365,9 @@ class WatchApp(App[None]):
         try:
             message = self._steer(kind, task, text)
         except (RunnerError, OSError, ValueError) as exc:
-            self.call_from_thread(self.notify, str(exc), severity="error")
+            self.post_message(Notice(str(exc), "error"))
             return
-        self.call_from_thread(self.notify, message)
+        self.post_message(Notice(message))
 
     def _steer(self, kind: Prompt, task: str, text: str) -> str:
         if kind == "stop":
