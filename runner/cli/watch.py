@@ -33,6 +33,8 @@ from runner.paths import RunPaths, SwarmPaths
 from runner.report import status_document
 
 EVENTS_FILE: t.Final = "events.jsonl"
+CHANGES: t.Final = frozenset({"created", "modified", "moved", "deleted", "closed"})
+"""The watchdog event types that can mean new events (not ``opened``, ``closed_no_write``)."""
 
 
 class _Wake(FileSystemEventHandler):
@@ -42,6 +44,8 @@ class _Wake(FileSystemEventHandler):
         self.wake = wake
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in CHANGES:
+            return  # our own reads open and close the file: a wake-up for them would spin
         for path in (event.src_path, getattr(event, "dest_path", "")):
             if path and pathlib.Path(str(path)).name == EVENTS_FILE:
                 self.wake()

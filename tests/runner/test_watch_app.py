@@ -172,3 +172,33 @@ def test_a_dead_mayor_and_a_refused_task_say_so(
     assert any("swarm resume r1" in line for line in lines)
     _keys(pane, "q")
     wait_for(pane, shows("EXIT=0"), "the exit")
+
+
+def test_keys_in_a_headless_app_and_no_spin(git_repo: pathlib.Path) -> None:
+    """The same app on Textual's headless driver, over a run built from events: the inbox
+    toggles, j/k move the selection, q exits. Before the watcher ignored its own reads (each
+    open and close of events.jsonl woke it to read again), this spun and never got the keys."""
+    import asyncio
+
+    from runner.cli.watch_app import WatchApp
+    from tests.runner.test_cli_watch import make_run
+
+    log = make_run(git_repo)
+    log.record("task_dispatched", "T01", attempt=1, session="swarm-r1-T01")
+    log.record("help_requested", "T01", text="which config file wins?")
+
+    async def drive() -> tuple[bool, str | None, int | None]:
+        app = WatchApp(git_repo, "r1", None, refresh=0.2)
+        async with app.run_test(size=(80, 30)) as pilot:
+            await pilot.pause(0.5)
+            await pilot.press("i")
+            await pilot.pause(0.3)
+            shown = app.show_inbox
+            await pilot.press("i", "j")
+            await pilot.pause(0.3)
+            selected = app.selected
+            await pilot.press("q")
+        return shown, selected, app.return_code
+
+    shown, selected, code = asyncio.run(drive())
+    assert shown and selected == "T02" and code == 0
