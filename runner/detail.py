@@ -66,8 +66,7 @@ def _uncommitted(record: TaskRecord) -> int | None:
         return None
     try:
         # no index lock: the worker may be committing right now
-        entries = gitguard.status_entries(pathlib.Path(record.worktree), observe=True)
-        return len({path for _xy, path in entries})
+        return len(gitguard.status(pathlib.Path(record.worktree), observe=True).dirty)
     except RunnerError:
         return None
 

@@ -127,12 +127,12 @@ def left_out(repo: pathlib.Path, plan_file: pathlib.Path | None = None) -> str |
     (the swarm home and the plan file, which is read from disk, excluded); None when there
     are none."""
     try:
-        entries = gitguard.status_entries(repo)
+        dirty = gitguard.status(repo).dirty
     except RunnerError as exc:  # a warning only: never stop a run over it
         logger.warning("could not read git status: %s", exc)
         return None
     skip = _relative(repo, plan_file)
-    paths = [p for _xy, p in entries if not p.startswith(".agents/") and p != skip]
+    paths = [p for p in dirty if not p.startswith(".agents/") and p != skip]
     if not paths:
         return None
     shown = ", ".join(paths[:SHOWN_PATHS]) + (
