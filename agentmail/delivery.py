@@ -16,15 +16,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
-import hmac
 import json
 import os
 import pathlib
 import threading
 import typing as t
 
-from agentmail.errors import BadInput, BodyTooLarge, UnknownAgent
+from agentmail.errors import BadInput, BodyTooLarge, IdempotencyConflict, UnknownAgent
 from agentmail.fs import O_CLOEXEC, O_NOFOLLOW, fsync_dir, locked, write_atomic
 from protocol.ids import check_id
 
@@ -37,6 +35,27 @@ RECORDS_AT: t.Final = 64
 RECORD_WIDTH: t.Final = DSEQ_WIDTH + 1 + 26 + 1  # "<dseq>.<ulid>\n"
 
 Doc = dict[str, t.Any]
+
+try:  # the builtin SHA-256: hashlib and hmac load OpenSSL first, which a report cannot afford
+    from _sha256 import sha256  # type: ignore[import-not-found]  # CPython's, without stubs
+except ImportError:  # pragma: no cover - an interpreter built without it
+    from hashlib import sha256
+_IPAD: t.Final = bytes(x ^ 0x36 for x in range(256))
+_OPAD: t.Final = bytes(x ^ 0x5C for x in range(256))
+
+
+def sha256_hex(data: bytes) -> str:
+    return str(sha256(data).hexdigest())
+
+
+def hmac_sha256(key: bytes, msg: bytes) -> str:
+    """HMAC-SHA256 of ``msg`` (RFC 2104, what ``hmac.new(key, msg, "sha256")`` computes; the
+    test compares them) as hex."""
+    if len(key) > 64:
+        key = sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    inner = sha256(key.translate(_IPAD) + msg).digest()
+    return str(sha256(key.translate(_OPAD) + inner).hexdigest())
 
 
 def check_agent(agent: str) -> str:
@@ -124,10 +143,11 @@ def canonical(doc: t.Mapping[str, t.Any]) -> bytes:
     return dumps({k: v for k, v in doc.items() if k != "sig"})
 
 
-def content_digest(doc: t.Mapping[str, t.Any]) -> str:
-    """What an idempotent retry must repeat: everything but the store-assigned parts."""
-    skip = ("id", "seq", "created", "sig")
-    return hashlib.sha256(dumps({k: v for k, v in doc.items() if k not in skip})).hexdigest()
+def content_digest(doc: t.Mapping[str, t.Any], *, skip: t.Sequence[str] = ()) -> str:
+    """What an idempotent retry must repeat: everything but the store-assigned parts (and
+    ``skip``)."""
+    skip = ("id", "seq", "created", "sig", *skip)
+    return sha256_hex(dumps({k: v for k, v in doc.items() if k not in skip}))
 
 
 def recipients(doc: t.Mapping[str, t.Any]) -> tuple[str, ...]:
@@ -144,9 +164,9 @@ class Delivered(t.NamedTuple):
     retried: bool = False
 
 
-Retry = t.Callable[[Doc, str], None]
-"""Called (sender lock held) with the idempotency record of a key already used and the new
-message's digest: raise if they differ, else make sure every inbox has the message."""
+Redeliver = t.Callable[[Doc], None]
+"""Called (sender lock held) with the idempotency record of a key already used for the same
+message: make sure every inbox has it (a crash may have come between the record and a link)."""
 Present = t.Callable[[str, str], bool]
 """Is message ``id`` already in ``agent``'s inbox (a retry skips those)?"""
 
@@ -157,11 +177,17 @@ def send_doc(
     key: bytes,
     *,
     new_id: t.Callable[[], str],
-    retry: Retry,
+    redeliver: Redeliver,
     max_body: int = DEFAULT_MAX_BODY,
+    digest_skip: t.Sequence[str] = (),
 ) -> Delivered:
     """Sign and deliver the envelope document ``doc`` (``id`` filled if empty, the sender's
-    next ``seq``) to every recipient; ``retry`` handles an idempotency key used before."""
+    next ``seq``) to every recipient.
+
+    A document whose ``idempotency_key`` was used before delivers nothing new: the same message
+    (compared without the store's parts and ``digest_skip``) is completed with ``redeliver``
+    and returned; another one raises :class:`IdempotencyConflict`.
+    """
     sender = check_agent(doc["from"])
     for agent in recipients(doc):
         registered_box(root, agent)
@@ -176,22 +202,24 @@ def send_doc(
         idem_path: pathlib.Path | None = None
         digest = ""
         if doc.get("idempotency_key") is not None:
-            digest = content_digest(doc)
-            name = hashlib.sha256(doc["idempotency_key"].encode()).hexdigest()
+            digest = content_digest(doc, skip=digest_skip)
+            name = sha256_hex(doc["idempotency_key"].encode())
             idem_path = sdir / "idem" / f"{name}.json"
             try:
                 previous = json.loads(idem_path.read_bytes())
             except FileNotFoundError:
                 pass
             else:
-                retry(previous, digest)
+                if previous.get("digest") != digest:
+                    raise IdempotencyConflict(sender, doc["idempotency_key"], str(previous["id"]))
+                redeliver(previous)
                 data = str(previous["data"]).encode()
                 return Delivered(json.loads(data), data, retried=True)
         seq = read_counter(fd) + 1
         write_counter(fd, seq)
         doc = {**doc, "id": doc["id"] or new_id(), "seq": seq}
         signed = canonical(doc)
-        doc["sig"] = hmac.new(key, signed, hashlib.sha256).hexdigest()
+        doc["sig"] = hmac_sha256(key, signed)
         data = signed[:-1] + b',"sig":"' + doc["sig"].encode() + b'"}'
         if len(data) > max_body + ENVELOPE_OVERHEAD:
             raise BodyTooLarge(len(data) - ENVELOPE_OVERHEAD, max_body)
@@ -201,6 +229,47 @@ def send_doc(
             write_atomic(idem_path, json.dumps(entry).encode())
         deliver(root, doc["id"], data, recipients(doc))
     return Delivered(doc, data)
+
+
+def send_sequenced(
+    root: pathlib.Path,
+    doc: Doc,
+    key: bytes,
+    stream: str,
+    *,
+    new_id: t.Callable[[], str],
+    redeliver: Redeliver,
+    max_body: int = DEFAULT_MAX_BODY,
+    digest_skip: t.Sequence[str] = (),
+) -> Delivered:
+    """Send ``doc`` as the next message of the sender's ``stream``, idempotently.
+
+    Its idempotency key is ``<stream>:<n>``, ``n`` one more than the messages of the stream
+    sent so far, counted in ``.senders/<agent>/streams/<sha256(stream)>`` only once the
+    message is in every inbox. A sender killed at any point and run again therefore reuses
+    the same key: the retry delivers nothing twice. If that key went out with another message
+    (the sender died before counting it, and what was retried is something else), the next
+    number is taken."""
+    sdir = root / ".senders" / check_agent(doc["from"]) / "streams"
+    sdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with locked(sdir / sha256_hex(stream.encode())[:40]) as fd:
+        n = read_counter(fd) + 1
+        while True:
+            try:
+                sent = send_doc(
+                    root,
+                    {**doc, "idempotency_key": f"{stream}:{n}"},
+                    key,
+                    new_id=new_id,
+                    redeliver=redeliver,
+                    max_body=max_body,
+                    digest_skip=digest_skip,
+                )
+            except IdempotencyConflict:
+                n += 1
+                continue
+            write_counter(fd, n)
+            return sent
 
 
 def deliver(

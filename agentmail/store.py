@@ -70,7 +70,6 @@ from agentmail.delivery import (
 )
 from agentmail.errors import (
     BadInput,
-    IdempotencyConflict,
     UnknownAgent,
     UnknownMessage,
 )
@@ -306,24 +305,12 @@ class MailStore:
             if key is None:
                 raise UnknownAgent(sender, self.root)
 
-        def retry(previous: dict[str, t.Any], digest: str) -> None:
-            if previous.get("digest") != digest:
-                raise IdempotencyConflict(
-                    sender, envelope.idempotency_key or "", str(previous.get("id"))
-                )
-            # a crash between the record and the last link left some inboxes without it
-            data = str(previous["data"]).encode()
-            doc = json.loads(data)
-            present = lambda agent, msg_id: self._find(agent, msg_id) is not None  # noqa: E731
-            deliver(self.root, doc["id"], data, recipients(doc), present=present)
-            logger.debug("idempotent retry", extra={"msg_id": doc["id"]})
-
         sent = send_doc(
             self.root,
             envelope.model_dump(mode="json"),
             key,
             new_id=self._ids.new,
-            retry=retry,
+            redeliver=self.redeliver,
             max_body=self.max_body,
         )
         logger.debug("sent message", extra={"msg_id": sent.doc["id"], "agent": sender})
@@ -332,6 +319,15 @@ class MailStore:
         return envelope.model_copy(
             update={"id": sent.doc["id"], "seq": sent.doc["seq"], "sig": sent.doc["sig"]}
         )
+
+    def redeliver(self, previous: t.Mapping[str, t.Any]) -> None:
+        """Complete an earlier send from its idempotency record: link the message into every
+        recipient's inbox that does not have it yet."""
+        data = str(previous["data"]).encode()
+        doc = json.loads(data)
+        present = lambda agent, msg_id: self._find(agent, msg_id) is not None  # noqa: E731
+        deliver(self.root, doc["id"], data, recipients(doc), present=present)
+        logger.debug("idempotent retry", extra={"msg_id": doc["id"]})
 
     def _box(self, agent: str) -> str:
         """The Maildir of a registered ``agent`` as a string (cached), else UnknownAgent."""
