@@ -214,7 +214,8 @@ def send_doc(
                     raise IdempotencyConflict(sender, doc["idempotency_key"], str(previous["id"]))
                 redeliver(previous)
                 data = str(previous["data"]).encode()
-                return Delivered(json.loads(data), data, retried=True)
+                stored = _ordered_like(doc, json.loads(data))  # the file is key-sorted
+                return Delivered(stored, data, retried=True)
         seq = read_counter(fd) + 1
         write_counter(fd, seq)
         doc = {**doc, "id": doc["id"] or new_id(), "seq": seq}
@@ -231,6 +232,14 @@ def send_doc(
     return Delivered(doc, data)
 
 
+def _ordered_like(template: t.Any, value: t.Any) -> t.Any:
+    """``value`` with the keys of its dictionaries in ``template``'s order (then the rest)."""
+    if not isinstance(value, dict) or not isinstance(template, dict):
+        return value
+    keys = [k for k in template if k in value] + [k for k in value if k not in template]
+    return {k: _ordered_like(template.get(k), value[k]) for k in keys}
+
+
 def send_sequenced(
     root: pathlib.Path,
     doc: Doc,
@@ -244,16 +253,20 @@ def send_sequenced(
 ) -> Delivered:
     """Send ``doc`` as the next message of the sender's ``stream``, idempotently.
 
-    Its idempotency key is ``<stream>:<n>``, ``n`` one more than the messages of the stream
-    sent so far, counted in ``.senders/<agent>/streams/<sha256(stream)>`` only once the
-    message is in every inbox. A sender killed at any point and run again therefore reuses
-    the same key: the retry delivers nothing twice. If that key went out with another message
-    (the sender died before counting it, and what was retried is something else), the next
-    number is taken."""
+    Its idempotency key is ``<stream>:<n>``, counted in ``.senders/<agent>/streams/<sha256>``
+    (the count, then the digest of the last message counted) only once the message is in every
+    inbox. A sender killed at any point and run again therefore reuses the same key, and the
+    retry delivers nothing twice: killed before the count, it finds the key's record; killed
+    after it (on its way out), it is the same message as the last one counted, which is that
+    same report, not a new one. If the key went out with another message (the sender died
+    before counting it, and what runs now is something else), the next number is taken."""
     sdir = root / ".senders" / check_agent(doc["from"]) / "streams"
     sdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    digest = content_digest(doc, skip=(*digest_skip, "idempotency_key")).encode()
     with locked(sdir / sha256_hex(stream.encode())[:40]) as fd:
-        n = read_counter(fd) + 1
+        n = read_counter(fd)
+        if n == 0 or os.pread(fd, len(digest), COUNTER_WIDTH) != digest:
+            n += 1  # not the last message again: the next one
         while True:
             try:
                 sent = send_doc(
@@ -268,7 +281,8 @@ def send_sequenced(
             except IdempotencyConflict:
                 n += 1
                 continue
-            write_counter(fd, n)
+            os.pwrite(fd, digest, COUNTER_WIDTH)  # the digest first: a kill between the two
+            write_counter(fd, n)  # writes leaves a digest the old count never matches
             return sent
 
 
