@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import errno
 import fcntl
 import hashlib
@@ -47,7 +46,7 @@ import typing as t
 
 from pydantic import ValidationError
 
-from agentmail import ulid
+from agentmail import ledger, ulid
 from agentmail.delivery import (
     COUNTER_WIDTH,
     DEFAULT_MAX_BODY,
@@ -107,19 +106,24 @@ FLAG_READ: t.Final = "S"
 FLAG_ACKED: t.Final = "A"
 
 
-@dataclasses.dataclass(frozen=True)
-class Stored:
+class Stored(t.NamedTuple):
     """A verified message in one agent's inbox and its state there."""
 
     envelope: Envelope
     read: bool
     acked: bool
-    path: pathlib.Path
+    file: str
+    """Where the file was when it was listed (``path`` as a string: a listing of thousands
+    does not build a Path each)."""
     dseq: int = 0
 
     @property
     def id(self) -> str:
         return self.envelope.id
+
+    @property
+    def path(self) -> pathlib.Path:
+        return pathlib.Path(self.file)
 
 
 class Page(t.NamedTuple):
@@ -128,12 +132,7 @@ class Page(t.NamedTuple):
     has_more: bool = False
 
 
-class _Entry(t.NamedTuple):
-    dseq: int
-    msg_id: str
-    name: str
-    in_cur: bool
-    flags: str
+_Entry = ledger.Entry
 
 
 class _Ledger(t.NamedTuple):
@@ -197,6 +196,7 @@ class MailStore:
         self._cache: collections.OrderedDict[tuple[str, str], Envelope] = collections.OrderedDict()
         self._where: dict[tuple[str, str], int] = {}  # (agent, id) -> dseq, for fast lookups
         self._boxes: dict[str, str] = {}  # registered agents' Maildirs
+        self._swept: dict[str, tuple[int, int]] = {}  # Maildir stamps at the last sweep
 
     # ---------------------------------------------------------------- paths and registration
 
@@ -421,7 +421,7 @@ class MailStore:
     def _load(self, agent: str, entry: _Entry) -> Stored | None:
         """Read, parse and verify one entry; quarantine it (and return None) if it is bad."""
         sub = "cur" if entry.in_cur else "new"
-        path = self.maildir(agent) / sub / entry.name
+        path = f"{self._box(agent)}/{sub}/{entry.name}"
         read = FLAG_READ in entry.flags
         acked = FLAG_ACKED in entry.flags
         cache_key = (agent, entry.msg_id)
@@ -489,6 +489,8 @@ class MailStore:
             return None, f"unknown sender {env.sender!r}: no key to verify its signature"
         if not env.sig:
             return None, f"unsigned message claiming to be from {env.sender!r}"
+        if _signed_as_written(data, env.sig, key):
+            return env, ""
         expected = hmac.new(key, env.canonical_bytes(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, env.sig):
             return None, (
@@ -556,6 +558,8 @@ class MailStore:
         agent: str,
         *,
         cursor: str | None = None,
+        before: str | None = None,
+        newest: bool = False,
         limit: int | None = None,
         unread: bool | None = None,
         unacked: bool | None = None,
@@ -563,18 +567,22 @@ class MailStore:
         thread: str | None = None,
         sender: str | None = None,
     ) -> Page:
-        """Messages of ``agent`` after ``cursor`` in delivery order; never changes state.
+        """Messages of ``agent`` after ``cursor`` (and before ``before``) in delivery order, or
+        newest first with ``newest``; never changes state.
 
         ``unacked=True`` keeps messages that require an ack and have none yet. ``next_cursor``
-        resumes after the last message examined (filtered-out ones included).
+        resumes after the last message examined (filtered-out ones included): pass it as
+        ``cursor`` to go on forward, or, newest first, as ``before`` to go on to older ones.
+        A page costs what it lists, not the inbox (:mod:`agentmail.ledger`).
         """
         if limit is not None and limit < 1:
             raise BadInput(f"limit must be at least 1, not {limit}")
         after = self.parse_cursor(agent, cursor)
+        upto = self.parse_cursor(agent, before) if before else None
         out: list[Stored] = []
-        last = after
+        last = after if not newest else (upto or 0)
         has_more = False
-        for entry in self._scan(agent, after=after):
+        for entry in self._entries(agent, after=after, before=upto, newest=newest):
             if limit is not None and len(out) >= limit:
                 has_more = True
                 break
@@ -594,8 +602,38 @@ class MailStore:
             if sender is not None and env.sender != sender:
                 continue
             out.append(stored)
-        next_cursor = f"{last:0{DSEQ_WIDTH}d}" if last or cursor is not None else None
+        touched = last or cursor is not None or before is not None
+        next_cursor = f"{last:0{DSEQ_WIDTH}d}" if touched else None
         return Page(tuple(out), next_cursor, has_more)
+
+    def _entries(
+        self, agent: str, *, after: int, before: int | None, newest: bool
+    ) -> t.Iterator[_Entry]:
+        """The entries ``after < dseq < before``: from the delivery records where they cover
+        the range (O(page)), else by listing the Maildir (an inbox an older swarm wrote)."""
+        box = self._box(agent)
+        if not newest and before is None:  # the mayor's way through its inbox
+            self._sweep(agent, box)
+        first, _ = ledger.span(box)
+        if first and after + 1 >= first:
+            return ledger.entries(box, after=after, before=before, newest=newest)
+        found = [e for e in self._scan(agent, after=after) if before is None or e.dseq < before]
+        return iter(reversed(found) if newest else found)
+
+    def _sweep(self, agent: str, box: str) -> None:
+        """Quarantine what is in the Maildir that the store did not deliver (a planted file,
+        a copy under a new name, junk), whenever ``new/`` or ``cur/`` changed since the last
+        sweep of this store: a listing reads only what the records name, so this is hygiene,
+        and paging through an inbox that does not change costs one sweep, not one a page."""
+        try:
+            new, cur = pathlib.Path(box, "new").stat(), pathlib.Path(box, "cur").stat()
+            stamp = (new.st_mtime_ns, cur.st_mtime_ns)
+        except FileNotFoundError:
+            return
+        if self._swept.get(agent) == stamp:
+            return
+        self._scan(agent)
+        self._swept[agent] = stamp
 
     def _find(self, agent: str, msg_id: str) -> _Entry | None:
         with self._lock:
@@ -650,26 +688,32 @@ class MailStore:
 
     def _probe(self, agent: str, msg_id: str, dseq: int) -> _Entry | None:
         """The entry of a message whose ``dseq`` is known, by trying the usual names."""
-        box = self.maildir(agent)
-        base = f"{dseq:0{DSEQ_WIDTH}d}.{msg_id}"
-        for flags in ("S", "AS", "A", ""):  # cur/ first: it wins over a leftover new/ copy
-            if os.path.lexists(box / "cur" / f"{base}:2,{flags}"):
-                return _Entry(dseq, msg_id, f"{base}:2,{flags}", True, flags)
-        if os.path.lexists(box / "new" / base):
-            return _Entry(dseq, msg_id, base, False, "")
-        return None
+        return ledger.probe(str(self.maildir(agent)), msg_id, dseq)
 
     def _find_unlocked(self, agent: str, msg_id: str, dseq: int) -> _Entry | None:
-        entry = self._probe(agent, msg_id, dseq)
-        if entry is not None:
-            return entry
-        box = self.maildir(agent)
-        base = f"{dseq:0{DSEQ_WIDTH}d}.{msg_id}"
-        with os.scandir(box / "cur") as it:
-            for dirent in it:
-                if dirent.name.startswith(base + ":2,"):
-                    return _Entry(dseq, msg_id, dirent.name, True, dirent.name[len(base) + 3 :])
-        return None
+        box = str(self.maildir(agent))
+        entry = ledger.probe(box, msg_id, dseq)
+        if entry is None:  # flags another Maildir client wrote
+            entry = ledger.probe(box, msg_id, dseq, os.listdir(f"{box}/cur"))  # noqa: PTH208
+        return entry
+
+
+_SIG_AT: t.Final = b',"sig":"'
+_SIGNED_TAIL: t.Final = len(_SIG_AT) + 64 + 2
+
+
+def _signed_as_written(data: bytes, sig: str, key: bytes) -> bool:
+    """Is ``data`` as the store writes a message (the signed bytes, then ``"sig"`` last) with
+    ``sig`` a good signature of those very bytes? Then the parsed envelope is what the key's
+    holder signed, and the canonical form need not be rebuilt from the model to check it (the
+    slow way, which stays for any other layout)."""
+    if len(data) <= _SIGNED_TAIL or data[-_SIGNED_TAIL:-66] != _SIG_AT or data[-2:] != b'"}':
+        return False
+    written = data[-66:-2]
+    if written != sig.encode():
+        return False
+    expected = hmac.new(key, data[:-_SIGNED_TAIL] + b"}", hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), written)
 
 
 def _move(
