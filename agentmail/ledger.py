@@ -11,11 +11,22 @@ records began are listed the old way (:meth:`agentmail.store.MailStore._scan`).
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import typing as t
 
-from agentmail.delivery import DSEQ_WIDTH, read_counter, read_records, records_from
+from agentmail.delivery import (
+    DSEQ_WIDTH,
+    RECORD_WIDTH,
+    RECORDS_AT,
+    deliver,
+    read_counter,
+    read_records,
+    recipients,
+    records_from,
+    registered_box,
+)
 from agentmail.fs import shared_lock
 
 CHUNK: t.Final = 64
@@ -105,3 +116,39 @@ def _visit(box: str, first: int, last: int) -> list[Entry]:
 
 def _shared(box: str) -> t.ContextManager[int]:
     return shared_lock(pathlib.Path(box, ".delivery"))
+
+
+def delivered(box: str, msg_id: str) -> bool:
+    """Is ``msg_id`` in Maildir ``box``: recorded as delivered (one read of the records,
+    searched in C) and its file linked (a sender killed between the two left a gap)?"""
+    with _shared(box) as fd:
+        if not records_from(fd):  # an inbox from before the records: look at the names
+            return any(name.split(":")[0].endswith(f".{msg_id}") for name in _names(box))
+        records = os.pread(fd, RECORD_WIDTH * read_counter(fd), RECORDS_AT)
+        at = records.find(f".{msg_id}\n".encode())
+        if at < 0 or (at + 1) % RECORD_WIDTH != DSEQ_WIDTH + 1:
+            return False
+        dseq = at // RECORD_WIDTH + 1
+        return probe(box, msg_id, dseq) is not None or any(
+            name.startswith(f"{dseq:0{DSEQ_WIDTH}d}.{msg_id}:") for name in _names(box)
+        )
+
+
+def _names(box: str) -> t.Iterator[str]:
+    for sub in ("new", "cur"):
+        yield from os.listdir(f"{box}/{sub}")  # noqa: PTH208 - names only
+
+
+def redeliver(root: pathlib.Path, previous: t.Mapping[str, t.Any]) -> None:
+    """Complete an earlier send from its idempotency record (:func:`agentmail.delivery.send_doc`):
+    link the message into every recipient's inbox that the store never delivered it to (the
+    sender died between the record and the last link)."""
+    data = str(previous["data"]).encode()
+    doc = json.loads(data)
+    deliver(
+        root,
+        doc["id"],
+        data,
+        recipients(doc),
+        present=lambda agent, msg_id: delivered(registered_box(root, agent), msg_id),
+    )

@@ -56,11 +56,9 @@ from agentmail.delivery import (
     RECORDS_AT,
     RECORDS_FROM_AT,
     check_agent,
-    deliver,
     load_key,
     read_counter,
     read_key_text,
-    recipients,
     record,
     records_from,
     registered_box,
@@ -321,13 +319,9 @@ class MailStore:
         )
 
     def redeliver(self, previous: t.Mapping[str, t.Any]) -> None:
-        """Complete an earlier send from its idempotency record: link the message into every
-        recipient's inbox that does not have it yet."""
-        data = str(previous["data"]).encode()
-        doc = json.loads(data)
-        present = lambda agent, msg_id: self._find(agent, msg_id) is not None  # noqa: E731
-        deliver(self.root, doc["id"], data, recipients(doc), present=present)
-        logger.debug("idempotent retry", extra={"msg_id": doc["id"]})
+        """Complete an earlier send from its idempotency record (:func:`ledger.redeliver`)."""
+        ledger.redeliver(self.root, previous)
+        logger.debug("idempotent retry", extra={"msg_id": previous.get("id")})
 
     def _box(self, agent: str) -> str:
         """The Maildir of a registered ``agent`` as a string (cached), else UnknownAgent."""

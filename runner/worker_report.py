@@ -22,7 +22,7 @@ from __future__ import annotations
 import pathlib
 import typing as t
 
-from agentmail import ulid, wire
+from agentmail import ledger, ulid, wire
 from agentmail.delivery import load_key, send_sequenced
 from agentmail.errors import AgentMailError, BadInput
 from agentmail.worker_env import WorkerEnv, append_escape, write_result
@@ -92,18 +92,13 @@ def send(env: WorkerEnv, mtype: str, **fields: t.Any) -> dict[str, t.Any]:
         run_id=env.run,
     )
 
-    def redeliver(previous: t.Mapping[str, t.Any]) -> None:
-        from agentmail.store import MailStore  # only a retry pays for the models
-
-        MailStore(root).redeliver(previous)
-
     sent = send_sequenced(
         root,
         doc,
         key,
         f"{env.run}/{env.task}/{env.attempt}/{mtype}",
         new_id=ulid.UlidGenerator().new,
-        redeliver=redeliver,
+        redeliver=lambda previous: ledger.redeliver(root, previous),
         digest_skip=("body_md",),  # rendered from the fields, with a clock (BEAD_ACCEPTED)
     )
     return sent.doc

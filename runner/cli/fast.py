@@ -359,12 +359,10 @@ def _compose_text(
 
 
 def _send(root: pathlib.Path, doc: dict[str, t.Any], key: bytes) -> dict[str, t.Any]:
-    from agentmail import ulid
+    from agentmail import ledger, ulid
     from agentmail.delivery import send_doc
 
     def redeliver(previous: t.Mapping[str, t.Any]) -> None:
-        from agentmail.store import MailStore
-
-        MailStore(root).redeliver(previous)
+        ledger.redeliver(root, previous)
 
     return send_doc(root, doc, key, new_id=ulid.UlidGenerator().new, redeliver=redeliver).doc
