@@ -57,6 +57,9 @@ class RunOptions:
     squash: bool = False
     per_task_commits: bool = False
     land: bool = False
+    agent_permissions: t.Literal["worktree", "full"] | None = None
+    trust_worktrees: bool | None = None
+    """None: not given (the config file's)."""
 
 
 PLAN_NAMES: t.Final = ("plan.yaml", "plan.yml", "swarm.yaml", "swarm.yml", "plan.json")
@@ -116,6 +119,10 @@ def configure(repo: pathlib.Path, plan: Plan, options: RunOptions) -> tuple[Plan
         tmux_socket=options.tmux_socket or cfg.tmux_socket,
         stall_after=options.stall_after or cfg.stall_after,
         auto_spawn=options.auto_spawn or cfg.auto_spawn or "safe",
+        agent_permissions=options.agent_permissions or cfg.agent_permissions,
+        trust_worktrees=next(
+            (v for v in (options.trust_worktrees, cfg.trust_worktrees) if v is not None), None
+        ),
     )
 
 
@@ -145,6 +152,8 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
         auto_spawn=options.auto_spawn or "safe",
         commit_policy=_commit_policy(options),
         land=options.land,
+        agent_permissions=options.agent_permissions,
+        trust_worktrees=options.trust_worktrees,
     )
     run_id = options.run_id or new_run_id()
     run = swarm.run(run_id)

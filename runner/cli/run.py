@@ -150,6 +150,17 @@ def _print_event(event: Event, state: RunState) -> None:
     is_flag=True,
     help="Fast-forward the target branch to the result when that is safe.",
 )
+@click.option(
+    "--agent-permissions",
+    type=click.Choice(["worktree", "full"]),
+    default=None,
+    help="What agents may do unattended (default: worktree; see docs/agents.md).",
+)
+@click.option(
+    "--trust-worktrees/--no-trust-worktrees",
+    default=None,
+    help="Let swarm record agent CLIs' folder trust for this run's worktrees only.",
+)
 @repo_option
 @json_option
 @handle_errors
@@ -176,6 +187,8 @@ def run_command(
     squash: bool,
     per_task_commits: bool,
     land_after: bool,
+    agent_permissions: t.Literal["worktree", "full"] | None,
+    trust_worktrees: bool | None,
     repo: pathlib.Path | None,
     as_json: bool,
 ) -> None:
@@ -220,6 +233,8 @@ def run_command(
             squash=squash,
             per_task_commits=per_task_commits,
             land=land_after,
+            agent_permissions=agent_permissions,
+            trust_worktrees=trust_worktrees,
         ),
     )
     log = launch.create_run(top, plan, options)
