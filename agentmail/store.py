@@ -71,17 +71,6 @@ from agentmail.errors import (
     UnknownMessage,
 )
 from agentmail.fs import O_CLOEXEC, O_NOFOLLOW, fsync_dir, locked, write_atomic
-
-__all__ = (
-    "DEFAULT_MAX_BODY",
-    "MailStore",
-    "Page",
-    "Stored",
-    "check_agent",
-    "load_key",
-    "read_key_text",
-    "sign",
-)
 from protocol.messages import Envelope, MessageType
 
 __all__ = (
