@@ -64,6 +64,7 @@ class Peer:
             "STORAGE_ROOT": str(work / "archive"),
             "DATABASE_URL": f"sqlite+aiosqlite:///{work / 'db.sqlite3'}",
             "LLM_ENABLED": "false",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no network fetch at start-up
             "HTTP_RATE_LIMIT_ENABLED": "false",
         }
         argv = [str(python), "-m", "mcp_agent_mail.cli", "serve-http", "--host", "127.0.0.1"]
