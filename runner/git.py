@@ -384,3 +384,9 @@ def merge_ff_only(repo: pathlib.Path, commit: str) -> None:
     git refuses (CommandError) when that is not a fast-forward or would overwrite local files."""
     _git(repo, "merge", "--ff-only", "-q", commit, content=True)
     logger.debug("fast-forwarded", extra={"worktree": str(repo), "sha": commit})
+
+
+def diff_shortstat(repo: pathlib.Path, base: str, head: str) -> str:
+    """``git diff --shortstat base...head`` (what ``head`` changed since its merge-base with
+    ``base``): ``2 files changed, 10 insertions(+), 1 deletion(-)``, or "" when nothing."""
+    return _out(repo, "diff", "--shortstat", "--no-renames", f"{base}...{head}", "--").strip()

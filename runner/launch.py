@@ -21,7 +21,7 @@ from agentmail.fs import exclusive_lock, lock_held, write_text_atomic
 from agentmail.store import MailStore
 from protocol.plan import Plan
 from protocol.state import AutoSpawn, CommitPolicy, Event, RunMode, RunSettings, RunState
-from runner import git, gitguard, worktrees
+from runner import git, gitguard, why, worktrees
 from runner.actions import HUMAN, MAYOR
 from runner.errors import RunFailed, UsageError
 from runner.events import EventTail, read_events
@@ -244,9 +244,19 @@ def read_state(repo: pathlib.Path, run_id: str, *, from_events: bool = False) ->
     return current_state(run.events, run.state)  # the snapshot plus the events after it
 
 
+def report_text(repo: pathlib.Path, state: RunState) -> str:
+    """The run's report: :func:`runner.report.render_report` and, when something was refused,
+    why (the failing checks' last output lines, :func:`runner.why.markdown`)."""
+    run = SwarmPaths.for_repo(repo).run(state.run_id)
+    events = read_events(run.events) if state.status == "failed" else []
+    section = why.markdown(run, state, events)
+    report = render_report(state)
+    return f"{report}\n\n{section}".rstrip() if section else report
+
+
 def save_report(repo: pathlib.Path, state: RunState) -> str:
     """Render the final report of the run and save it as ``report.md``; return it."""
-    report = render_report(state)
+    report = report_text(repo, state)
     write_text_atomic(SwarmPaths.for_repo(repo).run(state.run_id).report, report + "\n")
     return report
 

@@ -19,7 +19,7 @@ from protocol.messages import AssignFields, GuidanceFields, RetryRequiredFields,
 from protocol.messages import MessageType as M
 from protocol.plan import Task
 from protocol.state import TERMINAL_TASK_STATES, RunState, TaskRecord
-from runner import git, proc, worktrees
+from runner import git, proc, why, worktrees
 from runner.actions import FIXUP_REFUSALS, HUMAN, MAYOR, task_branch, worker_name
 from runner.agents import worker as agent_worker
 from runner.agents.adapter import AgentSetupError
@@ -195,6 +195,7 @@ class Launcher:
                     base_sha=start.base,
                     retry_reason=record.reason if retried else "",
                     retry_files=record.files if retried else (),
+                    retry_output=why.brief_quote(self.run, record) if retried else "",
                     rebase_onto=start.rebase_onto,
                     history=history,
                     swarm=str(swarm),

@@ -92,6 +92,7 @@ class Mayor:
         self.backend = backend
         self._wake: queue.Queue[str] = queue.Queue()
         self._mail_cursor: str | None = None  # delivery position already looked at
+        self._seen: tuple[Envelope, ...] = ()  # this step's mail, marked read by _settle
         known = {task.id for task in plan.tasks}
         added = [  # spawned tasks come from their events (folded by the log), never plan.json
             Task.model_validate(task_def)
@@ -179,7 +180,7 @@ class Mayor:
         """Observe, then decide and act until nothing is left to do. Idempotent."""
         with self.log.batch():
             obs = self.observe(adopting=adopting)
-            seen = obs.mail
+            self._seen = obs.mail
             for _ in range(MAX_PASSES):
                 actions = decide(self.state, self.view, obs)
                 if not actions:
@@ -190,17 +191,21 @@ class Mayor:
                 obs = obs.consumed(merged=merged)
             else:
                 logger.warning("decide did not settle in %d passes", MAX_PASSES)
-            # off the offer -> dispatch path, once the tasks a merge unblocked are started:
-            # mail whose effect is recorded is read (a crash before this finds it handled
-            # and unread, and marks it then), and the integration worktree checks out the
-            # step's merges
-            handled = set(self.state.handled_mail)
-            for env in seen:
-                if env.id in handled:
-                    self.store.mark_read(MAYOR, env.id)
-            self.arbiter.settle()
+            self._settle()
             self._check_loop()
             self.launcher.release_leases()
+
+    def _settle(self) -> None:
+        """Off the offer -> dispatch path, once the tasks a merge unblocked are started (and
+        before the run's end is recorded, which followers wait for): mail whose effect is
+        recorded is read (a crash before this finds it handled and unread, and marks it
+        then), and the integration worktree checks out the step's merges."""
+        handled = set(self.state.handled_mail)
+        for env in self._seen:
+            if env.id in handled:
+                self.store.mark_read(MAYOR, env.id)
+        self._seen = tuple(env for env in self._seen if env.id not in handled)
+        self.arbiter.settle()
 
     def _sleep(self) -> None:
         timeout = self.config.poll_interval
@@ -331,8 +336,8 @@ class Mayor:
         """Carry out one action (its event first); returns the tasks the arbiter merged."""
         match action:
             case Record(ev):
-                if ev.kind == "run_finished":  # whoever follows the run sees its branch moved
-                    self.arbiter.settle()
+                if ev.kind == "run_finished":  # a stop: what followers see is settled first
+                    self._settle()
                 self.log.record(ev.kind, ev.task_id, **ev.data)
                 if task_def := ev.data.get("task_def"):
                     self._add_task(Task.model_validate(task_def))
@@ -370,7 +375,7 @@ class Mayor:
                     stderr=result.stderr[-2000:],
                 )
             case Finish():
-                self.arbiter.settle()  # the gates, land and whoever sees the end read it moved
+                self._settle()
                 self._finish()
         return ()
 

@@ -9,6 +9,7 @@ take a prompt argument get a short fixed sentence pointing at it.
 
 from __future__ import annotations
 
+import difflib
 import pathlib
 import re
 import shlex
@@ -149,8 +150,11 @@ def _substitute(token: str, values: t.Mapping[str, str], *, where: str) -> str:
             return text[0]
         key = match.group(1)
         if key not in values:
+            near = difflib.get_close_matches(key, PLACEHOLDERS, n=1, cutoff=0.6)
             raise UsageError(
-                f"unknown placeholder {{{key}}} in {where}: use "
+                f"unknown placeholder {{{key}}} in {where}: "
+                + (f"did you mean {{{near[0]}}}? " if near else "")
+                + "use "
                 + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
                 + " (write {{ and }} for literal braces)"
             )
