@@ -136,7 +136,13 @@ class Arbiter:
         worktree = pathlib.Path(record.worktree or "")
         if not worktree.is_dir():
             raise RunnerError(f"the task's worktree {worktree} is gone")
-        head = git.head_sha(worktree)
+        # a clone's offer was fetched into the task branch (runner.isolation.take_offers)
+        cloned = self.state.isolation != "worktree"
+        head = (
+            git.head_sha(self.repo, f"refs/heads/{record.branch}")
+            if cloned
+            else git.head_sha(worktree)
+        )
         if record.state == "merging":
             # a crash interrupted this merge: finish it, or undo it, exactly once
             base = self.state.integration_head

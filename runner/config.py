@@ -15,7 +15,7 @@ import typing as t
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
 
 from protocol.base import Model, check_id
-from protocol.plan import Budgets, Gate, parse_duration
+from protocol.plan import Budgets, Gate, Isolation, parse_duration
 from runner.agents.presets import COMMAND, AgentPreset, build_argv
 from runner.errors import UsageError
 
@@ -66,6 +66,10 @@ class SwarmConfig(Model):
     stall_after: Duration | None = None
     """Seconds (``90s``, ``30m``, ``2h`` or a number in the file)."""
     keep_sessions: bool | None = None
+    isolation: Isolation | None = None
+    """Each worker's checkout: ``worktree`` (default), ``clone`` or ``sandbox``."""
+    network: bool | None = None
+    """Sandboxed workers reach the network (default); ``false``: no network at all."""
     agent_permissions: t.Literal["worktree", "full"] | None = None
     """What a built-in agent may do without asking (docs/agents.md): ``worktree`` (default)
     or ``full`` (the CLI's own skip-every-prompt mode)."""

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from agentmail.fs import exclusive_lock, lock_held, write_text_atomic
 from agentmail.store import MailStore
-from protocol.plan import Plan
+from protocol.plan import Isolation, Plan
 from protocol.state import AutoSpawn, CommitPolicy, Event, RunMode, RunSettings, RunState
 from runner import git, gitguard, worktrees
 from runner.actions import HUMAN, MAYOR
@@ -57,6 +57,10 @@ class RunOptions:
     squash: bool = False
     per_task_commits: bool = False
     land: bool = False
+    isolation: Isolation | None = None
+    """None: not given (the plan's, else the config file's, else ``worktree``)."""
+    network: bool | None = None
+    """None: not given (the config file's, else on)."""
 
 
 PLAN_NAMES: t.Final = ("plan.yaml", "plan.yml", "swarm.yaml", "swarm.yml", "plan.json")
@@ -116,6 +120,8 @@ def configure(repo: pathlib.Path, plan: Plan, options: RunOptions) -> tuple[Plan
         tmux_socket=options.tmux_socket or cfg.tmux_socket,
         stall_after=options.stall_after or cfg.stall_after,
         auto_spawn=options.auto_spawn or cfg.auto_spawn or "safe",
+        isolation=options.isolation or plan.isolation or cfg.isolation or "worktree",
+        network=next(v for v in (options.network, cfg.network, True) if v is not None),
     )
 
 
@@ -145,6 +151,8 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
         auto_spawn=options.auto_spawn or "safe",
         commit_policy=_commit_policy(options),
         land=options.land,
+        isolation=options.isolation or plan.isolation or "worktree",
+        network=options.network is not False,
     )
     run_id = options.run_id or new_run_id()
     run = swarm.run(run_id)

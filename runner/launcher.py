@@ -176,7 +176,8 @@ class Launcher:
 
     def _start(self, start: WorkerStart, record: TaskRecord) -> None:
         task = start.task
-        worktrees.create_worktree(self.repo, start.worktree, start.branch, start.base)
+        isolation = self.log.state.isolation
+        worktrees.create_checkout(isolation, self.repo, start.worktree, start.branch, start.base)
         history = self._history(record, start.worktree, start.base) if start.resumed else ""
         worker = worker_name(task.id)
         key_file = self.store.register(worker)
@@ -214,6 +215,8 @@ class Launcher:
             resume=start.resumed,
             identity=self._identity(),
         )
+        if isolation != "worktree":  # the agents' files the preparation excluded, too
+            worktrees.sync_excludes(self.repo, start.worktree)
         argv = prepared.argv
         env = worker_environ(self.swarm, self.log.state.run_id, start, key_file, brief, self.python)
         env.update(prepared.env)  # the brief in the worktree, git identity, the CLI's needs

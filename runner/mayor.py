@@ -27,7 +27,7 @@ from protocol.messages import Envelope, HelpRequestFields
 from protocol.plan import Plan, Task
 from protocol.results import ScopeEscape
 from protocol.state import RunState
-from runner import checks, escapes, git
+from runner import checks, escapes, git, isolation
 from runner.actions import (
     HUMAN,
     MAYOR,
@@ -319,6 +319,7 @@ class Mayor:
             case Launch(task_id, attempt, resumed):
                 self.launcher.start(self.plan.task(task_id), attempt, resumed=resumed)
             case Integrate():
+                isolation.take_offers(self.config.repo, self.log)  # clones: fetch, or refuse
                 merged, reset = self.arbiter.integrate_offers(self.plan)
                 self._alert_reset(reset)
                 return merged

@@ -1,0 +1,190 @@
+"""``--isolation clone``: each worker in its own ``git clone --shared``; the mayor fetches the
+offered commit (verified) before the arbiter merges, and ``swarm clean`` fetches and archives
+every clone head before it removes a clone. Real git, real tmux, the scripted agent."""
+
+from __future__ import annotations
+
+import pathlib
+import typing as t
+
+import pytest
+from libtmux.server import Server
+
+from protocol.plan import Plan
+from runner import git as g
+from runner import worktrees
+from runner.config import load_config
+from runner.errors import UsageError
+from runner.launch import RunOptions, configure
+from tests.conftest import git
+from tests.runner.runs import events, state_doc, swarm, swarm_run, task, write, write_plan
+
+TWO: t.Final = [
+    task("A", ["a.txt"], [write("a.txt", "a\n"), {"commit": "a"}]),
+    task("B", ["b.txt"], [write("b.txt", "b\n"), {"commit": "b"}]),
+]
+
+
+def _clone_of(repo: pathlib.Path, task_id: str) -> pathlib.Path:
+    return repo.parent / "wt" / "r1" / task_id
+
+
+def test_a_clone_run_merges_every_task_from_clones_of_their_own(
+    git_repo: pathlib.Path, server: Server
+) -> None:
+    plan = write_plan(git_repo.parent, TWO)
+    result = swarm_run(git_repo, plan, server, "--isolation", "clone")
+    assert result.exit_code == 0, result.output
+    doc = state_doc(git_repo)
+    assert doc["isolation"] == "clone"
+    assert {rec["state"] for rec in doc["tasks"].values()} == {"merged"}
+    listed = git(git_repo, "ls-tree", "-r", "--name-only", "swarm/r1/integration").splitlines()
+    assert {"a.txt", "b.txt"} <= set(listed)
+    clone = _clone_of(git_repo, "A")
+    assert worktrees.is_clone(clone)  # a clone, not a worktree of the repository
+    assert str(clone) not in git(git_repo, "worktree", "list")
+    alternates = (clone / ".git" / "objects" / "info" / "alternates").read_text()
+    assert alternates.strip() == str(git_repo / ".git" / "objects")
+    assert git(clone, "remote").strip() == ""  # nothing to push into the repository with
+    assert list((clone / ".git" / "hooks").iterdir()) == []
+    assert git(clone, "branch", "--format=%(refname:short)").split() == ["swarm/r1/A"]
+    # the worker's commit came into the repository's task branch by fetch
+    assert git(git_repo, "rev-parse", "swarm/r1/A") == git(clone, "rev-parse", "HEAD")
+
+
+def test_isolation_comes_from_the_flag_then_the_plan_then_the_config(
+    git_repo: pathlib.Path,
+) -> None:
+    (git_repo / ".swarm.toml").write_text('isolation = "sandbox"\nnetwork = false\n')
+    plan = Plan.model_validate({"tasks": [{"id": "A"}]})
+    _, options = configure(git_repo, plan, RunOptions())
+    assert (options.isolation, options.network) == ("sandbox", False)
+    with_plan = plan.model_copy(update={"isolation": "clone"})
+    assert configure(git_repo, with_plan, RunOptions())[1].isolation == "clone"
+    flagged = configure(git_repo, with_plan, RunOptions(isolation="worktree", network=True))[1]
+    assert (flagged.isolation, flagged.network) == ("worktree", True)
+
+
+def test_a_bad_isolation_in_the_config_names_the_file_and_the_key(
+    git_repo: pathlib.Path,
+) -> None:
+    (git_repo / ".swarm.toml").write_text('isolation = "jail"\n')
+    with pytest.raises(UsageError, match=r"\.swarm\.toml: isolation: "):
+        load_config(git_repo)
+
+
+def test_a_bad_isolation_in_the_plan_is_a_usage_error_naming_the_field(
+    git_repo: pathlib.Path,
+) -> None:
+    plan = write_plan(git_repo.parent, TWO, isolation="jail")
+    result = swarm("plan", "validate", str(plan))
+    assert result.exit_code == 2, result.output
+    assert "isolation" in result.output
+
+
+def test_an_offer_whose_clone_moved_on_is_refused_by_type_and_never_merged(
+    git_repo: pathlib.Path, server: Server
+) -> None:
+    """The worker offers commit X while its branch is at Y: the mayor fetches nothing that
+    was not offered (a typed ``fetch`` refusal), and neither X nor Y lands."""
+    steps = [
+        write("a.txt", "offered\n"),
+        {"commit": "offered"},
+        {"run": "printf later > a.txt && git commit -qam later"},
+        {"run": '"$SWARM_BIN" worker offer first --commit "$(git rev-parse HEAD~1)"'},
+        {"hang": True},
+    ]
+    plan = write_plan(
+        git_repo.parent,
+        [task("A", ["a.txt"], steps), TWO[1]],
+        budgets={"max_attempts": 1, "max_fixups": 0},
+    )
+    result = swarm_run(git_repo, plan, server, "--isolation", "clone", "--timeout", "60s")
+    assert result.exit_code == 1, result.output
+    refused = [e for e in events(git_repo) if e.kind == "merge_refused" and e.task_id == "A"]
+    assert refused and refused[0].data["kind"] == "fetch", refused
+    assert "not at the offered" in refused[0].data["reason"]
+    assert state_doc(git_repo)["tasks"]["B"]["state"] == "merged"
+    assert "a.txt" not in git(git_repo, "ls-tree", "-r", "--name-only", "swarm/r1/integration")
+
+
+def test_an_offer_from_a_clone_that_is_gone_is_refused_by_type(
+    git_repo: pathlib.Path, server: Server
+) -> None:
+    steps = [
+        write("a.txt", "a\n"),
+        {"commit": "a"},
+        {"run": 'sha=$(git rev-parse HEAD) && mv .git ../gone.git && '
+                '"$SWARM_BIN" worker offer gone --commit "$sha"'},
+        {"hang": True},
+    ]  # fmt: skip
+    plan = write_plan(
+        git_repo.parent,
+        [task("A", ["a.txt"], steps)],
+        budgets={"max_attempts": 1, "max_fixups": 0},
+    )
+    result = swarm_run(git_repo, plan, server, "--isolation", "clone", "--timeout", "60s")
+    assert result.exit_code == 1, result.output
+    refused = [e for e in events(git_repo) if e.kind == "merge_refused" and e.task_id == "A"]
+    assert refused and refused[0].data["kind"] == "fetch", refused
+    assert "is gone" in refused[0].data["reason"]
+
+
+def test_a_clone_is_adopted_on_resume_and_a_stray_one_is_refused(git_repo: pathlib.Path) -> None:
+    base = g.head_sha(git_repo)
+    path = git_repo.parent / "wt" / "r1" / "A"
+    worktrees.create_clone(git_repo, path, "swarm/r1/A", base)
+    (path / "x.txt").write_text("x\n")
+    sha = g.commit_all(path, "kept")
+    worktrees.create_clone(git_repo, path, "swarm/r1/A", base)  # adopted, commit kept
+    assert g.head_sha(path) == sha
+    with pytest.raises(worktrees.WorktreeError, match="not swarm/r1/B"):
+        worktrees.create_clone(git_repo, path, "swarm/r1/B", base)
+    stray = git_repo.parent / "wt" / "r1" / "C"
+    stray.mkdir(parents=True)
+    (stray / "mine.txt").write_text("the user's\n")
+    with pytest.raises(worktrees.WorktreeError, match="not a clone"):
+        worktrees.create_clone(git_repo, stray, "swarm/r1/C", base)
+    assert (stray / "mine.txt").read_text() == "the user's\n"
+
+
+def test_a_failed_clone_leaves_nothing_behind(git_repo: pathlib.Path) -> None:
+    path = git_repo.parent / "wt" / "r1" / "A"
+    with pytest.raises(Exception, match=r"no-such-commit|not a valid|unknown revision|invalid"):
+        worktrees.create_clone(git_repo, path, "swarm/r1/A", "no-such-commit")
+    assert not path.exists() and not path.parent.exists()
+
+
+def test_clean_force_archives_a_commit_made_in_a_clone_and_never_offered(
+    git_repo: pathlib.Path, server: Server
+) -> None:
+    steps = [
+        write("a.txt", "never offered\n"),
+        {"commit": "never offered"},
+        {"run": "git checkout -q --detach && printf d > d.txt && git add d.txt && "
+                "git commit -qm detached && git checkout -q swarm/r1/A"},
+        {"run": "printf e > e.txt && git add e.txt && git commit -qm reset-away && "
+                "git reset -q --hard HEAD~1"},
+        {"crash": 1},
+    ]  # fmt: skip
+    plan = write_plan(
+        git_repo.parent,
+        [task("A", ["a.txt"], steps)],
+        budgets={"max_attempts": 1, "max_fixups": 0},
+    )
+    result = swarm_run(git_repo, plan, server, "--isolation", "clone")
+    assert result.exit_code == 1, result.output
+    clone = _clone_of(git_repo, "A")
+    made = git(clone, "log", "--all", "--reflog", "--format=%H %s").splitlines()
+    made = [line.split()[0] for line in made if line.split(" ", 1)[1] != "init"]
+    assert len(made) >= 3, made
+    kept = swarm("clean", "r1", "--repo", str(git_repo))
+    assert kept.exit_code == 0, kept.output
+    assert clone.exists()  # unmerged: kept without --force
+    result = swarm("clean", "r1", "--force", "--repo", str(git_repo))
+    assert result.exit_code == 0, result.output
+    assert not clone.exists()
+    archived = git(git_repo, "for-each-ref", "--format=%(objectname)", "refs/swarm/archive/")
+    for sha in made:  # every commit the worker made is reachable from an archive ref
+        assert any(g.is_ancestor(git_repo, sha, tip) for tip in archived.split()), (sha, archived)
+    assert not git(git_repo, "for-each-ref", "refs/swarm/incoming/").strip()
