@@ -44,6 +44,17 @@ class PresetConfig(Model):
 
     argv: tuple[str, ...] = Field(min_length=1)
     resume_argv: tuple[str, ...] | None = Field(default=None, min_length=1)
+    home: tuple[str, ...] = ()
+    """Files and folders of the user's home the agent needs in a sandbox (``.mycli``)."""
+
+    @field_validator("home")
+    @classmethod
+    def _home_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            parts = pathlib.PurePosixPath(name).parts
+            if not parts or name.startswith("/") or ".." in parts or name.startswith("~"):
+                raise ValueError(f"{name!r}: name a path inside the home, e.g. '.mycli'")
+        return value
 
     @field_validator("argv", "resume_argv")
     @classmethod
@@ -208,4 +219,4 @@ def preset_from_config(config: SwarmConfig, name: str) -> AgentPreset | None:
     spec = config.presets.get(name)
     if spec is None:
         return None
-    return AgentPreset(name, spec.argv, spec.resume_argv)
+    return AgentPreset(name, spec.argv, spec.resume_argv, home=spec.home)

@@ -21,7 +21,7 @@ from agentmail.fs import exclusive_lock, lock_held, write_text_atomic
 from agentmail.store import MailStore
 from protocol.plan import Isolation, Plan
 from protocol.state import AutoSpawn, CommitPolicy, Event, RunMode, RunSettings, RunState
-from runner import git, gitguard, worktrees
+from runner import git, gitguard, sandbox, worktrees
 from runner.actions import HUMAN, MAYOR
 from runner.errors import RunFailed, UsageError
 from runner.events import EventTail, read_events
@@ -154,6 +154,8 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
         isolation=options.isolation or plan.isolation or "worktree",
         network=options.network is not False,
     )
+    if settings.isolation == "sandbox":
+        sandbox.require_bwrap()  # before anything is created: one line naming the install
     run_id = options.run_id or new_run_id()
     run = swarm.run(run_id)
     if run.dir.exists():

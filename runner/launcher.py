@@ -19,7 +19,7 @@ from protocol.messages import AssignFields, GuidanceFields, RetryRequiredFields,
 from protocol.messages import MessageType as M
 from protocol.plan import Task
 from protocol.state import TERMINAL_TASK_STATES, RunState, TaskRecord
-from runner import git, proc, worktrees
+from runner import git, proc, sandbox, worktrees
 from runner.actions import FIXUP_REFUSALS, HUMAN, MAYOR, task_branch, worker_name
 from runner.agents import worker as agent_worker
 from runner.agents.adapter import AgentSetupError
@@ -128,6 +128,7 @@ class Launcher:
         self.leases = Leases(store.root, case_sensitive=case_sensitive)
         self._leased: set[str] = set()
         self._git_identity: t.Mapping[str, str] | None = None
+        self._bwrap: str | None = None
         state = log.state
         self.preset = (
             command_preset(state.agent_cmd) if state.agent_cmd else self._named(state.agent)
@@ -218,6 +219,8 @@ class Launcher:
         if isolation != "worktree":  # the agents' files the preparation excluded, too
             worktrees.sync_excludes(self.repo, start.worktree)
         argv = prepared.argv
+        if isolation == "sandbox":
+            argv = self._sandboxed(start, argv, key_file, brief)
         env = worker_environ(self.swarm, self.log.state.run_id, start, key_file, brief, self.python)
         env.update(prepared.env)  # the brief in the worktree, git identity, the CLI's needs
         spec = SessionSpec(
@@ -234,6 +237,43 @@ class Launcher:
             self.backend.kill(start.session)
             self.backend.start(spec)
         self._lease(task, worker, start.attempt)
+
+    def _sandboxed(
+        self,
+        start: WorkerStart,
+        argv: t.Sequence[str],
+        key_file: pathlib.Path,
+        brief: pathlib.Path,
+    ) -> tuple[str, ...]:
+        """``argv`` inside the worker's bubblewrap sandbox (:mod:`runner.sandbox`)."""
+        if self._bwrap is None:
+            self._bwrap = sandbox.require_bwrap()
+        task, worker = start.task, worker_name(start.task.id)
+        box = sandbox.Box.of(self.run, task.id, worker)
+        home = sandbox.home_entries(self.preset_of(task).home, pathlib.Path.home(), box)
+        box.prepare((inside, directory) for _, inside, directory in home)
+        state = self.log.state
+        spec = sandbox.SandboxSpec(
+            bwrap=self._bwrap,
+            box=box,
+            clone=start.worktree,
+            objects=git.common_dir(self.repo) / "objects",
+            inbox=self.store.maildir(worker),
+            key_file=key_file,
+            plan=self.run.plan,
+            brief=brief,
+            shim_dir=agent_worker.shim_dir(self.swarm.home),
+            home=home,
+            hidden=(
+                self.repo.resolve(),
+                pathlib.Path(state.worktree_root),
+                pathlib.Path.home(),
+                self.swarm.home.resolve(),
+            ),
+            network=state.network,
+            code=sandbox.code_roots(),
+        )
+        return spec.argv(argv)
 
     def _setup(self, task_id: str, worktree: pathlib.Path, env: t.Mapping[str, str]) -> None:
         """Run the plan's ``setup`` commands in the worktree, with the worker's environment,

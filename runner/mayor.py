@@ -49,6 +49,7 @@ from runner.agents import worker as agent_worker
 from runner.agents.panes import PaneReport, PaneWatch
 from runner.agents.registry import adapter_for
 from runner.arbiter import Arbiter, gate_family
+from runner.boxmail import Collector
 from runner.config import load_config
 from runner.decide import decide, next_wake, sessions_prefix, stop_actions
 from runner.launcher import Launcher
@@ -123,6 +124,7 @@ class Mayor:
         self.arbiter = Arbiter(
             repo=config.repo, run=config.run, log=log, case_sensitive=case_sensitive
         )
+        self.boxes = Collector(store=store, swarm=config.swarm, run=config.run, log=log)
         self._panes = PaneWatch()  # what each worker's screen shows (runner.agents.panes)
         self._quick_exits: dict[str, str] = {}  # task -> how its agent last exited at once
 
@@ -153,6 +155,7 @@ class Mayor:
         git.drop_stale_index_lock(self.integration)  # a mayor killed mid-merge leaves one
         watcher = Watcher(self.store, MAYOR, lambda _stored: self.wake("mail"))
         watcher.start()
+        boxes = self.boxes.watch(lambda: self.wake("box"))  # sandboxed workers' outboxes
         try:
             self.step(adopting=True)  # keep live workers, restart those lost while no mayor ran
             while self.state.status == "running":
@@ -160,6 +163,8 @@ class Mayor:
                 self.step()
         finally:
             watcher.stop()
+            if boxes is not None:
+                boxes.stop()
         return self.state
 
     def step(self, *, adopting: bool = False) -> None:
@@ -203,6 +208,7 @@ class Mayor:
     def observe(self, *, adopting: bool = False) -> Observations:
         # sessions before mail: the last words of a pane seen dead are already in the mailbox
         sessions = self._sessions()
+        self.boxes.collect()  # sandboxed workers' outboxes, verified, into the mailbox
         return Observations(
             now=time.time(),
             mail=self._unread(),

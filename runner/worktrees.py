@@ -199,8 +199,9 @@ def create_clone(repo: pathlib.Path, path: pathlib.Path, branch: str, base: str)
 
     The branch starts where the repository's ``branch`` is (the work an earlier attempt
     offered), else at ``base``. Resume-safe: a clone already at ``path`` is adopted as it is
-    (its commits are the worker's). Transactional: if a step fails, nothing is left at
-    ``path`` and the error is re-raised."""
+    (its commits are the worker's). Transactional, even under SIGKILL: the clone is made
+    beside ``path`` and renamed into place; if a step fails, nothing is left and the error is
+    re-raised."""
     path = path.absolute()
     if is_clone(path):
         current = git.current_branch(path)
@@ -217,17 +218,19 @@ def create_clone(repo: pathlib.Path, path: pathlib.Path, branch: str, base: str)
             f"move it away or choose another worktree root"
         )
     start = git.resolve(repo, f"refs/heads/{branch}") or base
-    dir_existed = path.exists()
     new_parents = _missing_parents(path)
+    # made aside and renamed into place: a mayor killed halfway leaves no half-made clone at
+    # ``path`` (only this folder, removed by the next try)
+    aside = path.with_name(f".{path.name}.creating")
     try:
-        git.clone_shared(repo, path)
-        (path / ".git" / "hooks").mkdir(mode=0o755)
-        sync_excludes(repo, path)
-        git.checkout_branch_at(path, branch, start)
+        shutil.rmtree(aside, ignore_errors=True)
+        git.clone_shared(repo, aside)
+        (aside / ".git" / "hooks").mkdir(mode=0o755)
+        sync_excludes(repo, aside)
+        git.checkout_branch_at(aside, branch, start)
+        aside.rename(path)  # onto nothing, or onto an empty folder
     except BaseException:
-        shutil.rmtree(path, ignore_errors=True)
-        if dir_existed:
-            path.mkdir()
+        shutil.rmtree(aside, ignore_errors=True)
         for parent in reversed(new_parents):
             with contextlib.suppress(OSError):
                 parent.rmdir()  # only if empty

@@ -44,6 +44,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=pathlib.Path, help="Where to create the demo (default: tmp)")
     parser.add_argument("--mode", choices=["distributed", "local"], default="distributed")
+    parser.add_argument(
+        "--isolation",
+        choices=["worktree", "clone", "sandbox"],
+        default="worktree",
+        help="Each worker's checkout (docs/isolation.md)",
+    )
     args = parser.parse_args()
     os.environ.update({k: os.environ.get(k, v) for k, v in GIT_ENV.items()})
     where = (args.dir or pathlib.Path(tempfile.mkdtemp(prefix="swarm-demo-"))).resolve()
@@ -55,7 +61,10 @@ def main() -> int:
     print(f"==> sample repository: {repo}")
     print("==> the plan (examples/demo/plan.yaml):")
     subprocess.run([*swarm, "plan", "validate", str(plan)], check=True)
-    print(f"==> swarm run {plan.name} --mode={args.mode}   (progress below; the report follows)")
+    print(
+        f"==> swarm run {plan.name} --mode={args.mode} --isolation={args.isolation}"
+        "   (progress below; the report follows)"
+    )
     started = time.monotonic()
     code = subprocess.call(
         [
@@ -71,6 +80,8 @@ def main() -> int:
             "--run-id",
             "demo",
             "--keep-sessions",
+            "--isolation",
+            args.isolation,
         ]
     )
     elapsed = time.monotonic() - started

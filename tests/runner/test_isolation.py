@@ -5,6 +5,9 @@ every clone head before it removes a clone. Real git, real tmux, the scripted ag
 from __future__ import annotations
 
 import pathlib
+import random
+import shutil
+import sys
 import typing as t
 
 import pytest
@@ -12,11 +15,12 @@ from libtmux.server import Server
 
 from protocol.plan import Plan
 from runner import git as g
-from runner import worktrees
+from runner import proc, sandbox, worktrees
 from runner.config import load_config
 from runner.errors import UsageError
 from runner.launch import RunOptions, configure
 from tests.conftest import git
+from tests.runner import faults
 from tests.runner.runs import events, state_doc, swarm, swarm_run, task, write, write_plan
 
 TWO: t.Final = [
@@ -188,3 +192,60 @@ def test_clean_force_archives_a_commit_made_in_a_clone_and_never_offered(
     for sha in made:  # every commit the worker made is reachable from an archive ref
         assert any(g.is_ancestor(git_repo, sha, tip) for tip in archived.split()), (sha, archived)
     assert not git(git_repo, "for-each-ref", "refs/swarm/incoming/").strip()
+
+
+DEMO: t.Final = pathlib.Path(__file__).resolve().parents[2] / "examples" / "demo"
+
+
+@pytest.mark.parametrize("isolation", ["clone", "sandbox"])
+def test_the_demo_plan_merges_every_task_in_clone_and_sandbox_modes(
+    tmp_path: pathlib.Path, server: Server, isolation: str
+) -> None:
+    if isolation == "sandbox":
+        try:
+            sandbox.require_bwrap()
+        except UsageError as exc:
+            pytest.skip(str(exc))
+    repo = tmp_path / "calc"
+    shutil.copytree(DEMO / "sample", repo)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "calc: initial package")
+    plan = tmp_path / "plan.yaml"
+    shutil.copy(DEMO / "plan.yaml", plan)
+    result = swarm_run(repo, plan, server, "--isolation", isolation)
+    assert result.exit_code == 0, result.output
+    tasks = state_doc(repo)["tasks"]
+    assert {rec["state"] for rec in tasks.values()} == {"merged"}, tasks
+    assert tasks["T03"]["attempt"] == 2  # crashed once, retried in its clone
+    assert any(e.kind == "escape_reported" and e.task_id == "T06" for e in events(repo))
+    integration = tmp_path / "wt" / "r1" / "_integration"
+    proc.run(sys.executable, "-m", "unittest", "discover", "-s", "tests", "-q", cwd=integration)
+
+
+@pytest.mark.parametrize("isolation", ["clone", "sandbox"])
+def test_a_mayor_sigkilled_twice_resumes_a_cloned_run_to_all_merged(
+    git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path, isolation: str
+) -> None:
+    if isolation == "sandbox":
+        try:
+            sandbox.require_bwrap()
+        except UsageError as exc:
+            pytest.skip(str(exc))
+    rng = random.Random(11)
+    plan = faults.write_plan(tmp_path, faults.twenty_task_plan(rng))
+    socket = str(server.socket_name)
+    faults.run_trial(git_repo, plan, socket, "r1", rng, kills=2, extra=("--isolation", isolation))
+    assert faults.events(git_repo, "r1")[0].data["isolation"] == isolation
+
+
+def test_a_cloned_run_survives_a_killed_tmux_server(
+    git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path
+) -> None:
+    rng = random.Random(7)
+    plan = faults.write_plan(tmp_path, faults.twenty_task_plan(rng))
+    socket = str(server.socket_name)
+    extra = ("--isolation", "clone")
+    faults.run_trial(git_repo, plan, socket, "r1", rng, kills=1, kill_server=True, extra=extra)
+    resumed = [e for e in faults.events(git_repo, "r1") if e.data.get("resumed")]
+    assert resumed, "no running task was restarted in its clone after the server died"
