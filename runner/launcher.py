@@ -251,7 +251,7 @@ class Launcher:
         task, worker = start.task, worker_name(start.task.id)
         box = sandbox.Box.of(self.run, task.id, worker)
         home = sandbox.home_entries(self.preset_of(task).home, pathlib.Path.home(), box)
-        box.prepare((inside, directory) for _, inside, directory in home)
+        box.prepare(home)
         state = self.log.state
         spec = sandbox.SandboxSpec(
             bwrap=self._bwrap,

@@ -123,9 +123,10 @@ class Box:
     def escapes(self) -> pathlib.Path:
         return self.swarm_home / "scope-escapes.jsonl"
 
-    def prepare(self, home_entries: t.Iterable[tuple[pathlib.Path, bool]]) -> None:
-        """Make the box's folders and the mount points of what is bound into it (an empty
-        file or folder each: the binds exist only inside the sandbox)."""
+    def prepare(self, home: t.Iterable[HomeEntry]) -> None:
+        """Make the box's folders, copy the agent's home files into its private home (fresh at
+        each start) and make the mount points of what is bound into it (an empty file or
+        folder each: the binds exist only inside the sandbox)."""
         for folder in (self.home, self.inbox, self.results, self.plan.parent):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         for sub in ("tmp", "new", "cur", "quarantine"):
@@ -133,8 +134,12 @@ class Box:
         # the mayor's "key" here is an empty stand-in: the worker's store only checks it exists
         for point in (self.key, self.mail / ".keys" / f"{MAYOR}.key", self.plan):
             _mount_point(point, directory=False)
-        for target, directory in home_entries:
-            _mount_point(target, directory=directory)
+        for entry in home:
+            if entry.directory:
+                _mount_point(entry.inside, directory=True)
+            else:
+                _mount_point(entry.inside, directory=False)
+                shutil.copyfile(entry.real, entry.inside)  # the box's copy: never the user's
 
 
 def _mount_point(path: pathlib.Path, *, directory: bool) -> None:
@@ -154,16 +159,24 @@ class Mount(t.NamedTuple):
     dest: str
 
 
-def home_entries(
-    names: t.Iterable[str], home: pathlib.Path, box: Box
-) -> list[tuple[pathlib.Path, pathlib.Path, bool]]:
-    """The real ``home/<name>`` files and folders that exist, with where each is bound in the
-    box's home and whether it is a folder."""
+class HomeEntry(t.NamedTuple):
+    real: pathlib.Path
+    """``<the user's home>/<name>``."""
+    inside: pathlib.Path
+    """``<the box's home>/<name>``."""
+    directory: bool
+    """A folder is bound read-write (the CLI keeps sessions and refreshes credentials there);
+    a file is copied at each start (a CLI replaces files by rename, which a bound file
+    refuses), so the worker's changes to it never reach the user's."""
+
+
+def home_entries(names: t.Iterable[str], home: pathlib.Path, box: Box) -> list[HomeEntry]:
+    """The real ``home/<name>`` files and folders that exist (links are skipped)."""
     entries = []
     for name in names:
         real = home / name
         if real.exists() and not real.is_symlink():
-            entries.append((real, box.home / name, real.is_dir()))
+            entries.append(HomeEntry(real, box.home / name, real.is_dir()))
     return entries
 
 
@@ -199,7 +212,7 @@ class SandboxSpec:
     plan: pathlib.Path
     brief: pathlib.Path
     shim_dir: pathlib.Path
-    home: t.Sequence[tuple[pathlib.Path, pathlib.Path, bool]]
+    home: t.Sequence[HomeEntry]
     hidden: t.Sequence[pathlib.Path]
     """Folders never visible, even inside a bound code folder (the repository, the worktree
     root, the real home, the swarm home)."""
@@ -213,7 +226,6 @@ class SandboxSpec:
         mounts += [Mount("--ro-bind", p, p) for p in DNS_RO if _is_real_dir(p)]
         mounts += [Mount("--tmpfs", "", "/tmp")]
         mounts += [Mount("--ro-bind", str(p), str(p)) for p in self.code]
-        mounts += [Mount("--tmpfs", "", str(p)) for p in self.hidden]
         mounts += [
             Mount("--ro-bind", str(self.objects), str(self.objects)),
             Mount("--ro-bind", str(self.shim_dir), str(self.shim_dir)),
@@ -224,7 +236,9 @@ class SandboxSpec:
             Mount("--ro-bind", str(self.key_file), str(self.box.key)),
             Mount("--ro-bind", str(self.plan), str(self.box.plan)),
         ]
-        mounts += [Mount("--bind", str(real), str(inside)) for real, inside, _ in self.home]
+        mounts += [Mount("--bind", str(e.real), str(e.inside)) for e in self.home if e.directory]
+        hidden = [p for p in self.hidden if not _under_system(p) and p != pathlib.Path("/")]
+        mounts += [Mount("--tmpfs", "", str(p)) for p in hidden]
         # bwrap mounts in order: a folder first, then what is bound inside it
         return sorted(mounts, key=lambda m: len(pathlib.PurePosixPath(m.dest).parts))
 

@@ -261,3 +261,41 @@ def test_without_bwrap_a_sandbox_run_is_refused_with_the_install_command(
     assert len(lines) == 1 and "apt-get install bubblewrap" in lines[0], result.output
     assert not SwarmPaths.for_repo(where.repo).run("r1").dir.exists()  # nothing created
     assert "swarm/r1/integration" not in git(where.repo, "branch", "--list")
+
+
+def test_a_sandboxed_agent_gets_only_the_home_files_its_preset_names(
+    where: Where, server: Server
+) -> None:
+    """A folder named by the preset is bound read-write, a file is a copy, the rest of the
+    home is not there."""
+    (where.home / ".mycli").mkdir()
+    (where.home / ".myclirc").write_text("token\n")
+    (where.home / "secret.txt").write_text("private\n")
+    (where.repo / ".swarm.toml").write_text(
+        '[presets.mycli]\nargv = ["{python}", "-m", "runner.agents.scripted"]\n'
+        'home = [".mycli", ".myclirc", ".absent"]\n'
+    )
+    git(where.repo, "add", ".swarm.toml")
+    git(where.repo, "commit", "-qm", "preset")
+    command = (
+        'ls -A "$HOME"; cat "$HOME/.myclirc"; printf session > "$HOME/.mycli/state"; '
+        'printf changed > "$HOME/.myclirc"'
+    )
+    plan = write_plan(where.repo.parent, [GOOD, _hostile(where, command)], agent="mycli")
+    result = swarm_run(where.repo, plan, server, "--isolation", "sandbox")
+    assert result.exit_code == 0, result.output
+    log = (where.worktrees / "r1" / "H" / "h" / "attempt.log").read_text()
+    listed = set(log.splitlines())
+    assert {".mycli", ".myclirc"} <= listed and "secret.txt" not in listed, log
+    assert "token" in log
+    assert (where.home / ".mycli" / "state").read_text() == "session"  # bound: the CLI's own
+    assert (where.home / ".myclirc").read_text() == "token\n"  # copied: the user's stays
+
+
+def test_a_sandboxed_crash_keeps_its_exit_status(where: Where, server: Server) -> None:
+    crash = task("H", ["h.txt"], [{"crash": 7}])
+    plan = write_plan(where.repo.parent, [crash], budgets={"max_attempts": 1})
+    result = swarm_run(where.repo, plan, server, "--isolation", "sandbox")
+    assert result.exit_code == 1, result.output
+    crashed = [e for e in events(where.repo) if e.kind in ("task_crashed", "task_failed")]
+    assert crashed and crashed[0].data.get("exit_status") == 7, crashed
