@@ -172,9 +172,7 @@ class _Cleaner:
                 self._keep_dirty(task_id, f"worktree {worktree}")
                 return
         try:
-            for sha in unmerged:
-                self.archived.append(self._archive(archive_ref(run_id, task_id), sha))
-            self._archive_reflogs(task_id, branch, worktree, heads)
+            self._archive_all(task_id, branch, worktree, heads, unmerged)
         except CommandError as exc:
             text = str(exc).strip()
             self.kept.append((task_id, f"could not archive its commits: {text.splitlines()[0]}"))
@@ -230,9 +228,7 @@ class _Cleaner:
                 self._keep_dirty(task_id, f"clone {clone}")
                 return
         try:
-            for sha in unmerged:
-                self.archived.append(self._archive(archive_ref(run_id, task_id), sha))
-            self._archive_reflogs(task_id, branch, None, heads)
+            self._archive_all(task_id, branch, None, heads, unmerged)
             self._kill(session)
             shutil.rmtree(clone)
             if git.branch_exists(self.repo, branch):
@@ -242,6 +238,19 @@ class _Cleaner:
             self.kept.append((task_id, text.splitlines()[0] if text else type(exc).__name__))
             return
         self.removed.append(task_id)
+
+    def _archive_all(
+        self,
+        task_id: str,
+        branch: str,
+        worktree: pathlib.Path | None,
+        heads: list[str],
+        unmerged: list[str],
+    ) -> None:
+        """Archive a task's unmerged heads, then what only its reflogs still reach."""
+        for sha in unmerged:
+            self.archived.append(self._archive(archive_ref(self.state.run_id, task_id), sha))
+        self._archive_reflogs(task_id, branch, worktree, heads)
 
     def _archive_reflogs(
         self, name: str, branch: str | None, worktree: pathlib.Path | None, heads: list[str]

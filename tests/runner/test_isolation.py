@@ -86,6 +86,22 @@ def test_a_bad_isolation_in_the_plan_is_a_usage_error_naming_the_field(
     assert "isolation" in result.output
 
 
+def _fetch_refusal(git_repo: pathlib.Path, server: Server, steps: list[dict[str, t.Any]]) -> str:
+    """Run task A (``steps``, one attempt) beside B in clone mode: A's offer must be refused
+    by a ``fetch`` refusal, B merged; returns the refusal's reason."""
+    plan = write_plan(
+        git_repo.parent,
+        [task("A", ["a.txt"], steps), TWO[1]],
+        budgets={"max_attempts": 1, "max_fixups": 0},
+    )
+    result = swarm_run(git_repo, plan, server, "--isolation", "clone", "--timeout", "60s")
+    assert result.exit_code == 1, result.output
+    refused = [e for e in events(git_repo) if e.kind == "merge_refused" and e.task_id == "A"]
+    assert refused and refused[0].data["kind"] == "fetch", refused
+    assert state_doc(git_repo)["tasks"]["B"]["state"] == "merged"
+    return str(refused[0].data["reason"])
+
+
 def test_an_offer_whose_clone_moved_on_is_refused_by_type_and_never_merged(
     git_repo: pathlib.Path, server: Server
 ) -> None:
@@ -98,17 +114,7 @@ def test_an_offer_whose_clone_moved_on_is_refused_by_type_and_never_merged(
         {"run": '"$SWARM_BIN" worker offer first --commit "$(git rev-parse HEAD~1)"'},
         {"hang": True},
     ]
-    plan = write_plan(
-        git_repo.parent,
-        [task("A", ["a.txt"], steps), TWO[1]],
-        budgets={"max_attempts": 1, "max_fixups": 0},
-    )
-    result = swarm_run(git_repo, plan, server, "--isolation", "clone", "--timeout", "60s")
-    assert result.exit_code == 1, result.output
-    refused = [e for e in events(git_repo) if e.kind == "merge_refused" and e.task_id == "A"]
-    assert refused and refused[0].data["kind"] == "fetch", refused
-    assert "not at the offered" in refused[0].data["reason"]
-    assert state_doc(git_repo)["tasks"]["B"]["state"] == "merged"
+    assert "not at the offered" in _fetch_refusal(git_repo, server, steps)
     assert "a.txt" not in git(git_repo, "ls-tree", "-r", "--name-only", "swarm/r1/integration")
 
 
@@ -122,16 +128,7 @@ def test_an_offer_from_a_clone_that_is_gone_is_refused_by_type(
                 '"$SWARM_BIN" worker offer gone --commit "$sha"'},
         {"hang": True},
     ]  # fmt: skip
-    plan = write_plan(
-        git_repo.parent,
-        [task("A", ["a.txt"], steps)],
-        budgets={"max_attempts": 1, "max_fixups": 0},
-    )
-    result = swarm_run(git_repo, plan, server, "--isolation", "clone", "--timeout", "60s")
-    assert result.exit_code == 1, result.output
-    refused = [e for e in events(git_repo) if e.kind == "merge_refused" and e.task_id == "A"]
-    assert refused and refused[0].data["kind"] == "fetch", refused
-    assert "is gone" in refused[0].data["reason"]
+    assert "is gone" in _fetch_refusal(git_repo, server, steps)
 
 
 def test_a_clone_is_adopted_on_resume_and_a_stray_one_is_refused(git_repo: pathlib.Path) -> None:
