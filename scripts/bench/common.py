@@ -45,7 +45,7 @@ GIT_ENV: t.Final = {
     "GIT_CONFIG_GLOBAL": "/dev/null",
     "GIT_CONFIG_NOSYSTEM": "1",
 }
-BENCHES: t.Final = ("mail", "dispatch", "scheduling", "scale", "arbiter", "recovery")
+BENCHES: t.Final = ("mail", "dispatch", "scheduling", "scale", "arbiter", "recovery", "isolation")
 MINUTE_S: t.Final = 0.05
 """Seconds of ``sleep`` per minute of plan effort in live runs (1 min of effort = 0.05 s)."""
 
