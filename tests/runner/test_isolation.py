@@ -14,13 +14,15 @@ import pytest
 from libtmux.server import Server
 
 from protocol.plan import Plan
+from protocol.state import TaskRecord
 from runner import git as g
-from runner import proc, sandbox, worktrees
+from runner import gitguard, isolation, proc, sandbox, worktrees
 from runner.config import load_config
 from runner.errors import UsageError
 from runner.launch import RunOptions, configure
 from tests.conftest import git
 from tests.runner import faults
+from tests.runner import test_git_hostile as hostile_git
 from tests.runner.runs import events, state_doc, swarm, swarm_run, task, write, write_plan
 
 TWO: t.Final = [
@@ -246,3 +248,46 @@ def test_a_cloned_run_survives_a_killed_tmux_server(
     faults.run_trial(git_repo, plan, socket, "r1", rng, kills=1, kill_server=True, extra=extra)
     resumed = [e for e in faults.events(git_repo, "r1") if e.data.get("resumed")]
     assert resumed, "no running task was restarted in its clone after the server died"
+
+
+def test_nothing_a_worker_plants_in_its_clone_runs_in_the_mayors_git_calls(
+    git_repo: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """Hooks, fsmonitor, filters, merge drivers and signing programs planted in the clone's
+    own ``.git``: taking the offer, the uncommitted-work check, clean's fetch of every head."""
+    base = g.head_sha(git_repo)
+    clone = tmp_path / "wt" / "r1" / "T1"
+    worktrees.create_clone(git_repo, clone, "swarm/r1/T1", base)
+    marker, evil = tmp_path / "ran.log", tmp_path / "evil"
+    env = f"MARKER='{marker}' EVIL='{evil}' HOOKS='{' '.join(hostile_git.HOOKS)}'\n"
+    hostile_git.as_worker(clone, env + "export MARKER EVIL HOOKS\n" + hostile_git.PLANT)
+    (clone / "notes.txt").write_text("worker\n")
+    work = g.commit_all(clone, "worker edit")
+    assert work is not None
+    record = TaskRecord(
+        id="T1", state="offered", branch="swarm/r1/T1", worktree=str(clone), head_sha=work
+    )
+    assert isolation.take_offer(git_repo, "r1", record) is None
+    assert g.head_sha(git_repo, "refs/heads/swarm/r1/T1") == work
+    gitguard.dirty_paths(clone)
+    g.is_clean(clone)
+    worktrees.sync_excludes(git_repo, clone)
+    worktrees.create_clone(git_repo, clone, "swarm/r1/T1", base)  # adopted on resume
+    assert work in isolation.save_clone(git_repo, "r1", "T1", clone)
+    assert not marker.exists(), marker.read_text()
+    hostile_git.as_worker(clone, "git status")  # plain git does run them: the plant is live
+    assert marker.exists()
+
+
+def test_a_cloned_run_lands_and_its_logs_and_status_read_as_usual(
+    git_repo: pathlib.Path, server: Server
+) -> None:
+    plan = write_plan(git_repo.parent, TWO)
+    result = swarm_run(git_repo, plan, server, "--isolation", "clone", "--land")
+    assert result.exit_code == 0, result.output
+    assert git(git_repo, "rev-parse", "main") == git(git_repo, "rev-parse", "swarm/r1/integration")
+    assert (git_repo / "a.txt").read_text() == "a\n"  # landed into the user's checkout
+    logs = swarm("logs", "A", "--run", "r1", "--repo", str(git_repo))
+    assert logs.exit_code == 0 and "[scripted A]" in logs.output, logs.output
+    status = swarm("status", "r1", "--repo", str(git_repo), "--json")
+    assert status.exit_code == 0, status.output
