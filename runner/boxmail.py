@@ -37,7 +37,7 @@ from agentmail.watch import Wake, start_observer
 from protocol.messages import Envelope
 from protocol.results import ScopeEscape, WorkerResult
 from protocol.state import RunState
-from runner.actions import worker_name
+from runner.actions import MAYOR, worker_name
 from runner.paths import RunPaths, SwarmPaths
 from runner.sandbox import Box
 from runner.state import RunLog
@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 FILE_MAX: t.Final = 8 << 20
 """Largest file taken from a box (a message is at most ~1.3 MB: see agentmail.store)."""
 GONE: t.Final = "gone"
+_READ: t.Final = os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC | os.O_NONBLOCK
 
 
 class Collector:
@@ -82,32 +83,30 @@ class Collector:
     # -- mail ------------------------------------------------------------------------------
 
     def _mail(self, box: Box, task_id: str) -> None:
-        new = box.outbox / "new"
-        try:
-            names = sorted(os.listdir(new))  # noqa: PTH208 - names only
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        key: bytes | None = None
-        for name in names:
-            path = new / name
-            data, why = _read_regular(path)
-            if why == GONE:
-                continue
-            env: Envelope | None = None
-            if not why:
-                try:
-                    env = Envelope.model_validate_json(data)
-                except (ValidationError, ValueError) as exc:
-                    why = f"malformed: {str(exc).splitlines()[0]}"
-            if env is not None and not why:
-                key = key or load_key(self.store.key_path(box.worker))
-                why = _refusal(env, box.worker, key)
-            if env is not None and not why:
-                why = self._deliver(env, key or b"")
-            if why:
-                self._quarantine(box, path, why, task_id)
-            else:
-                path.unlink(missing_ok=True)
+        with _folder(box.root, "swarm", "mail", MAYOR, "new") as new:
+            if new is None:
+                return
+            key: bytes | None = None
+            for name in sorted(os.listdir(new)):  # noqa: PTH208 - a folder descriptor
+                data, why = _read_regular(new, name)
+                if why == GONE:
+                    continue
+                env: Envelope | None = None
+                if not why:
+                    try:
+                        env = Envelope.model_validate_json(data)
+                    except (ValidationError, ValueError) as exc:
+                        why = f"malformed: {str(exc).splitlines()[0]}"
+                if env is not None and not why:
+                    key = key or load_key(self.store.key_path(box.worker))
+                    why = _refusal(env, box.worker, key)
+                if env is not None and not why:
+                    why = self._deliver(env, key or b"")
+                if why:
+                    self._quarantine(box, new, name, why, task_id)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(name, dir_fd=new)
 
     def _deliver(self, env: Envelope, key: bytes) -> str:
         fresh = env.model_copy(
@@ -120,17 +119,22 @@ class Collector:
         logger.debug("delivered a sandboxed worker's mail", extra={"msg_id": env.id})
         return ""
 
-    def _quarantine(self, box: Box, path: pathlib.Path, why: str, task_id: str) -> None:
-        qdir = box.outbox / "quarantine"
-        qdir.mkdir(mode=0o700, exist_ok=True)
-        target = qdir / path.name.replace(":", "_")
-        with contextlib.suppress(OSError):
-            path.replace(target)  # moves the name (a link stays a link, never followed)
-            write_atomic(target.with_name(target.name + ".reason"), (why + "\n").encode())
+    def _quarantine(self, box: Box, new: int, name: str, why: str, task_id: str) -> None:
+        """Move ``name`` to the outbox's ``quarantine/`` with a ``.reason`` beside it (by
+        folder descriptor: a link the worker planted is moved as a link, never followed)."""
+        with _folder(box.root, "swarm", "mail", MAYOR, "quarantine") as qdir:
+            target = name.replace(":", "_")
+            with contextlib.suppress(OSError):
+                if qdir is None:
+                    os.unlink(name, dir_fd=new)
+                else:
+                    os.rename(name, target, src_dir_fd=new, dst_dir_fd=qdir)
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | O_NOFOLLOW | O_CLOEXEC
+                    fd = os.open(f"{target}.reason", flags, 0o600, dir_fd=qdir)
+                    with os.fdopen(fd, "w") as out:
+                        out.write(why + "\n")
         logger.warning("refused a sandboxed worker's mail: %s", why, extra={"task_id": task_id})
-        self.log.record(
-            "mail_ignored", task_id, sender=box.worker, reason=why, outbox=path.name[:100]
-        )
+        self.log.record("mail_ignored", task_id, sender=box.worker, reason=why, outbox=name[:100])
 
     # -- scope escapes and results ---------------------------------------------------------
 
@@ -140,10 +144,13 @@ class Collector:
             offset = int(offset_file.read_text() or 0)
         except (FileNotFoundError, ValueError):
             offset = 0
-        try:
-            fd = os.open(box.escapes, os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC | os.O_NONBLOCK)
-        except OSError:
-            return  # none yet (or a planted link: ignored)
+        with _folder(box.root, "swarm") as home:
+            if home is None:
+                return
+            try:
+                fd = os.open(box.escapes.name, _READ, dir_fd=home)
+            except OSError:
+                return  # none yet (or a planted link: ignored)
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode) or info.st_size == offset:
@@ -179,10 +186,15 @@ class Collector:
         return ""
 
     def _result(self, box: Box, task_id: str) -> None:
-        path = box.results / f"{task_id}.json"
-        data, why = _read_regular(path)
-        if why:
-            return
+        name = f"{task_id}.json"
+        with _folder(box.root, "swarm", "results") as results:
+            if results is None:
+                return
+            data, why = _read_regular(results, name)
+            if why:
+                return
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=results)
         try:
             result = WorkerResult.model_validate_json(data)
         except (ValidationError, ValueError):
@@ -190,7 +202,31 @@ class Collector:
         if result.issue_id == task_id:
             self.swarm.results.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_atomic(self.swarm.result(task_id), data)
-        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _folder(root: pathlib.Path, *parts: str) -> t.Iterator[int | None]:
+    """A descriptor of ``root/<parts...>``, each part opened without following a link (the box
+    is the worker's: a folder it replaced by a link to elsewhere is not entered); None when a
+    part is missing or is not a real folder."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+    try:
+        fd = os.open(root, flags)
+    except OSError:
+        yield None
+        return
+    try:
+        for part in parts:
+            try:
+                child = os.open(part, flags, dir_fd=fd)
+            except OSError:
+                yield None
+                return
+            os.close(fd)
+            fd = child
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def _refusal(env: Envelope, worker: str, key: bytes) -> str:
@@ -205,11 +241,11 @@ def _refusal(env: Envelope, worker: str, key: bytes) -> str:
     return ""
 
 
-def _read_regular(path: pathlib.Path) -> tuple[bytes, str]:
-    """The bytes of a regular file of at most :data:`FILE_MAX`, else why not (links are not
-    followed: the box is the worker's)."""
+def _read_regular(folder: int, name: str) -> tuple[bytes, str]:
+    """The bytes of regular file ``name`` in ``folder`` of at most :data:`FILE_MAX`, else why
+    not (links are not followed: the box is the worker's)."""
     try:
-        fd = os.open(path, os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC | os.O_NONBLOCK)
+        fd = os.open(name, _READ, dir_fd=folder)
     except FileNotFoundError:
         return b"", GONE
     except OSError as exc:
@@ -220,6 +256,9 @@ def _read_regular(path: pathlib.Path) -> tuple[bytes, str]:
             return b"", "not a regular file"
         if info.st_size > FILE_MAX:
             return b"", f"oversize: {info.st_size} bytes"
-        return os.read(fd, FILE_MAX + 1), ""
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks), ""
     finally:
         os.close(fd)

@@ -126,26 +126,39 @@ class Box:
     def prepare(self, home: t.Iterable[HomeEntry]) -> None:
         """Make the box's folders, copy the agent's home files into its private home (fresh at
         each start) and make the mount points of what is bound into it (an empty file or
-        folder each: the binds exist only inside the sandbox)."""
+        folder each: the binds exist only inside the sandbox). The box is the worker's: a link
+        it left where a folder or file of the box belongs is removed, never followed."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         for folder in (self.home, self.inbox, self.results, self.plan.parent):
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _real_folder(self.root, folder)
         for sub in ("tmp", "new", "cur", "quarantine"):
-            (self.outbox / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+            _real_folder(self.root, self.outbox / sub)
         # the mayor's "key" here is an empty stand-in: the worker's store only checks it exists
         for point in (self.key, self.mail / ".keys" / f"{MAYOR}.key", self.plan):
-            _mount_point(point, directory=False)
+            _mount_point(self.root, point, directory=False)
         for entry in home:
-            if entry.directory:
-                _mount_point(entry.inside, directory=True)
-            else:
-                _mount_point(entry.inside, directory=False)
+            _mount_point(self.root, entry.inside, directory=entry.directory)
+            if not entry.directory:
                 shutil.copyfile(entry.real, entry.inside)  # the box's copy: never the user's
 
 
-def _mount_point(path: pathlib.Path, *, directory: bool) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.is_symlink():
-        path.unlink()  # the worker's box: never bind through a link it planted
+def _real_folder(root: pathlib.Path, folder: pathlib.Path) -> None:
+    """``folder`` (inside ``root``) and each folder between, as real folders."""
+    path = root
+    for part in folder.relative_to(root).parts:
+        path = path / part
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            path.unlink()
+        path.mkdir(mode=0o700, exist_ok=True)
+
+
+def _mount_point(root: pathlib.Path, path: pathlib.Path, *, directory: bool) -> None:
+    _real_folder(root, path.parent)
+    if path.is_symlink() or (path.exists() and path.is_dir() != directory):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
     if directory:
         path.mkdir(mode=0o700, exist_ok=True)
     elif not path.exists():

@@ -299,3 +299,33 @@ def test_a_sandboxed_crash_keeps_its_exit_status(where: Where, server: Server) -
     assert result.exit_code == 1, result.output
     crashed = [e for e in events(where.repo) if e.kind in ("task_crashed", "task_failed")]
     assert crashed and crashed[0].data.get("exit_status") == 7, crashed
+
+
+def test_a_sandboxed_worker_cannot_make_the_mayor_write_or_delete_through_a_link(
+    where: Where, server: Server
+) -> None:
+    """Its box is read-write: it swaps the outbox's quarantine and its results folder for
+    links to folders outside, then leaves a bad message named ``authorized_keys`` and a results
+    file. The mayor enters no link: nothing is written or deleted there."""
+    ssh = where.home / ".ssh"
+    ssh.mkdir()
+    victim = where.repo.parent / "victim"
+    victim.mkdir()
+    (victim / "H.json").write_text('{"type": "completion", "issue_id": "H", "status": "done"}')
+    command = (
+        'box="$SWARM_HOME/mail/mayor"; rm -rf "$box/quarantine" "$SWARM_HOME/results"; '
+        f'ln -s {ssh} "$box/quarantine"; ln -s {victim} "$SWARM_HOME/results"; '
+        "printf 'ssh-ed25519 AAAA evil' > \"$box/new/authorized_keys\""
+    )
+    plan = write_plan(
+        where.repo.parent,
+        [GOOD, task("H", ["h/"], [{"run": command}, {"crash": 1}])],
+        budgets={"max_attempts": 1},
+    )
+    result = swarm_run(where.repo, plan, server, "--isolation", "sandbox")
+    assert result.exit_code == 1, result.output  # H crashed, as it chose to
+    assert state_doc(where.repo)["tasks"]["G"]["state"] == "merged"
+    assert list(ssh.iterdir()) == []  # no authorized_keys moved in
+    assert (victim / "H.json").exists()  # not taken (and deleted) through the link
+    ignored = [e for e in events(where.repo) if e.kind == "mail_ignored" and e.task_id == "H"]
+    assert ignored and "malformed" in ignored[0].data["reason"], ignored
