@@ -21,8 +21,9 @@ from protocol.plan import Task
 from protocol.state import TERMINAL_TASK_STATES, RunState, TaskRecord
 from runner import git, proc, sandbox, worktrees
 from runner.actions import FIXUP_REFUSALS, HUMAN, MAYOR, task_branch, worker_name
+from runner.agents import codex
 from runner.agents import worker as agent_worker
-from runner.agents.adapter import AgentSetupError
+from runner.agents.adapter import BRIEF_NAME, AgentSetupError
 from runner.agents.presets import AgentPreset, command_preset, preset
 from runner.brief import BriefContext, render_brief
 from runner.config import SwarmConfig, preset_from_config
@@ -35,6 +36,8 @@ from runner.state import RunLog
 logger = logging.getLogger(__name__)
 
 LEASE_TTL: t.Final = 24 * 3600.0
+MAYOR_WRITES: t.Final = (BRIEF_NAME, codex.RULES)
+"""Files the mayor writes into a worker's checkout (the brief, the Codex rules)."""
 SETUP_TIMEOUT: t.Final = 1800.0
 """Seconds one ``setup`` command may take (installing dependencies can be slow)."""
 
@@ -179,6 +182,8 @@ class Launcher:
         task = start.task
         isolation = self.log.state.isolation
         worktrees.create_checkout(isolation, self.repo, start.worktree, start.branch, start.base)
+        if isolation != "worktree":  # what the mayor writes into the clone, never via a link
+            worktrees.drop_planted_links(start.worktree, MAYOR_WRITES)
         history = self._history(record, start.worktree, start.base) if start.resumed else ""
         worker = worker_name(task.id)
         key_file = self.store.register(worker)

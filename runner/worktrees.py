@@ -13,6 +13,7 @@ import logging
 import os
 import pathlib
 import shutil
+import typing as t
 
 from protocol.plan import Isolation
 from runner import git
@@ -236,6 +237,19 @@ def create_clone(repo: pathlib.Path, path: pathlib.Path, branch: str, base: str)
                 parent.rmdir()  # only if empty
         raise
     logger.info("created clone", extra={"worktree": str(path), "branch": branch, "base": start})
+
+
+def drop_planted_links(clone: pathlib.Path, paths: t.Iterable[str]) -> None:
+    """Remove every link a worker left on the way to the files the mayor writes into its
+    clone (the brief, an agent's rules file): the mayor would write wherever it points."""
+    for relative in paths:
+        path = clone
+        for part in pathlib.PurePosixPath(relative).parts:
+            path = path / part
+            if path.is_symlink():
+                path.unlink()
+                logger.warning("removed a planted link", extra={"worktree": str(clone)})
+                break
 
 
 def sync_excludes(repo: pathlib.Path, clone: pathlib.Path) -> None:

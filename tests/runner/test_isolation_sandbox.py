@@ -329,3 +329,24 @@ def test_a_sandboxed_worker_cannot_make_the_mayor_write_or_delete_through_a_link
     assert (victim / "H.json").exists()  # not taken (and deleted) through the link
     ignored = [e for e in events(where.repo) if e.kind == "mail_ignored" and e.task_id == "H"]
     assert ignored and "malformed" in ignored[0].data["reason"], ignored
+
+
+def test_a_sandboxed_worker_cannot_redirect_the_brief_the_mayor_writes_on_a_restart(
+    where: Where, server: Server
+) -> None:
+    """It replaces its clone's ``.swarm`` folder by a link to a folder of yours and crashes;
+    the restart's brief is written into the clone, not through the link."""
+    victim = where.home / "victim"
+    victim.mkdir()
+    steps: list[dict[str, t.Any]] = [
+        {"run": f"rm -rf .swarm && ln -s {victim} .swarm", "attempt": 1},
+        {"crash": 1, "attempt": 1},
+        write("h.txt", "h\n"),
+        {"commit": "h"},
+    ]
+    plan = write_plan(where.repo.parent, [task("H", ["h.txt"], steps)])
+    result = swarm_run(where.repo, plan, server, "--isolation", "sandbox")
+    assert result.exit_code == 0, result.output
+    assert list(victim.iterdir()) == []
+    brief = where.worktrees / "r1" / "H" / ".swarm" / "brief.md"
+    assert not brief.parent.is_symlink() and "attempt 2" in brief.read_text().lower()
