@@ -62,6 +62,7 @@ TaskEventKind = t.Literal[
     "task_skipped",
     "task_cancelled",
     "task_nudged",
+    "task_pane",
 ]
 """Events that are about one task and obey :data:`TRANSITIONS`."""
 RunEventKind = t.Literal[
@@ -115,6 +116,8 @@ TRANSITIONS: t.Final[dict[TaskEventKind, Transition]] = {
     "merge_refused": Transition(OFFERED_STATES, "rework"),
     "task_crashed": Transition(_from("running"), "rework"),
     "task_nudged": Transition(_from("running"), None),
+    # what the worker's screen (or its CLI's hooks) shows now: working, idle, permission, dialog
+    "task_pane": Transition(_from("running"), None),
     "task_failed": Transition(_from("running", "rework"), "failed"),
     "task_blocked": Transition(_from("rework"), "blocked"),
     "task_skipped": Transition(_from("pending"), "skipped"),
@@ -185,6 +188,10 @@ class RunSettings(Model):
     isolation: Isolation = "worktree"
     network: bool = True
     """Sandboxed workers reach the network (their agent's API); False: ``--unshare-net``."""
+    agent_permissions: t.Literal["worktree", "full"] | None = None
+    """The agents' permission level (``--agent-permissions``; None: the config file's)."""
+    trust_worktrees: bool | None = None
+    """Consent to record trust for this run's worktrees (None: the config file's)."""
 
 
 class Event(Model):
@@ -228,6 +235,9 @@ class TaskRecord(Model):
     """Why the last attempt was sent back: scope, conflict, gate, validation or crash."""
     nudges: int = 0
     """Stall alerts since the last activity: 1 after a NUDGE, 2 after a HELP_REQUEST."""
+    pane: str = ""
+    """What a running worker's pane shows (``working``, ``idle``, ``permission``, ``dialog``;
+    empty: not known, or not running)."""
 
 
 class EscapeRecord(Model):

@@ -10,6 +10,7 @@ from protocol.messages import Envelope, Fields, MessageType
 from protocol.plan import Plan, Task
 from protocol.results import ScopeEscape
 from protocol.state import EventKind, RunState, TaskRecord, TaskState, transition
+from runner.agents.adapter import PaneState
 from runner.agents.panes import PaneReport
 from runner.scheduler import PlanIndex
 from runner.sessions import SessionStatus
@@ -57,6 +58,8 @@ class Observations:
     panes: t.Mapping[str, PaneReport] = dataclasses.field(default_factory=dict)
     """Per running task, what its screen shows that needs acting on: a dialog or permission
     prompt to report, an idle agent to nudge (runner.agents.panes)."""
+    pane_states: t.Mapping[str, PaneState] = dataclasses.field(default_factory=dict)
+    """Per running task of a known CLI, what its pane shows now (recorded when it changes)."""
 
     def consumed(self, *, merged: tuple[str, ...] = ()) -> Observations:
         """What is left to act on once the actions decided on these observations ran."""

@@ -47,11 +47,14 @@ class Arbiter:
         run: RunPaths,
         log: RunLog,
         case_sensitive: bool,
+        check_env: t.Mapping[str, str] | None = None,
     ) -> None:
         self.repo = repo
         self.run = run
         self.log = log
         self.case_sensitive = case_sensitive
+        self.check_env = check_env
+        """What validation and gates run with on top of the environment: the worker's."""
         self._merged_now: list[str] = []
 
     @property
@@ -166,7 +169,7 @@ class Arbiter:
         failure = None
         if not task.validation.empty:
             self.log.record("validation_started", task.id, head_sha=head)
-            failure = checks.validate(task, worktree)
+            failure = checks.validate(task, worktree, env=self.check_env)
         if failure is not None:
             self.save_output(task.id, "validation.log", failure.output)
             self.log.record(
@@ -277,7 +280,7 @@ class Arbiter:
         self, plan: Plan, task: Task, head: str, base: str, merge_sha: str
     ) -> None:
         """Run the fast gates on the merged integration worktree; keep or undo the merge."""
-        failure = checks.run_gates(plan.gates, self.integration, fast_only=True)
+        failure = checks.run_gates(plan.gates, self.integration, fast_only=True, env=self.check_env)
         if failure is not None:
             git.reset_hard(self.integration, base)
             self.save_output(task.id, "gate.log", failure.output)

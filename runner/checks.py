@@ -35,18 +35,26 @@ def tail(text: str, lines: int = 20) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def _shell(command: str, cwd: pathlib.Path, timeout: float | None) -> tuple[int, str]:
+def _shell(
+    command: str, cwd: pathlib.Path, timeout: float | None, env: t.Mapping[str, str] | None
+) -> tuple[int, str]:
     try:
-        result = run("sh", "-c", command, cwd=cwd, check=False, timeout=timeout)
+        result = run("sh", "-c", command, cwd=cwd, env=env, check=False, timeout=timeout)
     except CommandError as exc:
         return exc.returncode, exc.stderr
     return result.returncode, result.stdout + result.stderr
 
 
 def validate(
-    task: Task, worktree: pathlib.Path, *, timeout: float | None = None
+    task: Task,
+    worktree: pathlib.Path,
+    *,
+    timeout: float | None = None,
+    env: t.Mapping[str, str] | None = None,
 ) -> CheckFailure | None:
-    """Run the task's checks in its worktree in agentops order; the first failure, or None."""
+    """Run the task's checks in its worktree in agentops order; the first failure, or None.
+    ``env``: what the commands get on top of the environment (the worker's PATH and git
+    identity: :func:`runner.agents.worker.check_environ`)."""
     checks = task.validation
     limit = timeout or DEFAULT_CHECK_TIMEOUT
     for rel in checks.files_exist:
@@ -71,20 +79,25 @@ def validate(
     for name, command in commands:
         if not command:
             continue
-        code, output = _shell(command, worktree, limit)
+        code, output = _shell(command, worktree, limit, env)
         if code != 0:
             return CheckFailure(name, f"`{command}` exited {code}", tail(output))
     return None
 
 
 def run_gates(
-    gates: t.Sequence[Gate], worktree: pathlib.Path, *, fast_only: bool
+    gates: t.Sequence[Gate],
+    worktree: pathlib.Path,
+    *,
+    fast_only: bool,
+    env: t.Mapping[str, str] | None = None,
 ) -> CheckFailure | None:
     """Run the plan's gates on the integration worktree; the first failure, or None."""
     for gate in gates:
         if fast_only and not gate.fast:
             continue
-        code, output = _shell(gate.command, worktree, gate.timeout or DEFAULT_CHECK_TIMEOUT)
+        timeout = gate.timeout or DEFAULT_CHECK_TIMEOUT
+        code, output = _shell(gate.command, worktree, timeout, env)
         if code != 0:
             return CheckFailure(
                 f"gate:{gate.name}", f"gate {gate.name} exited {code}", tail(output)

@@ -25,6 +25,7 @@ import typing as t
 
 from protocol.state import RunState
 from runner import git, gitguard, isolation, worktrees
+from runner.agents.worker import forget_trust
 from runner.errors import CommandError, RunFailed
 from runner.paths import SwarmPaths
 from runner.sessions import session_name
@@ -123,6 +124,10 @@ class _Cleaner:
             with contextlib.suppress(OSError):
                 (self.root / self.state.run_id).rmdir()  # only when nothing else is left
         worktrees.prune(self.repo)
+        # the agent CLIs' trust entries for worktrees that no longer exist
+        forget_trust(
+            self.state.tasks[tid].worktree for tid in self.removed if tid in self.state.tasks
+        )
         report = CleanReport(tuple(self.removed), tuple(self.kept), tuple(self.archived))
         logger.info(
             "cleaned run %s: %d removed, %d kept, %d archived",

@@ -50,6 +50,10 @@ _STATE_STYLE: t.Final[dict[str, str]] = {
     "skipped": "dim",
     "cancelled": "dim",
     "pending": "dim",
+    # a running task's pane (runner.agents.panes), shown instead of "running"
+    "idle": "yellow",
+    "permission": "bold red",
+    "dialog": "bold red",
 }
 _STATUS_STYLE: t.Final[dict[str, str]] = {
     "running": "cyan",
@@ -249,7 +253,7 @@ def status_table(
     for row in rows:
         table.add_row(
             row["task"],
-            Text(row["state"], style=_STATE_STYLE.get(row["state"], "")),
+            Text(row["shown"], style=_STATE_STYLE.get(row["shown"], "")),
             left_ellipsis(row["session"], session_w) or "-",
             str(row["attempt"]),
             row["elapsed"],

@@ -187,6 +187,9 @@ def _clock(out: Decisions, plan: PlanView, obs: Observations) -> None:
             if task.session:
                 out.add(Kill(task.session))
             continue
+        shown = obs.pane_states.get(task.id)
+        if shown is not None and shown != task.pane and task.id not in obs.panes:
+            out.record("task_pane", task.id, pane=shown)
         if task.id in obs.panes:
             _pane(out, task, obs.panes[task.id])
             continue

@@ -61,6 +61,9 @@ class RunOptions:
     """None: not given (the plan's, else the config file's, else ``worktree``)."""
     network: bool | None = None
     """None: not given (the config file's, else on)."""
+    agent_permissions: t.Literal["worktree", "full"] | None = None
+    trust_worktrees: bool | None = None
+    """None: not given (the config file's)."""
 
 
 PLAN_NAMES: t.Final = ("plan.yaml", "plan.yml", "swarm.yaml", "swarm.yml", "plan.json")
@@ -122,6 +125,10 @@ def configure(repo: pathlib.Path, plan: Plan, options: RunOptions) -> tuple[Plan
         auto_spawn=options.auto_spawn or cfg.auto_spawn or "safe",
         isolation=options.isolation or plan.isolation or cfg.isolation or "worktree",
         network=next(v for v in (options.network, cfg.network, True) if v is not None),
+        agent_permissions=options.agent_permissions or cfg.agent_permissions,
+        trust_worktrees=next(
+            (v for v in (options.trust_worktrees, cfg.trust_worktrees) if v is not None), None
+        ),
     )
 
 
@@ -153,6 +160,8 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
         land=options.land,
         isolation=options.isolation or plan.isolation or "worktree",
         network=options.network is not False,
+        agent_permissions=options.agent_permissions,
+        trust_worktrees=options.trust_worktrees,
     )
     if settings.isolation == "sandbox":
         sandbox.require_bwrap()  # before anything is created: one line naming the install

@@ -217,7 +217,7 @@ class Launcher:
             brief=brief,
             swarm_home=self.swarm.home,
             python=self.python,
-            options=agent_worker.options_from(self.settings),
+            options=agent_worker.options_from(self.log.state, self.settings),
             resume=start.resumed,
             identity=self._identity(),
         )
@@ -301,6 +301,10 @@ class Launcher:
                         f"(output in {log})"
                     )
         done.touch()
+
+    def check_env(self) -> dict[str, str]:
+        """The environment additions checks and gates run with: the worker's (no mail key)."""
+        return agent_worker.check_environ(self.swarm.home, self.python, self._identity())
 
     def _identity(self) -> t.Mapping[str, str]:
         """The git identity workers commit with (read once per run), and the repository's

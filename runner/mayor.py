@@ -122,10 +122,18 @@ class Mayor:
             python=config.python,
         )
         self.arbiter = Arbiter(
-            repo=config.repo, run=config.run, log=log, case_sensitive=case_sensitive
+            repo=config.repo,
+            run=config.run,
+            log=log,
+            case_sensitive=case_sensitive,
+            check_env=self.launcher.check_env(),  # validation and gates: the worker's PATH
         )
         self.boxes = Collector(store=store, swarm=config.swarm, run=config.run, log=log)
         self._panes = PaneWatch()  # what each worker's screen shows (runner.agents.panes)
+        # what each worker's screen shows (runner.agents.panes); an idle agent is nudged after
+        # a quarter of the stall time, at most 45 s
+        nudge_after = min(45.0, max(5.0, log.state.stall_after / 4))
+        self._panes = PaneWatch(nudge_after=nudge_after)
         self._quick_exits: dict[str, str] = {}  # task -> how its agent last exited at once
 
     @property
@@ -165,6 +173,9 @@ class Mayor:
             watcher.stop()
             if boxes is not None:
                 boxes.stop()
+        if agent_worker.options_from(self.state, self.launcher.settings).trust_worktrees:
+            gone = agent_worker.forget_trust(rec.worktree for rec in self.state.tasks.values())
+            logger.info("forgot the folder trust recorded for %d worktree(s)", gone)
         return self.state
 
     def step(self, *, adopting: bool = False) -> None:
@@ -209,12 +220,14 @@ class Mayor:
         # sessions before mail: the last words of a pane seen dead are already in the mailbox
         sessions = self._sessions()
         self.boxes.collect()  # sandboxed workers' outboxes, verified, into the mailbox
+        panes = self._screens(sessions)
         return Observations(
             now=time.time(),
             mail=self._unread(),
             sessions=sessions,
             exits=self._exits(sessions),
-            panes=self._screens(sessions),
+            panes=panes,
+            pane_states=self._panes.states(),
             idle=self._idle(),
             escapes=self._new_escapes(),
             adopting=adopting,
@@ -254,7 +267,10 @@ class Mayor:
             if adapter is None:
                 continue
             screen = self.backend.screen(task.session)
-            seen = self._panes.observe(task.id, adapter, screen, time.time(), swarm=swarm)
+            hint = adapter.hook_hint(pathlib.Path(task.worktree)) if task.worktree else None
+            seen = self._panes.observe(
+                task.id, adapter, screen, time.time(), swarm=swarm, hint=hint
+            )
             if seen is not None:
                 reports[task.id] = seen
         return reports
@@ -376,7 +392,9 @@ class Mayor:
             return
         if self.plan.gates:  # in a tree verified at the recorded head, with no stray edits
             self._alert_reset(self.arbiter.guard_integration())
-        failure = checks.run_gates(self.plan.gates, self.integration, fast_only=False)
+        failure = checks.run_gates(
+            self.plan.gates, self.integration, fast_only=False, env=self.arbiter.check_env
+        )
         if failure is not None:
             family = gate_family(self.plan, failure.check)
             self.log.record(

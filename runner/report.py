@@ -25,12 +25,15 @@ def counts(state: RunState) -> dict[str, int]:
 
 
 def status_rows(state: RunState, at: datetime | None = None) -> list[dict[str, t.Any]]:
-    """One row per task, in plan order: the table of ``swarm status`` and ``swarm watch``."""
+    """One row per task, in plan order: the table of ``swarm status`` and ``swarm watch``
+    (``pane``: what a running worker's pane shows; ``shown``: the state column's text)."""
     at = at or datetime.now(UTC)
     return [
         {
             "task": task.id,
             "state": task.state,
+            "pane": task.pane if task.state == "running" else "",
+            "shown": _shown(task),
             "attempt": task.attempt,
             "session": task.session or "",
             "elapsed": _elapsed(task, at),
@@ -40,6 +43,13 @@ def status_rows(state: RunState, at: datetime | None = None) -> list[dict[str, t
         }
         for task in (state.tasks[tid] for tid in state.task_order)
     ]
+
+
+def _shown(task: TaskRecord) -> str:
+    """The state column: a running task whose pane waits on something says what."""
+    if task.state == "running" and task.pane in ("idle", "permission", "dialog"):
+        return task.pane
+    return task.state
 
 
 def status_document(state: RunState) -> dict[str, t.Any]:

@@ -47,7 +47,7 @@ _REFUSAL_BY_KIND: t.Final = {
     "validation_failed": "validation",
     "task_crashed": "crash",
 }
-_NOT_ACTIVITY: t.Final = frozenset({"task_nudged"})
+_NOT_ACTIVITY: t.Final = frozenset({"task_nudged", "task_pane"})
 
 
 def apply(state: RunState | None, event: Event) -> RunState:
@@ -136,8 +136,11 @@ def _apply_task(task: TaskRecord, event: Event, new_state: TaskState | None) -> 
     update: dict[str, t.Any] = {}
     if new_state is not None and new_state != task.state:
         update["state"] = new_state
+        update["pane"] = ""
         if new_state in TERMINAL_TASK_STATES:
             update["ended_at"] = event.ts
+    if "pane" in data:
+        update["pane"] = str(data["pane"])
     if event.kind not in _NOT_ACTIVITY:
         update["last_activity"] = event.ts
         update["nudges"] = 0
@@ -153,6 +156,7 @@ def _apply_task(task: TaskRecord, event: Event, new_state: TaskState | None) -> 
             dispatched_at=event.ts,
             exit_status=None,
             ended_at=None,
+            pane="",
         )
         if data.get("fixup"):
             update["fixups"] = task.fixups + 1

@@ -37,6 +37,9 @@ PaneState = t.Literal["working", "idle", "permission", "dialog", "unknown"]
 screen the agent cannot pass by itself (trust, onboarding, login)."""
 
 BRIEF_NAME: t.Final = ".swarm/brief.md"
+HOOK_NAME: t.Final = ".swarm/hook.json"
+"""Where a CLI's own hooks leave the last hook event's JSON (the CLI writes it; swarm reads it
+as a hint of what the pane shows, never as a report)."""
 """Where the brief lies in the worktree (excluded from git by ``info/exclude``)."""
 EXCLUDES: t.Final = ("/.swarm/",)
 
@@ -102,6 +105,13 @@ class Verdict(t.NamedTuple):
     what: str = ""
 
 
+class Hint(t.NamedTuple):
+    """What the CLI's own hooks last said (a verdict) and when (epoch seconds)."""
+
+    verdict: Verdict
+    at: float
+
+
 @dataclasses.dataclass(frozen=True)
 class Adapter:
     """The base adapter: subclasses fill in the per-CLI parts."""
@@ -163,6 +173,15 @@ class Adapter:
                 f"{self.name} would stop at its folder-trust dialog in {ctx.worktree}: "
                 + self.trust_fix(ctx)
             )
+
+    def forget_trust(self, home: pathlib.Path, worktrees: t.Collection[pathlib.Path]) -> int:
+        """Remove the trust :meth:`prepare` recorded for these worktree paths (the run ended);
+        returns how many entries went."""
+        return 0
+
+    def hook_hint(self, worktree: pathlib.Path) -> Hint | None:
+        """What the CLI's hooks last said about its state (None: no hooks, or nothing yet)."""
+        return None
 
     def classify(self, screen: str) -> Verdict:
         """The state a pane's text shows (content only: a redrawn title is no progress)."""

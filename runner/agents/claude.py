@@ -5,20 +5,62 @@ trusted there covers everything below it, and a worktree of a trusted main repos
 trusted too (a trusted parent folder is not enough). With consent swarm records trust for each
 worktree's own path and nothing else. The brief is in the worktree, so no
 ``--add-dir`` (which asks for trust of its own) is needed.
+
+Claude Code's own hooks (``--settings``) tell swarm what its screen would: ``Notification``
+(``permission_prompt``, ``idle_prompt``, ``elicitation_dialog``), ``Stop`` (it finished its turn:
+idle at its prompt), ``UserPromptSubmit`` and ``PreToolUse`` (working). Each hook only copies its
+JSON to ``.swarm/hook.json`` in the worktree (``sh``, ``cat`` and ``mv``: no Python start-up per
+tool call); the mayor reads it as a hint beside the pane's content.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pathlib
+import shlex
 import typing as t
 
 from runner.agents import _files
-from runner.agents.adapter import Adapter, WorkerContext, fp
+from runner.agents.adapter import HOOK_NAME, Adapter, Hint, Verdict, WorkerContext, fp
 
 TESTED_VERSION: t.Final = "2.1.332"
 GIT_TOOLS: t.Final = ("git add", "git commit", "git status", "git diff", "git log")
+HOOK_EVENTS: t.Final = ("Notification", "Stop", "UserPromptSubmit", "PreToolUse")
+NOTIFICATIONS: t.Final[dict[str, Verdict]] = {
+    "permission_prompt": Verdict("permission", "a permission prompt"),
+    "idle_prompt": Verdict("idle", "idle at its prompt"),
+    "elicitation_dialog": Verdict("dialog", "a question dialog"),
+}
+HOOK_LIMIT: t.Final = 64 * 1024
+
+
+def hook_settings(worktree: pathlib.Path) -> str:
+    """The ``--settings`` JSON whose hooks copy each event's JSON to ``.swarm/hook.json``."""
+    target = shlex.quote(str(worktree / HOOK_NAME))
+    command = {"type": "command", "command": f"cat > {target}.$$ && mv -f {target}.$$ {target}"}
+    hooks = {event: [{"matcher": "*", "hooks": [command]}] for event in HOOK_EVENTS}
+    return json.dumps({"hooks": hooks}, separators=(",", ":"))
+
+
+def hook_verdict(doc: t.Any) -> Verdict | None:
+    """What one hook event says about the pane (None: nothing it can say)."""
+    if not isinstance(doc, dict):
+        return None
+    event = doc.get("hook_event_name")
+    if event == "Notification":
+        kind = str(doc.get("notification_type") or "")
+        message = str(doc.get("message") or "")[:200]
+        if kind not in NOTIFICATIONS and "permission" in message:
+            kind = "permission_prompt"
+        verdict = NOTIFICATIONS.get(kind)
+        return verdict._replace(what=message or verdict.what) if verdict else None
+    if event == "Stop":
+        return Verdict("idle", "idle at its prompt (its turn ended)")
+    if event in ("UserPromptSubmit", "PreToolUse"):
+        return Verdict("working", "working")
+    return None
 
 
 def config_path(home: pathlib.Path) -> pathlib.Path:
@@ -28,14 +70,15 @@ def config_path(home: pathlib.Path) -> pathlib.Path:
 @dataclasses.dataclass(frozen=True)
 class ClaudeAdapter(Adapter):
     def argv(self, ctx: WorkerContext) -> tuple[str, ...]:
-        resume = ("--continue",) if ctx.resume else ()
+        head: tuple[str, ...] = ("--continue",) if ctx.resume else ()
+        head += ("--settings", hook_settings(ctx.worktree))  # hooks say what the pane shows
         if ctx.permissions == "full":
-            return (self.program, *resume, "--dangerously-skip-permissions", "--", ctx.prompt)
+            return (self.program, *head, "--dangerously-skip-permissions", "--", ctx.prompt)
         allowed = [f"Bash({ctx.swarm} worker:*)", *(f"Bash({g}:*)" for g in GIT_TOOLS)]
         allowed += [f"Bash({command})" for command in ctx.validation_commands()]
         return (
             self.program,
-            *resume,
+            *head,
             "--permission-mode",
             "acceptEdits",
             "--allowedTools",
@@ -63,8 +106,32 @@ class ClaudeAdapter(Adapter):
             _files.write_json(path, doc)
         return {}
 
+    def forget_trust(self, home: pathlib.Path, worktrees: t.Collection[pathlib.Path]) -> int:
+        path = config_path(home)
+        doc = _files.read_json(path)
+        projects = doc.get("projects")
+        if not isinstance(projects, dict):
+            return 0
+        gone = [key for key in projects if pathlib.Path(key) in worktrees]
+        for key in gone:
+            del projects[key]
+        if gone:
+            _files.write_json(path, doc)
+        return len(gone)
+
+    def hook_hint(self, worktree: pathlib.Path) -> Hint | None:
+        path = worktree / HOOK_NAME
+        try:
+            at = path.stat().st_mtime
+            with path.open("rb") as f:
+                doc = json.loads(f.read(HOOK_LIMIT))
+        except (OSError, ValueError):
+            return None  # none yet, or garbage a worker wrote: only a hint, so no harm
+        verdict = hook_verdict(doc)
+        return Hint(verdict, at) if verdict else None
+
     def flags_for_help(self) -> tuple[str, ...]:
-        return ("--permission-mode", "--allowedTools", "--continue")
+        return ("--settings", "--permission-mode", "--allowedTools", "--continue")
 
 
 ADAPTER: t.Final = ClaudeAdapter(

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import tempfile
 import tomllib
 import typing as t
 
@@ -38,6 +39,39 @@ def _projects(home: pathlib.Path) -> dict[str, t.Any]:
         return {}
     projects = doc.get("projects")
     return projects if isinstance(projects, dict) else {}
+
+
+def own_tmpdir(ctx: WorkerContext) -> dict[str, str]:
+    """``TMPDIR`` for a Codex whose home lies in the temp folder (a CI container, a test): it
+    then refuses to create its sandbox helper (``codex-linux-sandbox``) and, where the system
+    has bubblewrap, every sandboxed command fails with "bwrap: execvp codex-linux-sandbox: No
+    such file or directory" (seen with 0.171.0; openai/codex#24341). A temp folder of its own,
+    outside its home, lets it."""
+    home = codex_home(ctx.home).resolve()
+    if not _files.within(home, pathlib.Path(tempfile.gettempdir()).resolve()):
+        return {}
+    own = ctx.swarm_home / "tmp" / "codex"
+    own.mkdir(parents=True, exist_ok=True)
+    return {"TMPDIR": str(own)}
+
+
+def drop_tables(text: str, headers: t.Collection[str]) -> tuple[str, int]:
+    """``text`` without the TOML tables whose header line is one of ``headers`` (each up to the
+    next header), and how many went; every other line is kept byte for byte."""
+    out: list[str] = []
+    gone = 0
+    dropping = False
+    for line in text.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            dropping = stripped in headers
+            if dropping:
+                gone += 1
+                if out and not out[-1].strip():  # the blank line prepare put before it
+                    out.pop()
+        if not dropping:
+            out.append(line)
+    return "".join(out), gone
 
 
 def rules_text(ctx: WorkerContext) -> str:
@@ -81,7 +115,19 @@ class CodexAdapter(Adapter):
                 text += "\n"
             text += f'\n[projects.{json.dumps(str(ctx.worktree))}]\ntrust_level = "trusted"\n'
             _files.write_atomic(config, text)
-        return {}
+        return own_tmpdir(ctx)
+
+    def forget_trust(self, home: pathlib.Path, worktrees: t.Collection[pathlib.Path]) -> int:
+        config = codex_home(home) / "config.toml"
+        try:
+            text = config.read_text(encoding="utf-8")
+        except OSError:
+            return 0
+        headers = {f"[projects.{json.dumps(str(path))}]" for path in worktrees}
+        kept, gone = drop_tables(text, headers)
+        if gone:
+            _files.write_atomic(config, kept)
+        return gone
 
     def trust_fix(self, ctx: WorkerContext) -> str:
         return (

@@ -11,6 +11,11 @@ redrawn title is not progress). It answers with at most one :class:`PaneReport`:
   ``nudge_after`` seconds: type :meth:`Adapter.nudge_text` into its pane; after one nudge that
   changed nothing, ``blocked`` (a human is asked).
 
+A CLI's own hooks (:meth:`Adapter.hook_hint`) may say more than its screen: a hint newer than
+the screen's last content change decides the state, so an agent whose ``Stop`` hook fired is
+idle however its screen looks. :meth:`PaneWatch.states` is every known pane's state, which the
+mayor records when it changes (``task_pane``: shown by ``swarm status`` and ``swarm watch``).
+
 Pure bookkeeping: the caller captures the screen, types the nudge and records the events.
 """
 
@@ -20,10 +25,13 @@ import dataclasses
 import re
 import typing as t
 
-from runner.agents.adapter import Adapter, PaneState
+from runner.agents.adapter import Adapter, Hint, PaneState
 
 _NOISE: t.Final = re.compile(r"[0-9]+|[⠀-⣿✻✶✳✢·✽*●◐◓◑◒|/\\-]")
 SCREEN_TAIL: t.Final = 30
+HINT_SLACK: t.Final = 2.0
+"""A hook event this close before the screen's last change still describes it (the CLI draws
+its final frame just after the hook ran)."""
 
 
 class PaneReport(t.NamedTuple):
@@ -48,6 +56,14 @@ class _Seen:
     reported: str = ""
     """The last (state, what, content) reported as blocked: each screen is reported once."""
     nudged_at: float | None = None
+
+
+def _hint_decides(screen_state: PaneState, hint: Hint, changed: float) -> bool:
+    """A dialog or prompt on the screen is its own proof; otherwise a hook event not older
+    than the screen's content (or a screen that shows nothing known) decides."""
+    if screen_state in ("dialog", "permission"):
+        return False
+    return screen_state == "unknown" or hint.at >= changed - HINT_SLACK
 
 
 def _tail(screen: str) -> str:
@@ -75,8 +91,19 @@ class PaneWatch:
         seen = self._seen.get(task_id)
         return seen.state if seen else "unknown"
 
+    def states(self) -> dict[str, PaneState]:
+        """Every watched pane's known state (``unknown`` left out)."""
+        return {tid: seen.state for tid, seen in self._seen.items() if seen.state != "unknown"}
+
     def observe(
-        self, task_id: str, adapter: Adapter, screen: str, now: float, *, swarm: str = "swarm"
+        self,
+        task_id: str,
+        adapter: Adapter,
+        screen: str,
+        now: float,
+        *,
+        swarm: str = "swarm",
+        hint: Hint | None = None,
     ) -> PaneReport | None:
         if not screen.strip():
             return None
@@ -85,6 +112,8 @@ class PaneWatch:
         if content != seen.content:
             seen.content, seen.changed = content, now
         verdict = adapter.classify(screen)
+        if hint is not None and _hint_decides(verdict.state, hint, seen.changed):
+            verdict = hint.verdict
         if (verdict.state, verdict.what) != (seen.state, seen.what):
             seen.state, seen.what, seen.since = verdict.state, verdict.what, now
         if seen.state not in ("idle",):

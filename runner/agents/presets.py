@@ -41,8 +41,9 @@ class AgentPreset(t.NamedTuple):
 
 
 # The argv each built-in adapter (runner/agents/<name>.py) runs at the default permission level
-# for a task without validation commands; the adapters add the task's checks, trust flags and
-# the level's flags (tests/runner/test_adapters.py keeps the two in step).
+# for a task without validation commands; the adapters add the task's checks, trust flags,
+# hooks (Claude Code's --settings) and the level's flags (tests/runner/test_adapters.py keeps
+# the two in step).
 _CLAUDE_TOOLS: t.Final = (
     "Bash({swarm} worker:*)",
     "Bash(git add:*)",

@@ -34,8 +34,8 @@ from runner.agents.adapter import (
 )
 from runner.agents.presets import COMMAND, AgentPreset, build_argv
 from runner.agents.presets import preset as builtin_preset
+from runner.agents.registry import ADAPTERS, adapter_for
 from runner.agents.registry import EXCLUDES as ADAPTER_EXCLUDES
-from runner.agents.registry import adapter_for
 from runner.errors import CommandError, UsageError
 
 SCRIPTED: t.Final = "scripted"
@@ -65,12 +65,30 @@ class PreparedWorker(t.NamedTuple):
     """The brief in the worktree."""
 
 
-def options_from(settings: t.Any) -> AgentOptions:
-    """:class:`AgentOptions` from a :class:`runner.config.SwarmConfig` (missing keys: defaults)."""
-    level = getattr(settings, "agent_permissions", None) or DEFAULT_PERMISSIONS
+def options_from(*sources: t.Any) -> AgentOptions:
+    """:class:`AgentOptions` from the first of ``sources`` that sets each key (the run's
+    settings, then a :class:`runner.config.SwarmConfig`; unset everywhere: the defaults)."""
+
+    def first(key: str) -> t.Any:
+        return next((v for s in sources if (v := getattr(s, key, None)) is not None), None)
+
+    level = first("agent_permissions") or DEFAULT_PERMISSIONS
     if level not in PERMISSION_LEVELS:
         raise UsageError(f"agent_permissions {level!r}: use one of {', '.join(PERMISSION_LEVELS)}")
-    return AgentOptions(t.cast(Permissions, level), bool(getattr(settings, "trust_worktrees", 0)))
+    return AgentOptions(t.cast(Permissions, level), bool(first("trust_worktrees")))
+
+
+def forget_trust(
+    worktrees: t.Iterable[str | pathlib.Path | None], home: pathlib.Path | None = None
+) -> int:
+    """Remove the folder trust swarm recorded (``trust_worktrees``) for these worktree paths
+    from every built-in CLI's config in ``home``: once a run has ended, no agent starts there
+    again unless it resumes, and resuming records it again. Returns how many entries went."""
+    paths = {pathlib.Path(p) for p in worktrees if p}
+    if not paths:
+        return 0
+    home = home or pathlib.Path.home()
+    return sum(adapter.forget_trust(home, paths) for adapter in ADAPTERS.values())
 
 
 def shim_dir(swarm_home: pathlib.Path) -> pathlib.Path:
@@ -136,6 +154,15 @@ def agent_path(swarm_home: pathlib.Path, python: str, inherited: str | None = No
     own = {str(pathlib.Path(python).parent), os.environ.get("VIRTUAL_ENV", "") + "/bin"}
     keep = [p for p in parts if p and p.rstrip("/") not in own]
     return os.pathsep.join(dict.fromkeys([str(shim_dir(swarm_home)), *keep]))
+
+
+def check_environ(
+    swarm_home: pathlib.Path, python: str, identity: t.Mapping[str, str]
+) -> dict[str, str]:
+    """What a task's checks and the run's gates get on top of the environment: the worker's
+    PATH (the ``swarm`` shim, not swarm's own virtual environment, whose ``python`` and
+    ``pytest`` would test against the wrong packages) and its git identity; never a mail key."""
+    return {"PATH": agent_path(swarm_home, python), **identity}
 
 
 def prepare_worker(

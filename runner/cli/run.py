@@ -162,6 +162,17 @@ def _print_event(event: Event, state: RunState) -> None:
     is_flag=True,
     help="Fast-forward the target branch to the result when that is safe.",
 )
+@click.option(
+    "--agent-permissions",
+    type=click.Choice(["worktree", "full"]),
+    default=None,
+    help="What agents may do unattended (default: worktree; see docs/agents.md).",
+)
+@click.option(
+    "--trust-worktrees/--no-trust-worktrees",
+    default=None,
+    help="Let swarm record agent CLIs' folder trust for this run's worktrees only.",
+)
 @repo_option
 @json_option
 @handle_errors
@@ -190,6 +201,8 @@ def run_command(
     isolation: t.Literal["worktree", "clone", "sandbox"] | None,
     network: bool | None,
     land_after: bool,
+    agent_permissions: t.Literal["worktree", "full"] | None,
+    trust_worktrees: bool | None,
     repo: pathlib.Path | None,
     as_json: bool,
 ) -> None:
@@ -236,6 +249,8 @@ def run_command(
             land=land_after,
             isolation=isolation,
             network=network,
+            agent_permissions=agent_permissions,
+            trust_worktrees=trust_worktrees,
         ),
     )
     log = launch.create_run(top, plan, options)

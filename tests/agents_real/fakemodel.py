@@ -36,6 +36,10 @@ MANIFEST_RE: t.Final = re.compile(r"^- `([^`*?\[]+)`$", re.M)
 TASK_RE: t.Final = re.compile(r"^# Task ([^:\s]+):", re.M)
 FIRST_RE: t.Final = re.compile(r"fake-model-first: `([^`]+)`")
 """A task description may name a command the model runs first (to meet a permission prompt)."""
+LAZY: t.Final = "fake-model-lazy"
+"""A task description with this word plays a model that commits, then ends its turn without
+reporting; once swarm's nudge (typed into the CLI's prompt) is in the conversation, it offers."""
+NUDGED: t.Final = "You have not reported to swarm yet"
 
 
 class Step(t.NamedTuple):
@@ -52,6 +56,7 @@ class Brief:
     swarm: str
     file: str
     first: str = ""
+    lazy: bool = False
 
     @classmethod
     def find(cls, text: str) -> Brief | None:
@@ -79,10 +84,14 @@ class Brief:
             swarm=swarm.group(1) if swarm else "swarm",
             file=files[0] if files else f"{task.group(1)}.txt",
             first=first.group(1) if first else "",
+            lazy=LAZY in body,
         )
 
-    def steps(self) -> list[Step]:
+    def steps(self, *, nudged: bool = False) -> list[Step]:
         message = f"{self.task}: add {self.file}"
+        offer = Step("shell", command=f"{self.swarm} worker offer '{message}'")
+        if self.lazy and not nudged:
+            offer = Step("done", content="All done: the file is committed.")
         return [
             Step("read", path=self.path),
             Step("shell", command=f"{self.swarm} worker accepted"),
@@ -90,15 +99,15 @@ class Brief:
             Step("write", path=self.file, content=f"written by the fake model for {self.task}\n"),
             Step("shell", command=f"git add {self.file}"),
             Step("shell", command=f"git commit -m '{message}'"),
-            Step("shell", command=f"{self.swarm} worker offer '{message}'"),
+            offer,
             Step("done", content=f"Task {self.task} is done and offered."),
         ]
 
     def write_step(self) -> Step:
         return next(s for s in self.steps() if s.kind == "write")
 
-    def step(self, calls: int) -> Step:
-        steps = [s for s in self.steps() if s.kind != "read" or s.path]
+    def step(self, calls: int, *, nudged: bool = False) -> Step:
+        steps = [s for s in self.steps(nudged=nudged) if s.kind != "read" or s.path]
         return steps[min(calls, len(steps) - 1)]
 
 
@@ -280,12 +289,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             for block in message["content"]
             if isinstance(block, dict) and block.get("type") == "tool_use"
         )
-        brief = Brief.find(_user_text(body, "messages"))
+        said = _user_text(body, "messages")
+        brief = Brief.find(said)
         block: dict[str, t.Any]
         if brief is None or "Bash" not in tools:
             block, stop = {"type": "text", "text": "OK."}, "end_turn"
         else:
-            step = brief.step(calls)
+            step = brief.step(calls, nudged=NUDGED in said)
             stop = "tool_use"
             if step.kind == "read":
                 block = _tool_use("Read", {"file_path": step.path})

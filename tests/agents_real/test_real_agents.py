@@ -7,9 +7,11 @@ reports came from the right workers, and no agent process outlived the run.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import time
+import tomllib
 import typing as t
 
 import libtmux
@@ -17,7 +19,8 @@ import pytest
 import yaml
 
 from tests.agents_real.conftest import Agent, make_agent
-from tests.agents_real.fakemodel import FakeModel
+from tests.agents_real.fakemodel import LAZY, NUDGED, FakeModel
+from tests.agents_real.fakemodel import _texts as fm_texts
 from tests.conftest import git
 from tests.runner.runs import events, state_doc, swarm_run
 
@@ -25,8 +28,11 @@ AGENTS: t.Final = ("claude", "codex", "gemini", "aider")
 RUN_TIMEOUT: t.Final = int(os.environ.get("SWARM_REAL_TIMEOUT", "240"))
 
 
-def write_plan(repo: pathlib.Path, count: int = 3, first: str = "") -> pathlib.Path:
+def write_plan(
+    repo: pathlib.Path, count: int = 3, first: str = "", *, lazy: bool = False
+) -> pathlib.Path:
     extra = f" fake-model-first: `{first}`" if first else ""
+    extra += f" {LAZY}" if lazy else ""
     tasks = [
         {
             "id": f"T{n}",
@@ -48,6 +54,26 @@ def configure(repo: pathlib.Path, **keys: t.Any) -> None:
     (repo / ".swarm.toml").write_text("\n".join(lines) + "\n")
     git(repo, "add", ".swarm.toml")
     git(repo, "commit", "-q", "-m", "swarm config")
+
+
+def trusted_folders(home: pathlib.Path) -> set[str]:
+    """The folders the CLIs' own config files in ``home`` say are trusted."""
+
+    def read(path: pathlib.Path, parse: t.Callable[[str], t.Any]) -> dict[str, t.Any]:
+        try:
+            doc = parse(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    claude = read(home / ".claude.json", json.loads).get("projects") or {}
+    codex = read(home / ".codex" / "config.toml", tomllib.loads).get("projects") or {}
+    gemini = read(home / ".gemini" / "trustedFolders.json", json.loads)
+    return (
+        {k for k, v in claude.items() if isinstance(v, dict) and v.get("hasTrustDialogAccepted")}
+        | {k for k, v in codex.items() if isinstance(v, dict) and v.get("trust_level") == "trusted"}
+        | {k for k, v in gemini.items() if v != "DO_NOT_TRUST"}
+    )
 
 
 def agent_processes(run_home: pathlib.Path) -> list[str]:
@@ -153,6 +179,8 @@ def test_three_tasks_merge_unattended(
     assert fake_model.tasks_seen() == {"T1", "T2", "T3"}
     home = git_repo / ".agents" / "swarm"
     assert wait_no_processes(home) == []
+    worktrees = {rec["worktree"] for rec in doc["tasks"].values()}
+    assert not worktrees & trusted_folders(agent.home), "trust recorded for a worktree outlived it"
     print(f"{name}: 3/3 merged in {took:.0f}s")
 
 
@@ -249,16 +277,43 @@ def test_full_permission_level(
     fake_model: FakeModel,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``agent_permissions = "full"`` runs the CLI's own skip-every-prompt mode; Claude Code
-    refuses that as root, so swarm refuses it up front there."""
+    """``--agent-permissions full`` runs the CLI's own skip-every-prompt mode; Claude Code
+    refuses that as root, so swarm refuses it up front there. (The flags, not the config file:
+    the other tests use ``.swarm.toml``.)"""
     agent = make_agent(name, server=server, model=fake_model, monkeypatch=monkeypatch)
-    configure(git_repo, trust_worktrees=True, agent_permissions="full")
     plan = write_plan(git_repo, count=1)
     refused = name == "claude" and os.geteuid() == 0
-    doc, _ = run_plan(git_repo, server, agent, plan=plan, exit_code=1 if refused else 0)
+    flags = ("--agent-permissions", "full", "--trust-worktrees")
+    doc, _ = run_plan(git_repo, server, agent, *flags, plan=plan, exit_code=1 if refused else 0)
+    assert doc["agent_permissions"] == "full" and doc["trust_worktrees"] is True
     if refused:
         assert "refuses to run as root" in reasons(git_repo, "task_failed")["T1"]
         assert not fake_model.requests
     else:
         assert doc["tasks"]["T1"]["state"] == "merged"
+    assert wait_no_processes(git_repo / ".agents" / "swarm") == []
+
+
+@pytest.mark.timeout(RUN_TIMEOUT + 60)
+def test_an_idle_agent_gets_the_nudge_typed_into_its_prompt(
+    git_repo: pathlib.Path,
+    server: libtmux.Server,
+    fake_model: FakeModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Claude Code ends its turn without reporting: its Stop hook says it is idle, the run's
+    state shows it, the mayor types the nudge into the real CLI's prompt (not only mail, which
+    a TUI never reads), and the model, seeing the nudge, offers: merged."""
+    agent = make_agent("claude", server=server, model=fake_model, monkeypatch=monkeypatch)
+    configure(git_repo, trust_worktrees=True)
+    plan = write_plan(git_repo, count=1, lazy=True)
+    doc, _ = run_plan(git_repo, server, agent, "--stall-after", "40s", plan=plan)
+    assert doc["tasks"]["T1"]["state"] == "merged", _debug(git_repo, server)
+    evs = events(git_repo)
+    shown = [ev.data["pane"] for ev in evs if ev.kind == "task_pane"]
+    assert "working" in shown and "idle" in shown, shown
+    nudged = [ev for ev in evs if ev.kind == "task_nudged" and ev.data.get("pane") == "idle"]
+    assert len(nudged) == 1, [ev.data for ev in evs if ev.kind == "task_nudged"]
+    prompts = ["\n".join(fm_texts(r.body)) for r in fake_model.requests]
+    assert any(NUDGED in text for text in prompts), "the nudge never reached the model"
     assert wait_no_processes(git_repo / ".agents" / "swarm") == []

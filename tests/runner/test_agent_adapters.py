@@ -56,13 +56,17 @@ def test_adapter_argv_is_the_preset(name: str, tmp_path: pathlib.Path) -> None:
         swarm=str(SWARM),
     )
     argv = adapter.argv(c)
+    if name == "claude":  # the adapter adds its hooks: --settings JSON
+        at = argv.index("--settings")
+        assert json.loads(argv[at + 1])["hooks"]
+        argv = argv[:at] + argv[at + 2 :]
     if name == "aider":
         assert argv == (*built, "src/a.txt")  # the manifest's files go into aider's chat
     else:
         assert argv == built
-    assert argv == adapter.argv(c)
+    assert adapter.argv(c) == adapter.argv(c)
     resumed = adapter.argv(c._replace(resume=True))
-    assert resumed != argv
+    assert resumed != adapter.argv(c)
 
 
 def test_prompt_names_the_brief_and_swarm_by_absolute_path(tmp_path: pathlib.Path) -> None:
@@ -154,6 +158,43 @@ def test_codex_trust_and_rules(tmp_path: pathlib.Path) -> None:
     assert f'["{SWARM}", "worker"]' in rules and '["git", "commit"]' in rules
     codex.ADAPTER.prepare(c)  # once only
     assert (c.home / ".codex" / "config.toml").read_text().count("[projects.") == 1
+
+
+def test_recorded_trust_is_forgotten_and_nothing_else(tmp_path: pathlib.Path) -> None:
+    """After a run, the trust swarm recorded for its worktrees goes; the user's own entries
+    (their repository, other folders, every other setting) stay byte for byte."""
+    c = ctx(tmp_path, trust_worktrees=True)
+    mine = {"/home/u/src": {"hasTrustDialogAccepted": True, "history": ["x"]}}
+    (c.home / ".claude.json").write_text(json.dumps({"theme": "dark", "projects": mine}))
+    (c.home / ".codex").mkdir()
+    user_toml = 'model = "m"\n\n[projects."/home/u/src"]\ntrust_level = "trusted"\n'
+    (c.home / ".codex" / "config.toml").write_text(user_toml)
+    claude.ADAPTER.prepare(c)
+    codex.ADAPTER.prepare(c)
+    other = c._replace(worktree=tmp_path / "wt" / "r1" / "T2")
+    other.worktree.mkdir(parents=True)
+    codex.ADAPTER.prepare(other)
+    codex_toml = (c.home / ".codex" / "config.toml").read_text()
+    assert codex_toml.count("[projects.") == 3
+    gone = worker.forget_trust([c.worktree, other.worktree, None], home=c.home)
+    assert gone == 3  # claude's one, codex's two
+    doc = json.loads((c.home / ".claude.json").read_text())
+    assert doc == {"theme": "dark", "projects": mine}
+    assert (c.home / ".codex" / "config.toml").read_text() == user_toml
+    assert worker.forget_trust([c.worktree], home=c.home) == 0  # twice: nothing to do
+
+
+def test_codex_with_its_home_in_the_temp_folder_gets_a_temp_folder_of_its_own(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Else Codex refuses to create its sandbox helper and, with the system's bubblewrap,
+    every sandboxed command fails (tests/agents_real runs it for real with HOME in /tmp)."""
+    c = ctx(tmp_path)  # tmp_path is in the temp folder
+    env = codex.ADAPTER.prepare(c)
+    assert env["TMPDIR"] == str(c.swarm_home / "tmp" / "codex")
+    assert pathlib.Path(env["TMPDIR"]).is_dir()
+    elsewhere = c._replace(home=pathlib.Path("/nonexistent-home/u"))
+    assert "TMPDIR" not in codex.ADAPTER.prepare(elsewhere)
 
 
 def test_gemini_trust_levels(tmp_path: pathlib.Path) -> None:
@@ -251,6 +292,77 @@ def test_pane_watch_content_not_timers() -> None:
     watch.observe("T1", codex.ADAPTER, "• Ran git add\n• Working (9s • esc to interrupt)", 60.0)
     assert watch.idle_for("T1", 60.0) == 0.0
     assert watch.idle_for("T2", 60.0) is None
+
+
+def test_pane_watch_a_stop_hook_makes_an_unknown_screen_idle() -> None:
+    """Claude's Stop hook fired: idle however the screen looks, so the nudge comes."""
+    watch = panes.PaneWatch(block_after=4.0, nudge_after=10.0)
+    screen = "some output the fingerprints do not know"
+    stop = a.Hint(a.Verdict("idle", "its turn ended"), 0.5)
+    assert watch.observe("T1", claude.ADAPTER, screen, 0.0, hint=stop) is None
+    assert watch.states() == {"T1": "idle"}
+    nudge = watch.observe("T1", claude.ADAPTER, screen, 11.0, hint=stop)
+    assert nudge is not None and nudge.kind == "nudge"
+
+
+def test_pane_watch_a_prompt_on_screen_beats_an_older_working_hook() -> None:
+    """PreToolUse said working; then a permission prompt is drawn: the screen is the proof."""
+    watch = panes.PaneWatch(block_after=4.0)
+    prompt = next(c.screen for c in SCREENS if c.test_id == "claude-permission")
+    working = a.Hint(a.Verdict("working", "working"), 1.0)
+    watch.observe("T1", claude.ADAPTER, prompt, 1.5, hint=working)
+    report = watch.observe("T1", claude.ADAPTER, prompt, 6.0, hint=working)
+    assert report is not None and report.state == "permission"
+
+
+def test_pane_watch_the_screen_wins_over_a_stale_hook() -> None:
+    watch = panes.PaneWatch()
+    stale = a.Hint(a.Verdict("idle", "its turn ended"), 0.0)
+    watch.observe("T1", codex.ADAPTER, "• Ran git add\n• Working (9s • esc to interrupt)", 10.0)
+    watch.observe(
+        "T1", codex.ADAPTER, "• Ran git commit\n• Working (1s • esc to interrupt)", 20.0, hint=stale
+    )
+    assert watch.states() == {"T1": "working"}
+
+
+@pytest.mark.parametrize(
+    ("doc", "state"),
+    [
+        ({"hook_event_name": "Notification", "notification_type": "permission_prompt",
+          "message": "Claude needs your permission to use Bash"}, "permission"),
+        ({"hook_event_name": "Notification", "message": "Claude needs your permission to use Bash"},
+         "permission"),
+        ({"hook_event_name": "Notification", "notification_type": "idle_prompt",
+          "message": "Claude is waiting for your input"}, "idle"),
+        ({"hook_event_name": "Stop", "stop_hook_active": False}, "idle"),
+        ({"hook_event_name": "PreToolUse", "tool_name": "Bash"}, "working"),
+        ({"hook_event_name": "SessionStart"}, None),
+        (["not", "an", "object"], None),
+    ],
+)  # fmt: skip
+def test_claude_hook_events(doc: object, state: str | None) -> None:
+    verdict = claude.hook_verdict(doc)
+    assert (verdict.state if verdict else None) == state
+
+
+def test_claude_hooks_write_the_file_the_mayor_reads(tmp_path: pathlib.Path) -> None:
+    """The hook command in --settings, run by a real shell as Claude Code runs it, leaves the
+    event's JSON where hook_hint reads it; garbage a worker writes there is ignored."""
+    worktree = tmp_path / "wt"
+    (worktree / ".swarm").mkdir(parents=True)
+    settings = json.loads(claude.hook_settings(worktree))
+    assert set(settings["hooks"]) == set(claude.HOOK_EVENTS)
+    command = settings["hooks"]["Notification"][0]["hooks"][0]["command"]
+    event = {"hook_event_name": "Notification", "notification_type": "permission_prompt",
+             "message": "Claude needs your permission to use Bash"}  # fmt: skip
+    subprocess.run(["sh", "-c", command], input=json.dumps(event), text=True, check=True)
+    hint = claude.ADAPTER.hook_hint(worktree)
+    assert hint is not None and hint.verdict.state == "permission"
+    assert "permission to use Bash" in hint.verdict.what
+    assert list((worktree / ".swarm").iterdir()) == [worktree / a.HOOK_NAME]  # no temp left
+    (worktree / a.HOOK_NAME).write_bytes(b"\xff{garbage")
+    assert claude.ADAPTER.hook_hint(worktree) is None
+    assert claude.ADAPTER.hook_hint(tmp_path / "nowhere") is None
 
 
 def test_exit_reason_twice_the_same_quick_exit_is_fatal() -> None:

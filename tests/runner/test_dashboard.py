@@ -279,3 +279,20 @@ def test_elapsed_times_stop_with_the_run() -> None:
     text = text_of(status_table(rebuild(evs), at=T0 + timedelta(hours=5)))
     row = next(line for line in text.splitlines() if line.startswith("A "))
     assert row.split()[1:5] == ["running", "s", "1", "2m00s"]
+
+
+def test_a_worker_waiting_on_its_pane_says_so_in_the_state_column() -> None:
+    """A running task whose pane shows a permission prompt, a dialog or an idle prompt says
+    that instead of "running" (status and watch); working stays "running"."""
+    evs = events(
+        created("T1", "T2", "T3"),
+        (1, "task_dispatched", "T1", {"attempt": 1, "session": "s-T1"}),
+        (1, "task_dispatched", "T2", {"attempt": 1, "session": "s-T2"}),
+        (1, "task_dispatched", "T3", {"attempt": 1, "session": "s-T3"}),
+        (2, "task_pane", "T1", {"pane": "permission"}),
+        (2, "task_pane", "T2", {"pane": "working"}),
+        (2, "task_pane", "T3", {"pane": "idle"}),
+    )
+    text = text_of(status_table(rebuild(evs), at=T0 + timedelta(minutes=3)))
+    states = {line.split()[0]: line.split()[1] for line in text.splitlines()[2:] if line.strip()}
+    assert states == {"T1": "permission", "T2": "running", "T3": "idle"}

@@ -48,3 +48,26 @@ def test_an_idle_agent_gets_the_nudge_typed_into_its_pane() -> None:
     (nudge,) = [a for a in decide(state, plan, obs) if isinstance(a, Send)]
     assert nudge.to == "A" and nudge.type is MessageType.NUDGE
     assert nudge.type_into == "s-A"
+
+
+def test_a_pane_state_is_recorded_when_it_changes_only() -> None:
+    """What the pane shows goes into the run state (status, watch) once per change."""
+    state, plan = _state()
+    obs = Observations(now=NOW, sessions={"s-A": ALIVE}, pane_states={"A": "permission"})
+    recorded = [a.ev for a in decide(state, plan, obs) if isinstance(a, Record)]
+    assert [(e.kind, e.data["pane"]) for e in recorded] == [("task_pane", "permission")]
+    seen = state.model_copy(
+        update={"tasks": {"A": state.tasks["A"].model_copy(update={"pane": "permission"})}}
+    )
+    assert not [a for a in decide(seen, plan, obs) if isinstance(a, Record)]
+
+
+def test_the_pane_state_folds_and_clears_when_the_task_leaves_running() -> None:
+    tasks = [_task("A")]
+    shown = _run(tasks, [_dispatched("A"), ("task_pane", "A", {"pane": "idle"})])
+    assert shown.tasks["A"].pane == "idle" and shown.tasks["A"].nudges == 0
+    offered = _run(
+        tasks,
+        [_dispatched("A"), ("task_pane", "A", {"pane": "idle"}), ("task_offered", "A", {})],
+    )
+    assert offered.tasks["A"].pane == ""

@@ -348,3 +348,34 @@ def test_a_failing_setup_command_fails_the_start_with_its_output(
     assert "setup command" in record["reason"] and "exited 7" in record["reason"]
     assert "cannot install deps" in record["reason"]
     assert "[exit 7]" in SwarmPaths.for_repo(git_repo).run("r1").setup_log("A").read_text()
+
+
+def test_checks_and_gates_run_with_the_workers_environment(
+    git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path
+) -> None:
+    """A task's validation and the run's gates see what its worker saw: the `swarm` shim first
+    on PATH and not swarm's own virtual environment (whose python and pytest would test the
+    wrong packages), the repository's git identity, and no mail key."""
+    import sys
+
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    dump = f"env > {seen}/$(basename $PWD).env"
+    tasks = [task("A", ["a.txt"], [write("a.txt", "a\n")], validation={"command": dump})]
+    gates = [{"name": "env", "command": dump}]
+    plan = write_plan(tmp_path, tasks, gates=gates)
+    result = swarm_run(git_repo, plan, server)
+    assert result.exit_code == 0, result.output
+    home = SwarmPaths.for_repo(git_repo).home
+    own_bin = str(pathlib.Path(sys.executable).parent)
+    for name in ("A", "_integration"):
+        env = dict(
+            line.split("=", 1)
+            for line in (seen / f"{name}.env").read_text().splitlines()
+            if "=" in line
+        )
+        path = env["PATH"].split(":")
+        assert path[0] == str(home / "bin"), path
+        assert own_bin not in path
+        assert env.get("GIT_COMMITTER_EMAIL")  # the identity the worker committed with
+        assert "SWARM_KEY_FILE" not in env

@@ -149,4 +149,6 @@ def test_stalled_worker_is_nudged_then_reported_and_restarted(
     assert MessageType.NUDGE in [m.envelope.type for m in store.list("A").messages]
     assert MessageType.HELP_REQUEST in [m.envelope.type for m in store.list("human").messages]
     state = json.loads(SwarmPaths.for_repo(git_repo).run("r1").state.read_text())
-    assert (state["status"], state["tasks"]["A"]["attempt"]) == ("done", 2)
+    # attempt 1 hung and was restarted; on a loaded machine a slow start of attempt 2 may be
+    # taken for a stall too (1 s), so only "restarted at least once, then done" is certain
+    assert state["status"] == "done" and state["tasks"]["A"]["attempt"] >= 2
