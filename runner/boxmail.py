@@ -75,10 +75,14 @@ class Collector:
             if not record.worktree:
                 continue  # never started: no box
             box = Box.of(self.run, record.id, worker_name(record.id))
-            if box.root.is_dir():
+            if not box.root.is_dir():
+                continue
+            try:
                 self._escapes(state, box, record.id)
                 self._result(box, record.id)
                 self._mail(box, record.id)
+            except (OSError, ValueError, AgentMailError) as exc:  # a box is the worker's
+                logger.warning("could not take a box: %s", exc, extra={"task_id": record.id})
 
     # -- mail ------------------------------------------------------------------------------
 

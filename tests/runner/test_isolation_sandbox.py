@@ -350,3 +350,22 @@ def test_a_sandboxed_worker_cannot_redirect_the_brief_the_mayor_writes_on_a_rest
     assert list(victim.iterdir()) == []
     brief = where.worktrees / "r1" / "H" / ".swarm" / "brief.md"
     assert not brief.parent.is_symlink() and "attempt 2" in brief.read_text().lower()
+
+
+def test_odd_files_in_a_sandboxed_workers_outbox_never_stop_the_mayor(
+    where: Where, server: Server
+) -> None:
+    new = '"$SWARM_HOME/mail/mayor/new"'
+    log = _run(
+        where,
+        server,
+        f"mkfifo {new}/fifo; mkdir {new}/folder; truncate -s 100M {new}/huge; "
+        f"ln -s /etc/passwd {new}/link; printf '{{}}' > {new}/empty",
+    )
+    reasons = [
+        e.data["reason"]
+        for e in events(where.repo)
+        if e.kind == "mail_ignored" and e.task_id == "H"
+    ]
+    assert len(reasons) == 5, (reasons, log)
+    assert any("oversize" in r for r in reasons) and any("malformed" in r for r in reasons)
