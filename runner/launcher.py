@@ -220,6 +220,7 @@ class Launcher:
             options=agent_worker.options_from(self.log.state, self.settings),
             resume=start.resumed,
             identity=self._identity(),
+            as_root=False if isolation == "sandbox" else None,  # runner.sandbox.sandbox_uid
         )
         if isolation != "worktree":  # the agents' files the preparation excluded, too
             worktrees.sync_excludes(self.repo, start.worktree)
@@ -277,6 +278,7 @@ class Launcher:
             ),
             network=state.network,
             code=sandbox.code_roots(),
+            uid=sandbox.sandbox_uid(),
         )
         return spec.argv(argv)
 

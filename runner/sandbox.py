@@ -23,6 +23,7 @@ even when a read-only code folder contains them (a virtualenv inside the reposit
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
 import shutil
 import sys
@@ -70,6 +71,16 @@ def require_bwrap() -> str:
             "namespaces (sysctl kernel.unprivileged_userns_clone=1), or use --isolation clone"
         )
     return path
+
+
+SANDBOX_UID: t.Final = 1000
+
+
+def sandbox_uid() -> int | None:
+    """The uid an agent runs as in its sandbox: a plain user when swarm runs as root (Claude
+    Code refuses its skip-permissions mode as root; files it writes are still yours), else
+    your own (None: no mapping)."""
+    return SANDBOX_UID if os.geteuid() == 0 else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,6 +242,8 @@ class SandboxSpec:
     root, the real home, the swarm home)."""
     network: bool = True
     code: t.Sequence[pathlib.Path] = ()
+    uid: int | None = None
+    """The user the agent runs as inside (a user namespace maps it to the real one)."""
 
     def mounts(self) -> list[Mount]:
         mounts = [Mount("--ro-bind", p, p) for p in SYSTEM_RO if _is_real_dir(p)]
@@ -260,6 +273,8 @@ class SandboxSpec:
         args = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-all"]
         if self.network:
             args.append("--share-net")
+        if self.uid is not None:
+            args += ["--unshare-user", "--uid", str(self.uid), "--gid", str(self.uid)]
         args += ["--proc", "/proc", "--dev", "/dev"]
         for mount in self.mounts():
             if mount.option == "--tmpfs":

@@ -369,3 +369,14 @@ def test_odd_files_in_a_sandboxed_workers_outbox_never_stop_the_mayor(
     ]
     assert len(reasons) == 5, (reasons, log)
     assert any("oversize" in r for r in reasons) and any("malformed" in r for r in reasons)
+
+
+def test_a_sandboxed_agent_is_never_root_and_still_owns_its_clone(
+    where: Where, server: Server
+) -> None:
+    """Root outside is a plain user inside (Claude Code refuses its skip-permissions mode as
+    root); the clone it commits in still appears as its own."""
+    log = _run(where, server, 'echo "uid=$(id -u)"; stat -c "owner=%u" .')
+    uid = next(line for line in log.splitlines() if line.startswith("uid="))[4:]
+    owner = next(line for line in log.splitlines() if line.startswith("owner="))[6:]
+    assert uid != "0" and owner == uid, log
