@@ -6,7 +6,9 @@ normalization and the lock-overlap predicate in :mod:`protocol.manifest`.
 
 from __future__ import annotations
 
+import difflib
 import re
+import string
 import typing as t
 
 from pydantic import Field, field_validator
@@ -176,6 +178,38 @@ class Budgets(Model):
     max_fixups: int = Field(default=3, ge=0)
 
 
+NOTIFY_PLACEHOLDERS: t.Final = ("event", "task", "run", "status", "message")
+"""What a ``notify`` hook template may name (``runner.notify.Note``)."""
+
+
+def check_notify(template: str | None) -> str | None:
+    """``template`` if every ``{placeholder}`` in it is known; ValueError naming the bad one,
+    with the near match, else."""
+    if template is None:
+        return None
+    try:
+        fields = [
+            (name, spec, conversion)
+            for _, name, spec, conversion in string.Formatter().parse(template)
+            if name is not None
+        ]
+    except ValueError as exc:
+        raise ValueError(
+            f"bad template {template!r}: {exc}; write {{{{ and }}}} for braces"
+        ) from None
+    known = ", ".join(f"{{{name}}}" for name in NOTIFY_PLACEHOLDERS)
+    for name, spec, conversion in fields:
+        if name not in NOTIFY_PLACEHOLDERS:
+            near = difflib.get_close_matches(name, NOTIFY_PLACEHOLDERS, n=1)
+            hint = f"did you mean {{{near[0]}}}? " if near else ""
+            raise ValueError(f"unknown placeholder {{{name}}} in {template!r}: {hint}use {known}")
+        if spec or conversion:  # either would change the shell-quoted value
+            raise ValueError(f"write {{{name}}} alone in {template!r}: no ':' or '!' after it")
+    if not template.strip():
+        raise ValueError("an empty notify command: give a command, e.g. 'notify-me {event} {task}'")
+    return template
+
+
 class Plan(Model):
     version: t.Literal[1] = 1
     name: str = ""
@@ -190,7 +224,15 @@ class Plan(Model):
     """Shell commands run in each new worktree before its agent starts (install dependencies,
     copy an env file); a failing one fails the start, with its output in ``setup.log``."""
     budgets: Budgets = Field(default_factory=Budgets)
+    notify: str | None = None
+    """A shell command run (fire and forget) when a help request arrives, a task fails for
+    good or the run ends; placeholders as in :data:`NOTIFY_PLACEHOLDERS`, shell-quoted."""
     tasks: tuple[Task, ...]
+
+    @field_validator("notify")
+    @classmethod
+    def _notify(cls, value: str | None) -> str | None:
+        return check_notify(value)
 
     def task(self, task_id: str) -> Task:
         for task in self.tasks:

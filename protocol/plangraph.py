@@ -158,9 +158,9 @@ def topo_order(tasks: t.Sequence[GraphTask]) -> list[str]:
     return _topo(build_graph(tasks))
 
 
-def _remaining(graph: Graph) -> dict[str, float]:
+def _remaining(graph: Graph, order: t.Sequence[str] | None = None) -> dict[str, float]:
     result: dict[str, float] = {}
-    for node in reversed(_topo(graph)):
+    for node in reversed(_topo(graph) if order is None else order):
         tail = max((result[dependent] for dependent in graph.dependents[node]), default=0.0)
         result[node] = graph.minutes[node] + tail
     return result
@@ -175,10 +175,31 @@ def remaining_critical_path(tasks: t.Sequence[GraphTask]) -> dict[str, float]:
 
 def critical_path(tasks: t.Sequence[GraphTask]) -> tuple[float, list[str]]:
     """The longest chain by effort: its minutes and its ids in execution order."""
-    graph = build_graph(tasks)
+    return critical_path_of(build_graph(tasks))
+
+
+class Analysis(t.NamedTuple):
+    """What a scheduler derives from one graph, computed in one pass of each kind."""
+
+    topo: list[str]
+    remaining: dict[str, float]
+    """Per task: minutes of the longest effort path from it to a sink, itself included."""
+
+
+def analyse(graph: Graph) -> Analysis:
+    """Topological order and remaining critical path of ``graph``; ValueError on a cycle."""
+    order = _topo(graph)
+    return Analysis(order, _remaining(graph, order))
+
+
+def critical_path_of(
+    graph: Graph, remaining: t.Mapping[str, float] | None = None
+) -> tuple[float, list[str]]:
+    """:func:`critical_path` of a built graph (``remaining``: its :func:`analyse` result)."""
     if not graph.ids:
         return 0.0, []
-    remaining = _remaining(graph)
+    if remaining is None:
+        remaining = _remaining(graph)
     node = min(graph.ids, key=lambda task_id: (-remaining[task_id], task_id))
     total = remaining[node]
     path = [node]

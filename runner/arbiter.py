@@ -14,14 +14,15 @@ import typing as t
 
 from protocol import manifest
 from protocol.plan import GateFamily, Plan, Task
-from protocol.state import OFFERED_STATES, RunState, TaskRecord
-from runner import checks, git, gitguard
+from protocol.state import OFFERED_STATES, EventKind, RunState, TaskRecord
+from runner import checks, git, gitguard, gitrun
 from runner.errors import CommandError, RunnerError
 from runner.paths import RunPaths
 from runner.state import RunLog
 
 logger = logging.getLogger(__name__)
 
+Recorded: t.TypeAlias = tuple[EventKind, str | None, dict[str, t.Any]]
 SYMLINK_MODE: t.Final = "120000"
 SUBMODULE_MODE: t.Final = "160000"
 
@@ -56,6 +57,8 @@ class Arbiter:
         self.check_env = check_env
         """What validation and gates run with on top of the environment: the worker's."""
         self._merged_now: list[str] = []
+        self._objects = gitrun.ObjectReader(repo)
+        self._checkout_due = False
 
     @property
     def state(self) -> RunState:
@@ -68,6 +71,22 @@ class Arbiter:
     def integrate_offers(self, plan: Plan) -> Integrated:
         """Validate and merge offered tasks one at a time, in dependency (plan) order; a merge
         a crash interrupted is settled first, before the integration branch moves again."""
+        with gitrun.ObjectReader(self.repo) as self._objects:  # one cat-file for every merge
+            return self._integrate_offers(plan)
+
+    def settle(self) -> None:
+        """Check out the merges recorded without gates (the integration branch moves once per
+        step, to the last of them; the mayor calls this when the step's dispatches are done,
+        and every reader of the integration worktree here calls it first)."""
+        if not self._checkout_due:
+            return
+        self._checkout_due = False
+        try:
+            git.reset_hard(self.integration, self.state.integration_head)
+        except (RunnerError, OSError) as exc:  # recorded: the next guard moves it there
+            logger.error("could not check out the integration head: %s", exc)
+
+    def _integrate_offers(self, plan: Plan) -> Integrated:
         self._merged_now = []
         reset = None
         order = {task.id: index for index, task in enumerate(plan.tasks)}
@@ -87,13 +106,22 @@ class Arbiter:
         """Only the arbiter moves the integration branch: a head it did not record, or edits
         in the integration worktree (looked for with ``edits``), are recorded and undone (reset
         to the recorded head). Returns what was undone, for a human, or None."""
+        self.settle()
         recorded = self.state.integration_head
         try:
-            actual = git.head_sha(self.integration)
-            dirty = gitguard.dirty_paths(self.integration) if edits else []
+            if edits:  # one git process for the head and the edits
+                status = gitguard.status(self.integration)
+                actual, dirty = status.head or "(no commit)", status.dirty
+            else:
+                actual, dirty = git.head_sha(self.integration), []
         except (CommandError, OSError) as exc:
             actual, dirty = f"unreadable: {str(exc).splitlines()[0]}", ["(unknown)"]
         if actual == recorded and not dirty:
+            return None
+        if not dirty and self._cut_short(actual, recorded):
+            # a merge recorded (started and merged in one write) whose one act, moving the
+            # branch, a crash cut short: finish the recorded decision; nobody else moved it
+            git.reset_hard(self.integration, recorded)
             return None
         self.log.record(
             "integration_reset",
@@ -111,6 +139,21 @@ class Arbiter:
             f"The integration worktree {self.integration} was changed outside the arbiter "
             f"({'; '.join(x for x in (what, stray) if x)}); it was reset to {recorded[:12]}."
         )
+
+    def _cut_short(self, actual: str, recorded: str) -> bool:
+        """The branch is behind the recorded head only by recorded merges: following first
+        parents from the recorded head through tasks' merge commits reaches it."""
+        merges = {rec.merge_sha for rec in self.state.tasks.values() if rec.merge_sha}
+        sha = recorded
+        try:
+            while sha in merges:
+                merges.discard(sha)  # each merge once: a cycle cannot happen, a loop neither
+                sha = git.head_sha(self.repo, f"{sha}^1")
+                if sha == actual:
+                    return True
+        except (CommandError, OSError):
+            return False
+        return False
 
     def _guarded(self, plan: Plan, record: TaskRecord) -> None:
         """Integrate one task; anything git, a file or the worker's branch throws at it turns
@@ -139,13 +182,13 @@ class Arbiter:
         worktree = pathlib.Path(record.worktree or "")
         if not worktree.is_dir():
             raise RunnerError(f"the task's worktree {worktree} is gone")
-        # a clone's offer was fetched into the task branch (runner.isolation.take_offers)
-        cloned = self.state.isolation != "worktree"
-        head = (
-            git.head_sha(self.repo, f"refs/heads/{record.branch}")
-            if cloned
-            else git.head_sha(worktree)
-        )
+        # the worktree's head and, for a write task, its uncommitted edits: one git process
+        status = gitguard.status(worktree) if task.writes else None
+        head = status.head if status is not None else git.head_sha(worktree)
+        if self.state.isolation != "worktree":  # a clone's offer, fetched (runner.isolation)
+            head = git.head_sha(self.repo, f"refs/heads/{record.branch}")
+        if head is None:
+            raise RunnerError(f"the task's branch in {worktree} has no commit")
         if record.state == "merging":
             # a crash interrupted this merge: finish it, or undo it, exactly once
             base = self.state.integration_head
@@ -155,8 +198,8 @@ class Arbiter:
                 self._gate_and_record(plan, task, offered, base, actual)
                 return
             git.reset_hard(self.integration, base)  # a half-done merge, if any
-        if task.writes:
-            unsaved = [p for p in gitguard.dirty_paths(worktree) if self._inside(p, task.files)]
+        if status is not None:
+            unsaved = [p for p in status.dirty if self._inside(p, task.files)]
             if unsaved:
                 self._refuse(
                     task,
@@ -202,7 +245,7 @@ class Arbiter:
                 rebase_onto=base,
             )
             return
-        changes = gitguard.tree_changes(self.repo, base, result.tree)
+        changes = gitguard.tree_changes(self._objects, base, result.tree)
         outside = self._out_of_scope(task, changes, result.tree)
         if outside:
             self._refuse(
@@ -233,7 +276,6 @@ class Arbiter:
                 "is expected",
             )
             return
-        self.log.record("merge_started", task.id, head_sha=head, integration_head=base)
         # the commit holds exactly the tree the scope check judged: merge (two parents) or
         # squash (one), then the integration worktree checks it out
         squash = self.state.commit_policy in ("per-task", "squash")
@@ -241,9 +283,22 @@ class Arbiter:
             f"chore({task.id})" if self.state.commit_policy == "per-task" else f"swarm({task.id})"
         )
         parents = (base,) if squash else (base, head)
+        started: Recorded = ("merge_started", task.id, {"head_sha": head, "integration_head": base})
+        if any(gate.fast for gate in plan.gates):
+            self.log.record_all([started])
+            merge_sha = git.commit_tree(self.repo, result.tree, parents, f"{title}: {task.title}")
+            git.reset_hard(self.integration, merge_sha)
+            self._gate_and_record(plan, task, head, base, merge_sha)
+            return
+        # no gate can refuse it: the commit object first (it moves nothing), then both
+        # decisions in one durable write, then the one act, moving the branch, once for all
+        # the merges of this step (a crash before it leaves the branch behind the recorded
+        # head, on its first-parent line: the next guard finishes the act)
         merge_sha = git.commit_tree(self.repo, result.tree, parents, f"{title}: {task.title}")
-        git.reset_hard(self.integration, merge_sha)
-        self._gate_and_record(plan, task, head, base, merge_sha)
+        merged: Recorded = ("task_merged", task.id, self._merged_data(head, merge_sha))
+        self.log.record_all([started, merged])
+        self._merged_now.append(task.id)
+        self._checkout_due = True
 
     def _inside(self, path: str, files: t.Sequence[str]) -> bool:
         try:
@@ -296,15 +351,17 @@ class Arbiter:
         self._merged(task, head, merge_sha)
 
     def _merged(self, task: Task, head: str, merge_sha: str) -> None:
-        self.log.record(
-            "task_merged",
-            task.id,
-            head_sha=head,
-            merge_sha=merge_sha,
-            integration_head=merge_sha,
-            text=f"merged as {merge_sha[:12]}",
-        )
+        self.log.record("task_merged", task.id, **self._merged_data(head, merge_sha))
         self._merged_now.append(task.id)
+
+    @staticmethod
+    def _merged_data(head: str, merge_sha: str) -> dict[str, t.Any]:
+        return {
+            "head_sha": head,
+            "merge_sha": merge_sha,
+            "integration_head": merge_sha,
+            "text": f"merged as {merge_sha[:12]}",
+        }
 
     def save_output(self, task_id: str, name: str, text: str) -> None:
         directory = self.run.task_dir(task_id)
@@ -317,6 +374,7 @@ class Arbiter:
         base = self.state.wave_base
         if base is None:
             return
+        self.settle()
         head = git.head_sha(self.integration)
         if self.state.wave_squash is None:
             if head == base:  # nothing merged in this wave

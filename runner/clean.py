@@ -1,12 +1,19 @@
-"""Cleanup of a run's leftovers: task worktrees, task branches, closed tmux sessions.
+"""Cleanup of a run's leftovers: task worktrees and branches, the integration worktree and
+branch, closed tmux sessions.
 
 A task is cleaned when its branch head *and its worktree's HEAD* (a worker may have detached
 it and committed there) are reachable from the integration branch (or the run's recorded
 integration head, or the target branch): removing it loses no commit. Without ``force`` every
 other task is kept and listed with the reason; with ``force`` those heads are first saved as
 ``refs/swarm/archive/<run-id>/<task-id>`` (so ``git fsck --unreachable`` finds none of its
-commits), then it goes too, and so does the integration worktree (never the integration branch:
-it is the run's result; a HEAD of its own is archived as ``.../_integration``).
+commits), then it goes too.
+
+The integration worktree of a finished run (done or failed) goes when it holds nothing
+uncommitted and no commit of its own; that of a run that can still be resumed (running or
+stopped) only with ``force``. The integration branch goes with it when the target branch holds
+its work (the run was landed, or merged nothing); otherwise it is the run's unlanded result and
+stays, unless ``force``, which archives its head as ``.../_integration`` first (as is a HEAD
+of the integration worktree's own).
 
 Removing a worktree deletes its HEAD reflog and deleting a branch deletes the branch's: commits
 only those reflogs still name (a worker's ``reset --hard`` or ``commit --amend``) are archived
@@ -37,13 +44,16 @@ INTEGRATION: t.Final = "_integration"
 """The name the integration worktree has in :class:`CleanReport` (task ids cannot start with _)."""
 ARCHIVE_PREFIX: t.Final = "refs/swarm/archive"
 MAYOR_SESSION_TASK: t.Final = "mayor"
+RESUMABLE: t.Final = frozenset({"running", "stopped"})
+"""Run states ``swarm resume`` can go on from: their integration worktree stays without force."""
 
 
 class CleanReport(t.NamedTuple):
     removed: tuple[str, ...]
-    """Task ids (and ``_integration``) whose worktree, branch and session were removed."""
+    """Task ids (and ``_integration``, the integration worktree, and the integration branch by
+    its name) whose worktree, branch and session were removed."""
     kept: tuple[tuple[str, str], ...]
-    """(task id or ``_integration``, why it was kept)."""
+    """(task id, ``_integration`` or the integration branch, why it was kept)."""
     archived: tuple[str, ...]
     """Refs written under ``refs/swarm/archive/<run-id>/`` before removing unmerged work."""
 
@@ -119,7 +129,8 @@ class _Cleaner:
         for task_id in ids:
             self._task(task_id)
         self._kill(session_name(self.state.run_id, MAYOR_SESSION_TASK))
-        self._integration()
+        if self._integration():
+            self._integration_branch()
         if self.root is not None:
             with contextlib.suppress(OSError):
                 (self.root / self.state.run_id).rmdir()  # only when nothing else is left
@@ -295,36 +306,79 @@ class _Cleaner:
         logger.info("archived commits", extra={"ref": ref, "sha": head})
         return ref
 
-    def _integration(self) -> None:
+    def _integration(self) -> bool:
+        """Remove the integration worktree when allowed (module doc); True when it is gone."""
         path = self.state.integration_worktree
         if not path:
-            return
+            return True
         worktree = pathlib.Path(path)
         info = worktrees.find_worktree(self.repo, worktree)
         if info is None and not worktree.exists():
-            return
-        if not self.force:
-            self.kept.append(
-                (
-                    INTEGRATION,
-                    f"the integration worktree {worktree} stays without --force "
-                    f"(its branch {self.state.integration_branch} is the run's result)",
-                )
-            )
-            return
+            return True
         head = git.resolve(worktree, "HEAD") if info is not None and worktree.exists() else None
-        try:
-            if head is not None:
-                for sha in gitguard.lost_commits(self.repo, [head], self.tips):
-                    self.archived.append(
-                        self._archive(archive_ref(self.state.run_id, INTEGRATION), sha)
+        lost = gitguard.lost_commits(self.repo, [head], self.tips) if head else []
+        if not self.force:
+            why = ""
+            if self.state.status in RESUMABLE:
+                why = (
+                    f"run {self.state.run_id} is {self.state.status}: `swarm resume` goes on in it"
+                )
+            elif lost:
+                why = f"it has commits of its own ({lost[0][:12]}), not on {self._safe_names()}"
+            elif head is not None and not git.is_clean(worktree):
+                why = "it has uncommitted changes"
+            if why:
+                self.kept.append(
+                    (
+                        INTEGRATION,
+                        f"the integration worktree {worktree} stays: {why}; --force "
+                        "archives what is unmerged and removes it",
                     )
+                )
+                return False
+        try:
+            for sha in lost:
+                self.archived.append(
+                    self._archive(archive_ref(self.state.run_id, INTEGRATION), sha)
+                )
             self._archive_reflogs(INTEGRATION, None, worktree, [head] if head else [])
             worktrees.remove_worktree(self.repo, worktree, force=True)
         except (worktrees.WorktreeError, CommandError) as exc:
             self.kept.append((INTEGRATION, str(exc).splitlines()[0]))
-            return
+            return False
         self.removed.append(INTEGRATION)
+        return True
+
+    def _integration_branch(self) -> None:
+        """Delete the integration branch when the target holds its work, or (force) after
+        archiving its head; keep it, saying how to land or archive it, otherwise."""
+        branch = self.state.integration_branch
+        head = git.resolve(self.repo, f"refs/heads/{branch}") if branch else None
+        if head is None:
+            return
+        target = self.state.target_branch
+        target_tip = git.resolve(self.repo, f"refs/heads/{target}") if target else None
+        unlanded = gitguard.lost_commits(self.repo, [head], [target_tip] if target_tip else [])
+        ref = archive_ref(self.state.run_id, INTEGRATION)
+        if unlanded and not self.force:
+            self.kept.append(
+                (
+                    branch,
+                    f"the run's result is not on {target or 'a target branch'}: "
+                    f"`swarm land {self.state.run_id}` lands it, or `swarm clean "
+                    f"{self.state.run_id} --force` archives it under {ref}",
+                )
+            )
+            return
+        try:
+            for sha in unlanded:
+                self.archived.append(self._archive(ref, sha))
+            self._archive_reflogs(INTEGRATION, branch, None, [head])
+            git.delete_branch(self.repo, branch, force=True)  # reachability checked above
+        except CommandError as exc:
+            self.kept.append((branch, str(exc).strip().splitlines()[0]))
+            return
+        self.removed.append(branch)
 
 
 def tmux_session_killer(

@@ -15,7 +15,7 @@ import typing as t
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
 
 from protocol.base import Model, check_id
-from protocol.plan import Budgets, Gate, Isolation, parse_duration
+from protocol.plan import Budgets, Gate, Isolation, check_notify, parse_duration
 from runner.agents.presets import COMMAND, AgentPreset, build_argv
 from runner.errors import UsageError
 
@@ -91,6 +91,13 @@ class SwarmConfig(Model):
     setup: tuple[str, ...] = ()
     """Commands run in each new worktree before its agent starts (the plan's ``setup`` wins)."""
     budgets: Budgets | None = None
+    notify: str | None = None
+    """The notification hook (docs/config.md), unless the plan has one."""
+
+    @field_validator("notify")
+    @classmethod
+    def _notify(cls, value: str | None) -> str | None:
+        return check_notify(value)
 
     @field_validator("presets")
     @classmethod

@@ -30,7 +30,7 @@ def parse_line(path: pathlib.Path, lineno: int, line: bytes) -> Event:
         raise UsageError(f"{path}:{lineno}: corrupt event line") from None
 
 
-def _parse_lines(path: pathlib.Path, first_lineno: int, data: bytes) -> list[Event]:
+def parse_lines(path: pathlib.Path, first_lineno: int, data: bytes) -> list[Event]:
     """The events of ``data`` (complete lines only, each ending in a newline)."""
     return [
         parse_line(path, lineno, line)
@@ -51,7 +51,7 @@ def read_events(path: pathlib.Path) -> list[Event]:
     end = raw.rfind(b"\n") + 1
     if raw[end:].strip():
         logger.warning("ignored a torn last event line in %s", path, extra={"path": str(path)})
-    return _parse_lines(path, 1, raw[:end])
+    return parse_lines(path, 1, raw[:end])
 
 
 class Chunk(t.NamedTuple):
@@ -91,7 +91,7 @@ class EventTail:
         except FileNotFoundError:
             return Chunk([])
         end = raw.rfind(b"\n") + 1  # only whole lines; a torn tail is read next time
-        events = _parse_lines(self.path, self.lineno + 1, raw[:end])
+        events = parse_lines(self.path, self.lineno + 1, raw[:end])
         self.offset += end
         self.lineno += raw.count(b"\n", 0, end)
         return Chunk(events, restarted)

@@ -18,7 +18,7 @@ from protocol.manifest import parse_ls_tree
 from runner import proc
 from runner.errors import CommandError
 from runner.git import common_dir
-from runner.gitrun import SAFE_ENV, SAFE_SWITCHES, _git, _out
+from runner.gitrun import SAFE_ENV, SAFE_SWITCHES, ObjectReader, _git, _out
 
 # -- what a merge would land (the arbiter's result check) ---------------------------------------
 
@@ -55,42 +55,122 @@ def merge_tree(repo: pathlib.Path, ours: str, theirs: str) -> MergeResult:
     return MergeResult(items[0], tuple(sorted(set(conflicts))))
 
 
-def tree_changes(repo: pathlib.Path, old: str, new: str) -> list[TreeChange]:
-    """Every path whose entry differs between two trees or commits (``git diff-tree -r``; a
-    rename counts as a delete plus an add)."""
-    out = _git(repo, "diff-tree", "-r", "-z", "--no-renames", "--raw", old, new).stdout
-    items = out.split("\0")
+def tree_changes(reader: ObjectReader, old: str, new: str) -> list[TreeChange]:
+    """Every path whose entry differs between two trees or commits, sorted as ``git diff-tree
+    -r --no-renames`` lists them (a rename counts as a delete plus an add, a submodule is one
+    entry). Walked in process through ``reader``, descending only into folders whose tree
+    differs: a merge that changes three files reads a handful of trees."""
     changes: list[TreeChange] = []
-    for meta, path in zip(items[0::2], items[1::2], strict=False):
-        if not meta.startswith(":"):
-            continue
-        _old_mode, new_mode, _old_sha, new_sha, _status = meta[1:].split(" ")
-        changes.append(TreeChange(path, new_mode, new_sha))
-    return changes
+    stack: list[tuple[str, str | None, str | None]] = [
+        ("", _root_tree(reader, old), _root_tree(reader, new))
+    ]
+    while stack:
+        prefix, old_tree, new_tree = stack.pop()
+        before = _tree_entries(reader, old_tree)
+        after = _tree_entries(reader, new_tree)
+        for name in before.keys() | after.keys():
+            was, now = before.get(name), after.get(name)
+            if was == now:
+                continue
+            path = prefix + name
+            was_dir = was is not None and was[0] == _TREE_MODE
+            now_dir = now is not None and now[0] == _TREE_MODE
+            if was_dir or now_dir:  # a folder's files, each on its own line
+                old_sub = was[1] if was is not None and was_dir else None
+                new_sub = now[1] if now is not None and now_dir else None
+                stack.append((path + "/", old_sub, new_sub))
+            if now is not None and not now_dir:
+                changes.append(TreeChange(path, now[0], now[1]))
+            elif was is not None and not was_dir:
+                changes.append(TreeChange(path, _DELETED, "0" * len(was[1])))
+    return sorted(changes, key=lambda change: change.path.encode("utf-8", "surrogateescape"))
 
 
-def status_entries(repo: pathlib.Path, *options: str) -> list[tuple[str, str]]:
-    """``(XY, path)`` per entry of ``git status --porcelain=v1 -z --untracked-files=all``
-    (plus ``options``), rename and copy sources skipped; run as a content call, so no filter
-    a worker planted runs while git compares files."""
-    args = ("status", "--porcelain=v1", "-z", "--untracked-files=all", *options)
+_TREE_MODE: t.Final = "040000"
+_DELETED: t.Final = "000000"
+
+
+def _root_tree(reader: ObjectReader, sha: str) -> str:
+    kind, data = reader.read(sha)
+    if kind == "commit":
+        line = data.split(b"\n", 1)[0]
+        if not line.startswith(b"tree "):
+            raise CommandError(("git", "cat-file", "commit", sha), 128, "", "a commit without tree")
+        return line[5:].decode()
+    if kind != "tree":
+        raise CommandError(("git", "cat-file", "tree", sha), 128, "", f"{sha} is a {kind}")
+    return sha
+
+
+def _tree_entries(reader: ObjectReader, sha: str | None) -> dict[str, tuple[str, str]]:
+    """name -> (six-digit mode, sha) of each entry of tree ``sha`` (none for None)."""
+    if sha is None:
+        return {}
+    kind, data = reader.read(sha)
+    if kind != "tree":
+        raise CommandError(("git", "cat-file", "tree", sha), 128, "", f"{sha} is a {kind}")
+    width = len(sha) // 2  # 20 bytes (SHA-1) or 32 (SHA-256)
+    entries: dict[str, tuple[str, str]] = {}
+    at = 0
+    while at < len(data):
+        space = data.index(b" ", at)
+        nul = data.index(b"\0", space)
+        mode = f"{int(data[at:space], 8):06o}"
+        name = data[space + 1 : nul].decode("utf-8", "surrogateescape")
+        entries[name] = (mode, data[nul + 1 : nul + 1 + width].hex())
+        at = nul + 1 + width
+    return entries
+
+
+class Status(t.NamedTuple):
+    head: str | None
+    """The commit HEAD names (None on an unborn branch)."""
+    entries: list[tuple[str, str]]
+    """``(XY, path)`` per entry: ``??`` untracked, ``!!`` ignored, else index and work tree."""
+
+    @property
+    def dirty(self) -> list[str]:
+        """Paths with uncommitted changes: staged, unstaged, or untracked and not ignored."""
+        return sorted({path for xy, path in self.entries if xy != "!!"})
+
+
+_V2_FIELDS: t.Final = {"1": 8, "2": 9, "u": 10, "?": 1, "!": 1}
+"""Space-separated fields before the path, per ``git status --porcelain=v2`` entry kind."""
+
+
+def status(repo: pathlib.Path, *options: str) -> Status:
+    """HEAD and every entry of ``git status --porcelain=v2 -z --branch --untracked-files=all``
+    (plus ``options``), rename and copy sources skipped: one git process answers both "which
+    commit" and "what is uncommitted". Run as a content call, so no filter a worker planted
+    runs while git compares files."""
+    args = ("status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all", *options)
     fields = _git(repo, *args, content=True).stdout.split("\0")
+    head = None
     entries: list[tuple[str, str]] = []
     i = 0
     while i < len(fields):
         item = fields[i]
         i += 1
-        if len(item) < 4:
+        if item.startswith("# branch.oid "):
+            oid = item.removeprefix("# branch.oid ")
+            head = oid if re.fullmatch(r"[0-9a-f]{40,64}", oid) else None
             continue
-        entries.append((item[:2], item[3:]))
-        if "R" in item[:2] or "C" in item[:2]:
+        skip = _V2_FIELDS.get(item[:1])
+        if skip is None or item[1:2] != " ":
+            continue
+        parts = item.split(" ", skip)
+        if len(parts) <= skip:
+            continue
+        kind = item[:1]
+        entries.append((kind * 2 if kind in "?!" else parts[1], parts[skip]))
+        if kind == "2":
             i += 1  # the rename's or copy's source follows
-    return entries
+    return Status(head, entries)
 
 
 def dirty_paths(repo: pathlib.Path) -> list[str]:
     """Paths with uncommitted changes: staged, unstaged, or untracked and not ignored."""
-    return sorted({path for _xy, path in status_entries(repo)})
+    return status(repo).dirty
 
 
 # -- reachability (swarm clean: no commit is ever lost) ------------------------------------
@@ -320,7 +400,7 @@ def ff_would_overwrite(worktree: pathlib.Path, old: str, new: str) -> list[str]:
         return []
     needed_dirs = {"/".join(p.split("/")[:i]) for p in changed for i in range(1, p.count("/") + 1)}
     hit: set[str] = set()
-    for xy, path in status_entries(worktree, "--ignored=matching"):
+    for xy, path in status(worktree, "--ignored=matching").entries:
         is_dir = path.endswith("/")
         path = path.rstrip("/")
         if xy not in ("??", "!!"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pathlib
 import re
+import subprocess
 import typing as t
 
 from runner import proc
@@ -85,9 +86,11 @@ def driver_overrides(config_keys: t.Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-_CONFIG_CACHE: dict[str, tuple[tuple[tuple[int, int] | None, ...], list[str]]] = {}
-"""repo -> (the stat of every config file git reads there, their keys): a content call costs
-one more git process only when a config file changed (or includes make the set unknown)."""
+_CONFIG_CACHE: dict[tuple[tuple[str, int, int], ...], list[str]] = {}
+"""(path and stat of every existing config file git reads) -> their keys: a content call costs
+one more git process only when a config file changed (or includes make the set unknown). Keyed
+by the files, not the directory: every worktree of a repository reads the same files, so the
+arbiter's check in fifty worktrees reads the config once."""
 
 
 def _config_files(repo: pathlib.Path) -> list[pathlib.Path]:
@@ -112,25 +115,29 @@ def _config_files(repo: pathlib.Path) -> list[pathlib.Path]:
     return files
 
 
-def _stat_key(path: pathlib.Path) -> tuple[int, int] | None:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return (info.st_mtime_ns, info.st_size)
+def _signature(files: t.Iterable[pathlib.Path]) -> tuple[tuple[str, int, int], ...]:
+    """Path, mtime and size of each file that exists (a missing one adds no key)."""
+    out: list[tuple[str, int, int]] = []
+    for path in files:
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue
+        out.append((str(path), info.st_mtime_ns, info.st_size))
+    return tuple(out)
 
 
 def _config_keys(repo: pathlib.Path) -> list[str]:
     try:
-        signature = tuple(_stat_key(path) for path in _config_files(repo))
+        signature = _signature(_config_files(repo))
     except OSError:
         return _read_config_keys(repo)
-    cached = _CONFIG_CACHE.get(str(repo))
-    if cached is not None and cached[0] == signature:
-        return cached[1]
+    cached = _CONFIG_CACHE.get(signature)
+    if cached is not None:
+        return cached
     keys = _read_config_keys(repo)
     if not any(key.lower().startswith(("include.", "includeif.")) for key in keys):
-        _CONFIG_CACHE[str(repo)] = (signature, keys)
+        _CONFIG_CACHE[signature] = keys
     return keys
 
 
@@ -180,3 +187,69 @@ def _git(
 
 def _out(repo: pathlib.Path, *args: str) -> str:
     return _git(repo, *args).stdout.strip()
+
+
+class ObjectReader:
+    """One long-lived ``git cat-file --batch`` in ``repo``: the arbiter reads the trees of fifty
+    merges through one process instead of starting a ``diff-tree`` per merge. Raw objects only
+    (no filter or textconv runs); started on first use, ended by :meth:`close` (a context
+    manager)."""
+
+    def __init__(self, repo: pathlib.Path) -> None:
+        self.repo = repo
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ObjectReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read(self, sha: str) -> tuple[str, bytes]:
+        """``(type, content)`` of object ``sha``; :class:`CommandError` when it is missing."""
+        cmd = ("git", "cat-file", "--batch")
+        if self._proc is None:
+            if not pathlib.Path(self.repo).is_dir():
+                raise CommandError(cmd, 128, "", f"{self.repo}: no such directory")
+            self._proc = subprocess.Popen(
+                ("git", *SAFE_SWITCHES, "cat-file", "--batch"),
+                cwd=self.repo,
+                env=proc.clean_env(SAFE_ENV),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        pipe_in, pipe_out = self._proc.stdin, self._proc.stdout
+        assert pipe_in is not None and pipe_out is not None
+        if not sha or any(c in sha for c in " \n"):
+            raise CommandError(cmd, 128, "", f"{sha!r}: not an object name")
+        try:
+            pipe_in.write(sha.encode() + b"\n")
+            pipe_in.flush()
+            header = pipe_out.readline().split()
+        except OSError as exc:
+            self.close()
+            raise CommandError(cmd, 128, "", f"git cat-file stopped: {exc}") from exc
+        if len(header) != 3:
+            if not header:  # the process died: the next read starts a new one
+                self.close()
+            raise CommandError(cmd, 128, "", f"{sha}: {b' '.join(header[1:]).decode()}")
+        size = int(header[2])
+        data = pipe_out.read(size + 1)
+        if len(data) != size + 1:
+            self.close()
+            raise CommandError(cmd, 128, "", f"{sha}: git cat-file stopped mid-object")
+        return header[1].decode(), data[:size]
+
+    def close(self) -> None:
+        if self._proc is None:
+            return
+        running, self._proc = self._proc, None
+        for pipe in (running.stdin, running.stdout):
+            if pipe is not None:
+                pipe.close()
+        try:
+            running.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            running.kill()
+            running.wait()

@@ -29,7 +29,7 @@ from runner.mayor import Mayor, MayorConfig
 from runner.paths import SwarmPaths, default_worktree_root, tmux_socket_name
 from runner.report import render_report
 from runner.sessions import ProcessBackend, SessionBackend, SessionSpec, TmuxBackend, session_name
-from runner.state import RunLog, apply, load_state, rebuild
+from runner.state import RunLog, apply, current_state, load_state, rebuild
 
 logger = logging.getLogger(__name__)
 
@@ -244,11 +244,14 @@ def resolve_run(repo: pathlib.Path, run_id: str | None) -> str:
 
 
 def read_state(repo: pathlib.Path, run_id: str, *, from_events: bool = False) -> RunState:
-    """The run's state: ``state.json``, or with ``from_events`` the fold of its events alone."""
+    """The run's state: the fold of its events read through the snapshot (the events after it
+    replayed), or with ``from_events`` the fold of every event from the first."""
     run = SwarmPaths.for_repo(repo).run(run_id)
     if from_events:
         return rebuild(read_events(run.events))
-    return load_state(run.state)
+    if not run.events.exists():
+        return load_state(run.state)  # UsageError naming the missing run state
+    return current_state(run.events, run.state)  # the snapshot plus the events after it
 
 
 def save_report(repo: pathlib.Path, state: RunState) -> str:

@@ -27,7 +27,7 @@ from protocol.messages import Envelope, HelpRequestFields
 from protocol.plan import Plan, Task
 from protocol.results import ScopeEscape
 from protocol.state import RunState
-from runner import checks, escapes, git, isolation
+from runner import checks, escapes, git, isolation, notify
 from runner.actions import (
     HUMAN,
     MAYOR,
@@ -57,7 +57,7 @@ from runner.outbox import Outbox
 from runner.paths import RunPaths, SwarmPaths
 from runner.sessions import MISSING, SessionBackend, SessionStatus
 from runner.spawning import remediation
-from runner.state import RunLog, read_events, write_json_atomic
+from runner.state import RunLog, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +93,11 @@ class Mayor:
         self.backend = backend
         self._wake: queue.Queue[str] = queue.Queue()
         self._mail_cursor: str | None = None  # delivery position already looked at
-        events = read_events(config.run.events)
         known = {task.id for task in plan.tasks}
-        added = [  # spawned tasks come from their events, never from plan.json
-            Task.model_validate(e.data["task_def"])
-            for e in events
-            if e.data.get("task_def") and e.data["task_def"]["id"] not in known
+        added = [  # spawned tasks come from their events (folded by the log), never plan.json
+            Task.model_validate(task_def)
+            for task_def in log.fold.task_defs
+            if task_def["id"] not in known
         ]
         if added:  # workers (the scripted agent) read their task from plan.json: keep it whole
             plan = plan.model_copy(update={"tasks": (*plan.tasks, *added)})
@@ -106,7 +105,10 @@ class Mayor:
         case_sensitive = manifest.filesystem_case_sensitive(config.repo)
         self.view = PlanView.build(plan, case_sensitive=case_sensitive)
         self._escape_offset = log.state.escape_offset
-        self._guard = escapes.LoopGuard.for_budgets(plan.budgets).replay(events)
+        limits = escapes.LoopGuard.for_budgets(plan.budgets)  # the counters: from the log
+        self._guard = dataclasses.replace(
+            log.fold.guard, max_idle=limits.max_idle, max_iterations=limits.max_iterations
+        )
         self.outbox = Outbox(store, backend, log.state.run_id)
         self.launcher = Launcher(
             repo=config.repo,
@@ -135,6 +137,7 @@ class Mayor:
         nudge_after = min(45.0, max(5.0, log.state.stall_after / 4))
         self._panes = PaneWatch(nudge_after=nudge_after)
         self._quick_exits: dict[str, str] = {}  # task -> how its agent last exited at once
+        notify.attach(log, config.repo, config.run, plan, config.python)  # alerts, report.html
 
     @property
     def state(self) -> RunState:
@@ -182,6 +185,7 @@ class Mayor:
         """Observe, then decide and act until nothing is left to do. Idempotent."""
         with self.log.batch():
             obs = self.observe(adopting=adopting)
+            seen = obs.mail
             for _ in range(MAX_PASSES):
                 actions = decide(self.state, self.view, obs)
                 if not actions:
@@ -189,13 +193,18 @@ class Mayor:
                 merged: tuple[str, ...] = ()
                 for action in actions:
                     merged += self.execute(action)
-                handled = set(self.state.handled_mail)
-                for env in obs.mail:  # mail whose effect is recorded is read
-                    if env.id in handled:
-                        self.store.mark_read(MAYOR, env.id)
                 obs = obs.consumed(merged=merged)
             else:
                 logger.warning("decide did not settle in %d passes", MAX_PASSES)
+            # off the offer -> dispatch path, once the tasks a merge unblocked are started:
+            # mail whose effect is recorded is read (a crash before this finds it handled
+            # and unread, and marks it then), and the integration worktree checks out the
+            # step's merges
+            handled = set(self.state.handled_mail)
+            for env in seen:
+                if env.id in handled:
+                    self.store.mark_read(MAYOR, env.id)
+            self.arbiter.settle()
             self._check_loop()
             self.launcher.release_leases()
 
@@ -329,6 +338,8 @@ class Mayor:
         """Carry out one action (its event first); returns the tasks the arbiter merged."""
         match action:
             case Record(ev):
+                if ev.kind == "run_finished":  # whoever follows the run sees its branch moved
+                    self.arbiter.settle()
                 self.log.record(ev.kind, ev.task_id, **ev.data)
                 if task_def := ev.data.get("task_def"):
                     self._add_task(Task.model_validate(task_def))
@@ -357,6 +368,7 @@ class Mayor:
             case Ratchet(task_id, bead):
                 from runner.plan.importers import ol_ratchet
 
+                self.arbiter.settle()  # the ratchet reads the integration worktree
                 result = ol_ratchet(bead, cwd=str(self.integration))
                 self.log.record(
                     "ol_ratchet",
@@ -366,6 +378,7 @@ class Mayor:
                     stderr=result.stderr[-2000:],
                 )
             case Finish():
+                self.arbiter.settle()  # the gates, land and whoever sees the end read it moved
                 self._finish()
         return ()
 
@@ -390,8 +403,8 @@ class Mayor:
             reason = f"{len(failed)} task(s) not merged: {', '.join(failed)}"
             self.log.record("run_finished", status="failed", reason=reason)
             return
-        if self.plan.gates:  # in a tree verified at the recorded head, with no stray edits
-            self._alert_reset(self.arbiter.guard_integration())
+        # gates and landing need the branch at the recorded head (and gates, no stray edits)
+        self._alert_reset(self.arbiter.guard_integration(edits=bool(self.plan.gates)))
         failure = checks.run_gates(
             self.plan.gates, self.integration, fast_only=False, env=self.arbiter.check_env
         )

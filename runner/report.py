@@ -17,6 +17,21 @@ def _elapsed(task: TaskRecord, at: datetime) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
+def format_seconds(seconds: float, *, tenths: bool = False) -> str:
+    """``4.2s`` (with ``tenths``, under 10 s), ``42s``, ``3m05s``, ``2h10m``, ``3d04h``."""
+    if tenths and seconds < 10 and seconds != int(seconds):
+        return f"{max(seconds, 0.0):.1f}s"
+    whole = max(0, round(seconds))
+    for size, unit, small, sub in (
+        (86400, "d", 3600, "h"),
+        (3600, "h", 60, "m"),
+        (60, "m", 1, "s"),
+    ):
+        if whole >= size:
+            return f"{whole // size}{unit}{whole % size // small:02d}{sub}"
+    return f"{whole}s"
+
+
 def counts(state: RunState) -> dict[str, int]:
     out: dict[str, int] = {}
     for task in state.tasks.values():

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from protocol.manifest import lock_prefix
 from protocol.plan import Plan
-from protocol.plangraph import build_graph, remaining_critical_path, topo_order
+from protocol.plangraph import analyse, build_graph, critical_path_of
 from protocol.state import ACTIVE_TASK_STATES, TERMINAL_TASK_STATES, TaskState
 
 logger = logging.getLogger(__name__)
@@ -53,35 +53,53 @@ class Decision:
     """Ready by dependencies, examined while a slot was free, but waiting for a touches lock."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LockSpec:
     """What a task locks: nothing (read-only), everything (exclusive), or path prefixes."""
 
     kind: t.Literal["none", "exclusive", "paths"]
-    prefixes: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    """(prefix, its proper ancestors with "" first) per manifest entry, case-folded if needed."""
+    prefixes: tuple[str, ...] = ()
+    """The prefix of each manifest entry, case-folded if needed."""
+    ancestors: tuple[str, ...] = ()
+    """Every proper ancestor of those prefixes ("" first): a held lock there contains them."""
 
 
-def lock_spec(files: t.Sequence[str], concurrency: str, *, case_sensitive: bool) -> LockSpec:
-    """The lock of a task; a write task without a manifest has unknown scope: exclusive."""
+def lock_spec(
+    files: t.Sequence[str],
+    concurrency: str,
+    *,
+    case_sensitive: bool,
+    shared: dict[str, tuple[str, ...]] | None = None,
+) -> LockSpec:
+    """The lock of a task; a write task without a manifest has unknown scope: exclusive.
+
+    ``shared`` keeps one ancestors tuple per folder across the tasks of one plan (memory only).
+    """
     if concurrency == "read-only":
         return LockSpec("none")
     if concurrency == "write-shared" or not files:
         return LockSpec("exclusive")
-    entries: dict[str, tuple[str, ...]] = {}
+    prefixes: dict[str, None] = {}
     for entry in files:
         prefix = lock_prefix(entry)
-        if not case_sensitive:
-            prefix = prefix.casefold()
-        entries[prefix] = _ancestors(prefix)
-    return LockSpec("paths", tuple(entries.items()))
+        prefixes[prefix if case_sensitive else prefix.casefold()] = None
+    cache = {} if shared is None else shared
+    if len(prefixes) == 1:  # the common case: the folder's tuple, shared as it is
+        (prefix,) = prefixes
+        return LockSpec("paths", (prefix,), _ancestors(prefix, cache))
+    ancestors = dict.fromkeys(a for prefix in prefixes for a in _ancestors(prefix, cache))
+    return LockSpec("paths", tuple(prefixes), tuple(ancestors))
 
 
-def _ancestors(prefix: str) -> tuple[str, ...]:
+def _ancestors(prefix: str, cache: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
     if not prefix:
         return ()
-    parts = prefix.split("/")
-    return tuple("/".join(parts[:i]) for i in range(len(parts)))
+    folder = prefix.rpartition("/")[0]
+    found = cache.get(folder)
+    if found is None:
+        found = (*_ancestors(folder, cache), folder) if folder else ("",)
+        cache[folder] = found
+    return found
 
 
 class _LockTable:
@@ -102,12 +120,10 @@ class _LockTable:
         if spec.kind == "exclusive":
             return self.writers > 0
         held, below = self.held, self.below
-        for prefix, ancestors in spec.prefixes:
+        for prefix in spec.prefixes:
             if prefix in held or prefix in below:
                 return True
-            if any(ancestor in held for ancestor in ancestors):
-                return True
-        return False
+        return any(ancestor in held for ancestor in spec.ancestors)
 
     def add(self, spec: LockSpec) -> None:
         if spec.kind == "none":
@@ -116,9 +132,8 @@ class _LockTable:
         if spec.kind == "exclusive":
             self.exclusive = True
             return
-        for prefix, ancestors in spec.prefixes:
-            self.held.add(prefix)
-            self.below.update(ancestors)
+        self.held.update(spec.prefixes)
+        self.below.update(spec.ancestors)
 
 
 @dataclass(frozen=True)
@@ -137,29 +152,43 @@ class PlanIndex:
     locks: t.Mapping[str, LockSpec]
     done: frozenset[str]
 
+    minutes: t.Mapping[str, float]
+    """Effort of each task, in minutes."""
+    critical_path: tuple[float, list[str]]
+    """The longest chain by effort among the tasks not done (:func:`critical_path_of`)."""
+
     @classmethod
     def build(cls, plan: Plan, *, case_sensitive: bool = True) -> PlanIndex:
         """Index ``plan``; ValueError if its dependencies form a cycle."""
         graph = build_graph(plan.tasks)
+        topo, remaining = analyse(graph)
         done = frozenset(task.id for task in plan.tasks if task.status == "done")
-        remaining = remaining_critical_path([task for task in plan.tasks if task.id not in done])
+        todo = graph
+        if done:  # the path still to run: done tasks and the edges to them drop out
+            todo = build_graph([task for task in plan.tasks if task.id not in done])
+            remaining = analyse(todo).remaining
         tasks = {task.id: task for task in reversed(plan.tasks)}  # first wins, like the graph
         order = sorted(
             graph.ids, key=lambda tid: (-remaining.get(tid, 0.0), tasks[tid].priority, tid)
         )
+        shared: dict[str, tuple[str, ...]] = {}  # one ancestors tuple per folder
         return cls(
             plan=plan,
             case_sensitive=case_sensitive,
             order=tuple(order),
             rank={tid: position for position, tid in enumerate(order)},
-            topo={tid: position for position, tid in enumerate(topo_order(plan.tasks))},
+            topo={tid: position for position, tid in enumerate(topo)},
             deps=graph.deps,
             dependents=graph.dependents,
             locks={
-                tid: lock_spec(task.files, task.concurrency, case_sensitive=case_sensitive)
+                tid: lock_spec(
+                    task.files, task.concurrency, case_sensitive=case_sensitive, shared=shared
+                )
                 for tid, task in tasks.items()
             },
             done=done,
+            minutes=graph.minutes,
+            critical_path=critical_path_of(todo, remaining),
         )
 
 

@@ -11,12 +11,11 @@ import typing as t
 from dataclasses import dataclass
 
 from protocol.plan import Plan
-from protocol.plangraph import critical_path
 from runner.plan.summary import format_minutes
 from runner.scheduler import PlanIndex, SchedulerInput, TaskStates, decide
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SimTask:
     id: str
     start: float
@@ -40,15 +39,14 @@ def simulate(plan: Plan, *, workers: int, waves: bool = False) -> Simulation:
         raise ValueError(f"bad worker count {workers}: use 1 or more")
     index = PlanIndex.build(plan)
     states = TaskStates(index)
-    minutes = {task.id: task.minutes for task in plan.tasks}
+    minutes = index.minutes
     free = list(range(workers))
     running: list[tuple[float, int, str, int]] = []  # (end, rank, id, slot)
     done: list[SimTask] = []
     now = 0.0
+    question = SchedulerInput(plan=plan, states=states, max_workers=workers, waves=waves)
     while True:
-        decision = decide(
-            SchedulerInput(plan=plan, states=states, max_workers=workers, waves=waves)
-        )
+        decision = decide(question)  # the same question each time: ``states`` moves on
         for task_id, _reason in decision.skip:
             states.set(task_id, "skipped")
         for task_id in decision.start:
@@ -64,11 +62,10 @@ def simulate(plan: Plan, *, workers: int, waves: bool = False) -> Simulation:
             _, _, task_id, slot = heapq.heappop(running)
             states.set(task_id, "merged")
             heapq.heappush(free, slot)
-    todo = [task for task in plan.tasks if task.status != "done"]
     return Simulation(
         tasks=tuple(done),
         makespan=max((task.end for task in done), default=0.0),
-        critical_path=critical_path(todo),
+        critical_path=index.critical_path,
         workers=workers,
         waves=waves,
     )

@@ -7,6 +7,9 @@ event into the state, so ``state.json`` can always be rebuilt from the events al
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
+import json
 import logging
 import pathlib
 import typing as t
@@ -26,14 +29,17 @@ from protocol.state import (
     transition,
 )
 from runner.errors import RunFailed, UsageError
-from runner.events import read_events
+from runner.escapes import LoopGuard, progress_of
+from runner.events import parse_line, parse_lines, read_events
 
 logger = logging.getLogger(__name__)
 
 __all__ = [  # the file primitives live in agentmail.fs; the one events reader in runner.events
     "RunLog",
     "apply",
+    "current_state",
     "exclusive_lock",
+    "fold_log",
     "fsync_dir",
     "load_state",
     "lock_held",
@@ -186,6 +192,142 @@ def rebuild(events: t.Iterable[Event]) -> RunState:
     return state
 
 
+SNAPSHOT_EVERY: t.Final = 1000
+"""Events between two snapshots: a resume replays at most about this many."""
+SNAPSHOT_VERSION: t.Final = 1
+
+
+def snapshot_path(state_path: pathlib.Path) -> pathlib.Path:
+    """``snapshot.json`` beside ``state.json``: the fold plus the events it covers."""
+    return state_path.with_name("snapshot.json")
+
+
+@dataclasses.dataclass
+class Fold:
+    """What a mayor folds from the events, beside the state: the anti-loop counters after
+    each event (:meth:`runner.escapes.LoopGuard.replay`) and the definitions of the tasks the
+    run added. Kept per event by :class:`RunLog`, saved in the snapshot with the state."""
+
+    state: RunState | None = None
+    guard: LoopGuard = dataclasses.field(default_factory=LoopGuard)
+    task_defs: list[dict[str, t.Any]] = dataclasses.field(default_factory=list)
+
+    def step(self, event: Event) -> RunState:
+        self.state = apply(self.state, event)  # the lifecycle check first: raises, or folds
+        self.guard = self.guard.observe(progress_of(self.state))
+        if task_def := event.data.get("task_def"):
+            self.task_defs.append(task_def)
+        return self.state
+
+    def as_json(self) -> dict[str, t.Any]:
+        guard = self.guard
+        return {
+            "state": None if self.state is None else self.state.model_dump(mode="json"),
+            "guard": {
+                "iterations": guard.iterations,
+                "idle": guard.idle,
+                "generation": sorted(guard.generation),
+                "settled_at_start": guard.settled_at_start,
+            },
+            "task_defs": self.task_defs,
+        }
+
+    @classmethod
+    def from_json(cls, data: t.Mapping[str, t.Any]) -> Fold:
+        guard = data["guard"]
+        return cls(
+            state=RunState.model_validate(data["state"]),
+            guard=LoopGuard(
+                iterations=int(guard["iterations"]),
+                idle=int(guard["idle"]),
+                generation=frozenset((str(tid), int(n)) for tid, n in guard["generation"]),
+                settled_at_start=int(guard["settled_at_start"]),
+            ),
+            task_defs=[dict(d) for d in data["task_defs"]],
+        )
+
+
+class Folded(t.NamedTuple):
+    fold: Fold
+    """The fold of every complete event (its state None: no events yet)."""
+    end: int
+    """Bytes of the events file that are complete lines (a torn tail starts here)."""
+    lines: int
+    """Complete lines up to ``end``."""
+    digest: t.Any
+    """A running sha256 of those bytes (``hashlib`` object), for the next snapshot."""
+    replayed: int
+    """Events folded one by one (the tail after the snapshot, or all of them)."""
+    torn: bool
+
+
+class _Covered(t.NamedTuple):
+    offset: int
+    lines: int
+    digest: t.Any
+    fold: Fold
+
+
+def _trusted_snapshot(path: pathlib.Path, raw: bytes, end: int) -> _Covered | None:
+    """The snapshot when it describes a prefix of exactly these bytes: missing, unreadable,
+    garbage, for another file or newer than the events: None."""
+    try:
+        data = json.loads(path.read_bytes())
+        offset, lines = data["events_offset"], data["events_lines"]
+        if data["version"] != SNAPSHOT_VERSION or not isinstance(offset, int):
+            return None
+        if not 0 < offset <= end or raw[offset - 1 : offset] != b"\n":
+            return None
+        digest = hashlib.sha256(memoryview(raw)[:offset])
+        if digest.hexdigest() != data["events_digest"]:
+            return None
+        fold = Fold.from_json(data)
+        state = fold.state
+        last = parse_line(path, 0, raw[raw.rfind(b"\n", 0, offset - 1) + 1 : offset])
+        if state is None or (last.seq, last.run_id) != (state.last_seq, state.run_id):
+            return None  # a fold of other events than the ones it claims to cover
+        return _Covered(offset, int(lines), digest, fold)
+    except (OSError, ValueError, KeyError, TypeError, UsageError):
+        return None
+
+
+def fold_log(events_path: pathlib.Path, state_path: pathlib.Path) -> Folded:
+    """The run's fold from its snapshot plus the events after it, or, when the snapshot is
+    missing, stale, corrupt or for other bytes, from every event (the log is the truth)."""
+    try:
+        raw = events_path.read_bytes()
+    except FileNotFoundError:
+        raw = b""
+    end = raw.rfind(b"\n") + 1
+    covered = _trusted_snapshot(snapshot_path(state_path), raw, end) if end else None
+    if covered is None:
+        covered = _Covered(0, 0, hashlib.sha256(), Fold())
+    tail = parse_lines(events_path, covered.lines + 1, raw[covered.offset : end])
+    state = covered.fold.state
+    if state is not None and tail and tail[0].seq != state.last_seq + 1:
+        # the snapshot's fold does not join the events after it: replay them all
+        covered = _Covered(0, 0, hashlib.sha256(), Fold())
+        tail = parse_lines(events_path, 1, raw[:end])
+    fold = covered.fold
+    for event in tail:
+        fold.step(event)
+    digest = covered.digest
+    digest.update(memoryview(raw)[covered.offset : end])
+    torn = bool(raw[end:].strip())
+    if torn:
+        logger.warning("ignored a torn last event line in %s", events_path)
+    return Folded(fold, end, covered.lines + len(tail), digest, len(tail), torn)
+
+
+def current_state(events_path: pathlib.Path, state_path: pathlib.Path) -> RunState:
+    """What ``swarm status`` and ``resume`` trust: the fold of every complete event, read
+    through the snapshot (O(events since it)); UsageError naming a corrupt event line."""
+    state = fold_log(events_path, state_path).fold.state
+    if state is None:
+        raise RunFailed(f"no events in {events_path}: the run was never created")
+    return state
+
+
 def load_state(path: pathlib.Path) -> RunState:
     try:
         return RunState.model_validate_json(path.read_bytes())
@@ -210,6 +352,14 @@ class RunLog:
         self._seq = 0
         self._batching = False
         self._dirty = False
+        self.fold = Fold()
+        """The state, the anti-loop counters and the added tasks, folded per event."""
+        self._offset = 0
+        """Bytes of the events file written (whole lines): what a snapshot covers."""
+        self._lines = 0
+        self._digest = hashlib.sha256()
+        self._unsnapped = 0
+        """Events since the last snapshot."""
 
     @classmethod
     def open(
@@ -219,17 +369,19 @@ class RunLog:
         *,
         listener: t.Callable[[Event, RunState], None] | None = None,
     ) -> RunLog:
-        """Open an existing run: the state is rebuilt from the events (the truth)."""
+        """Open an existing run: its state is the fold of the events (the truth), read
+        through the snapshot when that covers a prefix of them."""
         log = cls(events_path, state_path, listener=listener)
-        events = read_events(events_path)
-        if events:
-            log._state = rebuild(events)
-            log._seq = events[-1].seq
-            raw = events_path.read_bytes()
-            if not raw.endswith(b"\n"):
-                # a torn last line (a crash mid-append): cut it off before appending again
-                with events_path.open("r+b") as fh:
-                    fh.truncate(raw.rfind(b"\n") + 1)
+        folded = fold_log(events_path, state_path)
+        log.fold = folded.fold
+        if folded.fold.state is not None:
+            log._state = folded.fold.state
+            log._seq = folded.fold.state.last_seq
+            log._unsnapped = folded.replayed
+        if folded.torn:  # a crash mid-append: cut the torn line off before appending again
+            with events_path.open("r+b") as fh:
+                fh.truncate(folded.end)
+        log._offset, log._lines, log._digest = folded.end, folded.lines, folded.digest
         return log
 
     @property
@@ -242,28 +394,68 @@ class RunLog:
         self, kind: EventKind, task_id: str | None = None, /, *, save: bool = True, **data: t.Any
     ) -> RunState:
         """Append one event durably (one ``write()`` under flock, fsync), fold it, save state."""
-        run_id = self._state.run_id if self._state else data["run_id"]
-        self._seq += 1
-        event = Event(seq=self._seq, run_id=run_id, kind=kind, task_id=task_id, data=data)
-        try:
-            state = apply(self._state, event)  # the lifecycle check, before anything is written
-        except BaseException:
-            self._seq -= 1
-            raise
-        fs.append_bytes(self.events_path, event.model_dump_json().encode() + b"\n", mode=fs.PUBLIC)
+        return self.record_all([(kind, task_id, data)], save=save)
+
+    def record_all(
+        self,
+        events: t.Sequence[tuple[EventKind, str | None, t.Mapping[str, t.Any]]],
+        *,
+        save: bool = True,
+    ) -> RunState:
+        """Append several events as one durable write (one ``write()`` under flock, one
+        fsync): all of them or, if the lifecycle refuses one, none. For decisions taken
+        together before one act (the arbiter's merge without gates: started and merged)."""
+        fold = dataclasses.replace(self.fold, task_defs=list(self.fold.task_defs))
+        folded: list[tuple[Event, RunState]] = []
+        for kind, task_id, data in events:
+            run_id = fold.state.run_id if fold.state else data["run_id"]
+            seq = self._seq + len(folded) + 1
+            event = Event(seq=seq, run_id=run_id, kind=kind, task_id=task_id, data=dict(data))
+            folded.append((event, fold.step(event)))  # the lifecycle check, before writing
+        state = fold.state
+        if state is None or not folded:
+            return self.state
+        lines = b"".join(event.model_dump_json().encode() + b"\n" for event, _ in folded)
+        fs.append_bytes(self.events_path, lines, mode=fs.PUBLIC)
+        self.fold = fold
+        self._offset += len(lines)
+        self._lines += len(folded)
+        self._digest.update(lines)
+        self._unsnapped += len(folded)
+        self._seq += len(folded)
         self._state = state
-        if save and (not self._batching or kind == "run_finished"):  # readers wait for the end
-            self.save()
+        finished = any(event.kind == "run_finished" for event, _ in folded)
+        if save and (not self._batching or finished):  # readers wait for the end
+            self.save(snapshot=finished)
         else:
             self._dirty = True
-        if self.listener is not None:
-            self.listener(event, self._state)
-        logger.debug("recorded %s", kind, extra={"task_id": task_id, "event_seq": self._seq})
-        return self._state
+        for event, after in folded:
+            if self.listener is not None:
+                self.listener(event, after)
+            logger.debug(
+                "recorded %s", event.kind, extra={"task_id": event.task_id, "event_seq": event.seq}
+            )
+        return state
 
-    def save(self) -> None:
+    def save(self, *, snapshot: bool = False) -> None:
+        """Write ``state.json``; every :data:`SNAPSHOT_EVERY` events (or with ``snapshot``)
+        also ``snapshot.json``, the fold with the offset and digest of the events it covers."""
         fs.write_text_atomic(self.state_path, self.state.model_dump_json(indent=1))
         self._dirty = False
+        if snapshot or self._unsnapped >= SNAPSHOT_EVERY:
+            self.snapshot()
+
+    def snapshot(self) -> None:
+        """Write ``snapshot.json`` now (atomically): a resume then replays only what follows."""
+        data = {
+            "version": SNAPSHOT_VERSION,
+            "events_offset": self._offset,
+            "events_lines": self._lines,
+            "events_digest": self._digest.hexdigest(),
+            **self.fold.as_json(),
+        }
+        fs.write_text_atomic(snapshot_path(self.state_path), json.dumps(data))
+        self._unsnapped = 0
 
     @contextlib.contextmanager
     def batch(self) -> t.Iterator[None]:

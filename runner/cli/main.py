@@ -27,6 +27,7 @@ MODULES: t.Final = (
     "clean",
     "watch",
     "doctor",
+    "runs",
 )
 """Every module with top-level commands (each exports ``command`` and/or ``commands``)."""
 COMMAND_MODULES: t.Final = {
@@ -41,6 +42,7 @@ COMMAND_MODULES: t.Final = {
     "report": "status",
     "resume": "run",
     "run": "run",
+    "runs": "runs",
     "status": "status",
     "stop": "stop",
     "unpause": "stop",

@@ -163,19 +163,42 @@ def simulate_command(
 
 @command.command(name="graph")
 @plan_argument
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "svg", "html"]),
+    default="mermaid",
+    show_default=True,
+    help="Mermaid text, an SVG picture, or a self-contained HTML page around the SVG.",
+)
 @json_option
 @handle_errors
-def graph_command(plan_path: pathlib.Path, as_json: bool) -> None:
-    """Print PLAN's dependency graph as Mermaid (graph TD).
+def graph_command(plan_path: pathlib.Path, fmt: str, as_json: bool) -> None:
+    """Print PLAN's dependency graph: Mermaid (graph TD), or laid out in layers as SVG or HTML
+    with the critical path in red.
 
     \b
     Examples:
       swarm plan graph plan.yaml > plan.mmd
+      swarm plan graph plan.yaml --format html > plan.html
       swarm plan graph plan.yaml --json
     """
     plan = _load_or_fail(plan_path, "plan-graph", as_json)
     if as_json:
+        from runner.graph import layout
+
+        lay = layout(plan)
         edges = [[dep, task.id] for task in plan.tasks for dep in task.blocked_by]
-        echo_json("plan-graph", {"mermaid": mermaid(plan), "edges": edges})
+        layers = {node.id: node.layer for node in lay.nodes}
+        critical = list(lay.critical_path)
+        echo_json(
+            "plan-graph",
+            {"mermaid": mermaid(plan), "edges": edges, "layers": layers, "critical_path": critical},
+        )
         return
-    click.echo(mermaid(plan), nl=False)
+    if fmt == "mermaid":
+        click.echo(mermaid(plan), nl=False)
+        return
+    from runner import graph
+
+    click.echo((graph.svg if fmt == "svg" else graph.html)(plan), nl=False)

@@ -8,8 +8,10 @@ import typing as t
 
 import click
 
+from agentmail.fs import write_text_atomic
 from runner import launch
 from runner.cli.common import echo_json, find_repo, handle_errors, json_option, repo_option
+from runner.errors import UsageError
 from runner.report import render_report, status_document
 
 
@@ -57,23 +59,68 @@ def status_command(
 
 @click.command(name="report")
 @click.argument("run_id", metavar="[RUN]", required=False)
+@click.option(
+    "--html",
+    "as_html",
+    is_flag=True,
+    help="Write the HTML report (Gantt chart, attempts, merge queue, checks, escapes) to "
+    "runs/<run>/report.html and print its path.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    help="With --html: write the page here instead ('-' for stdout).",
+)
 @repo_option
 @json_option
 @handle_errors
-def report_command(run_id: str | None, repo: pathlib.Path | None, as_json: bool) -> None:
-    """Print the agentops-style results report of a run.
+def report_command(
+    run_id: str | None,
+    as_html: bool,
+    output: pathlib.Path | None,
+    repo: pathlib.Path | None,
+    as_json: bool,
+) -> None:
+    """Print the agentops-style results report of a run (--html: the page with the charts).
 
     \b
     Examples:
       swarm report
       swarm report 20261121-051500-3f2a --json
+      swarm report --html && xdg-open .agents/swarm/runs/<run>/report.html
     """
     top = find_repo(repo)
-    state = launch.read_state(top, launch.resolve_run(top, run_id))
+    rid = launch.resolve_run(top, run_id)
+    if output is not None and not as_html:
+        raise UsageError("--output goes with --html: swarm report --html -o report.html")
+    if as_html:
+        _html_report(top, rid, output, as_json)
+        return
+    state = launch.read_state(top, rid)
     if as_json:
         echo_json("report", status_document(state))
     else:
         click.echo(render_report(state))
+
+
+def _html_report(top: pathlib.Path, rid: str, output: pathlib.Path | None, as_json: bool) -> None:
+    from runner import report_html, timeline
+
+    if output is None:
+        path = report_html.write_report(top, rid)
+    else:
+        page = report_html.render(timeline.build(timeline.load(top, rid)))
+        if str(output) == "-":
+            click.echo(page, nl=False)
+            return
+        write_text_atomic(output, page)
+        path = output
+    if as_json:
+        echo_json("report-html", {"run_id": rid, "path": str(path)})
+    else:
+        click.echo(str(path))
 
 
 commands: t.Final = (status_command, report_command)

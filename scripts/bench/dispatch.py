@@ -154,7 +154,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     ratio = o["total"]["p50"] / f["total"]["p50"]
     rows = [
         Row(BENCH, "offer -> dependent agent running, p50", o["total"]["p50"],
-            f["total"]["p50"], "ms", "ratio <= 1.5", ratio <= 1.5,
+            f["total"]["p50"], "ms", "ratio <= 1.3", ratio <= 1.3,
             "baseline: merge + worktree add + new-session + process start"),
         Row(BENCH, "offer -> dependent agent running, p90", o["total"]["p90"],
             f["total"]["p90"], "ms"),

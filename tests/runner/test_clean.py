@@ -147,12 +147,14 @@ def test_clean_force_archives_and_removes_everything_but_results(
     leftovers: Leftovers, server: libtmux.Server
 ) -> None:
     repo, root = leftovers.repo, leftovers.root
+    result = g.resolve(repo, INTEGRATION_BRANCH)
     report = clean(repo, leftovers.log.state, force=True, kill_session=leftovers.kill)
-    assert report.removed == ("A", "B", "D", "E", INTEGRATION)
+    assert report.removed == ("A", "B", "D", "E", INTEGRATION, INTEGRATION_BRANCH)
     assert report.kept == ()
-    assert report.archived == ("refs/swarm/archive/r1/B",)
+    assert report.archived == ("refs/swarm/archive/r1/B", "refs/swarm/archive/r1/_integration")
     assert g.resolve(repo, "refs/swarm/archive/r1/B") == leftovers.heads["B"]
-    assert branches(repo) == {"main", INTEGRATION_BRANCH}  # the run's result is kept
+    assert g.resolve(repo, "refs/swarm/archive/r1/_integration") == result  # unlanded: archived
+    assert branches(repo) == {"main"}
     assert worktree_paths(repo) == {repo.resolve()}
     assert "worktree" not in git(repo, "worktree", "list", "--porcelain").replace(
         f"worktree {repo.resolve()}", ""
@@ -172,7 +174,7 @@ def test_force_archive_never_overwrites_an_older_archive(leftovers: Leftovers) -
     other = git(repo, "commit-tree", "-m", "older attempt", f"{g.head_sha(repo)}^{{tree}}")
     g.update_ref(repo, "refs/swarm/archive/r1/B", other)
     report = clean(repo, leftovers.log.state, force=True, kill_session=leftovers.kill)
-    assert report.archived == ("refs/swarm/archive/r1/B-2",)
+    assert report.archived[0] == "refs/swarm/archive/r1/B-2"
     assert g.resolve(repo, "refs/swarm/archive/r1/B") == other
     assert g.resolve(repo, "refs/swarm/archive/r1/B-2") == leftovers.heads["B"]
 

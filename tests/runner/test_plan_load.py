@@ -119,7 +119,7 @@ PROBLEM_CASES = [
         {**_plan(_task("T01")), "workers": 3},
         [
             "plan.yaml: workers: unknown key; valid keys are version, name, base, target, "
-            "max_workers, agent, isolation, gates, setup, budgets, tasks"
+            "max_workers, agent, isolation, gates, setup, budgets, notify, tasks"
         ],
     ),
     ProblemCase(

@@ -102,3 +102,56 @@ def test_a_wave_commit_cut_short_by_a_crash_is_finished_once(
     assert git(git_repo, "rev-parse", "swarm/r1/integration^{tree}") == git(
         git_repo, "rev-parse", f"{tip}^{{tree}}"
     )
+
+
+def test_merges_recorded_but_not_yet_applied_are_applied_on_resume_without_an_alarm(
+    git_repo: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """Without gates the arbiter records merge_started and task_merged in one write per merge
+    and moves the branch once after the step's merges; a mayor killed before that leaves the
+    branch behind the recorded head by every merge of the step."""
+    log, heads = _offered_run(git_repo, tmp_path / "wt")
+    base = log.state.integration_head
+    integration = pathlib.Path(log.state.integration_worktree)
+    for tid in ("A", "B"):
+        ours = log.state.integration_head
+        tree = git(integration, "merge-tree", "--write-tree", ours, heads[tid])
+        message = f"swarm({tid}): {tid}"
+        sha = git(git_repo, "commit-tree", tree, "-p", ours, "-p", heads[tid], "-m", message)
+        merged = {"head_sha": heads[tid], "merge_sha": sha, "integration_head": sha}
+        log.record_all([
+            ("merge_started", tid, {"head_sha": heads[tid], "integration_head": ours}),
+            ("task_merged", tid, merged),
+        ])  # fmt: skip
+    assert git(integration, "rev-parse", "HEAD") == base  # the act the crash cut short
+
+    final = _new_mayor(git_repo).run()
+    run = SwarmPaths.for_repo(git_repo).run("r1")
+
+    assert final.status == "done", final.stop_reason
+    subjects = git(git_repo, "log", "--merges", "--format=%s", "swarm/r1/integration")
+    assert sorted(subjects.splitlines()) == ["swarm(A): A", "swarm(B): B"]
+    assert git(git_repo, "rev-parse", "swarm/r1/integration") == final.integration_head
+    assert git(integration, "status", "--porcelain") == ""
+    kinds = [event.kind for event in read_events(run.events)]
+    assert "integration_reset" not in kinds  # a crash of ours is not someone moving the branch
+    assert rebuild(read_events(run.events)) == final
+
+
+def test_a_branch_moved_by_someone_else_is_still_reported(
+    git_repo: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    log, _heads = _offered_run(git_repo, tmp_path / "wt")
+    integration = pathlib.Path(log.state.integration_worktree)
+    final = _new_mayor(git_repo).run()
+    assert final.status == "done", final.stop_reason
+    # a worker goes back one merge and commits there: not an act of the arbiter cut short
+    git(integration, "reset", "-q", "--hard", "HEAD^1")
+    git(integration, "commit", "-q", "--allow-empty", "-m", "planted")
+    reset = _new_mayor(git_repo).arbiter.guard_integration()
+    assert reset is not None and "was reset to" in reset
+    assert git(integration, "rev-parse", "HEAD") == final.integration_head
+    # going back along the arbiter's own merges only is restored the same way, silently
+    git(integration, "reset", "-q", "--hard", "HEAD~2")
+    assert _new_mayor(git_repo).arbiter.guard_integration() is None
+    assert git(integration, "rev-parse", "HEAD") == final.integration_head
