@@ -227,16 +227,32 @@ def test_the_demo_plan_merges_every_task_in_clone_and_sandbox_modes(
 def test_a_mayor_sigkilled_twice_resumes_a_cloned_run_to_all_merged(
     git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path, isolation: str
 ) -> None:
+    """SIGKILL the mayor twice, each time once a new worker was dispatched (so each kill lands
+    mid-run however slow the machine), resume; every task merges exactly once."""
     if isolation == "sandbox":
         try:
             sandbox.require_bwrap()
         except UsageError as exc:
             pytest.skip(str(exc))
-    rng = random.Random(11)
-    plan = faults.write_plan(tmp_path, faults.twenty_task_plan(rng))
+    plan = faults.write_plan(tmp_path, faults.twenty_task_plan(random.Random(11)))
     socket = str(server.socket_name)
-    faults.run_trial(git_repo, plan, socket, "r1", rng, kills=2, extra=("--isolation", isolation))
-    assert faults.events(git_repo, "r1")[0].data["isolation"] == isolation
+    faults.start(git_repo, plan, socket, "r1", "--isolation", isolation)
+    for _ in range(2):
+        seen = len(events(git_repo))
+
+        def dispatched(seen: int = seen) -> bool:
+            return any(e.kind == "task_dispatched" for e in events(git_repo)[seen:])
+
+        faults.wait_until(dispatched, 60, "a dispatch")
+        assert faults.kill_mayor(git_repo, "r1"), "no live mayor to kill"
+        faults.resume(git_repo, "r1")
+    faults.wait_until(lambda: faults.status(git_repo, "r1") != "running", 180, "the run to end")
+    last = faults.mayor_pid(git_repo, "r1") or 0
+    faults.wait_until(lambda: not faults._alive(last), 30, "the last mayor to exit")
+    faults.check_invariants(git_repo, "r1")
+    evs = events(git_repo)
+    assert evs[0].data["isolation"] == isolation
+    assert len([e for e in evs if e.kind == "mayor_started"]) == 3
 
 
 def test_a_cloned_run_survives_a_killed_tmux_server(
@@ -260,6 +276,8 @@ def test_a_cloned_run_survives_a_killed_tmux_server(
     faults.wait_until(lambda: not faults._alive(pid or 0), 10, "the mayor to die")
     faults.resume(git_repo, "r1")
     faults.wait_until(lambda: faults.status(git_repo, "r1") != "running", 120, "the run to end")
+    last = faults.mayor_pid(git_repo, "r1") or 0
+    faults.wait_until(lambda: not faults._alive(last), 30, "the last mayor to exit")
     faults.check_invariants(git_repo, "r1")
     restarted = [e for e in events(git_repo) if e.task_id == "A" and e.data.get("resumed")]
     assert restarted, "A was not restarted in its clone after the server died"
