@@ -161,6 +161,18 @@ def _why_lines(event: Event, state: RunState) -> list[str]:
     help="agentops style: one 'chore(<id>): <subject>' commit per task.",
 )
 @click.option(
+    "--isolation",
+    type=click.Choice(["worktree", "clone", "sandbox"]),
+    default=None,
+    help="Each worker's checkout: a git worktree (default), its own clone, or that clone "
+    "in a bubblewrap sandbox (docs/isolation.md).",
+)
+@click.option(
+    "--network/--no-network",
+    default=None,
+    help="Sandboxed workers reach the network (default) or have none at all.",
+)
+@click.option(
     "--land",
     "land_after",
     is_flag=True,
@@ -207,6 +219,8 @@ def run_command(
     auto_spawn: t.Literal["off", "safe", "all"] | None,
     squash: bool,
     per_task_commits: bool,
+    isolation: t.Literal["worktree", "clone", "sandbox"] | None,
+    network: bool | None,
     land_after: bool,
     allow_concurrent: bool,
     agent_permissions: t.Literal["worktree", "full"] | None,
@@ -255,6 +269,8 @@ def run_command(
             squash=squash,
             per_task_commits=per_task_commits,
             land=land_after,
+            isolation=isolation,
+            network=network,
             agent_permissions=agent_permissions,
             trust_worktrees=trust_worktrees,
         ),

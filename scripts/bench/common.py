@@ -53,6 +53,7 @@ BENCHES: t.Final = (
     "scale",
     "arbiter",
     "recovery",
+    "isolation",
 )
 MINUTE_S: t.Final = 0.05
 """Seconds of ``sleep`` per minute of plan effort in live runs (1 min of effort = 0.05 s)."""

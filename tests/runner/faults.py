@@ -185,11 +185,12 @@ def run_trial(
     *,
     kills: int,
     kill_server: bool = False,
+    extra: tuple[str, ...] = (),
 ) -> list[float]:
     """Start a run, SIGKILL its mayor ``kills`` times at random moments (or kill the whole tmux
     server once) and resume it each time; wait for the end and check the invariants. Returns
     the resume -> next dispatch delays seen."""
-    start(repo, plan, socket, run_id)
+    start(repo, plan, socket, run_id, *extra)
     delays: list[float] = []
     for _ in range(kills):
         time.sleep(rng.uniform(0.3, 2.0))

@@ -119,7 +119,8 @@ PROBLEM_CASES = [
         {**_plan(_task("T01")), "workers": 3},
         [
             "plan.yaml: workers: unknown key; did you mean 'max_workers'? valid keys are "
-            "version, name, base, target, max_workers, agent, gates, setup, budgets, notify, tasks"
+            "version, name, base, target, max_workers, agent, isolation, gates, setup, budgets, "
+            "notify, tasks"
         ],
     ),
     ProblemCase(
