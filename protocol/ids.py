@@ -6,6 +6,10 @@ from __future__ import annotations
 import re
 import typing as t
 
+MAYOR: t.Final = "mayor"
+"""The mayor's mailbox: every worker reports to it."""
+HUMAN: t.Final = "human"
+"""The human's mailbox: help requests, alerts."""
 ID_PATTERN: t.Final = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 _ID_RE: t.Final = re.compile(ID_PATTERN)
 

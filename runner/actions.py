@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
+from protocol.ids import HUMAN as HUMAN  # re-exported: the mailbox names live in protocol
+from protocol.ids import MAYOR as MAYOR
 from protocol.messages import Envelope, Fields, MessageType
 from protocol.plan import Plan, Task
 from protocol.results import ScopeEscape
@@ -15,8 +17,6 @@ from runner.agents.panes import PaneReport
 from runner.scheduler import PlanIndex
 from runner.sessions import SessionStatus
 
-MAYOR: t.Final = "mayor"
-HUMAN: t.Final = "human"
 FIXUP_REFUSALS: t.Final = frozenset({"conflict", "scope"})
 """Refusals a worker fixes on its own branch (a fix-up, bounded by ``budgets.max_fixups``)."""
 

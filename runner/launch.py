@@ -19,16 +19,15 @@ from datetime import UTC, datetime
 
 from agentmail.fs import exclusive_lock, lock_held, write_text_atomic
 from agentmail.store import MailStore
+from protocol.ids import HUMAN, MAYOR
 from protocol.plan import Isolation, Plan
 from protocol.state import AutoSpawn, CommitPolicy, Event, RunMode, RunSettings, RunState
 from runner import git, gitguard, sandbox, why, worktrees
-from runner.actions import HUMAN, MAYOR
 from runner.errors import RunFailed, UsageError
 from runner.events import EventTail, read_events
-from runner.mayor import Mayor, MayorConfig
 from runner.paths import SwarmPaths, default_worktree_root, tmux_socket_name
 from runner.report import render_report
-from runner.sessions import ProcessBackend, SessionBackend, SessionSpec, TmuxBackend, session_name
+from runner.sessions.base import SessionBackend, SessionSpec, session_name
 from runner.state import RunLog, apply, current_state, load_state, rebuild
 
 logger = logging.getLogger(__name__)
@@ -296,6 +295,9 @@ def verified_plan(repo: pathlib.Path, state: RunState) -> Plan:
 
 
 def make_backend(state: RunState, notify_dir: pathlib.Path) -> SessionBackend:
+    # imported here: reading commands (status, report, runs) never pay for libtmux
+    from runner.sessions import ProcessBackend, TmuxBackend
+
     if state.mode == "local":
         return ProcessBackend()
     if state.tmux_socket is None:
@@ -346,6 +348,8 @@ def drive(
             if not (resume and log.state.status == "stopped"):
                 return log.state
             log.record("run_resumed", pid=os.getpid())
+        from runner.mayor import Mayor, MayorConfig  # the mayor's whole world, only for it
+
         plan = verified_plan(repo, log.state)
         backend = make_backend(log.state, run.dir / "notify")
         try:

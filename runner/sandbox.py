@@ -29,8 +29,8 @@ import shutil
 import sys
 import typing as t
 
+from protocol.ids import MAYOR
 from runner import proc
-from runner.actions import MAYOR
 from runner.errors import UsageError
 from runner.paths import RunPaths, safe_id
 

@@ -29,6 +29,8 @@ old session's status asked, and a dead one is killed and the list sent again.
 
 from __future__ import annotations
 
+import typing as t
+
 from runner.sessions.base import (
     EXIT_OPTION,
     MISSING,
@@ -44,8 +46,25 @@ from runner.sessions.base import (
     find_executable,
     session_name,
 )
-from runner.sessions.process import ProcessBackend
-from runner.sessions.tmux import TmuxBackend
+
+if t.TYPE_CHECKING:
+    from runner.sessions.process import ProcessBackend
+    from runner.sessions.tmux import TmuxBackend
+
+
+def __getattr__(name: str) -> t.Any:
+    """The backends load on first use (PEP 562): a command that only names a session, or
+    reads a run, never imports libtmux."""
+    if name == "ProcessBackend":
+        from runner.sessions.process import ProcessBackend
+
+        return ProcessBackend
+    if name == "TmuxBackend":
+        from runner.sessions.tmux import TmuxBackend
+
+        return TmuxBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "EXIT_OPTION",
