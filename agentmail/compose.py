@@ -13,10 +13,11 @@ import os
 import pathlib
 import typing as t
 
+from agentmail.delivery import load_key
 from agentmail.errors import BadInput, NotYourIdentity
-from agentmail.store import load_key
-from protocol import agentops
-from protocol.messages import ACK_REQUIRED_BY_DEFAULT, Envelope, MessageType
+
+if t.TYPE_CHECKING:
+    from protocol.messages import Envelope
 
 
 def _environ(environ: t.Mapping[str, str] | None) -> t.Mapping[str, str]:
@@ -75,6 +76,9 @@ def compose(
     the thread defaults to the task id the body or subject names; the subject, when not given,
     is rendered from type and thread; ``ack_required`` defaults by type; the run id defaults to
     ``$SWARM_RUN``."""
+    from protocol import agentops  # the identity helpers above stay light (runner.cli.fast)
+    from protocol.messages import ACK_REQUIRED_BY_DEFAULT, Envelope, MessageType
+
     if mtype is not None:
         kind = MessageType(mtype.upper())
         fields = agentops.parse_body(kind, body, subject)

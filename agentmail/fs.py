@@ -14,7 +14,6 @@ import contextlib
 import fcntl
 import os
 import pathlib
-import secrets
 import typing as t
 
 O_NOFOLLOW: t.Final = getattr(os, "O_NOFOLLOW", 0)
@@ -40,7 +39,7 @@ def write_atomic(path: pathlib.Path, data: bytes, *, mode: int = PRIVATE) -> Non
     Readers see the old content or the new one, never a part; on any error the temp file is
     removed and ``path`` is left as it was. ``mode`` applies to a new file (less the umask).
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
     try:
         try:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import errno
 import fcntl
 import hashlib
@@ -47,47 +46,71 @@ import typing as t
 
 from pydantic import ValidationError
 
-from agentmail import ulid
+from agentmail import ledger, ulid
+from agentmail.delivery import (
+    COUNTER_WIDTH,
+    DEFAULT_MAX_BODY,
+    DSEQ_WIDTH,
+    ENVELOPE_OVERHEAD,
+    RECORD_WIDTH,
+    RECORDS_AT,
+    RECORDS_FROM_AT,
+    check_agent,
+    load_key,
+    read_counter,
+    read_key_text,
+    record,
+    records_from,
+    registered_box,
+    send_doc,
+    write_counter,
+)
 from agentmail.errors import (
     BadInput,
-    BodyTooLarge,
-    IdempotencyConflict,
     UnknownAgent,
     UnknownMessage,
 )
 from agentmail.fs import O_CLOEXEC, O_NOFOLLOW, fsync_dir, locked, write_atomic
-from protocol.base import check_id
 from protocol.messages import Envelope, MessageType
+
+__all__ = (
+    "DEFAULT_MAX_BODY",
+    "MailStore",
+    "Page",
+    "Stored",
+    "check_agent",
+    "load_key",
+    "read_key_text",
+    "sign",
+)
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_BODY: t.Final = 1 << 20
-_ENVELOPE_OVERHEAD: t.Final = 256 << 10  # headers and fields around the body
-_DSEQ_WIDTH: t.Final = 12
 _NEW_RE: t.Final = re.compile(r"(\d{12})\.([0-9A-HJKMNP-TV-Z]{26})")
 _CUR_RE: t.Final = re.compile(r"(\d{12})\.([0-9A-HJKMNP-TV-Z]{26}):2,([A-Za-z]*)")
-_COUNTER_WIDTH: t.Final = 20
-_RECORDS_FROM_AT: t.Final = 20  # where .delivery keeps the first dseq that has a record
-_RECORDS_AT: t.Final = 64
-_RECORD_WIDTH: t.Final = _DSEQ_WIDTH + 1 + 26 + 1  # "<dseq>.<ulid>\n"
 _CACHE_SIZE: t.Final = 8192
 FLAG_READ: t.Final = "S"
 FLAG_ACKED: t.Final = "A"
 
 
-@dataclasses.dataclass(frozen=True)
-class Stored:
+class Stored(t.NamedTuple):
     """A verified message in one agent's inbox and its state there."""
 
     envelope: Envelope
     read: bool
     acked: bool
-    path: pathlib.Path
+    file: str
+    """Where the file was when it was listed (``path`` as a string: a listing of thousands
+    does not build a Path each)."""
     dseq: int = 0
 
     @property
     def id(self) -> str:
         return self.envelope.id
+
+    @property
+    def path(self) -> pathlib.Path:
+        return pathlib.Path(self.file)
 
 
 class Page(t.NamedTuple):
@@ -96,46 +119,7 @@ class Page(t.NamedTuple):
     has_more: bool = False
 
 
-class _Entry(t.NamedTuple):
-    dseq: int
-    msg_id: str
-    name: str
-    in_cur: bool
-    flags: str
-
-
-def check_agent(agent: str) -> str:
-    """``agent`` if it is a valid agent name (an id: no ``/``, no ``..``), else BadInput."""
-    try:
-        return check_id(agent)
-    except ValueError as exc:
-        raise BadInput(f"agent name: {exc}") from None
-
-
-def _read_counter(fd: int) -> int:
-    raw = os.pread(fd, _COUNTER_WIDTH, 0).strip()
-    return int(raw) if raw else 0
-
-
-def _write_counter(fd: int, value: int) -> None:
-    os.pwrite(fd, f"{value:0{_COUNTER_WIDTH}d}".encode(), 0)
-
-
-def _records_from(fd: int) -> int:
-    """The first dseq with a delivery record (0: none yet, an inbox from before records)."""
-    raw = os.pread(fd, _COUNTER_WIDTH, _RECORDS_FROM_AT).strip(b"\0 ")
-    return int(raw) if raw.isdigit() else 0
-
-
-def _record(dseq: int, msg_id: str) -> bytes:
-    return f"{dseq:0{_DSEQ_WIDTH}d}.{msg_id}\n".encode()
-
-
-def _write_record(fd: int, dseq: int, msg_id: str) -> None:
-    """Record delivery ``dseq`` (exclusive inbox lock held); start the records if need be."""
-    if _records_from(fd) == 0:
-        os.pwrite(fd, f"{dseq:0{_COUNTER_WIDTH}d}".encode(), _RECORDS_FROM_AT)
-    os.pwrite(fd, _record(dseq, msg_id), _RECORDS_AT + _RECORD_WIDTH * (dseq - 1))
+_Entry = ledger.Entry
 
 
 class _Ledger(t.NamedTuple):
@@ -155,8 +139,8 @@ class _Ledger(t.NamedTuple):
             )
         if self.records_from == 0 or dseq < self.records_from:
             return ""  # delivered before records began: the counter is all there is
-        start = _RECORD_WIDTH * (dseq - self.after - 1)
-        if self.records[start : start + _RECORD_WIDTH] != _record(dseq, msg_id):
+        start = RECORD_WIDTH * (dseq - self.after - 1)
+        if self.records[start : start + RECORD_WIDTH] != record(dseq, msg_id):
             return (
                 f"delivery number {dseq} was not given to message {msg_id}: "
                 "not delivered by the store (a copy under a new name, or a collision)"
@@ -165,26 +149,19 @@ class _Ledger(t.NamedTuple):
 
 
 def _read_ledger(fd: int, after: int) -> _Ledger:
-    counter = _read_counter(fd)
-    records_from = _records_from(fd)
+    counter = read_counter(fd)
+    first_record = records_from(fd)
     records = b""
-    if records_from and counter > after:
-        first = max(after, records_from - 1)
-        length = _RECORD_WIDTH * (counter - first)
-        records = b"\0" * (_RECORD_WIDTH * (first - after))
-        records += os.pread(fd, length, _RECORDS_AT + _RECORD_WIDTH * first)
-    return _Ledger(counter, records_from, after, records)
+    if first_record and counter > after:
+        first = max(after, first_record - 1)
+        length = RECORD_WIDTH * (counter - first)
+        records = b"\0" * (RECORD_WIDTH * (first - after))
+        records += os.pread(fd, length, RECORDS_AT + RECORD_WIDTH * first)
+    return _Ledger(counter, first_record, after, records)
 
 
 def sign(envelope: Envelope, key: bytes) -> str:
     return hmac.new(key, envelope.canonical_bytes(), hashlib.sha256).hexdigest()
-
-
-def _content_digest(envelope: Envelope) -> str:
-    """What an idempotent retry must repeat: everything but the store-assigned parts."""
-    doc = envelope.model_dump(mode="json", exclude={"id", "seq", "created", "sig"})
-    raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def _key_written(path: pathlib.Path) -> bool:
@@ -206,7 +183,7 @@ class MailStore:
         self._cache: collections.OrderedDict[tuple[str, str], Envelope] = collections.OrderedDict()
         self._where: dict[tuple[str, str], int] = {}  # (agent, id) -> dseq, for fast lookups
         self._boxes: dict[str, str] = {}  # registered agents' Maildirs
-        self._sender_dirs: set[str] = set()
+        self._swept: dict[str, tuple[int, int]] = {}  # Maildir stamps at the last sweep
 
     # ---------------------------------------------------------------- paths and registration
 
@@ -218,9 +195,6 @@ class MailStore:
 
     def quarantine_dir(self, agent: str) -> pathlib.Path:
         return self.maildir(agent) / "quarantine"
-
-    def _sender_dir(self, agent: str) -> pathlib.Path:
-        return self.root / ".senders" / check_agent(agent)
 
     def is_registered(self, agent: str) -> bool:
         try:
@@ -253,9 +227,9 @@ class MailStore:
         ):
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
         with locked(box / ".delivery") as fd:
-            if _read_counter(fd) == 0 and _records_from(fd) == 0:
-                os.pwrite(fd, f"{1:0{_COUNTER_WIDTH}d}".encode(), _RECORDS_FROM_AT)
-                _write_counter(fd, 0)
+            if read_counter(fd) == 0 and records_from(fd) == 0:
+                os.pwrite(fd, f"{1:0{COUNTER_WIDTH}d}".encode(), RECORDS_FROM_AT)
+                write_counter(fd, 0)
         key_path = self.key_path(agent)
         if not _key_written(key_path):
             # tmp + fsync + link: a crash never leaves an empty key (a worker could sign with
@@ -311,120 +285,40 @@ class MailStore:
         original; the same key with a different message raises :class:`IdempotencyConflict`.
         """
         sender = check_agent(envelope.sender)
-        recipients = envelope.recipients
-        for agent in recipients:
-            self._box(agent)
-        size = len(envelope.body_md.encode())
-        if size > self.max_body:
-            raise BodyTooLarge(size, self.max_body)
         if envelope.id and not ulid.is_ulid(envelope.id):
             raise BadInput(f"message id {envelope.id!r} is not a ULID (leave it empty)")
         if key is None:
             key = self._key(sender)
             if key is None:
                 raise UnknownAgent(sender, self.root)
-        sdir = self._sender_dir(sender)
-        if sender not in self._sender_dirs:
-            sdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._sender_dirs.add(sender)
-        # The sender lock covers seq assignment and delivery, so a sender's messages reach
-        # every inbox in seq order (per-sender FIFO) even with several sending processes.
-        with locked(sdir / "seq") as fd:
-            idem_path: pathlib.Path | None = None
-            digest = ""
-            if envelope.idempotency_key is not None:
-                digest = _content_digest(envelope)
-                name = hashlib.sha256(envelope.idempotency_key.encode()).hexdigest()
-                idem_path = sdir / "idem" / f"{name}.json"
-                previous = self._idempotent_retry(idem_path, envelope, digest)
-                if previous is not None:
-                    return previous
-            seq = _read_counter(fd) + 1
-            _write_counter(fd, seq)
-            stored = envelope.model_copy(update={"id": envelope.id or self._ids.new(), "seq": seq})
-            canonical = stored.canonical_bytes()
-            sig = hmac.new(key, canonical, hashlib.sha256).hexdigest()
-            stored = stored.model_copy(update={"sig": sig})
-            data = canonical[:-1] + b',"sig":"' + sig.encode() + b'"}'
-            if len(data) > self.max_body + _ENVELOPE_OVERHEAD:
-                raise BodyTooLarge(len(data) - _ENVELOPE_OVERHEAD, self.max_body)
-            if idem_path is not None:
-                idem_path.parent.mkdir(mode=0o700, exist_ok=True)
-                record = {"digest": digest, "id": stored.id, "data": data.decode()}
-                write_atomic(idem_path, json.dumps(record).encode())
-            self._deliver(stored.id, data, recipients, skip_present=False)
-        logger.debug("sent message", extra={"msg_id": stored.id, "agent": sender})
-        return stored
 
-    def _idempotent_retry(
-        self, idem_path: pathlib.Path, envelope: Envelope, digest: str
-    ) -> Envelope | None:
-        try:
-            record = json.loads(idem_path.read_bytes())
-        except FileNotFoundError:
-            return None
-        if record.get("digest") != digest:
-            raise IdempotencyConflict(
-                envelope.sender, envelope.idempotency_key or "", str(record.get("id"))
-            )
-        data = str(record["data"]).encode()
-        stored = Envelope.model_validate_json(data)
-        # a crash between the record and the last link left some inboxes without it
-        self._deliver(stored.id, data, stored.recipients, skip_present=True)
-        logger.debug("idempotent retry", extra={"msg_id": stored.id})
-        return stored
+        sent = send_doc(
+            self.root,
+            envelope.model_dump(mode="json"),
+            key,
+            new_id=self._ids.new,
+            redeliver=self.redeliver,
+            max_body=self.max_body,
+        )
+        logger.debug("sent message", extra={"msg_id": sent.doc["id"], "agent": sender})
+        if sent.retried:
+            return Envelope.model_validate_json(sent.data)
+        return envelope.model_copy(
+            update={"id": sent.doc["id"], "seq": sent.doc["seq"], "sig": sent.doc["sig"]}
+        )
+
+    def redeliver(self, previous: t.Mapping[str, t.Any]) -> None:
+        """Complete an earlier send from its idempotency record (:func:`ledger.redeliver`)."""
+        ledger.redeliver(self.root, previous)
+        logger.debug("idempotent retry", extra={"msg_id": previous.get("id")})
 
     def _box(self, agent: str) -> str:
         """The Maildir of a registered ``agent`` as a string (cached), else UnknownAgent."""
         box = self._boxes.get(agent)
         if box is None:
-            check_agent(agent)
-            if not self.is_registered(agent):
-                raise UnknownAgent(agent, self.root)
-            box = str(self.maildir(agent))
+            box = registered_box(self.root, agent)
             self._boxes[agent] = box
         return box
-
-    def _deliver(
-        self, msg_id: str, data: bytes, recipients: t.Sequence[str], *, skip_present: bool
-    ) -> None:
-        """Write ``data`` once to a ``tmp/``, hard-link it into each ``new/``, make it durable.
-
-        A link is atomic, and the data is complete in the file before the first link, so a
-        reader (or a sender killed at any instant) never sees a partial message. The file fsync
-        comes after the links: on a journaling filesystem it commits them in the same
-        transaction, which makes the directory fsyncs that POSIX asks for nearly free.
-        """
-        first = self._box(recipients[0])
-        fd, tmp = _open_tmp(f"{first}/tmp", msg_id)
-        linked: list[str] = []
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            for agent in recipients:
-                box = self._box(agent)
-                if skip_present and self._find(agent, msg_id) is not None:
-                    continue
-                lock_fd = os.open(f"{box}/.delivery", os.O_RDWR | os.O_CREAT | O_CLOEXEC, 0o600)
-                try:
-                    fcntl.flock(lock_fd, fcntl.LOCK_EX)
-                    # count first: a crash before the link leaves a gap, never a reused number
-                    dseq = _read_counter(lock_fd) + 1
-                    _write_counter(lock_fd, dseq)
-                    _write_record(lock_fd, dseq, msg_id)
-                    _link(fd, tmp, f"{box}/new/{dseq:0{_DSEQ_WIDTH}d}.{msg_id}")
-                finally:
-                    os.close(lock_fd)
-                linked.append(box)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)  # noqa: PTH108 - str paths on the hot path
-        for box in linked:
-            fsync_dir(pathlib.Path(box, "new"))
 
     # ---------------------------------------------------------------------------- reading
 
@@ -437,7 +331,7 @@ class MailStore:
         path: it checks the result is contiguous from ``after``).
         """
         box = self._box(agent)
-        floor = f"{after:0{_DSEQ_WIDTH}d}"
+        floor = f"{after:0{DSEQ_WIDTH}d}"
         subs = ("new", "cur") if include_cur else ("new",)
         with locked(pathlib.Path(box, ".delivery"), fcntl.LOCK_SH) as lock_fd:
             # os.listdir: names only, the fastest listing (the lock is held meanwhile)
@@ -451,7 +345,7 @@ class MailStore:
             in_cur = sub == "cur"
             pattern = _CUR_RE if in_cur else _NEW_RE
             for name in names:
-                if name[:_DSEQ_WIDTH] <= floor and name[_DSEQ_WIDTH : _DSEQ_WIDTH + 1] == ".":
+                if name[:DSEQ_WIDTH] <= floor and name[DSEQ_WIDTH : DSEQ_WIDTH + 1] == ".":
                     continue  # at or before the cursor (cheap test before the regex)
                 match = pattern.fullmatch(name)
                 if match is None:
@@ -510,7 +404,7 @@ class MailStore:
     def _load(self, agent: str, entry: _Entry) -> Stored | None:
         """Read, parse and verify one entry; quarantine it (and return None) if it is bad."""
         sub = "cur" if entry.in_cur else "new"
-        path = self.maildir(agent) / sub / entry.name
+        path = f"{self._box(agent)}/{sub}/{entry.name}"
         read = FLAG_READ in entry.flags
         acked = FLAG_ACKED in entry.flags
         cache_key = (agent, entry.msg_id)
@@ -535,7 +429,7 @@ class MailStore:
             if not stat.S_ISREG(info.st_mode):
                 reason = "not a regular file"
                 data = b""
-            elif info.st_size > self.max_body * 6 + _ENVELOPE_OVERHEAD:
+            elif info.st_size > self.max_body * 6 + ENVELOPE_OVERHEAD:
                 reason = f"oversize: {info.st_size} bytes"
                 data = b""
             else:
@@ -578,6 +472,8 @@ class MailStore:
             return None, f"unknown sender {env.sender!r}: no key to verify its signature"
         if not env.sig:
             return None, f"unsigned message claiming to be from {env.sender!r}"
+        if _signed_as_written(data, env.sig, key):
+            return env, ""
         expected = hmac.new(key, env.canonical_bytes(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, env.sig):
             return None, (
@@ -645,6 +541,8 @@ class MailStore:
         agent: str,
         *,
         cursor: str | None = None,
+        before: str | None = None,
+        newest: bool = False,
         limit: int | None = None,
         unread: bool | None = None,
         unacked: bool | None = None,
@@ -652,18 +550,22 @@ class MailStore:
         thread: str | None = None,
         sender: str | None = None,
     ) -> Page:
-        """Messages of ``agent`` after ``cursor`` in delivery order; never changes state.
+        """Messages of ``agent`` after ``cursor`` (and before ``before``) in delivery order, or
+        newest first with ``newest``; never changes state.
 
         ``unacked=True`` keeps messages that require an ack and have none yet. ``next_cursor``
-        resumes after the last message examined (filtered-out ones included).
+        resumes after the last message examined (filtered-out ones included): pass it as
+        ``cursor`` to go on forward, or, newest first, as ``before`` to go on to older ones.
+        A page costs what it lists, not the inbox (:mod:`agentmail.ledger`).
         """
         if limit is not None and limit < 1:
             raise BadInput(f"limit must be at least 1, not {limit}")
         after = self.parse_cursor(agent, cursor)
+        upto = self.parse_cursor(agent, before) if before else None
         out: list[Stored] = []
-        last = after
+        last = after if not newest else (upto or 0)
         has_more = False
-        for entry in self._scan(agent, after=after):
+        for entry in self._entries(agent, after=after, before=upto, newest=newest):
             if limit is not None and len(out) >= limit:
                 has_more = True
                 break
@@ -683,8 +585,38 @@ class MailStore:
             if sender is not None and env.sender != sender:
                 continue
             out.append(stored)
-        next_cursor = f"{last:0{_DSEQ_WIDTH}d}" if last or cursor is not None else None
+        touched = last or cursor is not None or before is not None
+        next_cursor = f"{last:0{DSEQ_WIDTH}d}" if touched else None
         return Page(tuple(out), next_cursor, has_more)
+
+    def _entries(
+        self, agent: str, *, after: int, before: int | None, newest: bool
+    ) -> t.Iterator[_Entry]:
+        """The entries ``after < dseq < before``: from the delivery records where they cover
+        the range (O(page)), else by listing the Maildir (an inbox an older swarm wrote)."""
+        box = self._box(agent)
+        if not newest and before is None:  # the mayor's way through its inbox
+            self._sweep(agent, box)
+        first, _ = ledger.span(box)
+        if first and after + 1 >= first:
+            return ledger.entries(box, after=after, before=before, newest=newest)
+        found = [e for e in self._scan(agent, after=after) if before is None or e.dseq < before]
+        return iter(reversed(found) if newest else found)
+
+    def _sweep(self, agent: str, box: str) -> None:
+        """Quarantine what is in the Maildir that the store did not deliver (a planted file,
+        a copy under a new name, junk), whenever ``new/`` or ``cur/`` changed since the last
+        sweep of this store: a listing reads only what the records name, so this is hygiene,
+        and paging through an inbox that does not change costs one sweep, not one a page."""
+        try:
+            new, cur = pathlib.Path(box, "new").stat(), pathlib.Path(box, "cur").stat()
+            stamp = (new.st_mtime_ns, cur.st_mtime_ns)
+        except FileNotFoundError:
+            return
+        if self._swept.get(agent) == stamp:
+            return
+        self._scan(agent)
+        self._swept[agent] = stamp
 
     def _find(self, agent: str, msg_id: str) -> _Entry | None:
         with self._lock:
@@ -728,7 +660,7 @@ class MailStore:
                 return
             flags = "".join(sorted(set(entry.flags + flag)))
             source = box / ("cur" if entry.in_cur else "new") / entry.name
-            target = box / "cur" / f"{entry.dseq:0{_DSEQ_WIDTH}d}.{msg_id}:2,{flags}"
+            target = box / "cur" / f"{entry.dseq:0{DSEQ_WIDTH}d}.{msg_id}:2,{flags}"
             if entry.in_cur:
                 source.rename(target)
             else:
@@ -739,26 +671,32 @@ class MailStore:
 
     def _probe(self, agent: str, msg_id: str, dseq: int) -> _Entry | None:
         """The entry of a message whose ``dseq`` is known, by trying the usual names."""
-        box = self.maildir(agent)
-        base = f"{dseq:0{_DSEQ_WIDTH}d}.{msg_id}"
-        for flags in ("S", "AS", "A", ""):  # cur/ first: it wins over a leftover new/ copy
-            if os.path.lexists(box / "cur" / f"{base}:2,{flags}"):
-                return _Entry(dseq, msg_id, f"{base}:2,{flags}", True, flags)
-        if os.path.lexists(box / "new" / base):
-            return _Entry(dseq, msg_id, base, False, "")
-        return None
+        return ledger.probe(str(self.maildir(agent)), msg_id, dseq)
 
     def _find_unlocked(self, agent: str, msg_id: str, dseq: int) -> _Entry | None:
-        entry = self._probe(agent, msg_id, dseq)
-        if entry is not None:
-            return entry
-        box = self.maildir(agent)
-        base = f"{dseq:0{_DSEQ_WIDTH}d}.{msg_id}"
-        with os.scandir(box / "cur") as it:
-            for dirent in it:
-                if dirent.name.startswith(base + ":2,"):
-                    return _Entry(dseq, msg_id, dirent.name, True, dirent.name[len(base) + 3 :])
-        return None
+        box = str(self.maildir(agent))
+        entry = ledger.probe(box, msg_id, dseq)
+        if entry is None:  # flags another Maildir client wrote
+            entry = ledger.probe(box, msg_id, dseq, os.listdir(f"{box}/cur"))  # noqa: PTH208
+        return entry
+
+
+_SIG_AT: t.Final = b',"sig":"'
+_SIGNED_TAIL: t.Final = len(_SIG_AT) + 64 + 2
+
+
+def _signed_as_written(data: bytes, sig: str, key: bytes) -> bool:
+    """Is ``data`` as the store writes a message (the signed bytes, then ``"sig"`` last) with
+    ``sig`` a good signature of those very bytes? Then the parsed envelope is what the key's
+    holder signed, and the canonical form need not be rebuilt from the model to check it (the
+    slow way, which stays for any other layout)."""
+    if len(data) <= _SIGNED_TAIL or data[-_SIGNED_TAIL:-66] != _SIG_AT or data[-2:] != b'"}':
+        return False
+    written = data[-66:-2]
+    if written != sig.encode():
+        return False
+    expected = hmac.new(key, data[:-_SIGNED_TAIL] + b"}", hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), written)
 
 
 def _move(
@@ -786,34 +724,6 @@ def _move(
         source.unlink()
 
 
-def _open_tmp(tmp_dir: str, msg_id: str) -> tuple[int, str | None]:
-    """A new file in ``tmp_dir``: anonymous (``O_TMPFILE``, so a killed sender leaves no
-    garbage) where the kernel and filesystem allow it, else a unique name."""
-    if hasattr(os, "O_TMPFILE") and pathlib.Path("/proc/self/fd").is_dir():
-        try:
-            return os.open(tmp_dir, os.O_TMPFILE | os.O_WRONLY | O_CLOEXEC, 0o600), None
-        except OSError as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-                raise
-    path = f"{tmp_dir}/{msg_id}.{os.getpid()}.{threading.get_ident()}"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_CLOEXEC
-    return os.open(path, flags, 0o600), path
-
-
-def _link(fd: int, tmp: str | None, target: str) -> None:
-    """Hard-link the file open as ``fd`` (named ``tmp``, or anonymous) to ``target``."""
-    if tmp is not None:
-        os.link(tmp, target)
-    else:
-        # linkat(AT_SYMLINK_FOLLOW) through /proc names an O_TMPFILE; Python only calls linkat
-        # when given a directory descriptor (ignored here: the source path is absolute)
-        dir_fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | O_CLOEXEC)
-        try:
-            os.link(f"/proc/self/fd/{fd}", target, src_dir_fd=dir_fd, follow_symlinks=True)
-        finally:
-            os.close(dir_fd)
-
-
 def _read_all(fd: int, size: int) -> bytes:
     chunks = []
     remaining = size + 1
@@ -824,21 +734,3 @@ def _read_all(fd: int, size: int) -> bytes:
         chunks.append(chunk)
         remaining -= len(chunk)
     return b"".join(chunks)
-
-
-def read_key_text(text: str) -> bytes:
-    """A key file's content (hex) as bytes."""
-    text = text.strip()
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        return text.encode()
-
-
-def load_key(path: pathlib.Path) -> bytes:
-    """Read an HMAC key file (as written by :meth:`MailStore.register`)."""
-    fd = os.open(path, os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-    try:
-        return read_key_text(os.read(fd, 4096).decode("ascii", "replace"))
-    finally:
-        os.close(fd)

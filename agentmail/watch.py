@@ -27,7 +27,9 @@ logger = logging.getLogger(__name__)
 Callback = t.Callable[[Stored], None]
 
 
-class _Wake(FileSystemEventHandler):
+class Wake(FileSystemEventHandler):
+    """Calls ``on_event`` on every file system event (a wake-up; the rescan is what counts)."""
+
     def __init__(self, on_event: t.Callable[[], None]) -> None:
         super().__init__()
         self._on_event = on_event
@@ -42,13 +44,15 @@ def start_observer(
     *,
     polling: bool = False,
     poll_interval: float = 1.0,
+    recursive: bool = False,
 ) -> BaseObserver:
-    """A started watchdog observer on ``directory`` (not recursive): inotify where it can be
-    had, else a polling observer (no inotify, or the per-user instance limit reached)."""
+    """A started watchdog observer on ``directory`` (``recursive``: and every folder in it):
+    inotify where it can be had, else a polling observer (no inotify, or the per-user instance
+    limit reached)."""
     if not polling:
         observer: BaseObserver = Observer()
         try:
-            observer.schedule(handler, str(directory), recursive=False)
+            observer.schedule(handler, str(directory), recursive=recursive)
             observer.daemon = True
             observer.start()
             return observer
@@ -59,7 +63,7 @@ def start_observer(
             except Exception:  # best effort: the observer never ran
                 pass
     observer = PollingObserver(timeout=poll_interval)
-    observer.schedule(handler, str(directory), recursive=False)
+    observer.schedule(handler, str(directory), recursive=recursive)
     observer.daemon = True
     observer.start()
     return observer
@@ -128,7 +132,7 @@ class Watcher:
     def _start_observer(self) -> BaseObserver:
         new_dir = self.store.maildir(self.agent) / "new"
         return start_observer(
-            _Wake(self._on_event),
+            Wake(self._on_event),
             new_dir,
             polling=self.polling,
             poll_interval=min(self.rescan_interval, 1.0),

@@ -3,15 +3,17 @@ besides mail: ``results/<task>.json`` and ``scope-escapes.jsonl``."""
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import os
 import pathlib
 import typing as t
 
 from agentmail.errors import BadInput, NotInWorker
 from agentmail.fs import append_line, write_atomic
-from protocol.base import check_id
-from protocol.results import ScopeEscape, WorkerResult
+from protocol.ids import check_id
+
+if t.TYPE_CHECKING:
+    from protocol.results import ScopeEscape, WorkerResult
 
 VARIABLES: t.Final = (
     "SWARM_HOME",
@@ -27,9 +29,9 @@ VARIABLES: t.Final = (
 REQUIRED: t.Final = ("SWARM_HOME", "SWARM_RUN", "SWARM_TASK", "SWARM_WORKER", "SWARM_MAYOR")
 
 
-@dataclasses.dataclass(frozen=True)
-class WorkerEnv:
-    """What an agent in a worker pane knows about itself."""
+class WorkerEnv(t.NamedTuple):
+    """What an agent in a worker pane knows about itself (a NamedTuple, not a dataclass: the
+    dataclasses module costs a report from a fresh process more than all the rest of it)."""
 
     home: pathlib.Path
     run: str
@@ -105,18 +107,30 @@ class WorkerEnv:
         return self.home / "scope-escapes.jsonl"
 
 
-def write_result(home: pathlib.Path, result: WorkerResult) -> pathlib.Path:
-    """Write ``<home>/results/<issue_id>.json`` atomically; return its path."""
+Doc = t.Mapping[str, t.Any]
+
+
+def write_result(home: pathlib.Path, result: WorkerResult | Doc) -> pathlib.Path:
+    """Write ``<home>/results/<issue_id>.json`` atomically; return its path.
+
+    ``result`` is the model or its ``model_dump(mode="json")`` (the text is the same: what
+    ``model_dump_json(indent=2, exclude_none=True)`` writes)."""
+    if isinstance(result, t.Mapping):
+        kept = {k: v for k, v in result.items() if v is not None}
+    else:
+        kept = result.model_dump(mode="json", exclude_none=True)
     results = home / "results"
     results.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = results / f"{check_id(result.issue_id)}.json"
-    write_atomic(path, (result.model_dump_json(indent=2, exclude_none=True) + "\n").encode())
+    path = results / f"{check_id(kept['issue_id'])}.json"
+    write_atomic(path, (json.dumps(kept, indent=2, ensure_ascii=False) + "\n").encode())
     return path
 
 
-def append_escape(home: pathlib.Path, escape: ScopeEscape) -> pathlib.Path:
-    """Append one line to ``<home>/scope-escapes.jsonl`` (one ``write()`` under ``flock``)."""
+def append_escape(home: pathlib.Path, escape: ScopeEscape | Doc) -> pathlib.Path:
+    """Append one line to ``<home>/scope-escapes.jsonl`` (one ``write()`` under ``flock``);
+    ``escape`` is the model or its ``model_dump(mode="json")``."""
+    doc = escape if isinstance(escape, t.Mapping) else escape.model_dump(mode="json")
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = home / "scope-escapes.jsonl"
-    append_line(path, escape.model_dump_json())
+    append_line(path, json.dumps(doc, separators=(",", ":"), ensure_ascii=False))
     return path

@@ -29,8 +29,9 @@ import dataclasses
 import logging
 import re
 import typing as t
-from datetime import UTC, datetime
+from datetime import datetime
 
+from protocol.agentops_text import render_doc, trim
 from protocol.messages import (
     FIELDS_BY_TYPE,
     AssignFields,
@@ -53,7 +54,7 @@ from protocol.messages import (
 )
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable
 
 logger = logging.getLogger(__name__)
 
@@ -104,12 +105,6 @@ TEXT_TYPES: t.Final = frozenset(
 
 # -- Go string semantics ---------------------------------------------------------------------
 
-# Go's unicode.IsSpace, which strings.TrimSpace uses. Python's str.strip() also strips
-# \x1c-\x1f, which Go keeps; a faithful port trims exactly Go's set.
-_GO_SPACE: t.Final = (
-    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-    "\u2028\u2029\u202f\u205f\u3000"
-)
 _INT64_MIN: t.Final = -(2**63)
 _INT64_MAX: t.Final = 2**63 - 1
 _ATOI_RE: t.Final = re.compile(r"[+-]?[0-9]+")
@@ -119,11 +114,6 @@ _RFC3339_RE: t.Final = re.compile(
 _BRACKET_ID_RE: t.Final = re.compile(r"^\[([^\]]+)\]")
 _COLON_ID_RE: t.Final = re.compile(r"^([a-zA-Z0-9]+-[a-zA-Z0-9.]+):")
 _WORD_RE: t.Final = re.compile(r"[A-Z0-9_]+")
-
-
-def _trim(s: str) -> str:
-    """Go ``strings.TrimSpace``."""
-    return s.strip(_GO_SPACE)
 
 
 def _go_upper(s: str) -> str:
@@ -174,7 +164,7 @@ def extract_field(text: str, label: str) -> str:
     for line in text.split("\n"):
         idx = line.find(label)
         if idx != -1:
-            return _trim(line[idx + len(label) :])
+            return trim(line[idx + len(label) :])
     return ""
 
 
@@ -192,21 +182,21 @@ def extract_section(text: str, header: str) -> str:
     end = remaining.find("##")
     if end != -1:
         remaining = remaining[:end]
-    return _trim(remaining)
+    return trim(remaining)
 
 
 def parse_file_list(s: str) -> tuple[str, ...]:
     """Comma-separated if there is a comma, else one per line with ``-`` bullets stripped."""
-    s = _trim(s)
+    s = trim(s)
     if not s:
         return ()
     if "," in s:
-        return tuple(f for part in s.split(",") if (f := _trim(part)))
+        return tuple(f for part in s.split(",") if (f := trim(part)))
     files: list[str] = []
     for line in s.split("\n"):
-        f = _trim(line)
+        f = trim(line)
         if f.startswith("-"):
-            f = _trim(f[1:])
+            f = trim(f[1:])
         if f:
             files.append(f)
     return tuple(files)
@@ -216,9 +206,9 @@ def parse_markdown_list(s: str) -> tuple[str, ...]:
     """The items of the ``-`` or ``*`` bullet lines of ``s``; other lines are ignored."""
     items: list[str] = []
     for raw in s.split("\n"):
-        line = _trim(raw)
+        line = trim(raw)
         if line.startswith(("-", "*")):
-            item = _trim(line.removeprefix("-").removeprefix("*"))
+            item = trim(line.removeprefix("-").removeprefix("*"))
             if item:
                 items.append(item)
     return tuple(items)
@@ -226,12 +216,12 @@ def parse_markdown_list(s: str) -> tuple[str, ...]:
 
 def check_pass_fail(s: str) -> bool:
     """True for PASS, TRUE, YES or OK (any case); so the template text ``PASS/FAIL`` is False."""
-    return _go_upper(_trim(s)) in ("PASS", "TRUE", "YES", "OK")
+    return _go_upper(trim(s)) in ("PASS", "TRUE", "YES", "OK")
 
 
 def _percent(s: str) -> int | None:
     """``Context usage: 45%`` -> 45 (Go trims one ``%``, then Atoi)."""
-    return _atoi(_trim(s).removesuffix("%")) if s else None
+    return _atoi(trim(s).removesuffix("%")) if s else None
 
 
 # -- subjects --------------------------------------------------------------------------------
@@ -485,7 +475,7 @@ def _parse_fields(mtype: MessageType, body: str) -> Fields:
             return _parse_merge_failed(body)
         case _:
             assert mtype in TEXT_TYPES, mtype
-            return t.cast(type[TextFields], FIELDS_BY_TYPE[mtype])(text=_trim(body))
+            return t.cast(type[TextFields], FIELDS_BY_TYPE[mtype])(text=trim(body))
 
 
 def parse_body(mtype: MessageType, body: str, subject: str = "") -> Fields:
@@ -512,40 +502,6 @@ def parse(subject: str, body: str) -> tuple[MessageType, Fields]:
 # -- bodies: rendering -------------------------------------------------------------------------
 
 
-def _line(value: str) -> str:
-    """A ``Label:`` value on one line: a newline would end the value (and could forge a field)."""
-    return _trim(value.replace("\n", " "))
-
-
-def _rfc3339(moment: datetime) -> str:
-    """``2026-01-31T10:00:00Z``; a naive time is taken as UTC."""
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _kv(label: str, value: str) -> str:
-    """``Label: value``, or a bare ``Label:`` (no trailing blank) when the value is empty."""
-    value = _line(value)
-    return f"{label} {value}" if value else label
-
-
-def _pass_fail(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def _comma_list(files: Sequence[str]) -> str:
-    return ", ".join(_line(f) for f in files)
-
-
-def _block(text: str) -> list[str]:
-    """A section's text; nothing for an empty section (the header alone reads back as "")."""
-    return [text] if text else []
-
-
-def _bullets(files: Sequence[str]) -> list[str]:
-    return [f"- {_line(f)}" for f in files]
-
-
 def _coerce(mtype: MessageType, fields: Fields) -> Fields:
     model = FIELDS_BY_TYPE[mtype]
     if isinstance(fields, model):
@@ -566,166 +522,7 @@ def render_body(mtype: MessageType, fields: Fields, *, now: datetime | None = No
     time (default: the current UTC time). The bead id of a spawn or free-text message is not in
     its body: it travels in the subject (:func:`render_subject`).
     """
-    f = _coerce(mtype, fields)
-    lines: list[str]
-    match f:
-        case BeadAcceptedFields():
-            started = _rfc3339(now or datetime.now(UTC))
-            lines = [
-                _kv("Accepted bead:", f.bead_id),
-                _kv("Title:", f.title),
-                f"Starting implementation at: {started}",
-            ]
-        case ProgressFields():
-            lines = [
-                _kv("Bead:", f.bead_id),
-                _kv("Step:", f.step),
-                _kv("Status:", f.status),
-                f"Context usage: {f.context_usage}%",
-                _kv("Files touched:", _comma_list(f.files_touched)),
-            ]
-        case HelpRequestFields():
-            lines = [
-                _kv("Bead:", f.bead_id),
-                _kv("Issue Type:", f.issue_type),
-                "",
-                "## Problem",
-                *_block(f.problem),
-                "",
-                "## What I Tried",
-                *_block(f.what_tried),
-                "",
-                "## Files Touched",
-                *_bullets(f.files_touched),
-                "",
-                "## Question",
-                *_block(f.question),
-            ]
-        case OfferingFields():
-            lines = [
-                _kv("Bead:", f.bead_id),
-                _kv("Status:", f.status),
-                "",
-                "## Changes",
-                _kv("- Commit:", f.commit_sha),
-                _kv("- Files:", _comma_list(f.files)),
-                "",
-                "## Self-Validation",
-                f"- Tests: {_pass_fail(f.tests_pass)}",
-                f"- Lint: {_pass_fail(f.lint_pass)}",
-                f"- Build: {_pass_fail(f.build_pass)}",
-                "",
-                "## Summary",
-                *_block(f.summary),
-            ]
-        case FailedFields():
-            lines = [
-                _kv("Bead:", f.bead_id),
-                "Status: FAILED",
-                "",
-                "## Failure",
-                _kv("Type:", f.failure_type),
-                _kv("Reason:", f.reason),
-                f"Internal Attempts: {f.internal_attempts}",
-                "",
-                "## Partial Progress",
-                _kv("- Commit:", f.partial_commit_sha),
-                _kv("- Files:", _comma_list(f.files)),
-                "",
-                "## Recommendation",
-                *_block(f.recommendation),
-            ]
-        case CheckpointFields():
-            lines = [
-                _kv("Bead:", f.bead_id),
-                _kv("Reason:", f.checkpoint_reason),
-                "",
-                "## Progress",
-                _kv("- Commit:", f.partial_commit_sha),
-                _kv("- Description:", f.progress),
-                f"- Context usage: {f.context_usage}%",
-                "",
-                "## Next Steps for Successor",
-                *_block(f.next_steps),
-            ]
-        case SpawnRequestFields():
-            lines = [
-                _kv("Issue:", f.issue_id),
-                f"Resume: {'true' if f.resume else 'false'}",
-                _kv("Checkpoint:", f.partial_commit_sha),
-                _kv("Orchestrator:", f.orchestrator),
-            ]
-        case SpawnAckFields():
-            # The template's "Session:" line is left out: no field carries it (Go ignores it).
-            lines = [_kv("Issue:", f.issue_id), _kv("Status:", f.status)]
-        case AssignFields():
-            lines = [
-                _kv("Bead:", f.bead_id),
-                _kv("Title:", f.title),
-                f"Attempt: {f.attempt}",
-                _kv("Worktree:", f.worktree),
-                _kv("Branch:", f.branch),
-                _kv("Base:", f.base_sha),
-                "",
-                "## Brief",
-                *_block(f.brief),
-            ]
-        case OfferingAcceptedFields():
-            lines = [
-                _kv("Bead:", f.bead_id),
-                _kv("Commit:", f.commit_sha),
-                "",
-                "## Summary",
-                *_block(f.summary),
-            ]
-        case RetryRequiredFields():
-            lines = [
-                _kv("Bead:", f.bead_id),
-                f"Attempt: {f.attempt}",
-                _kv("Failure Type:", f.failure_type),
-                _kv("Rebase onto:", f.rebase_onto),
-                "",
-                "## Reason",
-                *_block(f.reason),
-                "",
-                "## Files",
-                *_bullets(f.files),
-            ]
-        case ScopeEscapeFields():
-            lines = [
-                _kv("Bead:", f.bead_id),
-                _kv("Severity:", f.severity),
-                "",
-                "## Finding",
-                *_block(f.finding),
-                "",
-                "## Files",
-                *_bullets(f.files),
-                "",
-                "## Intent",
-                *_block(f.intent),
-            ]
-        case MergedFields():
-            lines = [
-                _kv("Bead:", f.bead_id),
-                _kv("Commit:", f.commit_sha),
-                _kv("Merge:", f.merge_sha),
-            ]
-        case MergeFailedFields():
-            lines = [
-                _kv("Bead:", f.bead_id),
-                "",
-                "## Reason",
-                *_block(f.reason),
-                "",
-                "## Files",
-                *_bullets(f.files),
-            ]
-        case TextFields():
-            return f.text
-        case _:  # pragma: no cover - FIELDS_BY_TYPE has no other model
-            raise AssertionError(type(f).__name__)
-    return "\n".join(lines)
+    return render_doc(mtype.value, _coerce(mtype, fields).model_dump(), now=now)
 
 
 # -- the Go parser's message surface ---------------------------------------------------------

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import typing as t
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-SCHEMA_VERSION: t.Final = 1
+from protocol.ids import ID_PATTERN as ID_PATTERN  # re-exported: the formats' one id rule
+from protocol.ids import check_id as check_id
 
-ID_PATTERN: t.Final = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
-_ID_RE: t.Final = re.compile(ID_PATTERN)
+SCHEMA_VERSION: t.Final = 1
 
 
 class Model(BaseModel):
@@ -24,30 +23,6 @@ class Model(BaseModel):
         validate_by_alias=True,
         validate_by_name=True,
     )
-
-
-def check_id(value: str) -> str:
-    """Return ``value`` if it is a safe id (task, agent, run, thread), else raise ValueError.
-
-    Ids become file names, branch components (``swarm/<run-id>/<task-id>``) and tmux session
-    names, so anything that could traverse (``/``, ``..``), split (whitespace) or reach a shell
-    (metacharacters) is refused, and so is every name ``git check-ref-format`` refuses as a
-    branch component: one ending in ``.`` or ``.lock`` (the others are already outside the
-    alphabet, or start with ``.``, which the alphabet does not allow either).
-    """
-    if not isinstance(value, str) or not _ID_RE.fullmatch(value) or ".." in value:
-        raise ValueError(
-            f"invalid id {value!r}: use 1-64 of letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit, and no '..'"
-        )
-    if value.endswith("."):
-        raise ValueError(f"invalid id {value!r}: git refuses names ending in '.'; drop the dot")
-    if value.lower().endswith(".lock"):
-        raise ValueError(
-            f"invalid id {value!r}: git refuses names ending in '.lock'; rename it (e.g. "
-            f"{value[:-5] + '-lock'!r})"
-        )
-    return value
 
 
 RESERVED_TASK_IDS: t.Final = frozenset({"mayor", "human", "integration"})

@@ -18,6 +18,9 @@ from protocol.base import Id, Model, TaskId
 Concurrency = t.Literal["read-only", "write-local", "write-shared"]
 Severity = t.Literal["low", "medium", "high", "critical"]
 GateFamily = t.Literal["I", "O", "S", "M"]
+Isolation = t.Literal["worktree", "clone", "sandbox"]
+"""How a worker's checkout is kept apart (docs/isolation.md): a ``git worktree`` of the
+repository, its own ``git clone --shared``, or that clone inside a bubblewrap sandbox."""
 
 DEFAULT_EFFORT_MINUTES: t.Final = 120
 _EFFORT_SIZES: t.Final = {"S": 30, "M": 150, "L": 480, "XL": 720}
@@ -214,6 +217,8 @@ class Plan(Model):
     target: str | None = None
     max_workers: int | None = Field(default=None, ge=1)
     agent: str | None = None
+    isolation: Isolation | None = None
+    """Each worker's checkout: ``worktree`` (default), ``clone`` or ``sandbox``."""
     gates: tuple[Gate, ...] = ()
     setup: tuple[str, ...] = ()
     """Shell commands run in each new worktree before its agent starts (install dependencies,

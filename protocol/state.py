@@ -15,6 +15,7 @@ from pydantic import Field
 
 from protocol.base import Id, Model
 from protocol.messages import utcnow
+from protocol.plan import Isolation
 
 TaskState = t.Literal[
     "pending",
@@ -184,6 +185,9 @@ class RunSettings(Model):
     --per-task-commits (one ``chore(<id>): <subject>`` commit per task); wave: agentops' wave
     commits under ``--waves`` (each wave's merges become one ``chore(wave-N): ...`` commit)."""
     land: bool = False
+    isolation: Isolation = "worktree"
+    network: bool = True
+    """Sandboxed workers reach the network (their agent's API); False: ``--unshare-net``."""
     agent_permissions: t.Literal["worktree", "full"] | None = None
     """The agents' permission level (``--agent-permissions``; None: the config file's)."""
     trust_worktrees: bool | None = None

@@ -1,7 +1,8 @@
-"""swarm-runner: runner layer (see docs/architecture.md)."""
+"""swarm-runner: runner layer (see docs/architecture.md).
 
-from __future__ import annotations
-
-import logging
-
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+No ``logging`` import here: ``swarm worker`` and ``swarm mail send`` run from a fresh process per
+report, and importing logging (with traceback, tokenize, textwrap...) would be a third of what
+such a command costs above the interpreter's start-up. The CLI configures logging for every
+other command; a program that uses the library without configuring it gets Python's default
+(warnings and errors on stderr, nothing below).
+"""

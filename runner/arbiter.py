@@ -185,6 +185,8 @@ class Arbiter:
         # the worktree's head and, for a write task, its uncommitted edits: one git process
         status = gitguard.status(worktree) if task.writes else None
         head = status.head if status is not None else git.head_sha(worktree)
+        if self.state.isolation != "worktree":  # a clone's offer, fetched (runner.isolation)
+            head = git.head_sha(self.repo, f"refs/heads/{record.branch}")
         if head is None:
             raise RunnerError(f"the task's branch in {worktree} has no commit")
         if record.state == "merging":

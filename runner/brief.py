@@ -18,6 +18,8 @@ class BriefContext(t.NamedTuple):
     base_sha: str
     retry_reason: str = ""
     retry_files: tuple[str, ...] = ()
+    retry_output: str = ""
+    """The failing check's last output lines, quoted (:func:`runner.why.brief_quote`)."""
     rebase_onto: str | None = None
     history: str = ""
     """What earlier attempts already did (commits in the worktree), for a restarted worker."""
@@ -69,6 +71,8 @@ def render_brief(ctx: BriefContext) -> str:
     ]
     if ctx.attempt > 1 and ctx.retry_reason:
         out += ["## Why the last attempt was refused", "", ctx.retry_reason, ""]
+        if ctx.retry_output:
+            out += [ctx.retry_output, ""]
         if ctx.retry_files:
             out += ["Files concerned:", "", *(f"- `{f}`" for f in ctx.retry_files), ""]
         if ctx.rebase_onto:

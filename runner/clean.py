@@ -27,10 +27,11 @@ import collections.abc
 import contextlib
 import logging
 import pathlib
+import shutil
 import typing as t
 
 from protocol.state import RunState
-from runner import git, gitguard, worktrees
+from runner import git, gitguard, isolation, worktrees
 from runner.agents.worker import forget_trust
 from runner.errors import CommandError, RunFailed
 from runner.paths import SwarmPaths
@@ -165,6 +166,9 @@ class _Cleaner:
             worktree = self.root / run_id / task_id
         session = (record.session if record else None) or session_name(run_id, task_id)
 
+        if worktree is not None and worktrees.is_clone(worktree):
+            self._clone(task_id, branch, worktree, session)
+            return
         branch_head = git.resolve(self.repo, f"refs/heads/{branch}")
         info = worktrees.find_worktree(self.repo, worktree) if worktree is not None else None
         on_disk = info is not None and worktree is not None and worktree.exists()
@@ -178,28 +182,13 @@ class _Cleaner:
             if unmerged:
                 detached = worktree_head in unmerged and worktree_head != branch_head
                 what = f"the worktree's HEAD {worktree_head}" if detached else branch
-                self.kept.append(
-                    (
-                        task_id,
-                        f"{what} has commits that are not in {self._safe_names()}; "
-                        "swarm clean --force archives them under "
-                        f"{archive_ref(run_id, task_id)}",
-                    )
-                )
+                self._keep_unmerged(task_id, what)
                 return
             if on_disk and worktree is not None and not git.is_clean(worktree):
-                self.kept.append(
-                    (
-                        task_id,
-                        f"worktree {worktree} has uncommitted changes; commit them, "
-                        "or use --force to discard them",
-                    )
-                )
+                self._keep_dirty(task_id, f"worktree {worktree}")
                 return
         try:
-            for sha in unmerged:
-                self.archived.append(self._archive(archive_ref(run_id, task_id), sha))
-            self._archive_reflogs(task_id, branch, worktree, heads)
+            self._archive_all(task_id, branch, worktree, heads, unmerged)
         except CommandError as exc:
             text = str(exc).strip()
             self.kept.append((task_id, f"could not archive its commits: {text.splitlines()[0]}"))
@@ -216,6 +205,68 @@ class _Cleaner:
             self.kept.append((task_id, text.splitlines()[0] if text else type(exc).__name__))
             return
         self.removed.append(task_id)
+
+    def _keep_unmerged(self, task_id: str, what: str) -> None:
+        self.kept.append(
+            (
+                task_id,
+                f"{what} has commits that are not in {self._safe_names()}; swarm clean "
+                f"--force archives them under {archive_ref(self.state.run_id, task_id)}",
+            )
+        )
+
+    def _keep_dirty(self, task_id: str, what: str) -> None:
+        self.kept.append(
+            (
+                task_id,
+                f"{what} has uncommitted changes; commit them, or use --force to discard them",
+            )
+        )
+
+    def _clone(self, task_id: str, branch: str, clone: pathlib.Path, session: str) -> None:
+        """A worker's clone (``--isolation clone|sandbox``): everything it holds is fetched into
+        the repository first, then kept or archived like a worktree's heads, then it goes."""
+        run_id = self.state.run_id
+        try:
+            fetched = isolation.save_clone(self.repo, run_id, task_id, clone)
+        except CommandError as exc:
+            first = str(exc).strip().splitlines()[0]
+            self.kept.append((task_id, f"could not fetch from its clone {clone}: {first}"))
+            return
+        branch_head = git.resolve(self.repo, f"refs/heads/{branch}")
+        heads = [sha for sha in dict.fromkeys((branch_head, *fetched)) if sha]
+        unmerged = gitguard.lost_commits(self.repo, heads, self.tips)
+        if not self.force:
+            if unmerged:
+                self._keep_unmerged(task_id, f"the clone {clone}")
+                return
+            if not git.is_clean(clone):
+                self._keep_dirty(task_id, f"clone {clone}")
+                return
+        try:
+            self._archive_all(task_id, branch, None, heads, unmerged)
+            self._kill(session)
+            shutil.rmtree(clone)
+            if git.branch_exists(self.repo, branch):
+                git.delete_branch(self.repo, branch, force=True)  # reachability checked above
+        except (CommandError, OSError) as exc:
+            text = str(exc).strip()
+            self.kept.append((task_id, text.splitlines()[0] if text else type(exc).__name__))
+            return
+        self.removed.append(task_id)
+
+    def _archive_all(
+        self,
+        task_id: str,
+        branch: str,
+        worktree: pathlib.Path | None,
+        heads: list[str],
+        unmerged: list[str],
+    ) -> None:
+        """Archive a task's unmerged heads, then what only its reflogs still reach."""
+        for sha in unmerged:
+            self.archived.append(self._archive(archive_ref(self.state.run_id, task_id), sha))
+        self._archive_reflogs(task_id, branch, worktree, heads)
 
     def _archive_reflogs(
         self, name: str, branch: str | None, worktree: pathlib.Path | None, heads: list[str]

@@ -15,7 +15,7 @@ import typing as t
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
 
 from protocol.base import Model, check_id
-from protocol.plan import Budgets, Gate, check_notify, parse_duration
+from protocol.plan import Budgets, Gate, Isolation, check_notify, parse_duration
 from runner.agents.presets import COMMAND, AgentPreset, build_argv
 from runner.errors import UsageError
 
@@ -44,6 +44,17 @@ class PresetConfig(Model):
 
     argv: tuple[str, ...] = Field(min_length=1)
     resume_argv: tuple[str, ...] | None = Field(default=None, min_length=1)
+    home: tuple[str, ...] = ()
+    """Files and folders of the user's home the agent needs in a sandbox (``.mycli``)."""
+
+    @field_validator("home")
+    @classmethod
+    def _home_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            parts = pathlib.PurePosixPath(name).parts
+            if not parts or name.startswith("/") or ".." in parts or name.startswith("~"):
+                raise ValueError(f"{name!r}: name a path inside the home, e.g. '.mycli'")
+        return value
 
     @field_validator("argv", "resume_argv")
     @classmethod
@@ -66,6 +77,10 @@ class SwarmConfig(Model):
     stall_after: Duration | None = None
     """Seconds (``90s``, ``30m``, ``2h`` or a number in the file)."""
     keep_sessions: bool | None = None
+    isolation: Isolation | None = None
+    """Each worker's checkout: ``worktree`` (default), ``clone`` or ``sandbox``."""
+    network: bool | None = None
+    """Sandboxed workers reach the network (default); ``false``: no network at all."""
     agent_permissions: t.Literal["worktree", "full"] | None = None
     """What a built-in agent may do without asking (docs/agents.md): ``worktree`` (default)
     or ``full`` (the CLI's own skip-every-prompt mode)."""
@@ -211,4 +226,4 @@ def preset_from_config(config: SwarmConfig, name: str) -> AgentPreset | None:
     spec = config.presets.get(name)
     if spec is None:
         return None
-    return AgentPreset(name, spec.argv, spec.resume_argv)
+    return AgentPreset(name, spec.argv, spec.resume_argv, home=spec.home)

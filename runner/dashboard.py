@@ -21,10 +21,11 @@ from rich.table import Table
 from rich.text import Text
 
 from protocol.plan import DEFAULT_EFFORT_MINUTES, Plan
-from protocol.state import TERMINAL_TASK_STATES, Event, RunState
+from protocol.state import TERMINAL_TASK_STATES, Event, RunState, TaskRecord
 from runner import events
 from runner.report import status_rows
 from runner.state import apply
+from runner.why import Why, logs_hint
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +38,11 @@ EVENT_KINDS: t.Final = frozenset({*ESCAPE_KINDS, HELP_KIND, "task_offered"})
 RECENT: t.Final = 3
 SESSION_WIDTH: t.Final = 14
 TASK_WIDTH: t.Final = 14
+NO_CHANGE: t.Final = "no change"
 
 _STATE_STYLE: t.Final[dict[str, str]] = {
     "merged": "green",
+    NO_CHANGE: "green dim",
     "running": "cyan",
     "offered": "yellow",
     "validating": "yellow",
@@ -126,14 +129,34 @@ def _bar(done: int, total: int, width: int) -> Text:
     return bar
 
 
-def _header(state: RunState, at: datetime) -> Text:
+def final_gates(state: RunState, plan: Plan | None, at: datetime) -> str | None:
+    """``final gates: tests, lint (12s)`` while a running run's every task is merged and its
+    gates run (the mayor records nothing until they end); None otherwise."""
+    if state.status != "running" or plan is None or not plan.gates or not state.tasks:
+        return None
+    if any(task.state != "merged" for task in state.tasks.values()):
+        return None
+    ends = [task.ended_at for task in state.tasks.values() if task.ended_at is not None]
+    since = max(ends) if ends else None
+    took = f" ({duration_text((at - since).total_seconds())})" if since is not None else ""
+    return f"final gates: {', '.join(gate.name for gate in plan.gates)}{took}"
+
+
+def _header(
+    state: RunState, at: datetime, *, mayor: str | None = None, gates: str | None = None
+) -> Text:
     text = Text("run ")
     text.append(state.run_id, style="bold")
     text.append(": ")
+    if mayor is not None:  # a dead mayor never looks like a live run, nor does its clock run
+        text.append(mayor, style="bold red")
+        return text
     text.append(state.status, style=_STATUS_STYLE.get(state.status, ""))
+    if gates is not None:
+        text.append(f"  {gates}", style="yellow")
     if state.plan_name:
         text.append(f"  plan {state.plan_name}")
-    if state.status == "running":
+    if state.status == "running" and gates is None:
         active = sum(
             1
             for task in state.tasks.values()
@@ -148,11 +171,13 @@ def _header(state: RunState, at: datetime) -> Text:
     return text
 
 
-def _progress_line(state: RunState, plan: Plan | None, at: datetime, width: int) -> Text:
+def _progress_line(
+    state: RunState, plan: Plan | None, at: datetime, width: int, *, show_eta: bool = True
+) -> Text:
     prog = progress(state, plan, at)
     pct = 100 if prog.total == 0 else prog.merged * 100 // prog.total
     left = f"merged {prog.merged}/{prog.total} "
-    if state.status != "running":
+    if state.status != "running" or not show_eta:
         eta = ""
     elif prog.eta is None:
         eta = "  ETA ?"
@@ -187,7 +212,7 @@ def merge_queue(state: RunState, events: t.Sequence[Event]) -> list[str]:
     )
 
 
-def _escape_text(event: Event) -> str:
+def escape_text(event: Event) -> str:
     data = event.data
     who = f"{event.task_id}: " if event.task_id else ""
     if event.kind == "escape_reported":
@@ -251,15 +276,81 @@ def status_table(
     table.add_column("elapsed", no_wrap=True, justify="right", width=7)
     table.add_column("last", no_wrap=True, overflow="ellipsis", ratio=1)
     for row in rows:
+        shown = shown_state(state.tasks[row["task"]], row["shown"])
         table.add_row(
             row["task"],
-            Text(row["shown"], style=_STATE_STYLE.get(row["shown"], "")),
+            Text(shown, style=_STATE_STYLE.get(shown, "")),
             left_ellipsis(row["session"], session_w) or "-",
             str(row["attempt"]),
             row["elapsed"],
             row["last"].replace("\n", " "),
         )
     return table
+
+
+def shown_state(task: TaskRecord, shown: str) -> str:
+    """The state column (``shown``: :func:`runner.report.status_rows`'s, a waiting pane's
+    state instead of ``running``), and ``no change`` for a task merged without changing
+    anything (an empty offer of an ``allow_empty`` task, a read-only task): not a plain
+    success."""
+    if task.state == "merged" and task.merge_sha is None and task.attempt > 0:
+        return NO_CHANGE
+    return shown
+
+
+def why_lines(whys: t.Sequence[Why], run_id: str) -> list[str]:
+    """The dashboard's ``why:`` section: each reason, its check's last two lines, the command
+    that shows the rest."""
+    out: list[str] = []
+    for found in whys[-RECENT:]:
+        out.append(f"{found.task_id}: {found.reason}")
+        out += [f"  | {line}" for line in found.tail[-2:]]
+        if hint := logs_hint(found, run_id):
+            out.append(f"  {hint}")
+    return out
+
+
+def header_lines(
+    state: RunState,
+    plan: Plan | None,
+    events: t.Sequence[Event],
+    *,
+    width: int = 80,
+    at: datetime | None = None,
+    mayor: str | None = None,
+) -> list[Text]:
+    """The header, the progress bar and the merge queue, one line each."""
+    at = clock(state, mayor, at)
+    queue = merge_queue(state, events)
+    queue_text = ", ".join(f"{tid} {state.tasks[tid].state}" for tid in queue)
+    gates = final_gates(state, plan, at)
+    return [
+        _clip(_header(state, at, mayor=mayor, gates=gates), width),
+        _clip(_progress_line(state, plan, at, width, show_eta=mayor is None), width),
+        _one_line(f"merge queue: {queue_text or 'empty'}", width),
+    ]
+
+
+def clock(state: RunState, mayor: str | None, at: datetime | None = None) -> datetime:
+    """The time elapsed values are shown at: ``at`` (now), the end of an ended run, or, for a
+    run whose mayor is gone (``mayor``), when it was last heard from (its clock stopped)."""
+    at = state.ended_at or _now(at)
+    if mayor is None or state.status != "running":
+        return at
+    times = [task.last_activity for task in state.tasks.values() if task.last_activity]
+    if state.created is not None:
+        times.append(state.created)
+    return min(at, max(times)) if times else at
+
+
+def inbox_line(events: t.Sequence[Event]) -> str:
+    """``inbox: 2 help requests, 1 scope escape (i shows them)``."""
+    helps = sum(1 for e in events if e.kind == HELP_KIND)
+    escapes = sum(1 for e in events if e.kind == "escape_reported")
+    return (
+        f"inbox: {helps} help request{'s' * (helps != 1)}, "
+        f"{escapes} scope escape{'s' * (escapes != 1)} (i shows them)"
+    )
 
 
 def render(
@@ -269,25 +360,27 @@ def render(
     *,
     width: int = 80,
     at: datetime | None = None,
+    mayor: str | None = None,
+    whys: t.Sequence[Why] = (),
 ) -> RenderableType:
     """The whole dashboard (pure: same inputs, same output). ``events`` need only hold the
-    kinds in :data:`EVENT_KINDS`; ``at`` is the time elapsed values are computed for."""
-    at = _now(at)
+    kinds in :data:`EVENT_KINDS`; ``at`` is the time elapsed values are computed for;
+    ``mayor`` says the mayor is not running (:func:`runner.launch.mayor_missing`); ``whys``
+    are the refused tasks' reasons (:func:`runner.why.of_run`)."""
+    at = clock(state, mayor, at)
     width = max(width, 20)
-    queue = merge_queue(state, events)
-    queue_text = ", ".join(f"{tid} {state.tasks[tid].state}" for tid in queue)
     parts: list[RenderableType] = [
-        _clip(_header(state, at), width),
-        _clip(_progress_line(state, plan, at, width), width),
-        _one_line(f"merge queue: {queue_text or 'empty'}", width),
-        _section("escapes:", [_escape_text(e) for e in _recent(events, ESCAPE_KINDS)], width),
+        *header_lines(state, plan, events, width=width, at=at, mayor=mayor),
+        _section("escapes:", [escape_text(e) for e in _recent(events, ESCAPE_KINDS)], width),
         _section(
             "help requests:",
             [f"{e.task_id or '?'}: {e.data.get('text', '')}" for e in _recent(events, {HELP_KIND})],
             width,
         ),
-        status_table(state, width=width, at=at, title=False),
     ]
+    if whys:
+        parts.append(_section("why:", why_lines(whys, state.run_id), width))
+    parts.append(status_table(state, width=width, at=at, title=False))
     return Group(*parts)
 
 

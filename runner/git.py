@@ -368,6 +368,36 @@ def worktree_prune(repo: pathlib.Path) -> None:
     _git(repo, "worktree", "prune")
 
 
+def clone_shared(repo: pathlib.Path, path: pathlib.Path) -> None:
+    """``git clone --shared --no-checkout`` of ``repo`` at ``path``: its objects are borrowed
+    (``objects/info/alternates``), its refs, index, hooks and config are its own. No template
+    (so no hooks, no sample files), no tags, no remote left behind: nothing in the clone can
+    push into ``repo`` by name."""
+    args = ("clone", "-q", "--shared", "--no-checkout", "--no-tags", "--template=")
+    _git(repo, *args, "--", str(repo), str(path))
+    _git(path, "remote", "remove", "origin")
+
+
+def checkout_branch_at(repo: pathlib.Path, branch: str, start: str) -> None:
+    """Check out ``branch`` (created or reset) at ``start`` and delete every other branch."""
+    _git(repo, "checkout", "-q", "-B", branch, start, "--", content=True)
+    out = _out(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/")
+    for other in out.splitlines():
+        if other and other != branch:
+            _git(repo, "branch", "-D", other)
+
+
+def fetch(repo: pathlib.Path, source: pathlib.Path, *refspecs: str) -> None:
+    """Fetch ``src:dst`` refspecs of the repository at ``source`` into ``repo``, forced (a
+    worker may rewrite its own branch); no tags, no submodules, no FETCH_HEAD."""
+    args = ("fetch", "-q", "--no-tags", "--no-recurse-submodules", "--no-write-fetch-head")
+    _git(repo, *args, "--", str(source), *(f"+{spec}" for spec in refspecs))
+
+
+def delete_ref(repo: pathlib.Path, ref: str) -> None:
+    _git(repo, "update-ref", "-d", ref)
+
+
 def rev_list_count(repo: pathlib.Path, base: str, head: str) -> int:
     """Number of commits in ``base..head``."""
     return int(_out(repo, "rev-list", "--count", f"{base}..{head}"))
@@ -384,3 +414,9 @@ def merge_ff_only(repo: pathlib.Path, commit: str) -> None:
     git refuses (CommandError) when that is not a fast-forward or would overwrite local files."""
     _git(repo, "merge", "--ff-only", "-q", commit, content=True)
     logger.debug("fast-forwarded", extra={"worktree": str(repo), "sha": commit})
+
+
+def diff_shortstat(repo: pathlib.Path, base: str, head: str) -> str:
+    """``git diff --shortstat base...head`` (what ``head`` changed since its merge-base with
+    ``base``): ``2 files changed, 10 insertions(+), 1 deletion(-)``, or "" when nothing."""
+    return _out(repo, "diff", "--shortstat", "--no-renames", f"{base}...{head}", "--").strip()

@@ -138,13 +138,16 @@ _V2_FIELDS: t.Final = {"1": 8, "2": 9, "u": 10, "?": 1, "!": 1}
 """Space-separated fields before the path, per ``git status --porcelain=v2`` entry kind."""
 
 
-def status(repo: pathlib.Path, *options: str) -> Status:
+def status(repo: pathlib.Path, *options: str, observe: bool = False) -> Status:
     """HEAD and every entry of ``git status --porcelain=v2 -z --branch --untracked-files=all``
     (plus ``options``), rename and copy sources skipped: one git process answers both "which
     commit" and "what is uncommitted". Run as a content call, so no filter a worker planted
-    runs while git compares files."""
+    runs while git compares files. ``observe``: without git's optional index lock
+    (``GIT_OPTIONAL_LOCKS=0``), for a look into a worktree whose worker may be committing (the
+    lock would make its ``git commit`` fail)."""
     args = ("status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all", *options)
-    fields = _git(repo, *args, content=True).stdout.split("\0")
+    env = {"GIT_OPTIONAL_LOCKS": "0"} if observe else None
+    fields = _git(repo, *args, content=True, env=env).stdout.split("\0")
     head = None
     entries: list[tuple[str, str]] = []
     i = 0

@@ -165,12 +165,18 @@ def land(
         shown = ", ".join(clobbered[:3]) + (
             f" and {len(clobbered) - 3} more" if len(clobbered) > 3 else ""
         )
+        # --all: untracked and ignored files too (a plain `git stash` leaves them in the way)
+        stash = (
+            f"git -C {q(str(checkout))} stash push --all "
+            f"-m {q(f'before landing {state.run_id}')} -- "
+            + " ".join(q(path) for path in clobbered)
+        )
         return refuse(
             f"{target} is checked out in {checkout}, where landing would overwrite uncommitted, "
-            f"untracked or ignored files: {shown}; commit, stash or move them, then run the "
-            "command",
+            f"untracked or ignored files: {shown} (only these are in the way); put them aside "
+            "with the first command (`git stash list` keeps them), then land with the second",
             old,
-            manual,
+            (stash, *manual),
         )
     try:
         git.merge_ff_only(checkout, new)

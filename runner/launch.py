@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 
 from agentmail.fs import exclusive_lock, lock_held, write_text_atomic
 from agentmail.store import MailStore
-from protocol.plan import Plan
+from protocol.plan import Isolation, Plan
 from protocol.state import AutoSpawn, CommitPolicy, Event, RunMode, RunSettings, RunState
-from runner import git, gitguard, worktrees
+from runner import git, gitguard, sandbox, why, worktrees
 from runner.actions import HUMAN, MAYOR
 from runner.errors import RunFailed, UsageError
 from runner.events import EventTail, read_events
@@ -57,6 +57,10 @@ class RunOptions:
     squash: bool = False
     per_task_commits: bool = False
     land: bool = False
+    isolation: Isolation | None = None
+    """None: not given (the plan's, else the config file's, else ``worktree``)."""
+    network: bool | None = None
+    """None: not given (the config file's, else on)."""
     agent_permissions: t.Literal["worktree", "full"] | None = None
     trust_worktrees: bool | None = None
     """None: not given (the config file's)."""
@@ -119,6 +123,8 @@ def configure(repo: pathlib.Path, plan: Plan, options: RunOptions) -> tuple[Plan
         tmux_socket=options.tmux_socket or cfg.tmux_socket,
         stall_after=options.stall_after or cfg.stall_after,
         auto_spawn=options.auto_spawn or cfg.auto_spawn or "safe",
+        isolation=options.isolation or plan.isolation or cfg.isolation or "worktree",
+        network=next(v for v in (options.network, cfg.network, True) if v is not None),
         agent_permissions=options.agent_permissions or cfg.agent_permissions,
         trust_worktrees=next(
             (v for v in (options.trust_worktrees, cfg.trust_worktrees) if v is not None), None
@@ -152,9 +158,13 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
         auto_spawn=options.auto_spawn or "safe",
         commit_policy=_commit_policy(options),
         land=options.land,
+        isolation=options.isolation or plan.isolation or "worktree",
+        network=options.network is not False,
         agent_permissions=options.agent_permissions,
         trust_worktrees=options.trust_worktrees,
     )
+    if settings.isolation == "sandbox":
+        sandbox.require_bwrap()  # before anything is created: one line naming the install
     run_id = options.run_id or new_run_id()
     run = swarm.run(run_id)
     if run.dir.exists():
@@ -244,9 +254,19 @@ def read_state(repo: pathlib.Path, run_id: str, *, from_events: bool = False) ->
     return current_state(run.events, run.state)  # the snapshot plus the events after it
 
 
+def report_text(repo: pathlib.Path, state: RunState) -> str:
+    """The run's report: :func:`runner.report.render_report` and, when something was refused,
+    why (the failing checks' last output lines, :func:`runner.why.markdown`)."""
+    run = SwarmPaths.for_repo(repo).run(state.run_id)
+    events = read_events(run.events) if state.status == "failed" else []
+    section = why.markdown(run, state, events)
+    report = render_report(state)
+    return f"{report}\n\n{section}".rstrip() if section else report
+
+
 def save_report(repo: pathlib.Path, state: RunState) -> str:
     """Render the final report of the run and save it as ``report.md``; return it."""
-    report = render_report(state)
+    report = report_text(repo, state)
     write_text_atomic(SwarmPaths.for_repo(repo).run(state.run_id).report, report + "\n")
     return report
 

@@ -19,10 +19,11 @@ from protocol.messages import AssignFields, GuidanceFields, RetryRequiredFields,
 from protocol.messages import MessageType as M
 from protocol.plan import Task
 from protocol.state import TERMINAL_TASK_STATES, RunState, TaskRecord
-from runner import git, proc, worktrees
+from runner import git, proc, sandbox, why, worktrees
 from runner.actions import FIXUP_REFUSALS, HUMAN, MAYOR, task_branch, worker_name
+from runner.agents import codex
 from runner.agents import worker as agent_worker
-from runner.agents.adapter import AgentSetupError
+from runner.agents.adapter import BRIEF_NAME, AgentSetupError
 from runner.agents.presets import AgentPreset, command_preset, preset
 from runner.brief import BriefContext, render_brief
 from runner.config import SwarmConfig, preset_from_config
@@ -35,6 +36,8 @@ from runner.state import RunLog
 logger = logging.getLogger(__name__)
 
 LEASE_TTL: t.Final = 24 * 3600.0
+MAYOR_WRITES: t.Final = (BRIEF_NAME, codex.RULES)
+"""Files the mayor writes into a worker's checkout (the brief, the Codex rules)."""
 SETUP_TIMEOUT: t.Final = 1800.0
 """Seconds one ``setup`` command may take (installing dependencies can be slow)."""
 
@@ -128,6 +131,7 @@ class Launcher:
         self.leases = Leases(store.root, case_sensitive=case_sensitive)
         self._leased: set[str] = set()
         self._git_identity: t.Mapping[str, str] | None = None
+        self._bwrap: str | None = None
         state = log.state
         self.preset = (
             command_preset(state.agent_cmd) if state.agent_cmd else self._named(state.agent)
@@ -176,7 +180,10 @@ class Launcher:
 
     def _start(self, start: WorkerStart, record: TaskRecord) -> None:
         task = start.task
-        worktrees.create_worktree(self.repo, start.worktree, start.branch, start.base)
+        isolation = self.log.state.isolation
+        worktrees.create_checkout(isolation, self.repo, start.worktree, start.branch, start.base)
+        if isolation != "worktree":  # what the mayor writes into the clone, never via a link
+            worktrees.drop_planted_links(start.worktree, MAYOR_WRITES)
         history = self._history(record, start.worktree, start.base) if start.resumed else ""
         worker = worker_name(task.id)
         key_file = self.store.register(worker)
@@ -195,6 +202,7 @@ class Launcher:
                     base_sha=start.base,
                     retry_reason=record.reason if retried else "",
                     retry_files=record.files if retried else (),
+                    retry_output=why.brief_quote(self.run, record) if retried else "",
                     rebase_onto=start.rebase_onto,
                     history=history,
                     swarm=str(swarm),
@@ -213,8 +221,13 @@ class Launcher:
             options=agent_worker.options_from(self.log.state, self.settings),
             resume=start.resumed,
             identity=self._identity(),
+            as_root=False if isolation == "sandbox" else None,  # runner.sandbox.sandbox_uid
         )
+        if isolation != "worktree":  # the agents' files the preparation excluded, too
+            worktrees.sync_excludes(self.repo, start.worktree)
         argv = prepared.argv
+        if isolation == "sandbox":
+            argv = self._sandboxed(start, argv, key_file, brief)
         env = worker_environ(self.swarm, self.log.state.run_id, start, key_file, brief, self.python)
         env.update(prepared.env)  # the brief in the worktree, git identity, the CLI's needs
         spec = SessionSpec(
@@ -231,6 +244,44 @@ class Launcher:
             self.backend.kill(start.session)
             self.backend.start(spec)
         self._lease(task, worker, start.attempt)
+
+    def _sandboxed(
+        self,
+        start: WorkerStart,
+        argv: t.Sequence[str],
+        key_file: pathlib.Path,
+        brief: pathlib.Path,
+    ) -> tuple[str, ...]:
+        """``argv`` inside the worker's bubblewrap sandbox (:mod:`runner.sandbox`)."""
+        if self._bwrap is None:
+            self._bwrap = sandbox.require_bwrap()
+        task, worker = start.task, worker_name(start.task.id)
+        box = sandbox.Box.of(self.run, task.id, worker)
+        home = sandbox.home_entries(self.preset_of(task).home, pathlib.Path.home(), box)
+        box.prepare(home)
+        state = self.log.state
+        spec = sandbox.SandboxSpec(
+            bwrap=self._bwrap,
+            box=box,
+            clone=start.worktree,
+            objects=git.common_dir(self.repo) / "objects",
+            inbox=self.store.maildir(worker),
+            key_file=key_file,
+            plan=self.run.plan,
+            brief=brief,
+            shim_dir=agent_worker.shim_dir(self.swarm.home),
+            home=home,
+            hidden=(
+                self.repo.resolve(),
+                pathlib.Path(state.worktree_root),
+                pathlib.Path.home(),
+                self.swarm.home.resolve(),
+            ),
+            network=state.network,
+            code=sandbox.code_roots(),
+            uid=sandbox.sandbox_uid(),
+        )
+        return spec.argv(argv)
 
     def _setup(self, task_id: str, worktree: pathlib.Path, env: t.Mapping[str, str]) -> None:
         """Run the plan's ``setup`` commands in the worktree, with the worker's environment,

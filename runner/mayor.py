@@ -27,7 +27,7 @@ from protocol.messages import Envelope, HelpRequestFields
 from protocol.plan import Plan, Task
 from protocol.results import ScopeEscape
 from protocol.state import RunState
-from runner import checks, escapes, git, notify
+from runner import checks, escapes, git, isolation, notify
 from runner.actions import (
     HUMAN,
     MAYOR,
@@ -49,6 +49,7 @@ from runner.agents import worker as agent_worker
 from runner.agents.panes import PaneReport, PaneWatch
 from runner.agents.registry import adapter_for
 from runner.arbiter import Arbiter, gate_family
+from runner.boxmail import Collector
 from runner.config import load_config
 from runner.decide import decide, next_wake, sessions_prefix, stop_actions
 from runner.launcher import Launcher
@@ -130,6 +131,8 @@ class Mayor:
             case_sensitive=case_sensitive,
             check_env=self.launcher.check_env(),  # validation and gates: the worker's PATH
         )
+        self.boxes = Collector(store=store, swarm=config.swarm, run=config.run, log=log)
+        self._panes = PaneWatch()  # what each worker's screen shows (runner.agents.panes)
         # what each worker's screen shows (runner.agents.panes); an idle agent is nudged after
         # a quarter of the stall time, at most 45 s
         nudge_after = min(45.0, max(5.0, log.state.stall_after / 4))
@@ -164,6 +167,7 @@ class Mayor:
         git.drop_stale_index_lock(self.integration)  # a mayor killed mid-merge leaves one
         watcher = Watcher(self.store, MAYOR, lambda _stored: self.wake("mail"))
         watcher.start()
+        boxes = self.boxes.watch(lambda: self.wake("box"))  # sandboxed workers' outboxes
         try:
             self.step(adopting=True)  # keep live workers, restart those lost while no mayor ran
             while self.state.status == "running":
@@ -171,6 +175,8 @@ class Mayor:
                 self.step()
         finally:
             watcher.stop()
+            if boxes is not None:
+                boxes.stop()
         if agent_worker.options_from(self.state, self.launcher.settings).trust_worktrees:
             gone = agent_worker.forget_trust(rec.worktree for rec in self.state.tasks.values())
             logger.info("forgot the folder trust recorded for %d worktree(s)", gone)
@@ -227,6 +233,7 @@ class Mayor:
     def observe(self, *, adopting: bool = False) -> Observations:
         # sessions before mail: the last words of a pane seen dead are already in the mailbox
         sessions = self._sessions()
+        self.boxes.collect()  # sandboxed workers' outboxes, verified, into the mailbox
         panes = self._screens(sessions)
         return Observations(
             now=time.time(),
@@ -350,6 +357,7 @@ class Mayor:
             case Launch(task_id, attempt, resumed):
                 self.launcher.start(self.plan.task(task_id), attempt, resumed=resumed)
             case Integrate():
+                isolation.take_offers(self.config.repo, self.log)  # clones: fetch, or refuse
                 merged, reset = self.arbiter.integrate_offers(self.plan)
                 self._alert_reset(reset)
                 return merged

@@ -7,39 +7,28 @@ the task, signed with ``$SWARM_KEY_FILE``). ``offer``/``done``/``fail`` also wri
 or parses arguments: the click commands (``runner.cli.worker``) and the scripted agent
 (``runner.agents.scripted``, in process) call these functions and show the result their way.
 
-Kept light on purpose: a real agent runs ``swarm worker`` several times per task, so this module
-imports neither the mayor nor libtmux, rich or watchdog.
+Every report is idempotent: its key is (run, task, attempt, type, sequence), the sequence
+counted on disk once the report is delivered (:func:`agentmail.delivery.send_sequenced`), so
+an agent whose ``swarm worker`` was killed and who runs it again never sends it twice.
+
+Kept light on purpose: a real agent runs ``swarm worker`` several times per task, in a fresh
+process each time, so this module imports neither pydantic nor the mayor, libtmux, rich or
+watchdog. It builds the envelope's JSON document by hand (:mod:`agentmail.wire`); the mayor's
+store parses and verifies it with the models as it does every message.
 """
 
 from __future__ import annotations
 
-import logging
 import pathlib
 import typing as t
 
+from agentmail import ledger, ulid, wire
+from agentmail.delivery import load_key, send_sequenced
 from agentmail.errors import AgentMailError, BadInput
-from agentmail.store import MailStore, load_key
 from agentmail.worker_env import WorkerEnv, append_escape, write_result
-from protocol import agentops
-from protocol.messages import (
-    ACK_REQUIRED_BY_DEFAULT,
-    AssignFields,
-    BeadAcceptedFields,
-    CheckpointFields,
-    Envelope,
-    FailedFields,
-    Fields,
-    HelpRequestFields,
-    MessageType,
-    OfferingFields,
-    ProgressFields,
-    ScopeEscapeFields,
-)
-from protocol.results import ScopeEscape, WorkerResult
-from runner import proc
-from runner.errors import CommandError
 
-logger = logging.getLogger(__name__)
+if t.TYPE_CHECKING:
+    from protocol.messages import Envelope
 
 IssueType = t.Literal["STUCK", "SPEC_UNCLEAR", "BLOCKED", "TECHNICAL"]
 FailureType = t.Literal["TESTS_FAIL", "BUILD_FAIL", "SPEC_IMPOSSIBLE", "CONTEXT_HIGH", "ERROR"]
@@ -56,9 +45,21 @@ DETAIL_MAX: t.Final = 400
 class Sent(t.NamedTuple):
     """A report that went out: the stored (signed) message and the files written besides."""
 
-    message: Envelope
+    doc: t.Mapping[str, t.Any]
+    """The message as stored: the envelope's JSON document, signed."""
     files: t.Mapping[str, str] = {}
     """``{"result": <path>}`` or ``{"escapes": <path>}`` when a file was written too."""
+
+    @property
+    def id(self) -> str:
+        return str(self.doc["id"])
+
+    @property
+    def message(self) -> Envelope:
+        """The message as the model (parsing it imports pydantic: the CLI never asks)."""
+        from protocol.messages import Envelope
+
+        return Envelope.model_validate(self.doc)
 
 
 def choice(value: str, choices: t.Sequence[str], option: str) -> str:
@@ -69,30 +70,43 @@ def choice(value: str, choices: t.Sequence[str], option: str) -> str:
     raise BadInput(f"{option}: {value!r} is not one of {', '.join(choices)}")
 
 
-def send(env: WorkerEnv, mtype: MessageType, fields: Fields) -> Envelope:
-    """Mail the mayor one report of type ``mtype``, signed with the worker's key."""
-    store = MailStore(env.mail_root)
-    key = load_key(env.key_file) if env.key_file is not None else None
-    envelope = Envelope.model_validate(
-        {
-            "from": env.worker,
-            "to": (env.mayor,),
-            "type": mtype,
-            "subject": agentops.render_subject(mtype, env.task),
-            "body_md": agentops.render_body(mtype, fields),
-            "fields": fields,
-            "thread_id": env.task,
-            "run_id": env.run,
-            "ack_required": mtype in ACK_REQUIRED_BY_DEFAULT,
-        }
+def send(env: WorkerEnv, mtype: str, **fields: t.Any) -> dict[str, t.Any]:
+    """Mail the mayor one report of type ``mtype`` (idempotent: see the module docstring),
+    signed with the worker's key; returns the stored document."""
+    root = env.mail_root
+    key_file = env.key_file or root / ".keys" / f"{env.worker}.key"
+    try:
+        key = load_key(key_file)
+    except FileNotFoundError:
+        if env.key_file is not None:
+            raise
+        from agentmail.errors import UnknownAgent
+
+        raise UnknownAgent(env.worker, root) from None
+    doc = wire.envelope_doc(
+        sender=env.worker,
+        to=(env.mayor,),
+        mtype=mtype,
+        fields=wire.fields_doc(mtype, bead_id=env.task, **fields),
+        thread_id=env.task,
+        run_id=env.run,
     )
-    return store.send(envelope, key=key)
+
+    sent = send_sequenced(
+        root,
+        doc,
+        key,
+        f"{env.run}/{env.task}/{env.attempt}/{mtype}",
+        new_id=ulid.UlidGenerator().new,
+        redeliver=lambda previous: ledger.redeliver(root, previous),
+        digest_skip=("body_md",),  # rendered from the fields, with a clock (BEAD_ACCEPTED)
+    )
+    return sent.doc
 
 
 def accepted(env: WorkerEnv, *, title: str = "") -> Sent:
     """BEAD_ACCEPTED: the worker took the task."""
-    fields = BeadAcceptedFields(bead_id=env.task, title=title)
-    return Sent(send(env, MessageType.BEAD_ACCEPTED, fields))
+    return Sent(send(env, "BEAD_ACCEPTED", title=title))
 
 
 def progress(
@@ -104,14 +118,15 @@ def progress(
     files: t.Sequence[str] = (),
 ) -> Sent:
     """PROGRESS."""
-    fields = ProgressFields(
-        bead_id=env.task,
+    doc = send(
+        env,
+        "PROGRESS",
         step=step,
         status=text,
-        context_usage=context_usage,
+        context_usage=int(context_usage),
         files_touched=tuple(files),
     )
-    return Sent(send(env, MessageType.PROGRESS, fields))
+    return Sent(doc)
 
 
 def help_request(
@@ -124,15 +139,16 @@ def help_request(
     files: t.Sequence[str] = (),
 ) -> Sent:
     """HELP_REQUEST; the question defaults to ``text``."""
-    fields = HelpRequestFields(
-        bead_id=env.task,
+    doc = send(
+        env,
+        "HELP_REQUEST",
         issue_type=choice(issue_type, ISSUE_TYPES, "--issue-type"),
         problem=text,
         what_tried=tried,
         question=question or text,
         files_touched=tuple(files),
     )
-    return Sent(send(env, MessageType.HELP_REQUEST, fields))
+    return Sent(doc)
 
 
 def escape(
@@ -148,27 +164,43 @@ def escape(
     paths = tuple(files)
     if not paths:
         raise BadInput("--files: name at least one file")
+    if not finding:
+        raise BadInput("--finding: say what needs changing (it is empty)")
     severity = choice(severity, SEVERITIES, "--severity")
-    record = ScopeEscape.model_validate(
-        {
-            "worker": env.worker,
-            "finding": finding,
-            "suggested_files": paths,
-            "task_id": env.task,
-            "run_id": env.run,
-            "intent": intent,
-            "severity": severity,
-        }
-    )
+    record = {  # protocol.results.ScopeEscape, as its model_dump(mode="json")
+        "worker": env.worker,
+        "finding": finding,
+        "suggested_files": list(paths),
+        "timestamp": wire.created_now(),
+        "task_id": env.task,
+        "run_id": env.run,
+        "intent": intent,
+        "severity": severity,
+    }
     path = append_escape(env.home, record)
-    fields = ScopeEscapeFields(
-        bead_id=env.task, finding=finding, files=paths, intent=intent, severity=severity
-    )
-    return Sent(send(env, MessageType.SCOPE_ESCAPE, fields), {"escapes": str(path)})
+    doc = send(env, "SCOPE_ESCAPE", finding=finding, files=paths, intent=intent, severity=severity)
+    return Sent(doc, {"escapes": str(path)})
 
 
 def _passed(value: str | None) -> bool:
     return (value or "").upper() == "PASS"
+
+
+def _result(env: WorkerEnv, kind: str, detail_text: str, artifacts: t.Sequence[str] | None) -> str:
+    """Write ``results/<task>.json`` (``protocol.results.WorkerResult``: a ``completion`` with
+    its artifacts, or ``blocked``); return its path."""
+    doc: dict[str, t.Any] = {
+        "schema_version": 1,
+        "type": kind,
+        "issue_id": env.task,
+        "status": "done" if kind == "completion" else "blocked",
+        "detail": detail_text,
+    }
+    if artifacts is not None:  # first-seen order, each once, no blanks (the schema's rules)
+        doc["artifacts"] = list(dict.fromkeys(a for a in artifacts if a.strip()))
+    if env.worktree and str(env.worktree):
+        doc["worktree_path"] = str(env.worktree)
+    return str(write_result(env.home, doc))
 
 
 def offer(
@@ -187,8 +219,10 @@ def offer(
     changed (default: since the base of the task's ASSIGN); also writes the results file."""
     sha = commit or head(cwd)
     paths = tuple(files) if files is not None else changed_files(env, cwd)
-    fields = OfferingFields(
-        bead_id=env.task,
+    path = _result(env, "completion", detail(summary, "done"), paths)
+    doc = send(
+        env,
+        "DONE" if done else "OFFERING_READY",
         status="DONE",
         commit_sha=sha,
         files=paths,
@@ -197,17 +231,7 @@ def offer(
         build_pass=_passed(build),
         summary=summary,
     )
-    result = WorkerResult(
-        type="completion",
-        issue_id=env.task,
-        status="done",
-        detail=detail(summary, "done"),
-        artifacts=paths,
-        worktree_path=str(env.worktree) if env.worktree else None,
-    )
-    path = write_result(env.home, result)
-    mtype = MessageType.DONE if done else MessageType.OFFERING_READY
-    return Sent(send(env, mtype, fields), {"result": str(path)})
+    return Sent(doc, {"result": path})
 
 
 def fail(
@@ -221,23 +245,17 @@ def fail(
 ) -> Sent:
     """FAILED; also writes the results file (``blocked``)."""
     kind = choice(failure_type, FAILURE_TYPES, "--type")
-    fields = FailedFields(
-        bead_id=env.task,
+    path = _result(env, "blocked", detail(f"{kind}: {reason}", "failed"), None)
+    doc = send(
+        env,
+        "FAILED",
         failure_type=kind,
         reason=reason,
-        internal_attempts=attempts,
+        internal_attempts=int(attempts),
         partial_commit_sha=commit,
         files=tuple(files),
     )
-    result = WorkerResult(
-        type="blocked",
-        issue_id=env.task,
-        status="blocked",
-        detail=detail(f"{kind}: {reason}", "failed"),
-        worktree_path=str(env.worktree) if env.worktree else None,
-    )
-    path = write_result(env.home, result)
-    return Sent(send(env, MessageType.FAILED, fields), {"result": str(path)})
+    return Sent(doc, {"result": path})
 
 
 def checkpoint(
@@ -250,31 +268,36 @@ def checkpoint(
     next_steps: str = "",
 ) -> Sent:
     """CHECKPOINT: hand the task over to a successor."""
-    fields = CheckpointFields(
-        bead_id=env.task,
+    doc = send(
+        env,
+        "CHECKPOINT",
         checkpoint_reason=choice(reason, CHECKPOINT_REASONS, "--reason"),
         partial_commit_sha=commit,
         progress=progress_text,
-        context_usage=context_usage,
+        context_usage=int(context_usage),
         next_steps=next_steps,
     )
-    return Sent(send(env, MessageType.CHECKPOINT, fields))
+    return Sent(doc)
 
 
 def head(cwd: pathlib.Path) -> str:
+    from runner import proc  # subprocess: only the reports that ask git pay for it
+
     return proc.run("git", "rev-parse", "HEAD", cwd=cwd).stdout.strip()
 
 
 def assign_base(env: WorkerEnv) -> str:
     """The base commit of this task's latest ASSIGN in the worker's inbox, if any."""
+    from agentmail.store import MailStore  # reading verifies with the models
+    from protocol.messages import AssignFields, MessageType
+
     store = MailStore(env.mail_root)
     if not store.is_registered(env.worker):
         return ""
     try:
         page = store.list(env.worker, type=MessageType.ASSIGN, thread=env.task)
-    except (AgentMailError, OSError) as exc:
-        logger.debug("could not read the ASSIGN: %s", exc)
-        return ""
+    except (AgentMailError, OSError):
+        return ""  # no base: the offer names no files, as before an ASSIGN
     for stored in reversed(page.messages):
         fields = stored.envelope.fields
         if isinstance(fields, AssignFields) and fields.base_sha:
@@ -287,11 +310,13 @@ def changed_files(env: WorkerEnv, cwd: pathlib.Path) -> tuple[str, ...]:
     base = assign_base(env)
     if not base:
         return ()
+    from runner import proc
+    from runner.errors import CommandError
+
     try:
         out = proc.run("git", "diff", "--name-only", base, "HEAD", cwd=cwd).stdout
-    except CommandError as exc:
-        logger.debug("could not list changed files: %s", exc)
-        return ()
+    except CommandError:
+        return ()  # the base is not in this clone: no files rather than a failed offer
     return tuple(line for line in out.splitlines() if line)
 
 

@@ -1,16 +1,21 @@
-"""Worker and integration worktrees: create (transactionally), adopt on resume, remove.
+"""Worker checkouts and the integration worktree: create (transactionally), adopt on resume,
+remove. A worker's checkout is a ``git worktree`` of the repository (``--isolation worktree``) or
+a ``git clone --shared`` of its own (``clone`` and ``sandbox``: docs/isolation.md).
 
-Worktrees live outside the user's checkout (:func:`runner.paths.default_worktree_root`); the user's
-own work tree is never touched. Every git call goes through :mod:`runner.git`.
+Checkouts live outside the user's checkout (:func:`runner.paths.default_worktree_root`); the
+user's own work tree is never touched. Every git call goes through :mod:`runner.git`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import pathlib
 import shutil
+import typing as t
 
+from protocol.plan import Isolation
 from runner import git
 from runner.errors import CommandError, RunnerError
 
@@ -172,6 +177,104 @@ def _rollback(
         if new and (only_at is None or tip == git.resolve(repo, only_at)):
             git.delete_branch(repo, branch, force=True)
     logger.warning("rolled back worktree", extra={"worktree": str(path), "branch": branch})
+
+
+def is_clone(path: pathlib.Path) -> bool:
+    """A worker clone: a ``.git`` directory of its own (a worktree has a ``.git`` file)."""
+    return (path / ".git").is_dir() and not (path / ".git").is_symlink()
+
+
+def create_checkout(
+    isolation: Isolation, repo: pathlib.Path, path: pathlib.Path, branch: str, base: str
+) -> None:
+    """A worker's checkout at ``path`` on ``branch``: a worktree, or a clone of its own."""
+    if isolation == "worktree":
+        create_worktree(repo, path, branch, base)
+    else:
+        create_clone(repo, path, branch, base)
+
+
+def create_clone(repo: pathlib.Path, path: pathlib.Path, branch: str, base: str) -> None:
+    """A ``git clone --shared`` of ``repo`` at ``path`` with ``branch`` checked out, an empty
+    hooks folder, the repository's excludes and no remote.
+
+    The branch starts where the repository's ``branch`` is (the work an earlier attempt
+    offered), else at ``base``. Resume-safe: a clone already at ``path`` is adopted as it is
+    (its commits are the worker's). Transactional, even under SIGKILL: the clone is made
+    beside ``path`` and renamed into place; if a step fails, nothing is left and the error is
+    re-raised."""
+    path = path.absolute()
+    if is_clone(path):
+        current = git.current_branch(path)
+        if current != branch:
+            raise WorktreeError(
+                f"clone {path} is on {current or 'a detached HEAD'}, not {branch}; "
+                f"remove it (swarm clean) or choose another worktree root"
+            )
+        logger.debug("adopted clone", extra={"worktree": str(path), "branch": branch})
+        return
+    if _occupied(path):
+        raise WorktreeError(
+            f"cannot create clone {path}: the path exists and is not a clone; "
+            f"move it away or choose another worktree root"
+        )
+    start = git.resolve(repo, f"refs/heads/{branch}") or base
+    new_parents = _missing_parents(path)
+    # made aside and renamed into place: a mayor killed halfway leaves no half-made clone at
+    # ``path`` (only this folder, removed by the next try)
+    aside = path.with_name(f".{path.name}.creating")
+    try:
+        shutil.rmtree(aside, ignore_errors=True)
+        git.clone_shared(repo, aside)
+        (aside / ".git" / "hooks").mkdir(mode=0o755)
+        sync_excludes(repo, aside)
+        git.checkout_branch_at(aside, branch, start)
+        aside.rename(path)  # onto nothing, or onto an empty folder
+    except BaseException:
+        shutil.rmtree(aside, ignore_errors=True)
+        for parent in reversed(new_parents):
+            with contextlib.suppress(OSError):
+                parent.rmdir()  # only if empty
+        raise
+    logger.info("created clone", extra={"worktree": str(path), "branch": branch, "base": start})
+
+
+def drop_planted_links(clone: pathlib.Path, paths: t.Iterable[str]) -> None:
+    """Remove every link a worker left on the way to the files the mayor writes into its
+    clone (the brief, an agent's rules file): the mayor would write wherever it points."""
+    for relative in paths:
+        path = clone
+        for part in pathlib.PurePosixPath(relative).parts:
+            path = path / part
+            if path.is_symlink():
+                path.unlink()
+                logger.warning("removed a planted link", extra={"worktree": str(clone)})
+                break
+
+
+def sync_excludes(repo: pathlib.Path, clone: pathlib.Path) -> None:
+    """Give ``clone`` the repository's ``info/exclude`` (the swarm home, the agents' files).
+
+    The clone is the worker's: a symlink planted at ``.git/info`` or ``.git/info/exclude`` is
+    never followed (the mayor would write wherever it points)."""
+    source = git.common_dir(repo) / "info" / "exclude"
+    text = source.read_text() if source.is_file() else ""
+    info = clone / ".git" / "info"
+    if info.is_symlink() or (info / "exclude").is_symlink():
+        raise WorktreeError(f"{info} is a symlink in the worker's clone; refusing to write there")
+    info.mkdir(parents=True, exist_ok=True)
+    target = info / "exclude"
+    try:
+        if target.read_text() == text:
+            return
+    except OSError:
+        pass
+    tmp = info / f".exclude.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    tmp.replace(target)  # replaces a name, never writes through a link
 
 
 def ensure_integration_worktree(

@@ -90,6 +90,12 @@ def main() -> int:
         "--dir", type=pathlib.Path, help=f"Where to create the demo (default: {default_dir()})"
     )
     parser.add_argument("--mode", choices=["distributed", "local"], default="distributed")
+    parser.add_argument(
+        "--isolation",
+        choices=["worktree", "clone", "sandbox"],
+        default="worktree",
+        help="Each worker's checkout (docs/isolation.md)",
+    )
     args = parser.parse_args()
     os.environ.update({k: os.environ.get(k, v) for k, v in GIT_ENV.items()})
     where = (args.dir or default_dir()).resolve()
@@ -102,7 +108,10 @@ def main() -> int:
     print(f"==> sample repository: {repo}")
     print("==> the plan (examples/demo/plan.yaml):")
     subprocess.run([*swarm, "plan", "validate", str(plan)], check=True)
-    print(f"==> swarm run {plan.name} --mode={args.mode}   (progress below; the report follows)")
+    print(
+        f"==> swarm run {plan.name} --mode={args.mode} --isolation={args.isolation}"
+        "   (progress below; the report follows)"
+    )
     started = time.monotonic()
     code = subprocess.call(
         [
@@ -117,6 +126,8 @@ def main() -> int:
             str(where / "worktrees"),
             "--run-id",
             "demo",
+            "--isolation",
+            args.isolation,
         ]
     )
     elapsed = time.monotonic() - started

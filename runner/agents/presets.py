@@ -9,6 +9,7 @@ take a prompt argument get a short fixed sentence pointing at it.
 
 from __future__ import annotations
 
+import difflib
 import pathlib
 import re
 import shlex
@@ -35,6 +36,9 @@ class AgentPreset(t.NamedTuple):
     """Continues the agent's previous conversation in the worktree (None: start afresh)."""
     skip_permissions: tuple[str, ...] = ()
     """The agent's own flags that skip its permission prompts; only added on request."""
+    home: tuple[str, ...] = ()
+    """What the CLI needs of the user's home (its config and credentials), relative to it:
+    all a sandboxed worker's private home holds (``--isolation sandbox``, docs/isolation.md)."""
 
 
 # The argv each built-in adapter (runner/agents/<name>.py) runs at the default permission level
@@ -73,6 +77,7 @@ _PRESETS: t.Final[tuple[AgentPreset, ...]] = (
         resume_argv=("claude", "--continue", "--permission-mode", "acceptEdits",
                      "--allowedTools", *_CLAUDE_TOOLS, "--", "{prompt}"),
         skip_permissions=("--dangerously-skip-permissions",),
+        home=(".claude.json", ".claude"),
     ),
     AgentPreset(
         "codex",
@@ -80,6 +85,7 @@ _PRESETS: t.Final[tuple[AgentPreset, ...]] = (
         resume_argv=("codex", "resume", "--last", "--no-daemon", "--approve-for-me", "-c",
                      "allow_login_shell=false", "{prompt}"),
         skip_permissions=("--dangerously-bypass-approvals-and-sandbox",),
+        home=(".codex",),
     ),
     AgentPreset(
         "gemini",
@@ -88,12 +94,14 @@ _PRESETS: t.Final[tuple[AgentPreset, ...]] = (
         resume_argv=("gemini", "--resume", "latest", "--approval-mode", "auto_edit",
                      *_GEMINI_TOOLS, "--prompt-interactive", "{prompt}"),
         skip_permissions=("--yolo",),
+        home=(".gemini",),
     ),
     AgentPreset(
         "aider",
         (*_AIDER, "aider", *AIDER_FLAGS, "--message-file", "{brief}"),
         resume_argv=(*_AIDER, "aider", *AIDER_FLAGS, "--restore-chat-history",
                      "--message-file", "{brief}"),
+        home=(".aider.conf.yml", ".aider"),
     ),
     AgentPreset("scripted", ("{python}", "-m", "runner.agents.scripted")),
 )  # fmt: skip
@@ -149,8 +157,11 @@ def _substitute(token: str, values: t.Mapping[str, str], *, where: str) -> str:
             return text[0]
         key = match.group(1)
         if key not in values:
+            near = difflib.get_close_matches(key, PLACEHOLDERS, n=1, cutoff=0.6)
             raise UsageError(
-                f"unknown placeholder {{{key}}} in {where}: use "
+                f"unknown placeholder {{{key}}} in {where}: "
+                + (f"did you mean {{{near[0]}}}? " if near else "")
+                + "use "
                 + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
                 + " (write {{ and }} for literal braces)"
             )

@@ -178,6 +178,7 @@ def prepare_worker(
     resume: bool = False,
     home: pathlib.Path | None = None,
     identity: t.Mapping[str, str] | None = None,
+    as_root: bool | None = None,
 ) -> PreparedWorker:
     """Everything one worker's agent needs, prepared; see the module docstring.
 
@@ -185,7 +186,9 @@ def prepare_worker(
     the worktree and the copy is what the agent is pointed at. Raises
     :class:`AgentSetupError` when the agent could only stop at a screen. ``identity``: the git
     identity to pass on when the caller already read it (:func:`git_identity`) and added the
-    excludes (:func:`exclude_agent_files`); without it, both are done here."""
+    excludes (:func:`exclude_agent_files`); without it, both are done here. ``as_root``:
+    whether the agent runs as root (None: as this process; a sandbox maps root to a plain
+    user, :func:`runner.sandbox.sandbox_uid`)."""
     swarm = swarm_shim(swarm_home, python)
     if identity is None:  # a caller on its own: do what the launcher does once per run
         exclude_agent_files(repo)
@@ -224,7 +227,7 @@ def prepare_worker(
         trust_worktrees=options.trust_worktrees,
         resume=resume,
     )
-    adapter.check_startable(ctx, is_root=_is_root())
+    adapter.check_startable(ctx, is_root=_is_root() if as_root is None else as_root)
     for pattern in ADAPTER_EXCLUDES.get(adapter.name, ()):
         git.add_exclude(repo, pattern)
     env.update(adapter.prepare(ctx))

@@ -18,11 +18,8 @@ import click
 
 from agentmail import compose
 from agentmail.errors import BadInput
-from agentmail.leases import Lease, Leases, dump
 from agentmail.store import MailStore, Stored
-from agentmail.watch import Watcher
 from protocol.messages import MessageType
-from protocol.plan import parse_duration
 from runner.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -33,6 +30,9 @@ from runner.cli.common import (
     json_option,
     repo_option,
 )
+
+if t.TYPE_CHECKING:
+    from agentmail.leases import Lease
 
 IMPORTANCE: t.Final = ("low", "normal", "high", "urgent")
 
@@ -75,6 +75,7 @@ def _print_messages(messages: t.Sequence[Stored]) -> None:
         click.echo("no messages")
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(show_edge=False, pad_edge=False)
@@ -85,7 +86,8 @@ def _print_messages(messages: t.Sequence[Stored]) -> None:
         state = ("read" if stored.read else "new") + (" acked" if stored.acked else "")
         if env.ack_required and not stored.acked:
             state += " ack-required"
-        table.add_row(env.id, env.sender, env.type.value, env.subject, state)
+        # escape: "[t1] PROGRESS" is a subject, not rich markup
+        table.add_row(env.id, env.sender, env.type.value, escape(env.subject), state)
     Console(soft_wrap=True).print(table)
 
 
@@ -192,7 +194,15 @@ def send(
 @command.command()
 @agent_option
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N messages.")
-@click.option("--since", "cursor", default=None, help="Resume after this cursor (or message id).")
+@click.option(
+    "--after",
+    "--since",
+    "cursor",
+    default=None,
+    help="Only messages after this cursor (or message id).",
+)
+@click.option("--before", default=None, help="Only messages before this cursor (or message id).")
+@click.option("--newest", is_flag=True, help="Newest first (page on with --before NEXT_CURSOR).")
 @click.option("--unread", is_flag=True, help="Only messages not marked read.")
 @click.option("--unacked", is_flag=True, help="Only messages that want an ack and have none.")
 @_type_option()
@@ -205,6 +215,8 @@ def inbox(
     agent: str | None,
     limit: int | None,
     cursor: str | None,
+    before: str | None,
+    newest: bool,
     unread: bool,
     unacked: bool,
     mtype: str | None,
@@ -213,17 +225,22 @@ def inbox(
     repo: pathlib.Path | None,
     as_json: bool,
 ) -> None:
-    """List an inbox (changes nothing); page with --since NEXT_CURSOR.
+    """List an inbox (changes nothing), oldest first; page on with --after NEXT_CURSOR, or
+    newest first with --newest and --before NEXT_CURSOR. A page costs what it lists.
 
     \b
     Examples:
       swarm mail inbox --agent mayor --unread
-      swarm mail inbox --agent mayor --limit 20 --since 000000000040 --json
+      swarm mail inbox --agent mayor --limit 20 --after 000000000040 --json
+      swarm mail inbox --agent mayor --newest --limit 50
+      swarm mail inbox --agent mayor --newest --limit 50 --before 000000009951
     """
     name = compose.reader_identity(agent)
     page = open_store(repo).list(
         name,
         cursor=cursor,
+        before=before,
+        newest=newest,
         limit=limit,
         unread=True if unread else None,
         unacked=True if unacked else None,
@@ -239,13 +256,15 @@ def inbox(
                 "messages": [stored_doc(s) for s in page.messages],
                 "next_cursor": page.next_cursor,
                 "has_more": page.has_more,
+                "order": "newest" if newest else "oldest",
             },
         )
         return
     _print_messages(page.messages)
     if page.next_cursor is not None:
         more = " (more)" if page.has_more else ""
-        click.echo(f"next cursor: {page.next_cursor}{more}", err=True)
+        again = "--before" if newest else "--after"
+        click.echo(f"next cursor: {page.next_cursor}{more} (pass {again})", err=True)
 
 
 @command.command()
@@ -357,6 +376,8 @@ def watch(
       swarm mail watch --agent human
       swarm mail watch --agent mayor --include-read --count 10
     """
+    from agentmail.watch import Watcher  # watchdog: only the command that watches loads it
+
     name = compose.reader_identity(agent)
     store = open_store(repo)
     done = threading.Event()
@@ -394,6 +415,8 @@ def _lease_line(lease: Lease) -> str:
 
 
 def _ttl(value: str) -> float:
+    from protocol.plan import parse_duration
+
     try:
         return parse_duration(value)
     except ValueError as exc:
@@ -425,6 +448,8 @@ def reserve(
       swarm mail reserve 'src/api/' --agent w1 --ttl 30m --reason task-1
       swarm mail reserve README.md --agent w2 --shared
     """
+    from agentmail.leases import Leases, dump
+
     name = compose.reader_identity(agent)
     lease = Leases(mail_root(repo)).reserve(
         name, patterns, exclusive=not shared, ttl=_ttl(ttl), reason=reason
@@ -458,6 +483,8 @@ def release(
     """
     if (lease_id is None) == (not release_all):
         fail("pass a LEASE_ID or --all", EXIT_USAGE)
+    from agentmail.leases import Leases
+
     name = compose.reader_identity(agent)
     count = Leases(mail_root(repo)).release(lease_id, name)
     if as_json:
@@ -478,6 +505,8 @@ def leases(repo: pathlib.Path | None, as_json: bool) -> None:
       swarm mail leases
       swarm mail leases --json
     """
+    from agentmail.leases import Leases, dump
+
     live = Leases(mail_root(repo)).list()
     if as_json:
         echo_json("mail.leases", {"leases": [dump(lease) for lease in live]})

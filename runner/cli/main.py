@@ -1,19 +1,24 @@
-"""The ``swarm`` click group. Each command group lives in its own module, loaded on first use.
+"""``swarm``: the entry point, and where each command lives.
 
-``swarm worker ...`` runs inside every worker pane, several times per task: it must not pay for
-the mayor, libtmux, rich or watchdog. So the group knows which module holds each command and
-imports ``runner.cli.<module>`` only when that command runs; ``--help``, completion and code that
-reads ``cli.commands`` load them all.
+``swarm worker ...`` runs inside every worker pane, several times per task, each time a fresh
+process: it must not pay for click, pydantic, the mayor, libtmux, rich or watchdog. So
+:func:`main` hands a well-formed ``swarm worker <verb>`` or ``swarm mail send`` to
+:mod:`runner.cli.fast` (no click), and everything else, including any command line that path
+does not fully understand (``--help``, a bad option, an error), to the click group
+(:mod:`runner.cli.group`), which imports ``runner.cli.<module>`` only when that command runs;
+``--help``, completion and code that reads ``cli.commands`` load them all. ``cli`` and
+``LazyGroup`` are still importable from here (loaded on first use).
 """
 
 from __future__ import annotations
 
-import collections.abc as cabc
-import importlib
-import logging
+import sys
 import typing as t
 
-import click
+if t.TYPE_CHECKING:
+    from runner.cli.group import LazyGroup, cli
+
+__all__ = ("COMMAND_MODULES", "MODULES", "LazyGroup", "cli", "main")
 
 MODULES: t.Final = (
     "plan",
@@ -59,102 +64,22 @@ DEFAULT_COMMAND: t.Final = "run"
 """`swarm --mode=distributed ...` (agentops' spelling) and `swarm PLAN ...` mean `swarm run`."""
 
 
-class LazyGroup(click.Group):
-    """A group that imports ``runner.cli.<module>`` when one of its commands is needed; a
-    command line that names no command runs :data:`DEFAULT_COMMAND` with its arguments."""
+def __getattr__(name: str) -> t.Any:
+    if name in ("cli", "LazyGroup"):
+        from runner.cli import group
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        rest = list(args)
-        i = 0
-        while i < len(rest) and rest[i] in GROUP_OPTIONS:
-            i += 1
-        if i < len(rest) and rest[i] not in ("-h", "--help", "--version"):
-            word = rest[i]
-            if word.startswith("-") or self.get_command(ctx, word) is None:
-                rest.insert(i, DEFAULT_COMMAND)
-        return super().parse_args(ctx, rest)
-
-    def __init__(
-        self,
-        *args: t.Any,
-        modules: t.Sequence[str] = (),
-        command_modules: t.Mapping[str, str] | None = None,
-        **kwargs: t.Any,
-    ) -> None:
-        self._modules = tuple(modules)
-        self._command_modules = dict(command_modules or {})
-        self._imported: set[str] = set()
-        self._loaded: dict[str, click.Command] = {}
-        super().__init__(*args, **kwargs)
-
-    @property
-    def commands(self) -> cabc.MutableMapping[str, click.Command]:
-        """Every command, all modules loaded (for code that walks the tree)."""
-        self._load_all()
-        return self._loaded
-
-    @commands.setter
-    def commands(self, value: cabc.MutableMapping[str, click.Command]) -> None:
-        self._loaded = dict(value)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        module = self._command_modules.get(cmd_name)
-        if module is not None:
-            self._load(module)
-        if cmd_name not in self._loaded:
-            self._load_all()
-        return self._loaded.get(cmd_name)
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        self._load_all()
-        return sorted(self._loaded)
-
-    def _load_all(self) -> None:
-        for module in self._modules:
-            self._load(module)
-
-    def _load(self, name: str) -> None:
-        if name in self._imported:
-            return
-        self._imported.add(name)
-        module = importlib.import_module(f"runner.cli.{name}")
-        found: list[click.Command] = list(getattr(module, "commands", ()))
-        if isinstance(getattr(module, "command", None), click.Command):
-            found.append(module.command)
-        for command in found:
-            for sub_name in SUBCOMMAND_MODULES.get(command.name or "", ()):
-                sub = importlib.import_module(f"runner.cli.{sub_name}").command
-                if isinstance(command, click.Group) and sub.name not in command.commands:
-                    command.add_command(sub)
-            self._loaded.setdefault(command.name or name, command)
-
-
-@click.group(
-    cls=LazyGroup,
-    modules=MODULES,
-    command_modules=COMMAND_MODULES,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-@click.version_option(package_name="swarm-runner", prog_name="swarm")
-@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
-def cli(verbose: int, quiet: bool) -> None:
-    """Run many AI coding agents in parallel on one repository.
-
-    \b
-    With no command, the arguments are those of `swarm run` (agentops' spelling).
-
-    \b
-    Examples:
-      swarm --mode=distributed --max-workers 3
-      swarm plan.yaml --mode=distributed --wait --timeout 30m
-      swarm plan validate plan.yaml
-      swarm status
-    """
-    levels = (logging.WARNING, logging.INFO, logging.DEBUG)
-    level = logging.ERROR if quiet else levels[min(verbose, 2)]
-    logging.basicConfig(level=level, format="swarm: %(levelname)s %(name)s: %(message)s")
+        return getattr(group, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
+    args = sys.argv[1:]
+    if args[:1] == ["worker"] or args[:2] == ["mail", "send"]:
+        from runner.cli import fast
+
+        code = fast.run(args)
+        if code is not None:
+            sys.exit(code)
+    from runner.cli.group import cli
+
     cli(prog_name="swarm")

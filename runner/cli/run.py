@@ -11,9 +11,9 @@ import typing as t
 
 import click
 
-from protocol.plan import parse_duration
+from protocol.plan import Plan, parse_duration
 from protocol.state import Event, RunState
-from runner import launch
+from runner import launch, preflight, why
 from runner.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -55,12 +55,28 @@ def _print_event(event: Event, state: RunState) -> None:
         "task_skipped": lambda: f"skipped: {data.get('reason', '')}",
         "help_requested": lambda: f"asks for help: {data.get('text', '')}",
         "escape_reported": lambda: f"scope escape: {data.get('text', '')}",
+        "final_gate_failed": lambda: f"final {data.get('reason', '')}",
         "run_finished": lambda: f"run {data['status']}: {data.get('reason', '')}",
     }.get(event.kind)
     if text is None:
         return
     who = f"{event.task_id}: " if event.task_id else ""
     click.echo(f"[{done}/{total}] {who}{text()}", err=True)
+    for line in _why_lines(event, state):
+        click.echo(f"    {line}", err=True)
+
+
+def _why_lines(event: Event, state: RunState) -> list[str]:
+    """Below a refusal: the failing check's last output lines and where the rest is."""
+    found: why.Why | None = None
+    if event.kind == "final_gate_failed":
+        found = why.final_gate([event])
+    elif event.kind in ("validation_failed", "merge_refused") and event.task_id in state.tasks:
+        run = SwarmPaths.for_repo(pathlib.Path(state.repo)).run(state.run_id)
+        found = why.of_task(run, state.tasks[event.task_id])
+    if found is None:
+        return []
+    return why.text_lines(found, indent="", hint=why.logs_hint(found, state.run_id))[1:]
 
 
 @click.command(name="run")
@@ -145,10 +161,27 @@ def _print_event(event: Event, state: RunState) -> None:
     help="agentops style: one 'chore(<id>): <subject>' commit per task.",
 )
 @click.option(
+    "--isolation",
+    type=click.Choice(["worktree", "clone", "sandbox"]),
+    default=None,
+    help="Each worker's checkout: a git worktree (default), its own clone, or that clone "
+    "in a bubblewrap sandbox (docs/isolation.md).",
+)
+@click.option(
+    "--network/--no-network",
+    default=None,
+    help="Sandboxed workers reach the network (default) or have none at all.",
+)
+@click.option(
     "--land",
     "land_after",
     is_flag=True,
     help="Fast-forward the target branch to the result when that is safe.",
+)
+@click.option(
+    "--allow-concurrent",
+    is_flag=True,
+    help="Start even while a run of the same plan is live in this repository.",
 )
 @click.option(
     "--agent-permissions",
@@ -186,7 +219,10 @@ def run_command(
     auto_spawn: t.Literal["off", "safe", "all"] | None,
     squash: bool,
     per_task_commits: bool,
+    isolation: t.Literal["worktree", "clone", "sandbox"] | None,
+    network: bool | None,
     land_after: bool,
+    allow_concurrent: bool,
     agent_permissions: t.Literal["worktree", "full"] | None,
     trust_worktrees: bool | None,
     repo: pathlib.Path | None,
@@ -233,10 +269,13 @@ def run_command(
             squash=squash,
             per_task_commits=per_task_commits,
             land=land_after,
+            isolation=isolation,
+            network=network,
             agent_permissions=agent_permissions,
             trust_worktrees=trust_worktrees,
         ),
     )
+    _preflight(top, plan, options, plan_file=plan_file, allow_concurrent=allow_concurrent)
     log = launch.create_run(top, plan, options)
     state = log.state
     click.echo(
@@ -247,6 +286,37 @@ def run_command(
     _drive_or_follow(
         top, state, foreground=foreground or mode == "local", detach=detach, as_json=as_json
     )
+
+
+def _check_agents(top: pathlib.Path, plan: Plan, agent: str | None, agent_cmd: str | None) -> None:
+    from runner.config import load_config, preset_from_config
+
+    cfg = load_config(top)
+    preflight.check_agents(
+        plan, agent=agent, agent_cmd=agent_cmd, presets=lambda n: preset_from_config(cfg, n)
+    )
+
+
+def _preflight(
+    top: pathlib.Path,
+    plan: Plan,
+    options: launch.RunOptions,
+    *,
+    plan_file: pathlib.Path | None,
+    allow_concurrent: bool,
+) -> None:
+    """Refuse, before anything is created, what would only fail later (exit 2, the fix);
+    warn about what the run leaves out."""
+    _check_agents(top, plan, options.agent, options.agent_cmd)
+    if not allow_concurrent and (twin := preflight.live_twin(top, launch.plan_digest(plan))):
+        fail(
+            f"run {twin} of the same plan is live in {top}: follow it with `swarm watch {twin}`, "
+            f"stop it with `swarm stop {twin}`, or pass --allow-concurrent to start another",
+            EXIT_USAGE,
+        )
+    left_out = preflight.left_out(top, plan_file)
+    if left_out is not None:
+        click.echo(f"swarm: warning: {left_out}", err=True)
 
 
 def _drive_or_follow(
@@ -328,6 +398,7 @@ def resume_command(
     if state.status in ("done", "failed"):
         click.echo(f"swarm: run {rid} already ended: {state.status}", err=True)
         _finish(top, state, as_json)
+    _check_agents(top, launch.verified_plan(top, state), state.agent, state.agent_cmd)
     _drive_or_follow(
         top, state, foreground=foreground or state.mode == "local", detach=detach, as_json=as_json
     )

@@ -9,10 +9,13 @@ import typing as t
 import click
 
 from agentmail.fs import write_text_atomic
-from runner import launch
+from protocol.state import RunState
+from runner import launch, why
 from runner.cli.common import echo_json, find_repo, handle_errors, json_option, repo_option
 from runner.errors import UsageError
-from runner.report import render_report, status_document
+from runner.events import read_events
+from runner.paths import SwarmPaths
+from runner.report import status_document
 
 
 @click.command(name="status")
@@ -36,9 +39,11 @@ def status_command(
     top = find_repo(repo)
     state = launch.read_state(top, launch.resolve_run(top, run_id), from_events=rebuild_events)
     missing = launch.mayor_missing(top, state)
+    whys = _whys(top, state)
     if as_json:
         alive = launch.mayor_running(top, state.run_id)
-        echo_json("status", {**status_document(state), "mayor_alive": alive})
+        shown = [{**w._asdict(), "log": str(w.log) if w.log else None} for w in whys]
+        echo_json("status", {**status_document(state), "mayor_alive": alive, "why": shown})
         return
     from rich.console import Console
 
@@ -55,6 +60,21 @@ def status_command(
     for escape in state.escapes:
         decision = f"spawned {escape.spawned}" if escape.spawned else f"rejected: {escape.reason}"
         console.print(f"escape from {escape.source or '?'} [{escape.key}]: {decision}")
+    for found in whys:
+        hint = why.logs_hint(found, state.run_id)
+        for line in why.text_lines(found, hint=hint):
+            console.print(line, markup=False, highlight=False, crop=False, overflow="ignore")
+
+
+def _whys(top: pathlib.Path, state: RunState) -> list[why.Why]:
+    """Each refused task's why, and a failed final gate's."""
+    run = SwarmPaths.for_repo(top).run(state.run_id)
+    found = why.of_run(run, state)
+    if state.status == "failed":
+        final = why.final_gate(read_events(run.events))
+        if final is not None:
+            found.append(final)
+    return found
 
 
 @click.command(name="report")
@@ -102,7 +122,10 @@ def report_command(
     if as_json:
         echo_json("report", status_document(state))
     else:
-        click.echo(render_report(state))
+        click.echo(launch.report_text(top, state))
+        missing = launch.mayor_missing(top, state)
+        if missing is not None:  # a report of a run nobody drives is not of a live run
+            click.echo(f"swarm: {missing}", err=True)
 
 
 def _html_report(top: pathlib.Path, rid: str, output: pathlib.Path | None, as_json: bool) -> None:

@@ -10,7 +10,6 @@ in process).
 
 from __future__ import annotations
 
-import json
 import pathlib
 import typing as t
 
@@ -32,9 +31,9 @@ def _files(value: str | None) -> tuple[str, ...]:
 def _show(sent: report.Sent, as_json: bool) -> None:
     """Print the message id, or with ``--json`` the message and the files written."""
     if as_json:
-        echo_json("worker.message", {"message": json.loads(sent.message.to_json()), **sent.files})
+        echo_json("worker.message", {"message": dict(sent.doc), **sent.files})
     else:
-        click.echo(sent.message.id)
+        click.echo(sent.id)
 
 
 @click.group(name="worker")

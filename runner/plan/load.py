@@ -8,13 +8,14 @@ Each problem is one line naming the file, the task and the field, and saying how
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import pathlib
 import typing as t
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from protocol.base import check_id, check_task_id
 from protocol.manifest import check_entry
@@ -25,8 +26,6 @@ from runner.plan.script import check_steps
 
 logger = logging.getLogger(__name__)
 
-TASK_FIELDS: t.Final[tuple[str, ...]] = tuple(Task.model_fields)
-PLAN_FIELDS: t.Final[tuple[str, ...]] = tuple(Plan.model_fields)
 
 _Loader: t.Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -252,7 +251,7 @@ def check_plan(raw: object, source: str) -> tuple[Plan | None, list[str]]:
     try:
         head = Plan.model_validate({**plan_fields, "tasks": []})
     except ValidationError as exc:
-        for where, text in _pydantic_problems(exc, PLAN_FIELDS):
+        for where, text in _pydantic_problems(exc, Plan):
             problems.add(-1, where, text)
     if head is not None:
         names = [gate.name for gate in head.gates]
@@ -342,7 +341,7 @@ def _check_task(
     try:
         task = Task.model_validate(clean)
     except ValidationError as exc:
-        for where, text in _pydantic_problems(exc, TASK_FIELDS):
+        for where, text in _pydantic_problems(exc, Task):
             problems.add(index, label + where, text)
     ok = len(problems.buckets.get(index, [])) == errors_before
     node = _Node(t.cast(str, task_id), tuple(deps)) if valid_id else None
@@ -410,15 +409,47 @@ def _check_deps(
     return list(dict.fromkeys(good))
 
 
-def _pydantic_problems(
-    exc: ValidationError, fields: t.Sequence[str]
-) -> t.Iterator[tuple[str, str]]:
+def _keys_at(model: type[BaseModel], path: t.Sequence[int | str]) -> tuple[str, ...]:
+    """The keys the model nested at ``path`` (list indices skipped) accepts; () if unknown."""
+    current: t.Any = model
+    for part in path:
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(part) if _is_model(current) else None
+        if field is None:
+            return ()
+        current = next((a for a in _flatten(field.annotation) if _is_model(a)), None)
+    return tuple(current.model_fields) if _is_model(current) else ()
+
+
+def _is_model(value: t.Any) -> t.TypeGuard[type[BaseModel]]:
+    return isinstance(value, type) and issubclass(value, BaseModel)
+
+
+def _flatten(annotation: t.Any) -> t.Iterator[t.Any]:
+    """``annotation`` and the types inside it (``list[X]``, ``X | None``, ``tuple[X, ...]``)."""
+    yield annotation
+    for arg in t.get_args(annotation):
+        yield from _flatten(arg)
+
+
+def unknown_key_text(key: str, keys: t.Sequence[str], *, list_keys: bool = True) -> str:
+    """``unknown key; did you mean 'tests'? valid keys are ...`` (the near match by difflib)."""
+    near = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+    text = "unknown key" + (f"; did you mean {near[0]!r}?" if near else "")
+    if list_keys and keys:
+        text += f"{'' if near else ';'} valid keys are {', '.join(keys)}"
+    return text
+
+
+def _pydantic_problems(exc: ValidationError, model: type[BaseModel]) -> t.Iterator[tuple[str, str]]:
     for error in exc.errors():
         loc = _format_loc(error["loc"])
         kind = error["type"]
         if kind == "extra_forbidden":
-            known = f"; valid keys are {', '.join(fields)}" if len(error["loc"]) == 1 else ""
-            yield f"{loc}: ", f"unknown key{known}"
+            keys = _keys_at(model, error["loc"][:-1])
+            key = str(error["loc"][-1])
+            yield f"{loc}: ", unknown_key_text(key, keys, list_keys=len(error["loc"]) == 1)
             continue
         if kind == "missing":
             yield f"{loc}: ", "missing"

@@ -30,6 +30,7 @@ from runner.sessions.base import (
     check_session_name,
     find_executable,
 )
+from runner.sessions.statusbar import STATUS_LEFT_LENGTH, format_escape, status_left
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +43,6 @@ def _tmux_quote(arg: str) -> str:
         return f"'{arg}'"
     escaped = arg.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
     return f'"{escaped}"'
-
-
-def _format_escape(text: str) -> str:
-    """Keep ``#`` literal in strings tmux expands as formats (pipe-pane, run-shell)."""
-    return text.replace("#", "##")
 
 
 _GONE_MARKERS: t.Final = (
@@ -296,9 +292,9 @@ class TmuxBackend:
             env_args += ["-e", f"{key}={value}"]
         width, height = self.size
         target = f"={name}:"
-        marker = _format_escape(str(self.notify_dir / f"{name}."))
+        marker = format_escape(str(self.notify_dir / f"{name}."))
         hook = f"touch {shlex.quote(marker)}#{{pane_pid}}"
-        log = _format_escape(shlex.quote(str(spec.log_path)))
+        log = format_escape(shlex.quote(str(spec.log_path)))
         script = _wrapper([v for v in GIT_LOCATION_VARS if v not in spec.env])
         notify = str(self.notify_dir / name)
         return _command_list(
@@ -311,6 +307,8 @@ class TmuxBackend:
                 # -F: the value is the format, expanded in the new session's only pane
                 ("set-option", "-F", "-t", target, PANE_OPTION, "#{pane_id}"),
                 ("set-option", "-w", "-t", target, "remain-on-exit", "on"),
+                ("set-option", "-t", target, "status-left-length", str(STATUS_LEFT_LENGTH)),
+                ("set-option", "-t", target, "status-left", status_left(name, spec.env)),
                 ("set-hook", "-w", "-t", target, "pane-died", f"run-shell -b {_tmux_quote(hook)}"),
                 ("pipe-pane", "-o", "-t", target, f"exec cat >> {log}"),
                 (

@@ -45,7 +45,16 @@ GIT_ENV: t.Final = {
     "GIT_CONFIG_GLOBAL": "/dev/null",
     "GIT_CONFIG_NOSYSTEM": "1",
 }
-BENCHES: t.Final = ("mail", "dispatch", "scheduling", "scale", "arbiter", "recovery")
+BENCHES: t.Final = (
+    "mail",
+    "cli_latency",
+    "dispatch",
+    "scheduling",
+    "scale",
+    "arbiter",
+    "recovery",
+    "isolation",
+)
 MINUTE_S: t.Final = 0.05
 """Seconds of ``sleep`` per minute of plan effort in live runs (1 min of effort = 0.05 s)."""
 
@@ -431,7 +440,7 @@ def mail_rows(figures: t.Mapping[str, t.Any]) -> list[Row]:
     """The rows of ``mail.py --json`` figures (its own format)."""
     watch, poll = figures["watch_ms"], figures["poll_1s_ms"]
     t1, t8 = figures["throughput_1"]["per_second"], figures["throughput_8"]["per_second"]
-    return [
+    rows = [
         Row("mail", "send -> callback p50", watch["p50"], poll["p50"], "ms",
             "<= 2 ms", watch["p50"] <= 2, "baseline: 1 s poller"),
         Row("mail", "send -> callback p99", watch["p99"], poll["p99"], "ms",
@@ -439,6 +448,20 @@ def mail_rows(figures: t.Mapping[str, t.Any]) -> list[Row]:
         Row("mail", "durable throughput, 1 writer", t1, None, "msg/s", ">= 1,000", t1 >= 1000),
         Row("mail", "durable throughput, 8 writers", t8, None, "msg/s", ">= 2,000", t8 >= 2000),
     ]  # fmt: skip
+    paging = figures.get("paging")
+    if paging:
+        newest, floor = paging["newest_50_ms"]["p50"], paging["newest_50_floor_ms"]["p50"]
+        every, raw = paging["page_all_newest_s"], paging["read_all_floor_s"]
+        forward = paging["page_all_forward_s"]
+        note = "baseline: read + parse the same files raw"
+        rows += [
+            Row("mail", "newest 50 of 10,000", newest, floor, "ms", "< 20 ms", newest < 20, note),
+            Row("mail", "10,000 in pages of 50, newest first", every, raw, "s", "< 1 s",
+                every < 1, note),
+            Row("mail", "10,000 in pages of 50, oldest first", forward, raw, "s", "< 1 s",
+                forward < 1, note),
+        ]  # fmt: skip
+    return rows
 
 
 def run_all(argv: t.Sequence[str]) -> int:

@@ -1,6 +1,7 @@
 """Agent Mail benchmark: durable send latency, send -> callback latency (watcher vs. a 1 s
 poller, the pattern of the agentops and MCP Agent Mail hooks), durable throughput with 1 and 8
-writers. Prints a markdown table; ``--quick`` for a short run; ``--json FILE`` writes the figures.
+writers, and paging an inbox of 10,000 (newest 50; all of it in pages of 50, both ways).
+Prints a markdown table; ``--quick`` for a short run; ``--json FILE`` writes the figures.
 
     .venv/bin/python scripts/bench/mail.py [--quick] [--json FILE] [--dir DIR]
 
@@ -15,6 +16,7 @@ import json
 import multiprocessing
 import pathlib
 import queue
+import shutil
 import statistics
 import sys
 import tempfile
@@ -195,6 +197,74 @@ def throughput(root: pathlib.Path, writers: int, total: int) -> dict[str, float]
             "per_second": per * writers / elapsed}  # fmt: skip
 
 
+def _raw_read(paths: t.Sequence[str]) -> float:
+    """Seconds to open, read and parse ``paths`` as JSON: the floor under listing them."""
+    start = time.perf_counter()
+    for path in paths:
+        with open(path, "rb") as fh:
+            json.loads(fh.read())
+    return time.perf_counter() - start
+
+
+def _page_through(store: MailStore, *, newest: bool, limit: int) -> tuple[int, float]:
+    start = time.perf_counter()
+    cursor: str | None = None
+    count = 0
+    while True:
+        if newest:
+            page = store.list("big", newest=True, before=cursor, limit=limit)
+        else:
+            page = store.list("big", cursor=cursor, limit=limit)
+        count += len(page.messages)
+        cursor = page.next_cursor
+        if not page.has_more:
+            return count, time.perf_counter() - start
+
+
+def paging(base: pathlib.Path, size: int, repeats: int) -> dict[str, t.Any]:
+    """A ``size``-message inbox: the newest 50 (a fresh store each time: nothing cached), and
+    the whole inbox in pages of 50 both ways, against reading and parsing the same files raw.
+    The inbox is written on tmpfs where there is one (the reads are what is measured)."""
+    shm = pathlib.Path("/dev/shm")
+    top = pathlib.Path(tempfile.mkdtemp(prefix="bench-paging-", dir=shm if shm.is_dir() else base))
+    try:
+        return _paging(top / "mail", size, repeats)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def _paging(root: pathlib.Path, size: int, repeats: int) -> dict[str, t.Any]:
+    store = MailStore(root)
+    store.register("big")
+    store.register("w9")
+    for i in range(size):
+        store.send(_envelope("w9", f"{i}\n{BODY}", to="big"))
+    newest = [_envelope_files(store, newest=True, limit=50)]
+    newest_ms, floor_ms = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        page = MailStore(root).list("big", newest=True, limit=50)
+        newest_ms.append((time.perf_counter() - start) * 1000)
+        assert len(page.messages) == 50
+        floor_ms.append(_raw_read(newest[0]) * 1000)
+    every = [s.file for s in store.list("big").messages]
+    backward = _page_through(MailStore(root), newest=True, limit=50)
+    forward = _page_through(MailStore(root), newest=False, limit=50)
+    assert backward[0] == forward[0] == size
+    return {
+        "size": size,
+        "newest_50_ms": percentiles(newest_ms),
+        "newest_50_floor_ms": percentiles(floor_ms),
+        "page_all_newest_s": backward[1],
+        "page_all_forward_s": forward[1],
+        "read_all_floor_s": _raw_read(every),
+    }
+
+
+def _envelope_files(store: MailStore, *, newest: bool, limit: int) -> list[str]:
+    return [s.file for s in store.list("big", newest=newest, limit=limit).messages]
+
+
 # ------------------------------------------------------------------------------------ driver
 
 
@@ -217,6 +287,7 @@ def run(base: pathlib.Path, quick: bool) -> dict[str, t.Any]:
     total = 2000 if quick else 8000
     figures["throughput_1"] = throughput(root, 1, total)
     figures["throughput_8"] = throughput(root, 8, total)
+    figures["paging"] = paging(base, 10_000, 10 if quick else 30)
     return figures
 
 
@@ -224,7 +295,7 @@ def table(f: dict[str, t.Any]) -> str:
     def ok(good: bool) -> str:
         return "yes" if good else "**no**"
 
-    send, watch, poll = f["send_ms"], f["watch_ms"], f["poll_1s_ms"]
+    send, watch, poll, pg = f["send_ms"], f["watch_ms"], f["poll_1s_ms"], f["paging"]
     floor = f["fsync_floor_ms"]
     t1, t8 = f["throughput_1"]["per_second"], f["throughput_8"]["per_second"]
     rows = [
@@ -246,6 +317,15 @@ def table(f: dict[str, t.Any]) -> str:
         f"{t1:.0f} | >= 1000 | {ok(t1 >= 1000)} |",
         f"| 8 writers | {f['throughput_8']['messages']} | {f['throughput_8']['seconds']:.2f} | "
         f"{t8:.0f} | >= 2000 | {ok(t8 >= 2000)} |",
+        "",
+        "| inbox of 10,000 | ours | floor: read + parse the files | target | met |",
+        "|---|---|---|---|---|",
+        f"| newest 50, p50 (ms) | {pg['newest_50_ms']['p50']:.1f} | "
+        f"{pg['newest_50_floor_ms']['p50']:.1f} | < 20 | {ok(pg['newest_50_ms']['p50'] < 20)} |",
+        f"| all, pages of 50, newest first (s) | {pg['page_all_newest_s']:.2f} | "
+        f"{pg['read_all_floor_s']:.2f} | < 1 | {ok(pg['page_all_newest_s'] < 1)} |",
+        f"| all, pages of 50, oldest first (s) | {pg['page_all_forward_s']:.2f} | "
+        f"{pg['read_all_floor_s']:.2f} | < 1 | {ok(pg['page_all_forward_s'] < 1)} |",
         "",
         f"watcher p50 is {poll['p50'] / max(watch['p50'], 1e-9):.0f}x faster than the 1 s poller; "
         f"durable send p50 is {send['p50'] / max(floor['p50'], 1e-9):.2f}x the disk floor "

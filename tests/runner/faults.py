@@ -185,17 +185,19 @@ def run_trial(
     *,
     kills: int,
     kill_server: bool = False,
+    extra: tuple[str, ...] = (),
 ) -> list[float]:
     """Start a run, SIGKILL its mayor ``kills`` times at random moments (or kill the whole tmux
     server once) and resume it each time; wait for the end and check the invariants. Returns
     the resume -> next dispatch delays seen."""
-    start(repo, plan, socket, run_id)
+    start(repo, plan, socket, run_id, *extra)
     delays: list[float] = []
     for _ in range(kills):
         time.sleep(rng.uniform(0.3, 2.0))
         if status(repo, run_id) != "running":
             break
-        if kill_server:
+        if kill_server:  # with a worker at work (a loaded machine may not have one yet)
+            wait_until(lambda: _running(repo, run_id), 30, "a running task")
             subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
             wait_until(lambda: not _alive(mayor_pid(repo, run_id) or 0), 10, "mayor to die")
         elif not kill_mayor(repo, run_id):
@@ -211,6 +213,11 @@ def run_trial(
         raise AssertionError(f"run {run_id} did not end; unmerged tasks: {stuck}") from None
     check_invariants(repo, run_id)
     return delays
+
+
+def _running(repo: pathlib.Path, run_id: str) -> bool:
+    state = rebuild(events(repo, run_id))
+    return any(rec.state == "running" for rec in state.tasks.values())
 
 
 def _next_dispatch(repo: pathlib.Path, run_id: str, seen: int, issued: float) -> list[float]:

@@ -222,3 +222,76 @@ def test_watch_streams_json_lines(repo: pathlib.Path) -> None:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+def test_inbox_newest_first_pages_with_before(repo: pathlib.Path) -> None:
+    store = MailStore(repo / ".agents" / "swarm" / "mail")
+    for i in range(7):
+        result = swarm("mail", "send", "--from", "w1", "--to", "mayor", "--type", "NUDGE",
+                       "--body", f"n{i}", "--repo", str(repo))  # fmt: skip
+        assert result.exit_code == 0, result.output
+    seen: list[str] = []
+    before: list[str] = []
+    while True:
+        result = swarm("mail", "inbox", "--agent", "mayor", "--newest", "--limit", "3",
+                       *before, "--repo", str(repo), "--json")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        doc = as_doc(result)
+        assert doc["order"] == "newest"
+        seen += [m["body_md"] for m in doc["messages"]]
+        if not doc["has_more"]:
+            break
+        before = ["--before", doc["next_cursor"]]
+    assert seen == [f"n{i}" for i in range(7)][::-1]
+    window = swarm("mail", "inbox", "--agent", "mayor", "--after", f"{2:012d}", "--before",
+                   f"{5:012d}", "--repo", str(repo), "--json")  # fmt: skip
+    assert [m["body_md"] for m in as_doc(window)["messages"]] == ["n2", "n3"]
+    assert len(store.list("mayor").messages) == 7
+    human = swarm("mail", "inbox", "--agent", "mayor", "--newest", "--limit", "2",
+                  "--repo", str(repo))  # fmt: skip
+    assert human.exit_code == 0, human.output
+    assert "(pass --before)" in human.stderr
+    bad = swarm("mail", "inbox", "--agent", "mayor", "--before", "yesterday", "--repo", str(repo))
+    assert bad.exit_code == 2, bad.output
+    assert bad.stderr.startswith("swarm: invalid cursor 'yesterday'")
+
+
+def test_mail_send_from_a_fresh_process_is_the_click_commands_message(
+    repo: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """``swarm mail send`` of a free-text type inside a worker takes the fast path (no click,
+    no pydantic); the message is the one the click command sends, field for field."""
+    store = MailStore(repo / ".agents" / "swarm" / "mail")
+    env = {
+        **{k: v for k, v in __import__("os").environ.items() if not k.startswith("SWARM_")},
+        "SWARM_HOME": str(repo / ".agents" / "swarm"),
+        "SWARM_WORKER": "w1",
+        "SWARM_RUN": "run-1",
+        "SWARM_KEY_FILE": str(store.key_path("w1")),
+    }
+    args = ["mail", "send", "--to", "mayor", "--cc", "w2", "--type", "guidance", "--body",
+            "  merge t1 first \n", "--thread", "t1", "--importance", "high", "--ack-required",
+            "--idempotency-key", "k-1", "--json"]  # fmt: skip
+    swarm_bin = str(pathlib.Path(sys.executable).with_name("swarm"))
+    fast = subprocess.run([swarm_bin, *args], env=env, capture_output=True, text=True, check=False)
+    assert fast.returncode == 0, fast.stderr
+    again = subprocess.run([swarm_bin, *args], env=env, capture_output=True, text=True, check=False)
+    assert again.stdout == fast.stdout  # the same idempotency key: the same message
+    args[-2] = "k-2"
+    slow = swarm(*args, env=env)
+    assert slow.exit_code == 0, slow.output
+    docs = [as_doc(r)["message"] for r in (fast, slow)]
+    assert list(docs[0]) == list(docs[1])
+    for doc in docs:
+        for part in ("id", "seq", "created", "sig", "idempotency_key"):
+            doc.pop(part)
+    assert docs[0] == docs[1]
+    assert docs[0]["fields"] == {"bead_id": "", "text": "merge t1 first", "signal": None}
+    assert docs[0]["subject"] == "[t1] GUIDANCE" and docs[0]["cc"] == ["w2"]
+    assert len(store.list("mayor").messages) == 2 and len(store.list("w2").messages) == 2
+    refused = subprocess.run(
+        [swarm_bin, "mail", "send", "--from", "mayor", "--to", "w2", "--type", "NUDGE"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "w1" in refused.stderr
+    assert len(store.list("w2").messages) == 2

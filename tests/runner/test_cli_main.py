@@ -50,4 +50,6 @@ def test_one_command_loads_one_module() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "['runner.cli.common', 'runner.cli.main', 'runner.cli.stop']"
+    assert result.stdout.strip() == (
+        "['runner.cli.common', 'runner.cli.group', 'runner.cli.main', 'runner.cli.stop']"
+    )

@@ -56,8 +56,9 @@ def row(lines: list[str], task: str) -> str:
     return next((line for line in lines if line.startswith(f"{task} ")), "")
 
 
-def start_watch(server: libtmux.Server, repo: pathlib.Path) -> libtmux.Pane:
-    argv = [*watch_argv(), "--repo", str(repo), RUN]
+def start_watch(server: libtmux.Server, repo: pathlib.Path, *extra: str) -> libtmux.Pane:
+    """``swarm watch`` in a real tmux pane (a terminal: interactive unless ``--plain``)."""
+    argv = [*watch_argv(), "--repo", str(repo), RUN, *extra]
     # `trap : INT` keeps the shell alive through Ctrl-C to print the exit status (a handler,
     # unlike an ignored signal, is not inherited by python)
     script = f"trap : INT; {shlex.join(argv)}; echo EXIT=$?; sleep 600"
@@ -78,7 +79,7 @@ def test_watch_follows_events_in_a_tmux_pane_and_exits_with_the_run(
 ) -> None:
     log = make_run(git_repo)
     log.record("task_dispatched", "T01", attempt=1, session=f"swarm-{RUN}-T01")
-    pane = start_watch(server, git_repo)
+    pane = start_watch(server, git_repo, "--plain")
 
     lines = wait_for(pane, lambda ls: "running" in row(ls, "T01"))
     assert any("merged 0/2" in line for line in lines)
@@ -104,7 +105,7 @@ def test_ctrl_c_stops_watching_with_exit_130(
     server: libtmux.Server, git_repo: pathlib.Path
 ) -> None:
     make_run(git_repo)
-    pane = start_watch(server, git_repo)
+    pane = start_watch(server, git_repo, "--plain")
     wait_for(pane, lambda ls: "pending" in row(ls, "T01"))
     pane.cmd("send-keys", "C-c")
     lines = wait_for(pane, lambda ls: any("EXIT=" in x for x in ls))

@@ -3,6 +3,11 @@ from __future__ import annotations
 import json
 import multiprocessing
 import pathlib
+import random
+import signal
+import subprocess
+import sys
+import time
 import typing as t
 
 import pytest
@@ -215,3 +220,200 @@ def test_key_file_signs_and_a_wrong_key_is_quarantined(
     assert result.exit_code == 0, result.output
     assert worker.store.list("mayor").messages == ()
     assert "bad signature" in worker.store.quarantined("mayor")[0][1]
+
+
+SWARM: t.Final = str(pathlib.Path(sys.executable).with_name("swarm"))
+"""The installed ``swarm``: its ``main()`` takes the fast path (CliRunner calls click)."""
+
+
+def fresh(*args: str, cwd: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    """``swarm ARGS`` from a fresh process, as an agent runs it."""
+    return subprocess.run(
+        [SWARM, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+@pytest.mark.parametrize(Verb._fields, VERBS, ids=[v.test_id for v in VERBS])
+def test_the_fast_path_prints_what_click_prints(
+    worker: Worker, test_id: str, args: list[str], mtype: MessageType, fields: dict[str, t.Any]
+) -> None:
+    """The fresh-process path (no click, no pydantic) and the click command: the same report
+    run twice, once each way, is one message (the second run is a retry of the first: same
+    idempotency key), and both print the same document, byte for byte."""
+    fast = fresh("worker", *args, "--json", cwd=worker.repo)
+    assert fast.returncode == 0, fast.stderr
+    assert fast.stderr == ""
+    slow = swarm("worker", *args, "--json")
+    assert slow.exit_code == 0, slow.output
+    assert fast.stdout == slow.stdout
+    (stored,) = worker.store.list("mayor").messages
+    assert json.loads(fast.stdout)["message"] == json.loads(stored.envelope.to_json())
+    assert stored.envelope.idempotency_key == f"run-1/t1/1/{mtype.value}:1"
+    plain = fresh("worker", *args, cwd=worker.repo)
+    assert plain.stdout == stored.id + "\n"
+
+
+class Refused(t.NamedTuple):
+    test_id: str
+    args: list[str]
+    code: int
+    says: str
+
+
+REFUSED: t.Final = [
+    Refused("help", ["progress", "--help"], 0, "Report progress (PROGRESS)."),
+    Refused("missing-argument", ["progress"], 2, "Missing argument 'TEXT'"),
+    Refused("unknown-option", ["progress", "x", "--stepp", "2"], 2, "No such option '--stepp'"),
+    Refused("out-of-range", ["progress", "x", "--context-usage", "101"], 2, "101 is not in"),
+    Refused("not-a-number", ["fail", "x", "--attempts", "two"], 2, "'two' is not a valid"),
+    Refused("bad-choice", ["help", "x", "--issue-type", "PANIC"], 2, "'PANIC' is not one of"),
+    Refused("case-of-severity", ["escape", "--finding", "f", "--files", "a", "--severity",
+                                 "HIGH"], 2, "'HIGH' is not one of"),
+    Refused("required-option", ["escape", "--files", "a"], 2, "Missing option '--finding'"),
+    Refused("no-files", ["escape", "--finding", "f", "--files", ","], 2, "name at least one"),
+    Refused("missing-value", ["offer", "x", "--commit"], 2, "requires an argument"),
+    Refused("unknown-verb", ["finish", "x"], 2, "No such command 'finish'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(Refused._fields, REFUSED, ids=[r.test_id for r in REFUSED])
+def test_what_the_fast_path_does_not_understand_click_answers(
+    worker: Worker, test_id: str, args: list[str], code: int, says: str
+) -> None:
+    result = fresh("worker", *args, cwd=worker.repo)
+    assert result.returncode == code, result.stderr
+    assert says in result.stdout + result.stderr
+    if code:
+        assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) <= 4
+    assert worker.store.list("mayor").messages == ()
+
+
+def test_outside_a_worker_the_fresh_process_names_the_variable(
+    worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SWARM_WORKER")
+    result = fresh("worker", "progress", "x", cwd=worker.repo)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("swarm: $SWARM_WORKER is not set")
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stdout == ""
+
+
+def _until_it_sends(pid: int, streams: pathlib.Path) -> bool:
+    """Wait until process ``pid`` holds its report stream's lock (it is sending); False if it
+    exited first."""
+    fds = pathlib.Path(f"/proc/{pid}/fd")
+    while not _exited(pid):
+        try:
+            targets = [str(fd.readlink()) for fd in fds.iterdir()]
+        except FileNotFoundError:
+            continue  # an fd closed while listed, or the process is gone (checked above)
+        if any(target.startswith(str(streams)) for target in targets):
+            return True
+    return False
+
+
+def _exited(pid: int) -> bool:
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] == "Z"
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+def _statuses(store: MailStore) -> list[str]:
+    return [getattr(s.envelope.fields, "status", "") for s in store.list("mayor").messages]
+
+
+@pytest.mark.timeout(400)
+def test_senders_killed_mid_send_and_run_again_lose_nothing_and_duplicate_nothing(
+    worker: Worker,
+) -> None:
+    """An agent whose ``swarm worker progress`` is SIGKILLed (a tool timeout, a closed pane)
+    runs it again until it succeeds. Kills land all over the send (before the message, between
+    the idempotency record and the link, after the link and before the count); every report
+    arrives exactly once."""
+    rng = random.Random(1817)
+    streams = worker.home / "mail" / ".senders" / "w-t1" / "streams"
+    assert fresh("worker", "progress", "calibration", cwd=worker.repo).returncode == 0
+    assert fresh("worker", "progress", "calibration", cwd=worker.repo).returncode == 0
+    reports, kills, mid_send, delivered_then_killed = 24, 0, 0, 0
+    for i in range(reports):
+        for attempt in range(100):
+            before = len(worker.store.list("mayor").messages)
+            proc = subprocess.Popen(
+                [SWARM, "worker", "progress", f"report {i}"],
+                cwd=worker.repo,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            if attempt < 3 and _until_it_sends(proc.pid, streams):
+                time.sleep(rng.uniform(0, 0.004))  # somewhere inside the send
+                mid_send += 1
+            elif attempt < 4:
+                time.sleep(rng.uniform(0, 0.15))  # anywhere, start-up and exit included
+            else:
+                proc.wait(timeout=60)  # let it finish
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                kills += 1
+                delivered_then_killed += len(worker.store.list("mayor").messages) > before
+                continue
+            if proc.returncode == 0:
+                break
+            assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
+    statuses = _statuses(worker.store)
+    assert statuses == ["calibration", *(f"report {i}" for i in range(reports))]
+    assert kills >= reports and mid_send >= reports, f"{kills} kills, {mid_send} mid-send"
+    # the store quarantined nothing: no half-written message was ever visible
+    assert worker.store.quarantined("mayor") == ()
+    print(f"{kills} kills ({mid_send} mid-send), {delivered_then_killed} after the delivery")
+
+
+def test_a_sender_killed_after_delivery_and_before_the_count_is_not_sent_twice(
+    worker: Worker,
+) -> None:
+    """The narrowest window, made deterministic: the message is in the inbox, the stream's
+    counter still says it was not sent (what a SIGKILL between the two leaves). Running the
+    same report again sends nothing; a different report takes the next number."""
+    assert fresh("worker", "progress", "one", cwd=worker.repo).returncode == 0
+    (counter,) = (worker.home / "mail" / ".senders" / "w-t1" / "streams").iterdir()
+    assert int(counter.read_text()[:20]) == 1
+    counter.write_text(f"{0:020d}")  # the count the kill prevented
+    again = fresh("worker", "progress", "one", "--json", cwd=worker.repo)
+    assert again.returncode == 0, again.stderr
+    (stored,) = worker.store.list("mayor").messages
+    assert json.loads(again.stdout)["message"]["id"] == stored.id
+    assert int(counter.read_text()[:20]) == 1
+    counter.write_text(f"{0:020d}")
+    other = fresh("worker", "progress", "two", cwd=worker.repo)
+    assert other.returncode == 0, other.stderr
+    assert _statuses(worker.store) == ["one", "two"]
+    keys = [s.envelope.idempotency_key for s in worker.store.list("mayor").messages]
+    assert keys == ["run-1/t1/1/PROGRESS:1", "run-1/t1/1/PROGRESS:2"]
+    assert int(counter.read_text()[:20]) == 2
+
+
+def test_an_attempt_and_a_type_have_their_own_sequences(
+    worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert fresh("worker", "progress", "a", cwd=worker.repo).returncode == 0
+    assert fresh("worker", "accepted", cwd=worker.repo).returncode == 0
+    monkeypatch.setenv("SWARM_ATTEMPT", "2")
+    assert fresh("worker", "progress", "a", cwd=worker.repo).returncode == 0
+    keys = [s.envelope.idempotency_key for s in worker.store.list("mayor").messages]
+    assert keys == [
+        "run-1/t1/1/PROGRESS:1",
+        "run-1/t1/1/BEAD_ACCEPTED:1",
+        "run-1/t1/2/PROGRESS:1",
+    ]
+
+
+def test_the_same_report_again_is_the_same_report(worker: Worker) -> None:
+    """A sender killed on its way out (the message delivered and counted, the agent never saw
+    the id) runs again: the same report returns the same message. Another report, or the same
+    one after another in between, is new."""
+    ids = [fresh("worker", "progress", text, cwd=worker.repo).stdout.strip()
+           for text in ("a", "a", "b", "a")]  # fmt: skip
+    assert ids[0] == ids[1] and len(set(ids)) == 3
+    assert _statuses(worker.store) == ["a", "b", "a"]

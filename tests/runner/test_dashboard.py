@@ -281,6 +281,77 @@ def test_elapsed_times_stop_with_the_run() -> None:
     assert row.split()[1:5] == ["running", "s", "1", "2m00s"]
 
 
+def _merged_all() -> RunState:
+    return rebuild(
+        events(
+            created("T01", "T02"),
+            (1, "task_dispatched", "T01", {"attempt": 1, "session": "s1"}),
+            (2, "task_offered", "T01", {}),
+            (3, "task_merged", "T01", {"merge_sha": "abc"}),
+            (3, "task_dispatched", "T02", {"attempt": 1, "session": "s2"}),
+            (4, "task_offered", "T02", {}),
+            (5, "task_merged", "T02", {"merge_sha": None, "text": "merged (no changes)"}),
+        )
+    )
+
+
+def test_final_gates_are_named_while_they_run() -> None:
+    gated = Plan.model_validate(
+        {
+            "name": "demo",
+            "tasks": [{"id": "T01"}, {"id": "T02"}],
+            "gates": [{"name": "tests", "command": "pytest"}, {"name": "lint", "command": "ruff"}],
+        }
+    )
+    state = _merged_all()
+    text = text_of(render(state, gated, [], at=T0 + timedelta(minutes=5, seconds=12)))
+    header = text.splitlines()[0]
+    assert "final gates: tests, lint (12s)" in header
+    assert "workers" not in header  # no worker runs now: the gates do
+    # without gates, or once it ended, nothing is said about them
+    assert "final gates" not in text_of(render(state, plan(T01="S", T02="S"), [], at=T0))
+
+
+def test_a_task_that_changed_nothing_is_not_a_plain_success() -> None:
+    text = text_of(status_table(_merged_all(), at=T0, title=False))
+    (row,) = [line for line in text.splitlines() if line.startswith("T02 ")]
+    assert "no change" in row
+    (row,) = [line for line in text.splitlines() if line.startswith("T01 ")]
+    assert "merged" in row and "no change" not in row
+
+
+def test_a_dead_mayor_never_looks_like_a_live_run() -> None:
+    state = rebuild(
+        events(created("T01"), (1, "task_dispatched", "T01", {"attempt": 1, "session": "s"}))
+    )
+    note = "mayor not running (since 12:01:00): `swarm resume r1`"
+    text = text_of(render(state, None, [], at=T0 + timedelta(hours=3), mayor=note))
+    header = text.splitlines()[0]
+    assert note in header and "running" not in header.replace(note, "")
+    assert "ETA" not in text
+    # its clock stopped with it: the task's elapsed time is not three hours
+    (row,) = [line for line in text.splitlines() if line.startswith("T01 ")]
+    assert "0s" in row and "3h" not in row and "180m" not in row
+
+
+def test_why_section_shows_the_cause_and_the_command() -> None:
+    from runner.why import Why
+
+    state = rebuild(events(created("T01")))
+    found = Why(
+        "T01",
+        "validation failed: tests: `pytest` exited 1",
+        pathlib.Path("/r/v.log"),
+        ("collected 3 items", "E   assert 3 == 4"),
+    )
+    text = text_of(render(state, None, [], at=T0, whys=[found]))
+    assert "why:" in text
+    assert "T01: validation failed: tests" in text
+    assert "| E   assert 3 == 4" in text
+    assert f"swarm logs T01 --validation --run {RUN}" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
 def test_a_worker_waiting_on_its_pane_says_so_in_the_state_column() -> None:
     """A running task whose pane shows a permission prompt, a dialog or an idle prompt says
     that instead of "running" (status and watch); working stays "running"."""

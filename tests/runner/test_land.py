@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shlex
+import subprocess
 import typing as t
 
 import pytest
@@ -144,9 +146,11 @@ def _no_target(repo: pathlib.Path, log: RunLog) -> RunState:
 
 REFUSALS = [
     RefusalCase("dirty-checkout", _dirty, "would overwrite", "merge --ff-only"),
-    RefusalCase("untracked-file", _untracked, "ignored files: feature.txt;", "merge --ff-only"),
+    RefusalCase(
+        "untracked-file", _untracked, "ignored files: feature.txt (only", "merge --ff-only"
+    ),
     RefusalCase("untracked-folder", _untracked_folder, "feature.txt/mine", "merge --ff-only"),
-    RefusalCase("ignored-file", _ignored, "ignored files: feature.txt;", "merge --ff-only"),
+    RefusalCase("ignored-file", _ignored, "ignored files: feature.txt (only", "merge --ff-only"),
     RefusalCase("not-a-fast-forward", _diverged, "not a fast-forward", "merge --no-ff"),
     RefusalCase("diverged-elsewhere", _diverged_not_checked_out, "not a fast-forward", "switch"),
     RefusalCase("run-failed", _failed, "is failed, not done: 1 task failed", None),
@@ -283,3 +287,42 @@ def test_an_ordinary_run_leaves_the_fingerprint_unchanged(
     result = swarm_run(git_repo, plan, None)
     assert result.exit_code == 0, result.output
     assert gitguard.fingerprint_changes(before, gitguard.repo_fingerprint(git_repo)) == []
+
+
+CLOBBERS = [
+    c
+    for c in REFUSALS
+    if c.test_id in ("dirty-checkout", "untracked-file", "untracked-folder", "ignored-file")
+]
+
+
+@pytest.mark.parametrize("case", CLOBBERS, ids=[c.test_id for c in CLOBBERS])
+def test_the_printed_commands_land_and_keep_the_users_files(
+    git_repo: pathlib.Path, run_log: RunLog, case: RefusalCase
+) -> None:
+    """The advice works as printed: run each command, the branch lands, and what was in the
+    way is kept in a stash (a plain `git stash` would leave untracked and ignored files)."""
+    state = case.setup(git_repo, run_log)
+    result = CliRunner().invoke(command, ["--repo", str(git_repo)])
+    assert result.exit_code == 1, result.output
+    printed = [line.strip() for line in result.output.splitlines() if line.startswith("  git ")]
+    assert len(printed) == 2 and "stash push --all" in printed[0], result.output
+    for line in printed:
+        subprocess.run(shlex.split(line), check=True, capture_output=True)
+    assert g.head_sha(git_repo) == state.integration_head
+    assert (git_repo / "feature.txt").read_text() == "from the swarm\n"
+    assert f"before landing {RUN}" in git(git_repo, "stash", "list")
+    kept = git(git_repo, "stash", "show", "--include-untracked", "-p", "stash@{0}")
+    assert any(mine in kept for mine in ("mine", "edited by the user", "my ignored")), kept
+
+
+def test_an_untracked_plan_file_does_not_block_landing(
+    git_repo: pathlib.Path, run_log: RunLog
+) -> None:
+    """The Quickstart: plan.yaml lies untracked in the repository; the merged branch does not
+    touch it, so a fast-forward cannot overwrite it and `swarm land` lands."""
+    (git_repo / "plan.yaml").write_text("name: mine\ntasks: []\n")
+    result = CliRunner().invoke(command, ["--repo", str(git_repo)])
+    assert result.exit_code == 0, result.output
+    assert g.head_sha(git_repo) == run_log.state.integration_head
+    assert (git_repo / "plan.yaml").read_text() == "name: mine\ntasks: []\n"

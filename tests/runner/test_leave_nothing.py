@@ -166,16 +166,14 @@ def test_swarm_runs_lists_every_run(git_repo: pathlib.Path) -> None:
 
 def test_swarm_runs_names_an_unreadable_run(git_repo: pathlib.Path) -> None:
     assert swarm_run(git_repo, _plan(git_repo.parent, OK), None).exit_code == 0
-    # the state is the fold of the events (through the snapshot): a corrupt state.json cache
-    # is not what makes a run unreadable, a corrupt event line is
     run = SwarmPaths.for_repo(git_repo).run("r1")
-    run.state.write_text("{not json")
+    run.state.write_text("{not json")  # a broken cache: the events still tell
     assert "r1   done" in swarm("runs", "--repo", str(git_repo)).output
-    with run.events.open("ab") as fh:
-        fh.write(b"{not json\n")
+    with run.events.open("a") as fh:
+        fh.write("{not an event}\n")
     result = swarm("runs", "--repo", str(git_repo))
     assert result.exit_code == 0, result.output
-    assert "r1   unreadable:" in result.output
+    assert "r1   unreadable:" in result.output and "corrupt event line" in result.output
 
 
 READING: t.Final = {

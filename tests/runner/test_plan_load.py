@@ -118,14 +118,33 @@ PROBLEM_CASES = [
         "unknown_plan_field",
         {**_plan(_task("T01")), "workers": 3},
         [
-            "plan.yaml: workers: unknown key; valid keys are version, name, base, target, "
-            "max_workers, agent, gates, setup, budgets, notify, tasks"
+            "plan.yaml: workers: unknown key; did you mean 'max_workers'? valid keys are "
+            "version, name, base, target, max_workers, agent, isolation, gates, setup, budgets, "
+            "notify, tasks"
         ],
     ),
     ProblemCase(
         "unknown_nested_field",
         _plan(_task("T01", validation={"test": "pytest"})),
-        ["plan.yaml: task T01: validation.test: unknown key"],
+        ["plan.yaml: task T01: validation.test: unknown key; did you mean 'tests'?"],
+    ),
+    ProblemCase(
+        "unknown_key_with_a_near_match",
+        _plan(_task("T01", blockd_by=[])),
+        [
+            "plan.yaml: task T01: blockd_by: unknown key; did you mean 'blocked_by'? valid keys "
+            "are id, subject, description, files, concurrency, blocked_by, issue_type, priority, "
+            "severity, effort, acceptance, needs_user_input, allow_empty, status, validation, "
+            "agent, timeout, script, metadata"
+        ],
+    ),
+    ProblemCase(
+        "unknown_gate_key",
+        {**_plan(_task("T01")), "gates": [{"name": "g", "comand": "x"}]},
+        [
+            "plan.yaml: gates[0].command: missing",
+            "plan.yaml: gates[0].comand: unknown key; did you mean 'command'?",
+        ],
     ),
     ProblemCase(
         "bad_effort",

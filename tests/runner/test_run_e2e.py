@@ -256,7 +256,9 @@ def test_missing_agent_binary_fails_the_task_at_once(
 ) -> None:
     tasks = [task("A", ["a.txt"], [])]
     plan = write_plan(git_repo.parent, tasks)
-    result = swarm_run(git_repo, plan, server, "--agent-cmd", "no-such-agent-xyz {brief}")
+    # a program on no PATH is refused before the run (tests/runner/test_preflight.py); one
+    # relative to the worktree can only be looked for there: its task fails at once
+    result = swarm_run(git_repo, plan, server, "--agent-cmd", "./no-such-agent-xyz {brief}")
     assert result.exit_code == 1, result.output
     record = state_doc(git_repo)["tasks"]["A"]
     assert (record["state"], record["attempt"], record["exit_status"]) == ("failed", 1, 127)

@@ -1,0 +1,368 @@
+"""The fast path of ``swarm worker <verb>`` and ``swarm mail send``: no click, no pydantic.
+
+An agent reports with ``swarm worker ...`` many times per task, each time from a fresh process,
+so the interpreter's start-up is most of what a report costs: this module parses the command
+line of the click commands (:mod:`runner.cli.worker`, :mod:`runner.cli.mail`) by itself and
+calls the same library (:mod:`runner.worker_report`, which builds the message without pydantic).
+
+It is only a shortcut. :func:`run` returns None, and the click command runs instead, for any
+command line it does not fully understand (``--help``, an unknown or malformed option, a value
+click would refuse, ``mail send`` of a structured type, which needs the agentops parser) and for
+any error before the message is sent, so messages, exit codes and ``--json`` output have one
+source: the click commands. A report retried that way is not sent twice (its idempotency key is
+the same, see :mod:`runner.worker_report`). ``tests/runner/test_cli_fast.py`` runs both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+import typing as t
+
+Check = tuple[str, ...] | tuple[int, int | None] | None
+"""How click checks a value: a choice (case-insensitive unless ``=`` leads), an int range
+(``(min, max)``, max None for none), or nothing."""
+
+
+class Verb(t.NamedTuple):
+    arguments: tuple[str, ...]
+    options: t.Mapping[str, Check]
+    flags: frozenset[str] = frozenset({"--json"})
+
+
+PASS_FAIL: t.Final = ("PASS", "FAIL")
+OFFER: t.Final = Verb(
+    ("summary",),
+    {
+        "--commit": None,
+        "--files": None,
+        "--tests": PASS_FAIL,
+        "--lint": PASS_FAIL,
+        "--build": PASS_FAIL,
+    },
+)
+
+
+def _verbs() -> dict[str, Verb]:
+    from runner import worker_report as report
+
+    return {
+        "accepted": Verb((), {"--title": None}),
+        "progress": Verb(("text",), {"--step": None, "--context-usage": (0, 100), "--files": None}),
+        "help": Verb(
+            ("text",),
+            {
+                "--issue-type": report.ISSUE_TYPES,
+                "--question": None,
+                "--tried": None,
+                "--files": None,
+            },
+        ),
+        "escape": Verb(
+            (),
+            {
+                "--finding": None,
+                "--files": None,
+                "--intent": None,
+                "--severity": ("=", *report.SEVERITIES),  # click's Choice is case-sensitive here
+            },
+        ),
+        "offer": OFFER,
+        "done": OFFER,
+        "fail": Verb(
+            ("reason",),
+            {
+                "--type": report.FAILURE_TYPES,
+                "--attempts": (0, None),
+                "--commit": None,
+                "--files": None,
+            },
+        ),
+        "checkpoint": Verb(
+            (),
+            {
+                "--reason": report.CHECKPOINT_REASONS,
+                "--commit": None,
+                "--progress": None,
+                "--next": None,
+                "--context-usage": (0, 100),
+            },
+        ),
+    }
+
+
+REQUIRED: t.Final = {"escape": ("--finding", "--files")}
+
+
+class Parsed(t.NamedTuple):
+    arguments: list[str]
+    options: dict[str, str]
+    flags: set[str]
+
+
+def parse(args: t.Sequence[str], verb: Verb) -> Parsed | None:
+    """The arguments, options and flags of ``args``, or None where click should judge them."""
+    arguments: list[str] = []
+    options: dict[str, str] = {}
+    flags: set[str] = set()
+    rest = iter(args)
+    for arg in rest:
+        if not arg.startswith("-") or arg == "-":
+            arguments.append(arg)
+            continue
+        name, eq, value = arg.partition("=")
+        if name in verb.flags and not eq:
+            flags.add(name)
+            continue
+        if name not in verb.options:
+            return None  # --help, --, an unknown or abbreviated option: click's to answer
+        if not eq:
+            following = next(rest, None)
+            if following is None:
+                return None
+            value = following
+        if not _valid(value, verb.options[name]):
+            return None
+        options[name] = value  # the last one wins, as in click
+    if len(arguments) != len(verb.arguments):
+        return None
+    return Parsed(arguments, options, flags)
+
+
+def _valid(value: str, check: Check) -> bool:
+    if check is None:
+        return True
+    if isinstance(check[0], int):
+        low, high = check
+        digits = value.lstrip("+-")
+        if not digits.isdigit():
+            return False
+        number = int(value)
+        return number >= low and (high is None or number <= high)
+    if check[0] == "=":
+        return value in check[1:]
+    return value.upper() in (str(c).upper() for c in check)
+
+
+def _files(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(f.strip() for f in value.split(",") if f.strip())
+
+
+def _echo(kind: str, doc: t.Mapping[str, t.Any], as_json: bool, msg_id: str) -> None:
+    """What the click commands print: the message id, or with ``--json`` one document
+    (``runner.cli.common.echo_json``)."""
+    if as_json:
+        text = json.dumps({"version": 1, "kind": kind, **doc}, indent=2, default=str)
+    else:
+        text = msg_id
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def run(args: t.Sequence[str]) -> int | None:
+    """Run ``swarm ARGS`` if this path can (the exit code), else None (click runs it)."""
+    if args[:2] == ["mail", "send"]:
+        return _mail_send(args[2:])
+    if len(args) < 2:
+        return None
+    verb = _verbs().get(args[1])
+    if verb is None:
+        return None
+    parsed = parse(args[2:], verb)
+    if parsed is None or any(o not in parsed.options for o in REQUIRED.get(args[1], ())):
+        return None
+    try:
+        sent = _report(args[1], parsed)
+    except Exception:
+        return None
+    _echo(
+        "worker.message",
+        {"message": dict(sent.doc), **sent.files},
+        "--json" in parsed.flags,
+        sent.id,
+    )
+    return 0
+
+
+def _report(name: str, parsed: Parsed) -> t.Any:
+    from agentmail.worker_env import WorkerEnv
+    from runner import worker_report as report
+
+    env = WorkerEnv.from_environ()
+    opts = parsed.options
+    arg = parsed.arguments[0] if parsed.arguments else ""
+    if name == "accepted":
+        return report.accepted(env, title=opts.get("--title", ""))
+    if name == "progress":
+        return report.progress(
+            env,
+            arg,
+            step=opts.get("--step", ""),
+            context_usage=int(opts.get("--context-usage", "0")),
+            files=_files(opts.get("--files")),
+        )
+    if name == "help":
+        return report.help_request(
+            env,
+            arg,
+            issue_type=opts.get("--issue-type", "STUCK"),
+            question=opts.get("--question", ""),
+            tried=opts.get("--tried", ""),
+            files=_files(opts.get("--files")),
+        )
+    if name == "escape":
+        return report.escape(
+            env,
+            finding=opts["--finding"],
+            files=_files(opts["--files"]),
+            intent=opts.get("--intent", ""),
+            severity=opts.get("--severity", "medium"),
+        )
+    if name in ("offer", "done"):
+        files = opts.get("--files")
+        return report.offer(
+            env,
+            arg,
+            cwd=pathlib.Path.cwd(),
+            done=name == "done",
+            commit=opts.get("--commit"),
+            files=_files(files) if files is not None else None,
+            tests=opts.get("--tests"),
+            lint=opts.get("--lint"),
+            build=opts.get("--build"),
+        )
+    if name == "fail":
+        return report.fail(
+            env,
+            arg,
+            failure_type=opts.get("--type", "ERROR"),
+            attempts=int(opts.get("--attempts", "1")),
+            commit=opts.get("--commit", ""),
+            files=_files(opts.get("--files")),
+        )
+    return report.checkpoint(
+        env,
+        reason=opts.get("--reason", "MANUAL"),
+        commit=opts.get("--commit", ""),
+        progress_text=opts.get("--progress", ""),
+        context_usage=int(opts.get("--context-usage", "0")),
+        next_steps=opts.get("--next", ""),
+    )
+
+
+TEXT_TYPES: t.Final = ("HELP_RESPONSE", "GUIDANCE", "NUDGE", "TERMINATE", "UNKNOWN")
+"""The free-text types: their fields are the trimmed body, no agentops parsing needed."""
+MAIL_SEND: t.Final = Verb(
+    (),
+    {
+        "--from": None,
+        "--to": None,
+        "--cc": None,
+        "--type": TEXT_TYPES,
+        "--body": None,
+        "--thread": None,
+        "--importance": ("=", "low", "normal", "high", "urgent"),
+        "--reply-to": None,
+        "--run": None,
+        "--idempotency-key": None,
+    },
+    frozenset({"--json", "--ack-required", "--no-ack-required"}),
+)
+MULTIPLE: t.Final = ("--to", "--cc")
+
+
+def _mail_send(args: t.Sequence[str]) -> int | None:
+    """``swarm mail send`` of a free-text type inside a worker (``$SWARM_HOME`` names the mail);
+    anything else is click's (``runner.cli.mail.send``)."""
+    home = os.environ.get("SWARM_HOME")
+    if not home or any(a in ("--subject", "--body-file", "--repo") for a in args):
+        return None
+    multiple: dict[str, list[str]] = {"--to": [], "--cc": []}
+    single: list[str] = []
+    rest = iter(args)
+    for arg in rest:  # collect the repeatable options; the rest goes through parse()
+        name, eq, value = arg.partition("=")
+        if name in MULTIPLE:
+            value = value if eq else next(rest, "")
+            if not value:
+                return None
+            multiple[name].append(value)
+        else:
+            single.append(arg)
+    parsed = parse(single, MAIL_SEND)
+    if parsed is None or not multiple["--to"] or "--type" not in parsed.options:
+        return None
+    if {"--ack-required", "--no-ack-required"} <= parsed.flags:
+        return None
+    root = pathlib.Path(home) / "mail"
+    try:
+        doc, key = _compose_text(root, parsed, multiple)
+    except Exception:
+        return None
+    try:  # not twice: without an idempotency key a second send is a second message
+        doc = _send(root, doc, key)
+    except Exception as exc:
+        from runner.errors import exit_code_for
+
+        text = str(exc).strip()
+        sys.stderr.write(f"swarm: {text.splitlines()[0] if text else type(exc).__name__}\n")
+        return exit_code_for(exc) if isinstance(exc, OSError | ValueError) else 3
+    _echo("mail.message", {"message": doc}, "--json" in parsed.flags, doc["id"])
+    return 0
+
+
+def _compose_text(
+    root: pathlib.Path, parsed: Parsed, multiple: t.Mapping[str, t.Sequence[str]]
+) -> tuple[dict[str, t.Any], bytes]:
+    """The envelope document and signing key of ``compose.compose`` for a free-text type."""
+    from agentmail import compose, wire
+    from agentmail.delivery import load_key
+    from protocol.agentops_text import trim
+    from protocol.ids import check_id
+
+    opts = parsed.options
+    name, key = compose.sender_identity(opts.get("--from"))
+    if key is None:
+        key = load_key(root / ".keys" / f"{check_id(name)}.key")
+    to = compose.split_names(multiple["--to"])
+    cc = compose.split_names(multiple["--cc"])
+    mtype = opts["--type"].upper()
+    thread = opts.get("--thread") or None
+    run_id = opts.get("--run") or os.environ.get("SWARM_RUN") or None
+    idem = opts.get("--idempotency-key")
+    for value in (*to, *cc, *filter(None, (thread, run_id))):
+        check_id(value)  # the envelope's Id fields: a bad one is click's (pydantic's) to report
+    if idem is not None and len(idem) > 200:
+        raise ValueError("idempotency key too long")
+    body = opts.get("--body", "")
+    ack = None
+    if parsed.flags & {"--ack-required", "--no-ack-required"}:
+        ack = "--ack-required" in parsed.flags
+    doc = wire.envelope_doc(
+        sender=name,
+        to=to,
+        mtype=mtype,
+        fields=wire.fields_doc(mtype, text=trim(body)),
+        thread_id=thread,
+        run_id=run_id,
+        subject=f"[{thread}] {mtype}" if thread else mtype,
+        body_md=body,
+        ack_required=ack,
+    )
+    doc.update(cc=list(cc), importance=opts.get("--importance", "normal"))
+    doc.update(in_reply_to=opts.get("--reply-to"), idempotency_key=idem)
+    return doc, key
+
+
+def _send(root: pathlib.Path, doc: dict[str, t.Any], key: bytes) -> dict[str, t.Any]:
+    from agentmail import ledger, ulid
+    from agentmail.delivery import send_doc
+
+    def redeliver(previous: t.Mapping[str, t.Any]) -> None:
+        ledger.redeliver(root, previous)
+
+    return send_doc(root, doc, key, new_id=ulid.UlidGenerator().new, redeliver=redeliver).doc
