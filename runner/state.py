@@ -193,7 +193,7 @@ def rebuild(events: t.Iterable[Event]) -> RunState:
 
 
 SNAPSHOT_EVERY: t.Final = 1000
-"""Events between two snapshots: a resume replays at most about this many."""
+"""Events between two snapshots: a resume or a status replays fewer than this many."""
 SNAPSHOT_VERSION: t.Final = 1
 
 
@@ -426,7 +426,7 @@ class RunLog:
         self._state = state
         finished = any(event.kind == "run_finished" for event, _ in folded)
         if save and (not self._batching or finished):  # readers wait for the end
-            self.save(snapshot=finished)
+            self.save()
         else:
             self._dirty = True
         for event, after in folded:
@@ -439,7 +439,9 @@ class RunLog:
 
     def save(self, *, snapshot: bool = False) -> None:
         """Write ``state.json``; every :data:`SNAPSHOT_EVERY` events (or with ``snapshot``)
-        also ``snapshot.json``, the fold with the offset and digest of the events it covers."""
+        also ``snapshot.json``, the fold with the offset and digest of the events it covers
+        (not at the run's end: a follower that returns then must not find the mayor still
+        writing; the fewer than 1,000 events after the last snapshot fold in milliseconds)."""
         fs.write_text_atomic(self.state_path, self.state.model_dump_json(indent=1))
         self._dirty = False
         if snapshot or self._unsnapped >= SNAPSHOT_EVERY:
