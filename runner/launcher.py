@@ -278,7 +278,12 @@ class Launcher:
                 self.swarm.home.resolve(),
             ),
             network=state.network,
-            code=sandbox.code_roots(),
+            code=[
+                *sandbox.code_roots(),
+                *sandbox.program_roots(
+                    argv[0], agent_worker.agent_path(self.swarm.home, self.python)
+                ),
+            ],
             uid=sandbox.sandbox_uid(),
         )
         return spec.argv(argv)

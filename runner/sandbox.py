@@ -218,6 +218,29 @@ def code_roots() -> list[pathlib.Path]:
     return list(dict.fromkeys(r for r in roots if not _under_system(r)))
 
 
+def program_roots(program: str, path: str) -> list[pathlib.Path]:
+    """What an agent CLI installed outside the system needs (bound read-only): the prefix of
+    the PATH folder it is found in (an npm ``--prefix`` or a virtual environment: its ``bin``
+    and ``lib``), the folder its link resolves to, and for a script the prefix of the
+    interpreter its ``#!`` line names (a venv's python links to the base installation)."""
+    found = shutil.which(program, path=path)
+    if found is None:
+        return []
+    exe = pathlib.Path(found)
+    roots = [exe.parent.parent, exe.resolve().parent]
+    try:
+        with exe.open("rb") as fh:
+            first = fh.readline(512)
+    except OSError:
+        first = b""
+    if first.startswith(b"#!"):
+        words = first[2:].decode(errors="replace").split()
+        if words:
+            interpreter = pathlib.Path(words[0]).resolve()
+            roots += [interpreter.parent.parent]
+    return list(dict.fromkeys(r for r in roots if not _under_system(r) and r != pathlib.Path("/")))
+
+
 def _under_system(path: pathlib.Path) -> bool:
     return any(path == pathlib.Path(top) or pathlib.Path(top) in path.parents for top in SYSTEM_RO)
 

@@ -317,3 +317,24 @@ def test_an_idle_agent_gets_the_nudge_typed_into_its_prompt(
     prompts = ["\n".join(fm_texts(r.body)) for r in fake_model.requests]
     assert any(NUDGED in text for text in prompts), "the nudge never reached the model"
     assert wait_no_processes(git_repo / ".agents" / "swarm") == []
+
+
+@pytest.mark.timeout(RUN_TIMEOUT + 60)
+@pytest.mark.parametrize("name", ("claude", "codex", "gemini"))
+def test_clone_isolation_merges_unattended(
+    name: str,
+    git_repo: pathlib.Path,
+    server: libtmux.Server,
+    fake_model: FakeModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--isolation clone``: each real CLI works in its own clone (its own refs and hooks),
+    and the mayor fetches the offered commits: 3/3 merged. (aider's wrapper offers a head its
+    clone's branch is not at, and sandbox mode does not pass with the real CLIs yet: see
+    docs/isolation.md.)"""
+    agent = make_agent(name, server=server, model=fake_model, monkeypatch=monkeypatch)
+    configure(git_repo, trust_worktrees=True)
+    doc, _ = run_plan(git_repo, server, agent, "--isolation", "clone")
+    assert {rec["state"] for rec in doc["tasks"].values()} == {"merged"}, _debug(git_repo, server)
+    assert not [ev for ev in events(git_repo) if ev.kind == "mail_ignored"]
+    assert wait_no_processes(git_repo / ".agents" / "swarm") == []

@@ -380,3 +380,26 @@ def test_a_sandboxed_agent_is_never_root_and_still_owns_its_clone(
     uid = next(line for line in log.splitlines() if line.startswith("uid="))[4:]
     owner = next(line for line in log.splitlines() if line.startswith("owner="))[6:]
     assert uid != "0" and owner == uid, log
+
+
+def test_an_agent_installed_outside_the_system_is_bound_into_the_sandbox(
+    tmp_path: pathlib.Path,
+) -> None:
+    """An npm --prefix or venv install under the home (hidden in the sandbox): its prefix,
+    the folder its link resolves to, and its script interpreter's prefix are bound read-only."""
+    import sys
+
+    from runner import sandbox
+
+    prefix = tmp_path / "agents" / "cli-1.0"
+    (prefix / "lib" / "pkg").mkdir(parents=True)
+    (prefix / "bin").mkdir()
+    real = prefix / "lib" / "pkg" / "cli.js"
+    real.write_text(f"#!{sys.executable}\n")
+    real.chmod(0o755)
+    (prefix / "bin" / "cli").symlink_to(real)
+    roots = sandbox.program_roots("cli", str(prefix / "bin"))
+    interpreter = pathlib.Path(sys.executable).resolve().parent.parent
+    assert prefix in roots and real.parent in roots
+    assert interpreter in roots or sandbox._under_system(interpreter)
+    assert sandbox.program_roots("no-such-cli", str(prefix / "bin")) == []
