@@ -296,7 +296,8 @@ def verified_plan(repo: pathlib.Path, state: RunState) -> Plan:
 
 def make_backend(state: RunState, notify_dir: pathlib.Path) -> SessionBackend:
     # imported here: reading commands (status, report, runs) never pay for libtmux
-    from runner.sessions import ProcessBackend, TmuxBackend
+    from runner.sessions.process import ProcessBackend
+    from runner.sessions.tmux import TmuxBackend
 
     if state.mode == "local":
         return ProcessBackend()

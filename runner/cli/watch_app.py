@@ -45,6 +45,10 @@ from runner.paths import SwarmPaths
 from runner.report import status_rows
 from runner.sessions.base import SessionBackend
 
+# the tmux backend loads before Textual captures stdout: libtmux reads sys.stdout.encoding when
+# it is imported, which Textual's capture object does not have
+from runner.sessions.tmux import TmuxBackend as _TmuxBackend  # noqa: F401
+
 NUDGE_TEXT: t.Final = (
     "Please go on with your task; report with `swarm worker progress`, and "
     "`swarm worker offer` when it is committed."

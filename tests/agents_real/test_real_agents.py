@@ -22,7 +22,7 @@ from tests.agents_real.conftest import Agent, make_agent
 from tests.agents_real.fakemodel import LAZY, NUDGED, FakeModel
 from tests.agents_real.fakemodel import _texts as fm_texts
 from tests.conftest import git
-from tests.runner.runs import events, state_doc, swarm_run
+from tests.runner.runs import events, state_doc, swarm, swarm_run
 
 AGENTS: t.Final = ("claude", "codex", "gemini", "aider")
 RUN_TIMEOUT: t.Final = int(os.environ.get("SWARM_REAL_TIMEOUT", "240"))
@@ -179,6 +179,10 @@ def test_three_tasks_merge_unattended(
     assert fake_model.tasks_seen() == {"T1", "T2", "T3"}
     home = git_repo / ".agents" / "swarm"
     assert wait_no_processes(home) == []
+    # Claude Code rewrites ~/.claude.json as it exits, so the run's own forgetting can be
+    # undone by a CLI still shutting down; `swarm clean`, after the agents are gone, is final
+    cleaned = swarm("clean", "r1", "--repo", str(git_repo))
+    assert cleaned.exit_code == 0, cleaned.output
     worktrees = {rec["worktree"] for rec in doc["tasks"].values()}
     assert not worktrees & trusted_folders(agent.home), "trust recorded for a worktree outlived it"
     print(f"{name}: 3/3 merged in {took:.0f}s")
