@@ -125,13 +125,17 @@ def delivered(box: str, msg_id: str) -> bool:
         if not records_from(fd):  # an inbox from before the records: look at the names
             return any(name.split(":")[0].endswith(f".{msg_id}") for name in _names(box))
         records = os.pread(fd, RECORD_WIDTH * read_counter(fd), RECORDS_AT)
-        at = records.find(f".{msg_id}\n".encode())
-        if at < 0 or (at + 1) % RECORD_WIDTH != DSEQ_WIDTH + 1:
-            return False
-        dseq = at // RECORD_WIDTH + 1
-        return probe(box, msg_id, dseq) is not None or any(
-            name.startswith(f"{dseq:0{DSEQ_WIDTH}d}.{msg_id}:") for name in _names(box)
-        )
+        needle = f".{msg_id}\n".encode()
+        at = records.find(needle)
+        while at >= 0:  # every record of it: a redelivery after a gap records it again
+            if (at + 1) % RECORD_WIDTH == DSEQ_WIDTH + 1:
+                dseq = at // RECORD_WIDTH + 1
+                if probe(box, msg_id, dseq) is not None or any(
+                    name.startswith(f"{dseq:0{DSEQ_WIDTH}d}.{msg_id}:") for name in _names(box)
+                ):
+                    return True
+            at = records.find(needle, at + 1)
+        return False
 
 
 def _names(box: str) -> t.Iterator[str]:

@@ -147,6 +147,22 @@ def test_idempotent_retry_completes_a_partial_delivery(tmp_path: pathlib.Path) -
     assert [s.id for s in store.list("mayor").messages] == [first.id]
 
 
+def test_every_retry_after_a_partial_delivery_finds_the_completed_copy(
+    tmp_path: pathlib.Path,
+) -> None:
+    """The completing retry records the message a second time (the first record is the gap the
+    dead sender left); later retries must find that second record, not deliver again (seen in
+    CI: three copies of one report after three killed sends)."""
+    store = make_store(tmp_path, "mayor", "w1", "w2")
+    first = store.send(msg("w1", "mayor", "w2", idempotency_key="k"))
+    (copy,) = (tmp_path / "mail" / "w2" / "new").iterdir()
+    copy.unlink()
+    for _ in range(3):
+        assert store.send(msg("w1", "mayor", "w2", idempotency_key="k")).id == first.id
+    assert [s.id for s in store.list("w2").messages] == [first.id]
+    assert [s.id for s in store.list("mayor").messages] == [first.id]
+
+
 def test_listing_never_changes_state_and_read_ack_are_recorded(tmp_path: pathlib.Path) -> None:
     store = make_store(tmp_path, "mayor", "w1")
     a = store.send(msg("w1", "mayor", type=MessageType.OFFERING_READY, ack_required=True))
