@@ -39,27 +39,28 @@ def simulate(plan: Plan, *, workers: int, waves: bool = False) -> Simulation:
         raise ValueError(f"bad worker count {workers}: use 1 or more")
     index = PlanIndex.build(plan)
     states = TaskStates(index)
-    minutes = index.minutes
+    minutes, position = index.minutes_of, index.position
     free = list(range(workers))
-    running: list[tuple[float, int, str, int]] = []  # (end, rank, id, slot)
+    running: list[tuple[float, int, str]] = []  # (end, slot, id): slots are unique
     done: list[SimTask] = []
     now = 0.0
     question = SchedulerInput(plan=plan, states=states, max_workers=workers, waves=waves)
     while True:
         decision = decide(question)  # the same question each time: ``states`` moves on
-        for task_id, _reason in decision.skip:
-            states.set(task_id, "skipped")
+        if decision.skip:
+            for task_id, _reason in decision.skip:
+                states.set(task_id, "skipped")
         for task_id in decision.start:
             slot = heapq.heappop(free)
-            end = now + minutes[task_id]
+            end = now + minutes[position[task_id]]
             states.set(task_id, "running")
-            heapq.heappush(running, (end, index.rank[task_id], task_id, slot))
+            heapq.heappush(running, (end, slot, task_id))
             done.append(SimTask(task_id, now, end, slot))
         if not running:
             break
         now = running[0][0]
         while running and running[0][0] == now:
-            _, _, task_id, slot = heapq.heappop(running)
+            _, slot, task_id = heapq.heappop(running)
             states.set(task_id, "merged")
             heapq.heappush(free, slot)
     return Simulation(

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.manifest import tasks_conflict
+from protocol.manifest import lock_prefix, tasks_conflict
 from protocol.plan import Concurrency, Plan, Task
 from protocol.state import ACTIVE_TASK_STATES, TASK_STATES, TaskState
-from runner.scheduler import Decision, PlanIndex, SchedulerInput, TaskStates, decide
+from runner.scheduler import Decision, PlanIndex, SchedulerInput, TaskStates, _prefix, decide
 
 
 def _t(
@@ -342,3 +342,29 @@ def test_incremental_view_matches_fresh(
         incremental = SchedulerInput(**{**base.__dict__, "states": view})
         assert decide(incremental) == decide(base)
         assert dict(view) == current
+
+
+def _prefix_or_error(function: t.Callable[[str], str], entry: str) -> str:
+    try:
+        return function(entry)
+    except ValueError as exc:
+        return f"error: {exc}"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab/.*?[: \\\0", max_size=12))
+def test_plain_entry_shortcut_is_lock_prefix(entry: str) -> None:
+    # the index skips lock_prefix's normalization for plain entries: same answer, same errors
+    assert _prefix_or_error(_prefix, entry) == _prefix_or_error(lock_prefix, entry)
+
+
+def test_root_lock_is_not_exclusive() -> None:
+    # "*.md" locks the root "": it conflicts with every write task, and a read-only one runs
+    tasks = [
+        _t("A", files=("*.md",)),
+        _t("B", files=("b/x.py",)),
+        _t("C", concurrency="read-only"),
+    ]
+    inp = SchedulerInput(plan=Plan(tasks=tuple(tasks)), states={"A": "running"}, max_workers=3)
+    assert decide(inp) == _d(("C",), blocked=("B",))
+    assert PlanIndex.build(inp.plan).locks["A"].kind == "paths"
