@@ -15,6 +15,8 @@ back (anything else goes to them).
 from __future__ import annotations
 
 import datetime
+import functools
+import operator
 import re
 import time
 import typing as t
@@ -204,12 +206,18 @@ _CREATED_RE: t.Final = re.compile(
 _INT_LIMIT: t.Final = 2**63
 
 
-def _is_id(value: t.Any) -> bool:
+@functools.lru_cache(maxsize=4096)
+def _checked_id(value: str) -> bool:
     try:
         check_id(value)
     except ValueError:
         return False
     return True
+
+
+def _is_id(value: t.Any) -> bool:
+    """:func:`check_id` as a test; the answer is kept (an inbox names few senders, often)."""
+    return type(value) is str and _checked_id(value)
 
 
 def _is_int(value: t.Any) -> bool:
@@ -230,25 +238,51 @@ def _is_created(value: t.Any) -> bool:
     return True
 
 
+def _kind(default: t.Any) -> str:
+    if default is None:
+        return "literal"
+    return {str: "str", bool: "bool", int: "int", list: "list"}[type(default)]
+
+
+_FIELD_KINDS: t.Final = {
+    mtype: (frozenset(defaults), tuple(defaults), tuple(_kind(v) for v in defaults.values()))
+    for mtype, defaults in FIELD_DEFAULTS.items()
+}
+"""Per type: the field names as a set, in the model's order, and what each holds."""
+_ENVELOPE_VALUES: t.Final = operator.itemgetter(*ENVELOPE_KEYS)
+
+
 def _normal_fields(mtype: str, fields: t.Any) -> dict[str, t.Any] | None:
-    defaults = FIELD_DEFAULTS.get(mtype)
-    if defaults is None or type(fields) is not dict or fields.keys() != defaults.keys():
+    kinds = _FIELD_KINDS.get(mtype)
+    if kinds is None or type(fields) is not dict or fields.keys() != kinds[0]:
         return None
-    for name, default in defaults.items():
+    names, what = kinds[1], kinds[2]
+    for name, kind in zip(names, what, strict=True):
         value = fields[name]
-        kind = type(default)
-        if kind is list:
+        if kind == "str":
+            if type(value) is not str:
+                return None
+        elif kind == "list":
             if type(value) is not list or any(type(item) is not str for item in value):
                 return None
-        elif default is None:
-            if value not in FIELD_LITERALS[name] or (value is not None and type(value) is not str):
+        elif kind == "bool":
+            if type(value) is not bool:
                 return None
-        elif kind is int:
+        elif kind == "int":
             if not _is_int(value):
                 return None
-        elif type(value) is not kind:  # str and bool: exactly that type
+        elif value not in FIELD_LITERALS[name] or (value is not None and type(value) is not str):
             return None
-    return {name: fields[name] for name in defaults}
+    return {name: fields[name] for name in names}
+
+
+def _are_ids(names: t.Any) -> bool:
+    if type(names) is not list:
+        return False
+    for name in names:  # noqa: SIM110 - no generator per message
+        if not _is_id(name):
+            return False
+    return True
 
 
 def normal_envelope(doc: t.Any) -> dict[str, t.Any] | None:
@@ -259,41 +293,38 @@ def normal_envelope(doc: t.Any) -> dict[str, t.Any] | None:
     valid envelope that the models would return unchanged (``tests/agentmail/test_wire.py``
     holds it to that), and anything else, valid or not, is for the models to judge.
     """
-    if type(doc) is not dict or len(doc) != len(ENVELOPE_KEYS) or doc.keys() != _KEY_SET:
+    if type(doc) is not dict or doc.keys() != _KEY_SET:
         return None
-    to, cc = doc["to"], doc["cc"]
+    values = _ENVELOPE_VALUES(doc)
+    (v, _id, thread, sender, to, cc, mtype, subject, body, _fields, created, importance, ack,
+     reply, seq, run, idem, sig) = values  # fmt: skip
     if not (
-        type(doc["v"]) is int
-        and doc["v"] == SCHEMA_VERSION
-        and type(doc["id"]) is str
-        and (doc["thread_id"] is None or _is_id(doc["thread_id"]))
-        and _is_id(doc["from"])
-        and type(to) is list
+        type(v) is int
+        and v == SCHEMA_VERSION
+        and type(_id) is str
+        and (thread is None or _is_id(thread))
+        and _is_id(sender)
         and to
-        and all(_is_id(name) for name in to)
-        and type(cc) is list
-        and all(_is_id(name) for name in cc)
-        and type(doc["subject"]) is str
-        and len(doc["subject"]) <= 1000
-        and type(doc["body_md"]) is str
-        and _is_created(doc["created"])
-        and type(doc["importance"]) is str
-        and doc["importance"] in IMPORTANCE
-        and type(doc["ack_required"]) is bool
-        and (doc["in_reply_to"] is None or type(doc["in_reply_to"]) is str)
-        and _is_int(doc["seq"])
-        and (doc["run_id"] is None or _is_id(doc["run_id"]))
-        and (
-            doc["idempotency_key"] is None
-            or (type(doc["idempotency_key"]) is str and len(doc["idempotency_key"]) <= 200)
-        )
-        and type(doc["sig"]) is str
-        and type(doc["type"]) is str
+        and _are_ids(to)
+        and _are_ids(cc)
+        and type(mtype) is str
+        and type(subject) is str
+        and len(subject) <= 1000
+        and type(body) is str
+        and _is_created(created)
+        and type(importance) is str
+        and importance in IMPORTANCE
+        and type(ack) is bool
+        and (reply is None or type(reply) is str)
+        and _is_int(seq)
+        and (run is None or _is_id(run))
+        and (idem is None or (type(idem) is str and len(idem) <= 200))
+        and type(sig) is str
     ):
         return None
-    fields = _normal_fields(doc["type"], doc["fields"])
+    fields = _normal_fields(mtype, _fields)
     if fields is None:
         return None
-    normal = {key: doc[key] for key in ENVELOPE_KEYS}
+    normal = dict(zip(ENVELOPE_KEYS, values, strict=True))
     normal["fields"] = fields
     return normal
