@@ -234,6 +234,7 @@ class PlanIndex:
         waiting = [0] * count
         done: set[int] = set()
         cache: dict[str, tuple[str, ...]] = {}
+        folder, above = "\0", ()  # the last task's folder and its ancestors (none yet)
         paths: list[Paths] = []
         ancestors: list[tuple[str, ...]] = []
         for task, node in zip(unique, nodes, strict=True):
@@ -257,11 +258,15 @@ class PlanIndex:
             if len(files) == 1 and case_sensitive and task.concurrency == "write-local":
                 prefix = _prefix(files[0])  # the common case, without _lock_of's tuple
                 paths.append(prefix)
-                ancestors.append(_ancestors(prefix, cache))
-            else:
-                lock, above = _lock_of(files, task.concurrency, case_sensitive, cache)
-                paths.append(lock)
+                cut = prefix.rfind("/")
+                if cut != len(folder) or not prefix.startswith(folder) or cut < 1:
+                    folder = prefix[:cut] if cut > 0 else ""  # a new folder (no slice per task)
+                    above = _ancestors(prefix, cache)
                 ancestors.append(above)
+            else:
+                lock, lock_ancestors = _lock_of(files, task.concurrency, case_sensitive, cache)
+                paths.append(lock)
+                ancestors.append(lock_ancestors)
         self.minutes_of: t.Final = minutes
         self.followers: t.Final = followers
         """Per task number: the numbers of the tasks that depend on it."""
@@ -611,6 +616,7 @@ def decide(inp: SchedulerInput) -> Decision:
     chosen: _Locks | None = None  # the locks of the tasks started by this decision
     start: list[str] = []
     blocked: list[str] | None = None
+    started: tuple[str, ...] = ()
     for rank in view._ready:
         node = by_rank[rank]
         paths = all_paths[node]
@@ -627,12 +633,15 @@ def decide(inp: SchedulerInput) -> Decision:
                 if chosen is None:
                     chosen = _Locks()
                 chosen.add(paths, ancestors)
+        if slots == 1 and not start:  # the usual answer (one slot freed): no list
+            started = (ids[node],)
+            break
         start.append(ids[node])
         slots -= 1
         if slots == 0:
             break
-    if (start or blocked) and logger.isEnabledFor(logging.DEBUG):
-        logger.debug("decided", extra={"start": start, "blocked_by_lock": blocked or []})
-    return Decision(
-        start=tuple(start), skip=skip, blocked_by_lock=tuple(blocked) if blocked else ()
-    )
+    if start:
+        started = tuple(start)
+    if (started or blocked) and logger.isEnabledFor(logging.DEBUG):
+        logger.debug("decided", extra={"start": list(started), "blocked_by_lock": blocked or []})
+    return Decision(start=started, skip=skip, blocked_by_lock=tuple(blocked) if blocked else ())

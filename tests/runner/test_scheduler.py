@@ -368,3 +368,33 @@ def test_root_lock_is_not_exclusive() -> None:
     inp = SchedulerInput(plan=Plan(tasks=tuple(tasks)), states={"A": "running"}, max_workers=3)
     assert decide(inp) == _d(("C",), blocked=("B",))
     assert PlanIndex.build(inp.plan).locks["A"].kind == "paths"
+
+
+def _naive_ancestors(prefixes: t.Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    for prefix in prefixes:
+        if prefix:
+            parts = prefix.split("/")
+            found |= {"/".join(parts[:i]) for i in range(len(parts))}
+    return found
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios())
+def test_index_locks_are_each_tasks_own(
+    scenario: tuple[Plan, dict[str, TaskState], int, bool, bool],
+) -> None:
+    # the index shares ancestor tuples between tasks: each task still gets exactly its own
+    plan, _states, _workers, _waves, case_sensitive = scenario
+    locks = PlanIndex.build(plan, case_sensitive=case_sensitive).locks
+    for task in plan.tasks:
+        spec = locks[task.id]
+        if task.concurrency == "read-only":
+            assert spec.kind == "none"
+        elif task.concurrency == "write-shared" or not task.files:
+            assert spec.kind == "exclusive"
+        else:
+            fold = (lambda p: p) if case_sensitive else str.casefold
+            prefixes = {fold(lock_prefix(entry)) for entry in task.files}
+            assert set(spec.prefixes) == prefixes
+            assert set(spec.ancestors) == _naive_ancestors(prefixes)
