@@ -234,7 +234,8 @@ class PlanIndex:
         waiting = [0] * count
         done: set[int] = set()
         cache: dict[str, tuple[str, ...]] = {}
-        folder, above = "\0", ()  # the last task's folder and its ancestors (none yet)
+        folder = "\0"  # the last task's folder (none yet) and its ancestors
+        above: tuple[str, ...] = ()
         paths: list[Paths] = []
         ancestors: list[tuple[str, ...]] = []
         for task, node in zip(unique, nodes, strict=True):
