@@ -217,7 +217,7 @@ def offer(
 ) -> Sent:
     """OFFERING_READY (DONE with ``done``): the commit (default: HEAD of ``cwd``) and the files
     changed (default: since the base of the task's ASSIGN); also writes the results file."""
-    sha = commit or head(cwd)
+    sha = resolve_commit(cwd, commit) if commit else head(cwd)
     paths = tuple(files) if files is not None else changed_files(env, cwd)
     path = _result(env, "completion", detail(summary, "done"), paths)
     doc = send(
@@ -284,6 +284,19 @@ def head(cwd: pathlib.Path) -> str:
     from runner import proc  # subprocess: only the reports that ask git pay for it
 
     return proc.run("git", "rev-parse", "HEAD", cwd=cwd).stdout.strip()
+
+
+def resolve_commit(cwd: pathlib.Path, name: str) -> str:
+    """The full sha ``name`` (``HEAD``, a branch, a short sha) names in ``cwd``: the mayor
+    checks a clone's offer against its branch by sha. A name git cannot resolve there is
+    passed on as given (the arbiter refuses it with the reason)."""
+    from runner import proc
+
+    out = proc.run(
+        "git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{name}^{{commit}}",
+        cwd=cwd, check=False,
+    )  # fmt: skip
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else name
 
 
 def assign_base(env: WorkerEnv) -> str:

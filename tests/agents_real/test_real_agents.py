@@ -324,7 +324,7 @@ def test_an_idle_agent_gets_the_nudge_typed_into_its_prompt(
 
 
 @pytest.mark.timeout(RUN_TIMEOUT + 60)
-@pytest.mark.parametrize("name", ("claude", "codex", "gemini"))
+@pytest.mark.parametrize("name", AGENTS)
 def test_clone_isolation_merges_unattended(
     name: str,
     git_repo: pathlib.Path,
