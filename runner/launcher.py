@@ -25,6 +25,7 @@ from runner.agents import codex
 from runner.agents import worker as agent_worker
 from runner.agents.adapter import BRIEF_NAME, AgentSetupError
 from runner.agents.presets import AgentPreset, command_preset, preset
+from runner.agents.registry import adapter_for
 from runner.brief import BriefContext, render_brief
 from runner.config import SwarmConfig, preset_from_config
 from runner.errors import CommandError, RunnerError
@@ -260,6 +261,9 @@ class Launcher:
         home = sandbox.home_entries(self.preset_of(task).home, pathlib.Path.home(), box)
         box.prepare(home)
         state = self.log.state
+        path = agent_worker.agent_path(self.swarm.home, self.python)
+        adapter = adapter_for(self.preset_of(task).name)
+        programs = dict.fromkeys([argv[0], *((adapter.program,) if adapter else ())])
         spec = sandbox.SandboxSpec(
             bwrap=self._bwrap,
             box=box,
@@ -278,11 +282,10 @@ class Launcher:
                 self.swarm.home.resolve(),
             ),
             network=state.network,
+            # the command, and the CLI a wrapper runs (aider under swarm's aider_wrapper)
             code=[
                 *sandbox.code_roots(),
-                *sandbox.program_roots(
-                    argv[0], agent_worker.agent_path(self.swarm.home, self.python)
-                ),
+                *(root for p in programs for root in sandbox.program_roots(p, path)),
             ],
             uid=sandbox.sandbox_uid(),
         )

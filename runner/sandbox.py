@@ -52,6 +52,11 @@ SYSTEM_RO: t.Final = (
 DNS_RO: t.Final = ("/run/systemd/resolve", "/run/resolvconf")
 """Where ``/etc/resolv.conf`` may point: bound (when they exist) so DNS works with the network."""
 _PROBE_TIMEOUT: t.Final = 30.0
+TMP: t.Final = "/tmp"
+OWN_TMP: t.Final = "/tmp/.sandbox-tmp"
+"""``TMPDIR`` when the box lies under ``/tmp`` itself (a test, a CI container): Codex refuses
+to make its sandbox helper under a temp folder that holds its home ("Refusing to create
+helper binaries under temporary dir"), so every command it runs would fail."""
 
 
 def require_bwrap() -> str:
@@ -178,7 +183,7 @@ def _mount_point(root: pathlib.Path, path: pathlib.Path, *, directory: bool) -> 
 
 class Mount(t.NamedTuple):
     option: str
-    """``--ro-bind``, ``--bind``, ``--tmpfs`` or ``--symlink``."""
+    """``--ro-bind``, ``--bind``, ``--tmpfs``, ``--dir`` or ``--symlink``."""
     source: str
     dest: str
 
@@ -268,12 +273,21 @@ class SandboxSpec:
     uid: int | None = None
     """The user the agent runs as inside (a user namespace maps it to the real one)."""
 
+    @property
+    def tmpdir(self) -> str:
+        """The sandbox's ``TMPDIR``: its own ``/tmp``, or a folder in it that does not hold
+        its home (:data:`OWN_TMP`)."""
+        inside = pathlib.PurePosixPath(TMP) in pathlib.PurePosixPath(self.box.home).parents
+        return OWN_TMP if inside else TMP
+
     def mounts(self) -> list[Mount]:
         mounts = [Mount("--ro-bind", p, p) for p in SYSTEM_RO if _is_real_dir(p)]
         links = [p for p in SYSTEM_RO if pathlib.Path(p).is_symlink()]
         mounts += [Mount("--symlink", str(pathlib.Path(p).readlink()), p) for p in links]
         mounts += [Mount("--ro-bind", p, p) for p in DNS_RO if _is_real_dir(p)]
-        mounts += [Mount("--tmpfs", "", "/tmp")]
+        mounts += [Mount("--tmpfs", "", TMP)]
+        if self.tmpdir != TMP:
+            mounts += [Mount("--dir", "", self.tmpdir)]
         mounts += [Mount("--ro-bind", str(p), str(p)) for p in self.code]
         mounts += [
             Mount("--ro-bind", str(self.objects), str(self.objects)),
@@ -281,7 +295,8 @@ class SandboxSpec:
             Mount("--ro-bind", str(self.brief), str(self.brief)),
             Mount("--bind", str(self.clone), str(self.clone)),
             Mount("--bind", str(self.box.root), str(self.box.root)),
-            Mount("--bind", str(self.inbox), str(self.box.inbox)),
+            # read-only: the mayor delivers into it, so a link planted there would be followed
+            Mount("--ro-bind", str(self.inbox), str(self.box.inbox)),
             Mount("--ro-bind", str(self.key_file), str(self.box.key)),
             Mount("--ro-bind", str(self.plan), str(self.box.plan)),
         ]
@@ -300,7 +315,7 @@ class SandboxSpec:
             args += ["--unshare-user", "--uid", str(self.uid), "--gid", str(self.uid)]
         args += ["--proc", "/proc", "--dev", "/dev"]
         for mount in self.mounts():
-            if mount.option == "--tmpfs":
+            if mount.option in ("--tmpfs", "--dir"):
                 args += [mount.option, mount.dest]
             else:
                 args += [mount.option, mount.source, mount.dest]
@@ -311,7 +326,7 @@ class SandboxSpec:
             "XDG_CACHE_HOME": f"{home}/.cache",
             "XDG_DATA_HOME": f"{home}/.local/share",
             "XDG_STATE_HOME": f"{home}/.local/state",
-            "TMPDIR": "/tmp",
+            "TMPDIR": self.tmpdir,
             "SWARM_HOME": str(self.box.swarm_home),
             "SWARM_KEY_FILE": str(self.box.key),
             "SWARM_SANDBOX": "1",

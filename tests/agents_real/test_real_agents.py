@@ -342,3 +342,23 @@ def test_clone_isolation_merges_unattended(
     assert {rec["state"] for rec in doc["tasks"].values()} == {"merged"}, _debug(git_repo, server)
     assert not [ev for ev in events(git_repo) if ev.kind == "mail_ignored"]
     assert wait_no_processes(git_repo / ".agents" / "swarm") == []
+
+
+@pytest.mark.timeout(RUN_TIMEOUT + 60)
+@pytest.mark.parametrize("name", AGENTS)
+def test_sandbox_isolation_merges_unattended(
+    name: str,
+    git_repo: pathlib.Path,
+    server: libtmux.Server,
+    fake_model: FakeModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--isolation sandbox``: each real CLI works in its clone inside bubblewrap, with a
+    private home, and reports through its outbox: 3/3 merged."""
+    agent = make_agent(name, server=server, model=fake_model, monkeypatch=monkeypatch)
+    configure(git_repo, trust_worktrees=True)
+    doc, _ = run_plan(git_repo, server, agent, "--isolation", "sandbox")
+    assert {rec["state"] for rec in doc["tasks"].values()} == {"merged"}, _debug(git_repo, server)
+    assert not [ev for ev in events(git_repo) if ev.kind == "mail_ignored"]
+    assert fake_model.tasks_seen() == {"T1", "T2", "T3"}
+    assert wait_no_processes(git_repo / ".agents" / "swarm") == []
