@@ -352,6 +352,31 @@ def test_a_sandboxed_worker_cannot_redirect_the_brief_the_mayor_writes_on_a_rest
     assert not brief.parent.is_symlink() and "attempt 2" in brief.read_text().lower()
 
 
+def test_a_sandboxed_worker_cannot_make_the_mayor_deliver_through_a_link_in_its_inbox(
+    where: Where, server: Server
+) -> None:
+    """The mayor delivers into the worker's inbox (the next attempt's ASSIGN): it tries to
+    swap the inbox's ``new/`` for a link to a folder of yours, and crashes. Its inbox is
+    read-only inside: nothing is delivered there, and attempt 2 merges."""
+    victim = where.repo.parent / "inbox-victim"
+    victim.mkdir()
+    inbox = '"$SWARM_HOME/mail/$SWARM_WORKER"'
+    attack = f"rm -rf {inbox}/new; ln -s {victim} {inbox}/new; true"
+    steps: list[dict[str, t.Any]] = [
+        {"run": attack, "attempt": 1},
+        {"crash": 1, "attempt": 1},
+        write("h.txt", "h\n"),
+        {"commit": "h"},
+    ]
+    plan = write_plan(where.repo.parent, [task("H", ["h.txt"], steps)])
+    result = swarm_run(where.repo, plan, server, "--isolation", "sandbox")
+    assert result.exit_code == 0, result.output
+    assert list(victim.iterdir()) == []
+    real = MailStore(where.swarm / "mail").maildir("H")
+    assert not (real / "new").is_symlink()
+    assert len(list((real / "new").iterdir())) >= 2  # each attempt's ASSIGN, delivered
+
+
 def test_odd_files_in_a_sandboxed_workers_outbox_never_stop_the_mayor(
     where: Where, server: Server
 ) -> None:
