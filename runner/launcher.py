@@ -19,7 +19,7 @@ from protocol.messages import AssignFields, GuidanceFields, RetryRequiredFields,
 from protocol.messages import MessageType as M
 from protocol.plan import Task
 from protocol.state import TERMINAL_TASK_STATES, RunState, TaskRecord
-from runner import git, proc, sandbox, why, worktrees
+from runner import checks, git, proc, sandbox, why, worktrees
 from runner.actions import FIXUP_REFUSALS, HUMAN, MAYOR, task_branch, worker_name
 from runner.agents import codex
 from runner.agents import worker as agent_worker
@@ -227,8 +227,11 @@ class Launcher:
         if isolation != "worktree":  # the agents' files the preparation excluded, too
             worktrees.sync_excludes(self.repo, start.worktree)
         argv = prepared.argv
+        wrap: checks.Wrap | None = None  # where the setup commands run: where the agent does
         if isolation == "sandbox":
-            argv = self._sandboxed(start, argv, key_file, brief)
+            box = self._sandbox(task, start.worktree, key_file, brief, argv[0])
+            box.box.prepare(box.home)  # made afresh at each start
+            argv, wrap = box.argv(argv), box.argv
         env = worker_environ(self.swarm, self.log.state.run_id, start, key_file, brief, self.python)
         env.update(prepared.env)  # the brief in the worktree, git identity, the CLI's needs
         spec = SessionSpec(
@@ -238,7 +241,7 @@ class Launcher:
             env=env,
             log_path=self.run.pane_log(task.id),
         )
-        self._setup(task.id, start.worktree, env)
+        self._setup(task.id, start.worktree, env, wrap)
         try:
             self.backend.start(spec)  # replaces a dead session of that name itself
         except SessionExists:  # an agent still alive after offering: start afresh
@@ -246,28 +249,27 @@ class Launcher:
             self.backend.start(spec)
         self._lease(task, worker, start.attempt)
 
-    def _sandboxed(
+    def _sandbox(
         self,
-        start: WorkerStart,
-        argv: t.Sequence[str],
+        task: Task,
+        clone: pathlib.Path,
         key_file: pathlib.Path,
         brief: pathlib.Path,
-    ) -> tuple[str, ...]:
-        """``argv`` inside the worker's bubblewrap sandbox (:mod:`runner.sandbox`)."""
+        program: str,
+    ) -> sandbox.SandboxSpec:
         if self._bwrap is None:
             self._bwrap = sandbox.require_bwrap()
-        task, worker = start.task, worker_name(start.task.id)
+        worker = worker_name(task.id)
         box = sandbox.Box.of(self.run, task.id, worker)
         home = sandbox.home_entries(self.preset_of(task).home, pathlib.Path.home(), box)
-        box.prepare(home)
         state = self.log.state
         path = agent_worker.agent_path(self.swarm.home, self.python)
         adapter = adapter_for(self.preset_of(task).name)
-        programs = dict.fromkeys([argv[0], *((adapter.program,) if adapter else ())])
-        spec = sandbox.SandboxSpec(
+        programs = dict.fromkeys([program, *((adapter.program,) if adapter else ())])
+        return sandbox.SandboxSpec(
             bwrap=self._bwrap,
             box=box,
-            clone=start.worktree,
+            clone=clone,
             objects=git.common_dir(self.repo) / "objects",
             inbox=self.store.maildir(worker),
             key_file=key_file,
@@ -289,10 +291,30 @@ class Launcher:
             ],
             uid=sandbox.sandbox_uid(),
         )
-        return spec.argv(argv)
 
-    def _setup(self, task_id: str, worktree: pathlib.Path, env: t.Mapping[str, str]) -> None:
-        """Run the plan's ``setup`` commands in the worktree, with the worker's environment,
+    def check_wrap(self, task: Task) -> checks.Wrap | None:
+        """Where ``task``'s validation commands run: in a sandboxed run, inside its worker's
+        sandbox (the worker's code never runs with more than the worker had); else None (as
+        you, in its checkout)."""
+        record = self.log.state.tasks.get(task.id)
+        if self.log.state.isolation != "sandbox" or record is None or not record.worktree:
+            return None
+        key_file = self.store.key_path(worker_name(task.id))
+        spec = self._sandbox(
+            task, pathlib.Path(record.worktree), key_file, self.run.brief(task.id), "sh"
+        )
+        spec.box.prepare(())  # its folders, as the worker left them or afresh (never followed)
+        return spec.argv
+
+    def _setup(
+        self,
+        task_id: str,
+        worktree: pathlib.Path,
+        env: t.Mapping[str, str],
+        wrap: checks.Wrap | None = None,
+    ) -> None:
+        """Run the plan's ``setup`` commands in the worktree, with the worker's environment
+        (in a sandboxed run, inside its sandbox: a retried setup runs on the worker's files),
         once per worktree (until they all succeed); their output goes to ``setup.log``."""
         done = self.run.task_dir(task_id) / "setup.done"
         if not self.setup or done.exists():
@@ -300,9 +322,9 @@ class Launcher:
         log = self.run.setup_log(task_id)
         with log.open("a") as out:
             for command in self.setup:
-                result = proc.run(
-                    "sh", "-c", command, cwd=worktree, env=env, check=False, timeout=SETUP_TIMEOUT
-                )
+                argv: t.Sequence[str] = ("sh", "-c", command)
+                argv = wrap(argv) if wrap else argv
+                result = proc.run(*argv, cwd=worktree, env=env, check=False, timeout=SETUP_TIMEOUT)
                 code = result.returncode
                 out.write(f"$ {command}\n{result.stdout}{result.stderr}[exit {code}]\n")
                 if code != 0:

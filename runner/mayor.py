@@ -130,6 +130,7 @@ class Mayor:
             log=log,
             case_sensitive=case_sensitive,
             check_env=self.launcher.check_env(),  # validation and gates: the worker's PATH
+            check_wrap=self.launcher.check_wrap,  # a sandboxed task's validation: its sandbox
         )
         self.boxes = Collector(store=store, swarm=config.swarm, run=config.run, log=log)
         self._panes = PaneWatch()  # what each worker's screen shows (runner.agents.panes)
