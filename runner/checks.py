@@ -103,13 +103,15 @@ def run_gates(
     *,
     fast_only: bool,
     env: t.Mapping[str, str] | None = None,
+    wrap: Wrap | None = None,
 ) -> CheckFailure | None:
-    """Run the plan's gates on the integration worktree; the first failure, or None."""
+    """Run the plan's gates on the integration worktree; the first failure, or None.
+    ``wrap``: where they run (a sandboxed run's gates: in a sandbox of their own)."""
     for gate in gates:
         if fast_only and not gate.fast:
             continue
         timeout = gate.timeout or DEFAULT_CHECK_TIMEOUT
-        code, output = _shell(gate.command, worktree, timeout, env)
+        code, output = _shell(gate.command, worktree, timeout, env, wrap)
         if code != 0:
             return CheckFailure(
                 f"gate:{gate.name}", f"gate {gate.name} exited {code}", tail(output)

@@ -277,12 +277,7 @@ class Launcher:
             brief=brief,
             shim_dir=agent_worker.shim_dir(self.swarm.home),
             home=home,
-            hidden=(
-                self.repo.resolve(),
-                pathlib.Path(state.worktree_root),
-                pathlib.Path.home(),
-                self.swarm.home.resolve(),
-            ),
+            hidden=self._hidden(),
             network=state.network,
             # the command, and the CLI a wrapper runs (aider under swarm's aider_wrapper)
             code=[
@@ -292,12 +287,18 @@ class Launcher:
             uid=sandbox.sandbox_uid(),
         )
 
-    def check_wrap(self, task: Task) -> checks.Wrap | None:
-        """Where ``task``'s validation commands run: in a sandboxed run, inside its worker's
-        sandbox (the worker's code never runs with more than the worker had); else None (as
-        you, in its checkout)."""
-        record = self.log.state.tasks.get(task.id)
-        if self.log.state.isolation != "sandbox" or record is None or not record.worktree:
+    def check_wrap(self, task: Task | None) -> checks.Wrap | None:
+        """Where ``task``'s validation commands run, or with None the run's gates: in a
+        sandboxed run, inside its worker's sandbox, and the gates in one of their own that
+        sees what a worker sees but the integration worktree for its clone (the workers'
+        code never runs with more than a worker had); else None (as you, in the checkout)."""
+        state = self.log.state
+        if state.isolation != "sandbox":
+            return None
+        if task is None:
+            return self._gates_sandbox().argv
+        record = state.tasks.get(task.id)
+        if record is None or not record.worktree:
             return None
         key_file = self.store.key_path(worker_name(task.id))
         spec = self._sandbox(
@@ -305,6 +306,33 @@ class Launcher:
         )
         spec.box.prepare(())  # its folders, as the worker left them or afresh (never followed)
         return spec.argv
+
+    def _gates_sandbox(self) -> sandbox.SandboxSpec:
+        if self._bwrap is None:
+            self._bwrap = sandbox.require_bwrap()
+        box = sandbox.Box(self.run.dir / "sandbox-gates", "gates", self.log.state.run_id)
+        box.prepare(())
+        return sandbox.SandboxSpec(
+            bwrap=self._bwrap,
+            box=box,
+            clone=pathlib.Path(self.log.state.integration_worktree),
+            objects=git.common_dir(self.repo),
+            shim_dir=agent_worker.shim_dir(self.swarm.home),
+            home=(),
+            hidden=self._hidden(),
+            network=self.log.state.network,
+            code=sandbox.code_roots(),
+            uid=sandbox.sandbox_uid(),
+        )
+
+    def _hidden(self) -> tuple[pathlib.Path, ...]:
+        """What no sandbox shows, even inside a bound folder."""
+        return (
+            self.repo.resolve(),
+            pathlib.Path(self.log.state.worktree_root),
+            pathlib.Path.home(),
+            self.swarm.home.resolve(),
+        )
 
     def _setup(
         self,

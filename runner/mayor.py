@@ -411,8 +411,13 @@ class Mayor:
             return
         # gates and landing need the branch at the recorded head (and gates, no stray edits)
         self._alert_reset(self.arbiter.guard_integration(edits=bool(self.plan.gates)))
+        wrap = self.launcher.check_wrap(None) if self.plan.gates else None  # a sandbox's
         failure = checks.run_gates(
-            self.plan.gates, self.integration, fast_only=False, env=self.arbiter.check_env
+            self.plan.gates,
+            self.integration,
+            fast_only=False,
+            env=self.arbiter.check_env,
+            wrap=wrap,
         )
         if failure is not None:
             family = gate_family(self.plan, failure.check)

@@ -252,22 +252,25 @@ def _under_system(path: pathlib.Path) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class SandboxSpec:
-    """What one sandboxed worker sees (paths outside; each is bound at the same path)."""
+    """What one sandboxed worker sees (paths outside; each is bound at the same path). The
+    run's gates get one too, without mail (``inbox`` and the rest None: nothing bound)."""
 
     bwrap: str
     box: Box
     clone: pathlib.Path
+    """The checkout, read-write (the gates': the integration worktree)."""
     objects: pathlib.Path
-    """The repository's object store the clone borrows from (read-only)."""
-    inbox: pathlib.Path
-    key_file: pathlib.Path
-    plan: pathlib.Path
-    brief: pathlib.Path
+    """The repository's object store the clone borrows from (read-only; the gates': the
+    repository's whole git folder, which a worktree needs)."""
     shim_dir: pathlib.Path
     home: t.Sequence[HomeEntry]
     hidden: t.Sequence[pathlib.Path]
     """Folders never visible, even inside a bound code folder (the repository, the worktree
     root, the real home, the swarm home)."""
+    inbox: pathlib.Path | None = None
+    key_file: pathlib.Path | None = None
+    plan: pathlib.Path | None = None
+    brief: pathlib.Path | None = None
     network: bool = True
     code: t.Sequence[pathlib.Path] = ()
     uid: int | None = None
@@ -292,14 +295,17 @@ class SandboxSpec:
         mounts += [
             Mount("--ro-bind", str(self.objects), str(self.objects)),
             Mount("--ro-bind", str(self.shim_dir), str(self.shim_dir)),
-            Mount("--ro-bind", str(self.brief), str(self.brief)),
             Mount("--bind", str(self.clone), str(self.clone)),
             Mount("--bind", str(self.box.root), str(self.box.root)),
-            # read-only: the mayor delivers into it, so a link planted there would be followed
-            Mount("--ro-bind", str(self.inbox), str(self.box.inbox)),
-            Mount("--ro-bind", str(self.key_file), str(self.box.key)),
-            Mount("--ro-bind", str(self.plan), str(self.box.plan)),
         ]
+        mail = (
+            (self.brief, self.brief),
+            # read-only: the mayor delivers into it, so a link planted there would be followed
+            (self.inbox, self.box.inbox),
+            (self.key_file, self.box.key),
+            (self.plan, self.box.plan),
+        )
+        mounts += [Mount("--ro-bind", str(src), str(dst)) for src, dst in mail if src]
         mounts += [Mount("--bind", str(e.real), str(e.inside)) for e in self.home if e.directory]
         hidden = [p for p in self.hidden if not _under_system(p) and p != pathlib.Path("/")]
         mounts += [Mount("--tmpfs", "", str(p)) for p in hidden]

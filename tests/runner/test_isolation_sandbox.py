@@ -377,22 +377,29 @@ def test_a_sandboxed_worker_cannot_make_the_mayor_deliver_through_a_link_in_its_
     assert len(list((real / "new").iterdir())) >= 2  # each attempt's ASSIGN, delivered
 
 
-def test_a_sandboxed_workers_setup_and_validation_run_in_its_sandbox(
+def test_a_sandboxed_workers_setup_validation_and_gates_run_sandboxed(
     where: Where, server: Server
 ) -> None:
-    """The plan's setup and the task's validation run the worker's code (a retried setup, its
-    tests): in a sandboxed run they run inside its sandbox, never with more than it had. Each
-    tries to write your home and records who it ran as; the home is untouched."""
+    """The plan's setup, the task's validation and the gates run the worker's code (a retried
+    setup, its tests, the merged tests): in a sandboxed run they run inside its sandbox (the
+    gates in one of their own), never with more than it had. Each tries to write your home
+    and records who it ran as; the home is untouched, and the gate (which passes only as the
+    sandbox's user) sees the integration worktree's git."""
     probe = "id -u > .git/{name}-uid; touch {home}/{name}-was-here; true"
     check = probe.format(name="check", home=where.home) + " && test -f h/done.txt"
     steps = [write("h/done.txt", "done\n"), {"commit": "honest work"}]
     hostile = task("H", ["h/"], steps, validation={"command": check})
     setup = [probe.format(name="setup", home=where.home)]
-    plan = write_plan(where.repo.parent, [hostile], setup=setup)
+    gate = {
+        "name": "sandboxed",
+        "command": f"touch {where.home}/gate-was-here; test $(id -u) != 0 && git log -1 -q",
+    }
+    plan = write_plan(where.repo.parent, [hostile], setup=setup, gates=[gate])
     result = swarm_run(where.repo, plan, server, "--isolation", "sandbox")
     assert result.exit_code == 0, result.output
     assert state_doc(where.repo)["tasks"]["H"]["state"] == "merged"
     clone = where.worktrees / "r1" / "H"
+    assert not (where.home / "gate-was-here").exists()
     for name in ("setup", "check"):
         assert not (where.home / f"{name}-was-here").exists(), name
         assert (clone / ".git" / f"{name}-uid").read_text().strip() != "0", name  # its user
