@@ -26,6 +26,7 @@ import dataclasses
 import os
 import pathlib
 import shutil
+import stat
 import sys
 import typing as t
 
@@ -140,10 +141,12 @@ class Box:
         return self.swarm_home / "scope-escapes.jsonl"
 
     def prepare(self, home: t.Iterable[HomeEntry]) -> None:
-        """Make the box's folders, copy the agent's home files into its private home (fresh at
-        each start) and make the mount points of what is bound into it (an empty file or
-        folder each: the binds exist only inside the sandbox). The box is the worker's: a link
-        it left where a folder or file of the box belongs is removed, never followed."""
+        """Make the box's folders, copy the agent's home files and folders into its private
+        home (a file fresh at each start, a folder's files when the box has none of that name
+        yet: :func:`copy_folder`) and make the mount points of what is bound into it (an empty
+        file or folder each: the binds exist only inside the sandbox). The box is the
+        worker's: a link it left where a folder or file of the box belongs is removed, never
+        followed."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         for folder in (self.home, self.inbox, self.results, self.plan.parent):
             _real_folder(self.root, folder)
@@ -152,10 +155,63 @@ class Box:
         # the mayor's "key" here is an empty stand-in: the worker's store only checks it exists
         for point in (self.key, self.mail / ".keys" / f"{MAYOR}.key", self.plan):
             _mount_point(self.root, point, directory=False)
-        for entry in home:
+        for entry in home:  # the box's copies: the user's own are never written
             _mount_point(self.root, entry.inside, directory=entry.directory)
-            if not entry.directory:
-                shutil.copyfile(entry.real, entry.inside)  # the box's copy: never the user's
+            if entry.directory:
+                copy_folder(self.root, entry.real, entry.inside)
+            else:
+                shutil.copyfile(entry.real, entry.inside)
+
+
+COPY_FILE_MAX: t.Final = 4 << 20
+"""Largest file of a home folder copied into a box (configs and credentials are small; a
+CLI's old session logs are not needed there)."""
+COPY_TOTAL_MAX: t.Final = 64 << 20
+"""Most bytes copied of one home folder (its top-level files come first)."""
+
+
+def copy_folder(root: pathlib.Path, real: pathlib.Path, inside: pathlib.Path) -> int:
+    """Copy the regular files of the user's folder ``real`` into ``inside`` (in the box
+    ``root``), breadth-first, each file only when ``inside`` has nothing of that name yet (the
+    CLI's own sessions and settings in the box survive its restarts, for ``--continue``),
+    within :data:`COPY_FILE_MAX` and :data:`COPY_TOTAL_MAX`; links and special files of
+    either side are never followed. Returns the bytes copied."""
+    copied = 0
+    queue = [pathlib.Path()]
+    while queue:
+        rel = queue.pop(0)
+        try:
+            names = sorted(os.listdir(real / rel))  # noqa: PTH208
+        except OSError:
+            continue
+        if rel.parts:
+            _real_folder(root, inside / rel)
+        for name in names:
+            source = real / rel / name
+            try:
+                info = source.lstat()
+            except OSError:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                queue.append(rel / name)
+            elif stat.S_ISREG(info.st_mode) and info.st_size <= COPY_FILE_MAX:
+                if copied + info.st_size > COPY_TOTAL_MAX:
+                    continue
+                copied += _copy_new(source, inside / rel / name, info.st_mode)
+    return copied
+
+
+def _copy_new(source: pathlib.Path, target: pathlib.Path, mode: int) -> int:
+    """``source`` to a new file ``target`` (nothing when something has that name: never
+    through a link); the bytes copied."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(target, flags, stat.S_IMODE(mode) & 0o700 or 0o600)
+    except OSError:
+        return 0
+    with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+        shutil.copyfileobj(src, out)
+        return out.tell()
 
 
 def _real_folder(root: pathlib.Path, folder: pathlib.Path) -> None:
@@ -194,9 +250,9 @@ class HomeEntry(t.NamedTuple):
     inside: pathlib.Path
     """``<the box's home>/<name>``."""
     directory: bool
-    """A folder is bound read-write (the CLI keeps sessions and refreshes credentials there);
-    a file is copied at each start (a CLI replaces files by rename, which a bound file
-    refuses), so the worker's changes to it never reach the user's."""
+    """Both are private copies, never bound: a file copied at each start, a folder's files
+    when the box has none of their names yet (each built-in CLI writes its folder: sessions,
+    logs, helper links, refreshed credentials), so the worker's changes never reach yours."""
 
 
 def home_entries(names: t.Iterable[str], home: pathlib.Path, box: Box) -> list[HomeEntry]:
@@ -306,7 +362,6 @@ class SandboxSpec:
             (self.plan, self.box.plan),
         )
         mounts += [Mount("--ro-bind", str(src), str(dst)) for src, dst in mail if src]
-        mounts += [Mount("--bind", str(e.real), str(e.inside)) for e in self.home if e.directory]
         hidden = [p for p in self.hidden if not _under_system(p) and p != pathlib.Path("/")]
         mounts += [Mount("--tmpfs", "", str(p)) for p in hidden]
         # bwrap mounts in order: a folder first, then what is bound inside it

@@ -266,10 +266,15 @@ def test_without_bwrap_a_sandbox_run_is_refused_with_the_install_command(
 def test_a_sandboxed_agent_gets_only_the_home_files_its_preset_names(
     where: Where, server: Server
 ) -> None:
-    """A folder named by the preset is bound read-write, a file is a copy, the rest of the
-    home is not there."""
-    (where.home / ".mycli").mkdir()
+    """A folder or file named by the preset is a private copy (the CLI writes its own; yours
+    are never written), the rest of the home is not there. A link the worker leaves in its
+    copy is never followed when the next start copies again."""
+    (where.home / ".mycli" / "sessions").mkdir(parents=True)
+    (where.home / ".mycli" / "config").write_text("setting\n")
+    (where.home / ".mycli" / "sessions" / "old.log").write_text("old\n")
     (where.home / ".myclirc").write_text("token\n")
+    victim = where.repo.parent / "home-copy-victim"
+    victim.mkdir()
     (where.home / "secret.txt").write_text("private\n")
     (where.repo / ".swarm.toml").write_text(
         '[presets.mycli]\nargv = ["{python}", "-m", "runner.agents.scripted"]\n'
@@ -278,18 +283,33 @@ def test_a_sandboxed_agent_gets_only_the_home_files_its_preset_names(
     git(where.repo, "add", ".swarm.toml")
     git(where.repo, "commit", "-qm", "preset")
     command = (
-        'ls -A "$HOME"; cat "$HOME/.myclirc"; printf session > "$HOME/.mycli/state"; '
-        'printf changed > "$HOME/.myclirc"'
+        'ls -A "$HOME"; cat "$HOME/.myclirc" "$HOME/.mycli/config" '
+        '"$HOME/.mycli/sessions/old.log"; printf session > "$HOME/.mycli/state"; '
+        'printf changed > "$HOME/.myclirc"; printf changed > "$HOME/.mycli/config"; '
+        f'rm -rf "$HOME/.mycli/sessions"; ln -s {victim} "$HOME/.mycli/sessions"'
     )
-    plan = write_plan(where.repo.parent, [GOOD, _hostile(where, command)], agent="mycli")
+    steps: list[dict[str, t.Any]] = [
+        {"run": f"mkdir -p h && ( {command} ) > h/attempt.log 2>&1", "attempt": 1},
+        {"crash": 1, "attempt": 1},
+        write("h/done.txt", "done\n"),
+        {"commit": "honest work"},
+    ]
+    hostile = task("H", ["h/"], steps)
+    plan = write_plan(where.repo.parent, [GOOD, hostile], agent="mycli")
     result = swarm_run(where.repo, plan, server, "--isolation", "sandbox")
     assert result.exit_code == 0, result.output
     log = (where.worktrees / "r1" / "H" / "h" / "attempt.log").read_text()
     listed = set(log.splitlines())
     assert {".mycli", ".myclirc"} <= listed and "secret.txt" not in listed, log
-    assert "token" in log
-    assert (where.home / ".mycli" / "state").read_text() == "session"  # bound: the CLI's own
-    assert (where.home / ".myclirc").read_text() == "token\n"  # copied: the user's stays
+    assert "token" in log and "setting" in log and "old" in log
+    # the user's files stay as they were: every write went to the box's copies
+    assert not (where.home / ".mycli" / "state").exists()
+    assert (where.home / ".mycli" / "config").read_text() == "setting\n"
+    assert (where.home / ".myclirc").read_text() == "token\n"
+    assert list(victim.iterdir()) == []  # attempt 2's copy did not go through the link
+    box_home = SwarmPaths.for_repo(where.repo).run("r1").dir / "sandbox" / "H" / "home"
+    assert (box_home / ".mycli" / "state").read_text() == "session"  # the CLI's own, kept
+    assert (box_home / ".mycli" / "sessions" / "old.log").read_text() == "old\n"
 
 
 def test_a_sandboxed_crash_keeps_its_exit_status(where: Where, server: Server) -> None:
