@@ -6,9 +6,10 @@ A sandboxed worker runs its agent under ``bwrap`` in a mount namespace that hold
   ``/tmp``, ``/dev`` and ``/proc``; swarm's own Python and code, read-only (the ``swarm`` the
   agent reports with);
 - its clone, read-write, and the repository's object store the clone borrows from, read-only;
-- its **box** (``runs/<run>/sandbox/<task>/``), read-write: a private ``HOME`` (with only the
-  files its agent CLI needs, named in the preset, bound from the real home) and a private
-  ``SWARM_HOME`` whose ``mail/`` holds its own inbox (bound), its own key (bound read-only) and
+- its **box** (``runs/<run>/sandbox/<task>/``), read-write: a private ``HOME`` (with copies
+  of only the files and folders its agent CLI needs, named in the preset; nothing of the real
+  home is bound) and a private ``SWARM_HOME`` whose ``mail/`` holds its own inbox (bound
+  read-only: the mayor delivers into it), its own key (bound read-only) and
   an outbox: a Maildir named after the mayor, where ``swarm worker`` delivers, since it is the
   only mailbox there. ``results/`` and ``scope-escapes.jsonl`` of that ``SWARM_HOME`` are its
   outbox for those files; :mod:`runner.boxmail` verifies and delivers all three;
@@ -18,6 +19,9 @@ Nothing else: not the user's checkout, home or other worktrees and clones, not t
 worktree, not the repository's refs, hooks or config, not another agent's key or inbox. The
 network is shared unless the run says ``--no-network``. Locations that hold secrets are hidden
 even when a read-only code folder contains them (a virtualenv inside the repository).
+
+The worker's setup and validation commands run in the same sandbox, and the run's gates in one
+of their own (a :class:`SandboxSpec` without mail, around the integration worktree).
 """
 
 from __future__ import annotations
