@@ -301,19 +301,10 @@ class Sandboxed(t.NamedTuple):
     ],
     ids=lambda c: c.test_id,
 )
+@pytest.mark.usefixtures("without_bwrap")
 def test_a_missing_bwrap_is_a_problem_only_when_sandbox_is_asked_for(
-    git_repo: pathlib.Path,
-    tmp_path: pathlib.Path,
-    monkeypatch: pytest.MonkeyPatch,
-    case: Sandboxed,
+    git_repo: pathlib.Path, tmp_path: pathlib.Path, case: Sandboxed
 ) -> None:
-    bin_dir = tmp_path / "bin-without-bwrap"
-    bin_dir.mkdir()
-    for tool in ("git", "tmux", "sh"):
-        program = shutil.which(tool)
-        assert program
-        (bin_dir / tool).symlink_to(program)
-    monkeypatch.setenv("PATH", str(bin_dir))
     if case.config:
         (git_repo / ".swarm.toml").write_text(case.config)
     args = ["--json"]

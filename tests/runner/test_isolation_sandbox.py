@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import shutil
 import sys
 import typing as t
 
@@ -64,6 +63,17 @@ def _hostile(where: Where, command: str) -> dict[str, t.Any]:
         {"commit": "honest work"},
     ]  # fmt: skip
     return task("H", ["h/"], steps)
+
+
+def _crash_then_honest(command: str, honest: str = "h.txt") -> list[dict[str, t.Any]]:
+    """Attempt 1 runs ``command`` and crashes (so the mayor starts attempt 2: a new brief, a
+    new ASSIGN, a new box); attempt 2 writes and commits ``honest``."""
+    return [
+        {"run": command, "attempt": 1},
+        {"crash": 1, "attempt": 1},
+        write(honest, "h\n"),
+        {"commit": "honest work"},
+    ]
 
 
 def _run(where: Where, server: Server, command: str, *extra: str) -> str:
@@ -244,16 +254,10 @@ def test_a_sandboxed_worker_without_network_has_no_network(where: Where, server:
     assert state_doc(where.repo)["network"] is False
 
 
+@pytest.mark.usefixtures("without_bwrap")
 def test_without_bwrap_a_sandbox_run_is_refused_with_the_install_command(
-    where: Where, server: Server, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+    where: Where, server: Server
 ) -> None:
-    bin_dir = tmp_path / "bin-without-bwrap"
-    bin_dir.mkdir()
-    for tool in ("git", "tmux", "sh"):
-        found = shutil.which(tool)
-        assert found
-        (bin_dir / tool).symlink_to(found)
-    monkeypatch.setenv("PATH", str(bin_dir))
     plan = write_plan(where.repo.parent, [GOOD])
     result = swarm_run(where.repo, plan, server, "--isolation", "sandbox")
     assert result.exit_code == 2, result.output
@@ -288,12 +292,7 @@ def test_a_sandboxed_agent_gets_only_the_home_files_its_preset_names(
         'printf changed > "$HOME/.myclirc"; printf changed > "$HOME/.mycli/config"; '
         f'rm -rf "$HOME/.mycli/sessions"; ln -s {victim} "$HOME/.mycli/sessions"'
     )
-    steps: list[dict[str, t.Any]] = [
-        {"run": f"mkdir -p h && ( {command} ) > h/attempt.log 2>&1", "attempt": 1},
-        {"crash": 1, "attempt": 1},
-        write("h/done.txt", "done\n"),
-        {"commit": "honest work"},
-    ]
+    steps = _crash_then_honest(f"mkdir -p h && ( {command} ) > h/attempt.log 2>&1", "h/done.txt")
     hostile = task("H", ["h/"], steps)
     plan = write_plan(where.repo.parent, [GOOD, hostile], agent="mycli")
     result = swarm_run(where.repo, plan, server, "--isolation", "sandbox")
@@ -358,12 +357,7 @@ def test_a_sandboxed_worker_cannot_redirect_the_brief_the_mayor_writes_on_a_rest
     the restart's brief is written into the clone, not through the link."""
     victim = where.home / "victim"
     victim.mkdir()
-    steps: list[dict[str, t.Any]] = [
-        {"run": f"rm -rf .swarm && ln -s {victim} .swarm", "attempt": 1},
-        {"crash": 1, "attempt": 1},
-        write("h.txt", "h\n"),
-        {"commit": "h"},
-    ]
+    steps = _crash_then_honest(f"rm -rf .swarm && ln -s {victim} .swarm")
     plan = write_plan(where.repo.parent, [task("H", ["h.txt"], steps)])
     result = swarm_run(where.repo, plan, server, "--isolation", "sandbox")
     assert result.exit_code == 0, result.output
@@ -382,13 +376,7 @@ def test_a_sandboxed_worker_cannot_make_the_mayor_deliver_through_a_link_in_its_
     victim.mkdir()
     inbox = '"$SWARM_HOME/mail/$SWARM_WORKER"'
     attack = f"rm -rf {inbox}/new; ln -s {victim} {inbox}/new; true"
-    steps: list[dict[str, t.Any]] = [
-        {"run": attack, "attempt": 1},
-        {"crash": 1, "attempt": 1},
-        write("h.txt", "h\n"),
-        {"commit": "h"},
-    ]
-    plan = write_plan(where.repo.parent, [task("H", ["h.txt"], steps)])
+    plan = write_plan(where.repo.parent, [task("H", ["h.txt"], _crash_then_honest(attack))])
     result = swarm_run(where.repo, plan, server, "--isolation", "sandbox")
     assert result.exit_code == 0, result.output
     assert list(victim.iterdir()) == []
