@@ -365,7 +365,25 @@ def _finish(top: pathlib.Path, final: RunState, as_json: bool) -> t.NoReturn:
         echo_json("run", status_document(final))
     else:
         click.echo(report)
+        if page := _html_report(top, final):
+            click.echo(f"swarm: the run as a picture: {page}", err=True)
     sys.exit(run_exit_code(final))
+
+
+def _html_report(top: pathlib.Path, final: RunState) -> pathlib.Path | None:
+    """The run's ``report.html``: the mayor's notifier writes it as the run ends; written here
+    when it is not there yet. None for a run still going, or if the page cannot be made."""
+    if final.status == "running":
+        return None
+    from runner import report_html
+
+    page = report_html.report_path(top, final.run_id)
+    if page.exists():
+        return page
+    try:
+        return report_html.write_report(top, final.run_id)
+    except (OSError, ValueError):
+        return None
 
 
 @click.command(name="resume")

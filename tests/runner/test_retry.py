@@ -44,6 +44,9 @@ def test_a_failed_run_is_reopened_and_the_retried_task_and_its_skipped_dependent
     again = swarm("retry", "A", "--repo", str(git_repo))
     assert "A, B will run again in run r1" in again.output
     assert again.exit_code == 0, again.output
+    page = git_repo / ".agents/swarm/runs/r1/report.html"
+    assert f"swarm: the run as a picture: {page}" in again.output
+    assert page.read_text().startswith("<!doctype html>")
     final = state_doc(git_repo)
     assert final["status"] == "done", final["stop_reason"]
     assert states(git_repo) == {"A": "merged", "B": "merged", "C": "merged"}
