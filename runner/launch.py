@@ -25,6 +25,7 @@ from protocol.state import AutoSpawn, CommitPolicy, Event, RunMode, RunSettings,
 from runner import git, gitguard, sandbox, why, worktrees
 from runner.errors import RunFailed, UsageError
 from runner.events import EventTail, read_events
+from runner.land import LandResult
 from runner.paths import SwarmPaths, default_worktree_root, tmux_socket_name
 from runner.report import render_report
 from runner.sessions.base import SessionBackend, SessionExists, SessionSpec, session_name
@@ -268,6 +269,18 @@ def save_report(repo: pathlib.Path, state: RunState) -> str:
     report = report_text(repo, state)
     write_text_atomic(SwarmPaths.for_repo(repo).run(state.run_id).report, report + "\n")
     return report
+
+
+def record_landed(repo: pathlib.Path, run_id: str, result: LandResult) -> None:
+    """Record ``swarm land``'s fast-forward in the run (``run_landed``, as ``--land`` does), so
+    its report and ``swarm runs`` say it; skipped when a mayor holds the run (it records its own
+    events only)."""
+    run = SwarmPaths.for_repo(repo).run(run_id)
+    with exclusive_lock(run.lock) as free:
+        if free:
+            RunLog.open(run.events, run.state).record(
+                "run_landed", target=result.target, old=result.old, new=result.new
+            )
 
 
 def load_run_plan(repo: pathlib.Path, run_id: str) -> Plan:
