@@ -61,6 +61,7 @@ TaskEventKind = t.Literal[
     "task_blocked",
     "task_skipped",
     "task_cancelled",
+    "task_retried",
     "task_nudged",
     "task_pane",
 ]
@@ -122,6 +123,8 @@ TRANSITIONS: t.Final[dict[TaskEventKind, Transition]] = {
     "task_blocked": Transition(_from("rework"), "blocked"),
     "task_skipped": Transition(_from("pending"), "skipped"),
     "task_cancelled": Transition(LIVE_STATES, "cancelled"),
+    # `swarm retry`: a task that ended without merging runs again, with a fresh budget
+    "task_retried": Transition(_from("failed", "blocked", "skipped", "cancelled"), "pending"),
 }
 
 
@@ -229,6 +232,8 @@ class TaskRecord(Model):
     exit_status: int | None = None
     attempt_limit: int | None = None
     """Fewer attempts than the plan's budget when the last failure's kind allows fewer."""
+    spent: int = 0
+    """Attempts made before the last ``swarm retry``: not counted against the budgets."""
     last_activity: datetime | None = None
     """The last time the worker was heard from (mail or a state change), for stall detection."""
     refusal: str = ""

@@ -7,6 +7,7 @@ The functions here decide and act; they print nothing. The CLI (``runner.cli.sto
 
 from __future__ import annotations
 
+import os
 import pathlib
 import time
 import typing as t
@@ -67,6 +68,47 @@ def unpause(repo: pathlib.Path, run_id: str) -> None:
         raise RunFailed(f"run {run_id} is not paused")
     signal = GuidanceFields(text="resume dispatch", signal="resume-dispatch")
     mail_mayor(repo, run_id, MessageType.GUIDANCE, signal)
+
+
+RetryOutcome = t.Literal["asked", "reopened"]
+"""``asked``: the live mayor was mailed and retries the tasks itself; ``reopened``: no mayor
+drove the run, the retries were recorded here (and the run reopened): start a mayor."""
+
+
+class Retry(t.NamedTuple):
+    outcome: RetryOutcome
+    tasks: tuple[str, ...]
+    """The tasks that run again: those named, then the skipped tasks that wait on them."""
+
+
+def retry(repo: pathlib.Path, run_id: str, task_ids: t.Sequence[str]) -> Retry:
+    """Run tasks that ended without merging again, with a fresh attempt budget; their skipped
+    dependents come back too. A live mayor is asked by mail; otherwise the retries are recorded
+    here, and an ended run is reopened for ``swarm resume``. Raises UsageError (nothing
+    recorded) for a task that is unknown or not retryable."""
+    from protocol.plangraph import build_graph
+    from runner.decide import retry_set
+
+    paths = SwarmPaths.for_repo(repo).run(run_id)
+    with exclusive_lock(paths.lock) as no_mayor:
+        log = RunLog.open(paths.events, paths.state)
+        state = log.state
+        dependents = build_graph(launch.verified_plan(repo, state).tasks).dependents
+        states = {tid: record.state for tid, record in state.tasks.items()}
+        try:
+            again = retry_set(states, state.task_order, dependents, task_ids)
+        except ValueError as exc:
+            raise UsageError(f"swarm retry: {exc} (see `swarm status {run_id}`)") from None
+        if no_mayor:
+            with log.batch():
+                for tid in again:
+                    log.record("task_retried", tid)
+                if state.status != "running":
+                    log.record("run_resumed", pid=os.getpid(), reason="swarm retry")
+            return Retry("reopened", again)
+    fields = GuidanceFields(text=f"retry {', '.join(task_ids)}", signal="retry", tasks=again)
+    mail_mayor(repo, run_id, MessageType.GUIDANCE, fields)
+    return Retry("asked", again)
 
 
 def mail_mayor(

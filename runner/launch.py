@@ -25,9 +25,10 @@ from protocol.state import AutoSpawn, CommitPolicy, Event, RunMode, RunSettings,
 from runner import git, gitguard, sandbox, why, worktrees
 from runner.errors import RunFailed, UsageError
 from runner.events import EventTail, read_events
+from runner.land import LandResult
 from runner.paths import SwarmPaths, default_worktree_root, tmux_socket_name
 from runner.report import render_report
-from runner.sessions.base import SessionBackend, SessionSpec, session_name
+from runner.sessions.base import SessionBackend, SessionExists, SessionSpec, session_name
 from runner.state import RunLog, apply, current_state, load_state, rebuild
 
 logger = logging.getLogger(__name__)
@@ -270,6 +271,18 @@ def save_report(repo: pathlib.Path, state: RunState) -> str:
     return report
 
 
+def record_landed(repo: pathlib.Path, run_id: str, result: LandResult) -> None:
+    """Record ``swarm land``'s fast-forward in the run (``run_landed``, as ``--land`` does), so
+    its report and ``swarm runs`` say it; skipped when a mayor holds the run (it records its own
+    events only)."""
+    run = SwarmPaths.for_repo(repo).run(run_id)
+    with exclusive_lock(run.lock) as free:
+        if free:
+            RunLog.open(run.events, run.state).record(
+                "run_landed", target=result.target, old=result.old, new=result.new
+            )
+
+
 def load_run_plan(repo: pathlib.Path, run_id: str) -> Plan:
     return Plan.model_validate_json(SwarmPaths.for_repo(repo).run(run_id).plan.read_bytes())
 
@@ -376,19 +389,33 @@ def start_mayor_session(repo: pathlib.Path, state: RunState, python: str) -> str
     run = SwarmPaths.for_repo(repo).run(state.run_id)
     backend = make_backend(state, run.dir / "notify")
     name = mayor_session(state)
+    spec = SessionSpec(
+        name=name,
+        argv=(python, "-m", "runner", "mayor", state.run_id, "--repo", str(repo)),
+        cwd=repo,
+        env={"PYTHONUNBUFFERED": "1"},
+        log_path=run.dir / "mayor.pane.log",
+    )
     try:
-        backend.start(
-            SessionSpec(
-                name=name,
-                argv=(python, "-m", "runner", "mayor", state.run_id, "--repo", str(repo)),
-                cwd=repo,
-                env={"PYTHONUNBUFFERED": "1"},
-                log_path=run.dir / "mayor.pane.log",
-            )
-        )
+        try:
+            backend.start(spec)
+        except SessionExists:
+            if lock_held(run.lock):
+                raise
+            # the last mayor let go of the run and is on its way out (writing its report):
+            # give it a moment, then end it
+            deadline = time.monotonic() + MAYOR_EXIT_GRACE
+            while backend.status(name).alive and time.monotonic() < deadline:
+                time.sleep(0.05)
+            backend.kill(name)
+            backend.start(spec)
     finally:
         backend.close()
     return name
+
+
+MAYOR_EXIT_GRACE: t.Final = 10.0
+"""How long a mayor that released its run may take to exit before a new one replaces it."""
 
 
 def follow(

@@ -46,6 +46,7 @@ COMMAND_MODULES: t.Final = {
     "plan": "plan",
     "report": "status",
     "resume": "run",
+    "retry": "run",
     "run": "run",
     "runs": "runs",
     "status": "status",
