@@ -1,0 +1,68 @@
+"""The remote half and its backend over a real sshd: sessions on another host's private tmux
+server, one shared ssh connection per host, a reconnect after the connection is killed."""
+
+from __future__ import annotations
+
+import pathlib
+import time
+import typing as t
+
+from runner.hosts.remote import RemoteBackend
+from runner.sessions import SessionSpec
+from tests.hosts.conftest import SshHosts
+
+
+def _wait(predicate: t.Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {predicate}")
+
+
+def test_a_remote_session_runs_in_the_hosts_own_tmux_and_home(ssh_hosts: SshHosts) -> None:
+    backend = RemoteBackend(ssh_hosts.spec("hostA"))
+    root = ssh_hosts.root("hostA")
+    try:
+        hello = backend.link.request("hello")
+        assert hello["root"] == str(root)
+        spec = SessionSpec(
+            name="swarm-r1-T1",
+            argv=("sh", "-c", 'echo "home=$HOME"; sleep 600'),
+            cwd=root,
+            env={},
+            log_path=root / "t1.log",
+        )
+        backend.start(spec)
+        _wait(lambda: "home=" in backend.capture("swarm-r1-T1"))
+        assert f"home={ssh_hosts.home('hostA')}" in backend.capture("swarm-r1-T1")
+        status = backend.statuses("swarm-r1-")["swarm-r1-T1"]
+        assert status.exists and status.alive
+        assert backend.link.ssh.check()  # one master connection, shared
+        backend.kill("swarm-r1-T1")
+        assert "swarm-r1-T1" not in backend.statuses("swarm-r1-")
+    finally:
+        backend.close()
+
+
+def test_a_killed_connection_is_reconnected_and_the_session_lives_on(
+    ssh_hosts: SshHosts,
+) -> None:
+    backend = RemoteBackend(ssh_hosts.spec("hostA"))
+    root = ssh_hosts.root("hostA")
+    try:
+        backend.link.request("hello")
+        backend.start(
+            SessionSpec("swarm-r1-T2", ("sleep", "600"), pathlib.Path(root), {}, root / "t2.log")
+        )
+        first = backend.link.hello["pid"]
+        ssh_hosts.kill_masters()
+        _wait(lambda: not backend.link.connected)  # the channel noticed
+        status = backend.status("swarm-r1-T2")  # reconnects: a new serve, the same tmux
+        assert status.alive
+        assert backend.link.hello["pid"] != first
+        assert backend.link.down_since is None
+    finally:
+        backend.kill("swarm-r1-T2")
+        backend.close()
