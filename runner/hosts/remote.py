@@ -266,14 +266,18 @@ class RemoteBackend:
         for rec in records:
             worker = worker_name(rec.id)
             box = Box.of(run, rec.id, worker)
-            page = store.list(worker, cursor=self._inbox.get(rec.id))
-            cursors[rec.id] = page.next_cursor or self._inbox.get(rec.id)
+            inbox: list[str] = []
+            cursors[rec.id] = self._inbox.get(rec.id)
+            if store.is_registered(worker):  # else its start was cut short: nothing for it
+                page = store.list(worker, cursor=cursors[rec.id])
+                cursors[rec.id] = page.next_cursor or cursors[rec.id]
+                inbox = [m.envelope.model_dump_json() for m in page.messages]
             asks[rec.id] = {
                 "run": run_id,
                 "worker": worker,
                 "log": _size(run.pane_log(rec.id)),
                 "escapes": _size(box.escapes),
-                "inbox": [m.envelope.model_dump_json() for m in page.messages],
+                "inbox": inbox,
             }
         try:
             reply = self.link.request("sync", tasks=asks)

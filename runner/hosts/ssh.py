@@ -49,7 +49,7 @@ class Ssh(t.NamedTuple):
             "-o",
             "ControlMaster=auto",
             "-o",
-            f"ControlPath={self.control}/%C",
+            f"ControlPath={self.control}/%n-%C",  # %n: two aliases of one address differ
             "-o",
             f"ControlPersist={PERSIST}",
             "-o",

@@ -119,13 +119,26 @@ class SshHosts:
         for name in NAMES:
             Ssh.of(self.spec(name)).exit_master()
 
-    def kill_masters(self) -> None:
-        """Kill each host's ssh master connection (as a dropped network would)."""
+    def kill_masters(self) -> list[int]:
+        """Kill each host's ssh master connection (as a dropped network would); the pids."""
+        killed = []
         for name in NAMES:
             pid = Ssh.of(self.spec(name)).master_pid()
             if pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+        return killed
+
+    def sessions(self, name: str) -> list[str]:
+        """The sessions of ``name``'s private tmux server."""
+        socket_name = Layout.of(self.root(name)).socket
+        out = subprocess.run(
+            ["tmux", "-L", socket_name, "list-sessions", "-F", "#{session_name}"],
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout.split()
 
     def ssh(self, name: str, *remote: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import collections
 import pathlib
+import subprocess
 import typing as t
 
 from libtmux.server import Server
 
+from runner.hosts.layout import Layout
+from runner.paths import SwarmPaths
 from tests.conftest import git
 from tests.hosts.conftest import SshHosts
+from tests.runner import faults
 from tests.runner.runs import events, state_doc, swarm_run, task, write, write_plan
 
 
@@ -58,3 +62,131 @@ def test_twelve_tasks_across_three_hosts_merge_once_each(
     assert (ssh_hosts.root("hostA") / "repo.git").is_dir()
     dispatched = [e for e in events(git_repo) if e.kind == "task_dispatched"]
     assert {e.data["host"] for e in dispatched} == {"local", "hostA", "hostB"}
+
+
+# -- faults ---------------------------------------------------------------------------------
+
+
+def _slow(tid: str, seconds: float, *, commit_first: bool = False) -> dict[str, t.Any]:
+    """A task whose first attempt takes ``seconds`` (after committing, with ``commit_first``);
+    a later attempt offers at once what the branch holds."""
+    steps: list[dict[str, t.Any]] = [write(f"f/{tid}.txt", f"{tid} attempt 1\n")]
+    if commit_first:
+        steps.append({"commit": f"{tid} first", "attempt": 1})
+    steps.append({"sleep": seconds, "attempt": 1})
+    return task(tid, [f"f/{tid}.txt"], steps)
+
+
+def _start(repo: pathlib.Path, server: Server, tasks: list[dict[str, t.Any]], hosts: str) -> None:
+    plan = write_plan(repo.parent, tasks)
+    assert server.socket_name
+    faults.start(repo, plan, server.socket_name, "r1", "--hosts", hosts, "--timeout", "120s")
+
+
+def _dispatched(repo: pathlib.Path, host: str) -> list[str]:
+    return [
+        e.task_id or ""
+        for e in faults.events(repo, "r1")
+        if e.kind == "task_dispatched" and e.data.get("host") == host
+    ]
+
+
+def _finish(repo: pathlib.Path, ids: t.Iterable[str]) -> dict[str, str]:
+    faults.wait_until(lambda: faults.status(repo, "r1") != "running", 90, "the run's end")
+    faults.check_invariants(repo, "r1")
+    return assert_merged_once(repo, ids)
+
+
+def test_a_killed_ssh_connection_is_reconnected_and_nothing_is_lost_or_doubled(
+    git_repo: pathlib.Path, server: Server, ssh_hosts: SshHosts
+) -> None:
+    _configure(git_repo, ssh_hosts, local_slots=1)
+    tasks = [_slow(f"T{i}", 3.0) for i in range(1, 6)]
+    _start(git_repo, server, tasks, "local,hostA,hostB")
+    faults.wait_until(
+        lambda: ssh_hosts.sessions("hostA") and ssh_hosts.sessions("hostB"), 30, "remote work"
+    )
+    assert len(set(ssh_hosts.kill_masters())) == 2  # every channel to both hosts dies mid-work
+    _finish(git_repo, [t["id"] for t in tasks])
+    crashed = [e for e in faults.events(git_repo, "r1") if e.kind == "task_crashed"]
+    assert crashed == [], crashed  # the workers went on over there; their reports came back
+    log = (SwarmPaths.for_repo(git_repo).run("r1").dir / "mayor.log").read_text()
+    for name in ("hostA", "hostB"):  # connected, then connected again
+        assert log.count(f"connected to host {name}") >= 2, log
+
+
+def test_a_host_gone_for_good_has_its_tasks_re_placed_with_their_pushed_work(
+    git_repo: pathlib.Path, server: Server, ssh_hosts: SshHosts
+) -> None:
+    _configure(git_repo, ssh_hosts, local_slots=1, grace=2.0)
+    home = ssh_hosts.home("hostA")
+    tasks = [  # each commits, then waits only on hostA (for the host to go)
+        task(
+            tid,
+            [f"f/{tid}.txt"],
+            [
+                write(f"f/{tid}.txt", f"{tid} attempt 1\n"),
+                {"commit": f"{tid} first", "attempt": 1},
+                {"run": f'if [ "$HOME" = "{home}" ]; then sleep 60; fi', "attempt": 1},
+            ],
+        )
+        for tid in ("T1", "T2", "T3")
+    ]
+    _start(git_repo, server, tasks, "local,hostA")
+    faults.wait_until(lambda: _dispatched(git_repo, "hostA"), 30, "a dispatch to hostA")
+    remote = _dispatched(git_repo, "hostA")
+    mirrors = {tid: git_repo.parent / "wt" / "r1" / tid for tid in remote}
+    for tid, mirror in mirrors.items():  # the first commit is mirrored here, then the host goes
+        faults.wait_until(
+            lambda m=mirror, i=tid: (
+                (m / ".git").exists() and git(m, "log", "-1", "--format=%s") == f"{i} first"
+            ),
+            30,
+            f"{tid}'s commit in its mirror",
+        )
+    ssh_hosts.stop()
+    placed = _finish(git_repo, [t["id"] for t in tasks])
+    evs = faults.events(git_repo, "r1")
+    for tid in remote:
+        crash = [e for e in evs if e.kind == "task_crashed" and e.task_id == tid]
+        assert crash and "host hostA unreachable" in crash[0].data["reason"], crash
+        assert placed[tid] == "local"
+        # the work pushed before the host went is what merged (the retry changed nothing)
+        shown = git(git_repo, "show", f"swarm/r1/integration:f/{tid}.txt")
+        assert shown == f"{tid} attempt 1"
+
+
+def test_a_killed_remote_tmux_server_is_a_dead_session_and_the_task_runs_again(
+    git_repo: pathlib.Path, server: Server, ssh_hosts: SshHosts
+) -> None:
+    _configure(git_repo, ssh_hosts, local_slots=1)
+    tasks = [_slow(f"T{i}", 60.0 if i != 2 else 1.0) for i in range(1, 4)]
+    _start(git_repo, server, tasks, "local,hostA")
+    faults.wait_until(lambda: len(_dispatched(git_repo, "hostA")) == 2, 30, "two on hostA")
+    socket = Layout.of(ssh_hosts.root("hostA")).socket
+    faults.wait_until(lambda: len(ssh_hosts.sessions("hostA")) == 2, 30, "two sessions there")
+    subprocess.run(["tmux", "-L", socket, "kill-server"], check=True)
+    placed = _finish(git_repo, [t["id"] for t in tasks])
+    evs = faults.events(git_repo, "r1")
+    crashed = {e.task_id for e in evs if e.kind == "task_crashed"}
+    assert crashed == {tid for tid, host in placed.items() if host == "hostA"}
+
+
+def test_a_mayor_killed_while_remote_workers_run_is_resumed_and_adopts_them(
+    git_repo: pathlib.Path, server: Server, ssh_hosts: SshHosts
+) -> None:
+    _configure(git_repo, ssh_hosts, local_slots=1)
+    tasks = [_slow(f"T{i}", 4.0) for i in range(1, 5)]
+    _start(git_repo, server, tasks, "local,hostA,hostB")
+    faults.wait_until(
+        lambda: len(ssh_hosts.sessions("hostA")) + len(ssh_hosts.sessions("hostB")) == 3,
+        30,
+        "three remote workers",
+    )
+    assert faults.kill_mayor(git_repo, "r1")
+    faults.resume(git_repo, "r1")
+    _finish(git_repo, [t["id"] for t in tasks])
+    evs = faults.events(git_repo, "r1")
+    assert [e for e in evs if e.kind == "task_crashed"] == []
+    dispatches = collections.Counter(e.task_id for e in evs if e.kind == "task_dispatched")
+    assert dispatches == {t["id"]: 1 for t in tasks}  # adopted where they ran, not restarted
