@@ -5,6 +5,7 @@ server, a SIGKILLed mayor) each end with every task merged once too."""
 from __future__ import annotations
 
 import collections
+import functools
 import pathlib
 import subprocess
 import typing as t
@@ -91,6 +92,11 @@ def _dispatched(repo: pathlib.Path, host: str) -> list[str]:
     ]
 
 
+def _at(checkout: pathlib.Path, subject: str) -> bool:
+    """Is ``checkout``'s last commit ``subject``?"""
+    return (checkout / ".git").exists() and git(checkout, "log", "-1", "--format=%s") == subject
+
+
 def _finish(repo: pathlib.Path, ids: t.Iterable[str]) -> dict[str, str]:
     faults.wait_until(lambda: faults.status(repo, "r1") != "running", 90, "the run's end")
     faults.check_invariants(repo, "r1")
@@ -104,7 +110,7 @@ def test_a_killed_ssh_connection_is_reconnected_and_nothing_is_lost_or_doubled(
     tasks = [_slow(f"T{i}", 3.0) for i in range(1, 6)]
     _start(git_repo, server, tasks, "local,hostA,hostB")
     faults.wait_until(
-        lambda: ssh_hosts.sessions("hostA") and ssh_hosts.sessions("hostB"), 30, "remote work"
+        lambda: bool(ssh_hosts.sessions("hostA") and ssh_hosts.sessions("hostB")), 30, "work"
     )
     assert len(set(ssh_hosts.kill_masters())) == 2  # every channel to both hosts dies mid-work
     _finish(git_repo, [t["id"] for t in tasks])
@@ -133,17 +139,11 @@ def test_a_host_gone_for_good_has_its_tasks_re_placed_with_their_pushed_work(
         for tid in ("T1", "T2", "T3")
     ]
     _start(git_repo, server, tasks, "local,hostA")
-    faults.wait_until(lambda: _dispatched(git_repo, "hostA"), 30, "a dispatch to hostA")
+    faults.wait_until(lambda: len(_dispatched(git_repo, "hostA")) == 2, 30, "two on hostA")
     remote = _dispatched(git_repo, "hostA")
-    mirrors = {tid: git_repo.parent / "wt" / "r1" / tid for tid in remote}
-    for tid, mirror in mirrors.items():  # the first commit is mirrored here, then the host goes
-        faults.wait_until(
-            lambda m=mirror, i=tid: (
-                (m / ".git").exists() and git(m, "log", "-1", "--format=%s") == f"{i} first"
-            ),
-            30,
-            f"{tid}'s commit in its mirror",
-        )
+    for tid in remote:  # the first commit is mirrored here, then the host goes
+        mirror = git_repo.parent / "wt" / "r1" / tid
+        faults.wait_until(functools.partial(_at, mirror, f"{tid} first"), 30, f"{tid} mirrored")
     ssh_hosts.stop()
     placed = _finish(git_repo, [t["id"] for t in tasks])
     evs = faults.events(git_repo, "r1")
