@@ -15,7 +15,7 @@ from libtmux.server import Server
 from runner.hosts.layout import Layout
 from runner.paths import SwarmPaths
 from tests.conftest import git
-from tests.hosts.conftest import SshHosts
+from tests.hosts.sshd import SshHosts
 from tests.runner import faults
 from tests.runner.runs import events, state_doc, swarm_run, task, write, write_plan
 

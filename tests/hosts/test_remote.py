@@ -9,7 +9,7 @@ import typing as t
 
 from runner.hosts.remote import RemoteBackend
 from runner.sessions import SessionSpec
-from tests.hosts.conftest import SshHosts
+from tests.hosts.sshd import SshHosts
 
 
 def _wait(predicate: t.Callable[[], bool], timeout: float = 20.0) -> None:
