@@ -17,7 +17,7 @@ from runner.paths import SwarmPaths
 from tests.conftest import git
 from tests.hosts.sshd import SshHosts
 from tests.runner import faults
-from tests.runner.runs import events, state_doc, swarm_run, task, write, write_plan
+from tests.runner.runs import events, state_doc, swarm, swarm_run, task, write, write_plan
 
 
 def twelve() -> list[dict[str, t.Any]]:
@@ -190,3 +190,25 @@ def test_a_mayor_killed_while_remote_workers_run_is_resumed_and_adopts_them(
     assert [e for e in evs if e.kind == "task_crashed"] == []
     dispatches = collections.Counter(e.task_id for e in evs if e.kind == "task_dispatched")
     assert dispatches == {t["id"]: 1 for t in tasks}  # adopted where they ran, not restarted
+
+
+def test_clean_saves_what_a_remote_clone_holds_then_removes_it_there(
+    git_repo: pathlib.Path, server: Server, ssh_hosts: SshHosts
+) -> None:
+    _configure(git_repo, ssh_hosts)
+    plan = write_plan(git_repo.parent, [task("T1", ["f/T1.txt"], [write("f/T1.txt", "1\n")])])
+    result = swarm_run(git_repo, plan, server, "--hosts", "hostA", "--timeout", "60s")
+    assert result.exit_code == 0, result.output
+    clone = ssh_hosts.root("hostA") / "work" / "r1" / "T1"
+    (clone / "late.txt").write_text("made over there after the run\n")
+    git(clone, "add", "late.txt")
+    git(clone, "commit", "-q", "-m", "late")
+    late = git(clone, "rev-parse", "HEAD")
+    kept = swarm("clean", "r1", "--repo", str(git_repo))
+    assert kept.exit_code == 0, kept.output
+    assert "T1" in kept.output and "archives them" in kept.output, kept.output
+    assert clone.is_dir()  # nothing removed there while its commit is not saved
+    forced = swarm("clean", "r1", "--repo", str(git_repo), "--force")
+    assert forced.exit_code == 0, forced.output
+    assert git(git_repo, "for-each-ref", "--contains", late, "refs/swarm/archive/")
+    assert not clone.exists() and not (ssh_hosts.root("hostA") / "boxes" / "r1" / "T1").exists()
