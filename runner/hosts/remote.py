@@ -213,7 +213,7 @@ class RemoteBackend:
         )
         env = {k: mapped(v) for k, v in job.spec.env.items()}
         env["PATH"] = f"{self.layout.shim_dir}:{hello['path']}"
-        key = secrets.token_hex(32) + "\n"  # the box's relay key: signs mail into its inbox
+        key = _relay_key(job.brief.parent / "relay.key")  # signs mail into the box's inbox
         files: list[tuple[str, str, bytes, int]] = [
             ("box", _rel(box.key, box), job.key_file.read_bytes(), 0o600),
             ("box", _rel(box.mail / ".keys" / "mayor.key", box), key.encode(), 0o600),
@@ -455,6 +455,18 @@ class HostsBackend:
                 if rec.host == name and rec.state in ACTIVE_TASK_STATES and rec.worktree
             ]
             remote.sync(records, run=run, run_id=state.run_id, store=store, collector=collector)
+
+
+def _relay_key(path: pathlib.Path) -> str:
+    """The box's relay key, made once per task (mail already in its inbox stays valid)."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        text = ""
+    if not text:
+        text = secrets.token_hex(32)
+        write_atomic(path, (text + "\n").encode())
+    return text + "\n"
 
 
 def _rel(path: pathlib.Path, box: Box) -> str:

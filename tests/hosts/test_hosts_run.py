@@ -212,3 +212,28 @@ def test_clean_saves_what_a_remote_clone_holds_then_removes_it_there(
     assert forced.exit_code == 0, forced.output
     assert git(git_repo, "for-each-ref", "--contains", late, "refs/swarm/archive/")
     assert not clone.exists() and not (ssh_hosts.root("hostA") / "boxes" / "r1" / "T1").exists()
+
+
+def test_the_mayors_mail_reaches_a_remote_workers_inbox_signed_for_it(
+    git_repo: pathlib.Path, server: Server, ssh_hosts: SshHosts
+) -> None:
+    """The ASSIGN the mayor sends is relayed into the inbox over there, where the worker's
+    own ``swarm mail inbox`` verifies it (with the box's relay key) and lists it."""
+    _configure(git_repo, ssh_hosts)
+    wait_for_assign = (
+        "for i in $(seq 200); do "
+        '"$SWARM_BIN" mail inbox --json > "$HOME/inbox.json" 2>&1; '
+        "if grep -q 'ASSIGN' \"$HOME/inbox.json\"; then "
+        "mkdir -p f; grep -o '\\[T1\\] ASSIGN' \"$HOME/inbox.json\" | head -1 > f/T1.txt; "
+        "exit 0; fi; "
+        "sleep 0.1; done; exit 1"
+    )
+    steps = [{"run": wait_for_assign}]
+    plan = write_plan(
+        git_repo.parent, [task("T1", ["f/T1.txt"], steps)], budgets={"max_attempts": 1}
+    )
+    result = swarm_run(git_repo, plan, server, "--hosts", "hostA", "--timeout", "60s")
+    assert result.exit_code == 0, result.output
+    assert git(git_repo, "show", "swarm/r1/integration:f/T1.txt") == "[T1] ASSIGN"
+    quarantine = ssh_hosts.root("hostA") / "boxes" / "r1" / "T1" / "swarm" / "mail" / "T1"
+    assert list((quarantine / "quarantine").iterdir()) == []
