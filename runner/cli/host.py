@@ -15,7 +15,12 @@ from runner.cli.common import handle_errors
 
 @click.group(name="host")
 def command() -> None:
-    """The remote half of a host: what the mayor runs over ssh (docs/hosts.md)."""
+    """The remote half of a host: what the mayor runs over ssh (docs/hosts.md).
+
+    \b
+    Examples:
+      ssh build1 swarm host serve --root /srv/swarm < /dev/null   # does the host answer?
+    """
 
 
 @command.command(name="serve")
@@ -27,7 +32,13 @@ def command() -> None:
 )
 @handle_errors
 def serve_command(root: pathlib.Path) -> None:
-    """Answer the mayor's JSON-line requests on stdin until it closes."""
+    """Answer the mayor's JSON-line requests on stdin until it closes (exit 0).
+
+    \b
+    Examples:
+      ssh build1 swarm host serve --root /srv/swarm < /dev/null
+      printf '{"id":1,"op":"hello"}\\n' | swarm host serve --root /tmp/h
+    """
     from runner.hosts.agent import serve
 
     sys.exit(serve(root, sys.stdin.buffer, sys.stdout.buffer))
