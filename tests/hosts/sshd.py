@@ -74,8 +74,15 @@ class SshHosts:
             grace=self.grace,
         )
 
-    def toml(self, *, local_slots: int = 2, slots: int = 2, grace: float | None = None) -> str:
-        """``.swarm.toml`` entries for ``local`` and both hosts."""
+    def toml(
+        self,
+        *,
+        local_slots: int = 2,
+        slots: int = 2,
+        grace: float | None = None,
+        agents: t.Mapping[str, str] | None = None,
+    ) -> str:
+        """``.swarm.toml`` entries for ``local`` and both hosts (``agents``: a host's preset)."""
         out = f'[[hosts]]\nname = "local"\nslots = {local_slots}\n'
         for name in NAMES:
             spec = self.spec(name, slots)
@@ -85,6 +92,8 @@ class SshHosts:
                 f"grace = {grace or self.grace}\n"
                 f'env = {{ HOME = "{self.home(name)}" }}\n'
             )
+            if agents and name in agents:
+                out += f'agent = "{agents[name]}"\n'
         return out
 
     def start(self) -> None:

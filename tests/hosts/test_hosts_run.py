@@ -33,6 +33,7 @@ def twelve() -> list[dict[str, t.Any]]:
 
 
 def _configure(repo: pathlib.Path, hosts: SshHosts, **kw: t.Any) -> None:
+    """The hosts in the repository's ``.swarm.toml``."""
     (repo / ".swarm.toml").write_text(hosts.toml(**kw))
 
 
@@ -50,7 +51,13 @@ def assert_merged_once(repo: pathlib.Path, ids: t.Iterable[str]) -> dict[str, st
 def test_twelve_tasks_across_three_hosts_merge_once_each(
     git_repo: pathlib.Path, server: Server, ssh_hosts: SshHosts
 ) -> None:
-    _configure(git_repo, ssh_hosts)
+    _configure(git_repo, ssh_hosts, agents={"hostB": "marked"})
+    with (git_repo / ".swarm.toml").open("a") as toml:  # hostB's own preset: marks its HOME
+        toml.write(
+            '\n[presets.marked]\nargv = ["sh", "-c", '
+            '\'echo "$SWARM_TASK" >> "$HOME/marks"; exec "$0" -m runner.agents.scripted\', '
+            '"{python}"]\n'
+        )
     plan = write_plan(git_repo.parent, twelve())
     result = swarm_run(git_repo, plan, server, "--hosts", "local,hostA,hostB", "--timeout", "90s")
     assert result.exit_code == 0, result.output
@@ -63,6 +70,9 @@ def test_twelve_tasks_across_three_hosts_merge_once_each(
     assert (ssh_hosts.root("hostA") / "repo.git").is_dir()
     dispatched = [e for e in events(git_repo) if e.kind == "task_dispatched"]
     assert {e.data["host"] for e in dispatched} == {"local", "hostA", "hostB"}
+    on_b = {tid for tid, host in placed.items() if host == "hostB"}
+    assert set((ssh_hosts.home("hostB") / "marks").read_text().split()) == on_b
+    assert not (ssh_hosts.home("hostA") / "marks").exists()
 
 
 # -- faults ---------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import time
 import typing as t
 
 from runner.hosts.remote import RemoteBackend
-from runner.sessions import SessionSpec
+from runner.sessions import SessionBackend, SessionSpec
 from tests.hosts.sshd import SshHosts
 
 
@@ -22,7 +22,8 @@ def _wait(predicate: t.Callable[[], bool], timeout: float = 20.0) -> None:
 
 
 def test_a_remote_session_runs_in_the_hosts_own_tmux_and_home(ssh_hosts: SshHosts) -> None:
-    backend = RemoteBackend(ssh_hosts.spec("hostA"))
+    backend: SessionBackend = RemoteBackend(ssh_hosts.spec("hostA"))  # the same protocol
+    assert isinstance(backend, RemoteBackend)
     root = ssh_hosts.root("hostA")
     try:
         hello = backend.link.request("hello")
