@@ -266,8 +266,7 @@ class Launcher:
                 setup=self.setup,
                 ship=MAYOR_WRITES,
             )
-            hosts = self.hosts
-            self._start_session(spec, lambda: hosts.start_worker(host, job))
+            self.hosts.start_worker(host, job)  # in the background: the loop goes on
         else:
             self._setup(task.id, start.worktree, env)
             self._start_session(spec, lambda: self.backend.start(spec))

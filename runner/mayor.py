@@ -256,10 +256,19 @@ class Mayor:
         )
 
     def _lost_hosts(self) -> None:
-        """Running tasks of a host unreachable for longer than its grace period crashed: they
-        are re-placed (their commits are in their mirrors already)."""
+        """Running tasks whose start on a host failed, and those of a host unreachable for
+        longer than its grace period, crashed: they are re-placed (their commits are in their
+        mirrors already)."""
         if self.hosts is None:
             return
+        for host, task_id, why in self.hosts.failures():  # a background start that failed
+            if self.state.tasks[task_id].state == "running":
+                self.log.record(
+                    "task_crashed",
+                    task_id,
+                    exit_status=None,
+                    reason=f"could not start the worker on {host}: {why}",
+                )
         for host, gone in self.hosts.lost().items():
             for rec in list(self.state.tasks.values()):
                 if rec.host == host and rec.state == "running":

@@ -27,8 +27,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import pathlib
+import queue
 import re
 import secrets
+import threading
 import time
 import typing as t
 
@@ -40,7 +42,7 @@ from runner import git
 from runner.actions import worker_name
 from runner.agents import worker as agent_worker
 from runner.boxmail import Collector
-from runner.errors import CommandError
+from runner.errors import CommandError, RunnerError
 from runner.hosts.agent import b64, unb64
 from runner.hosts.layout import Layout
 from runner.hosts.link import HostLink, HostRefused, HostUnreachable
@@ -59,6 +61,8 @@ logger = logging.getLogger(__name__)
 
 START_TIMEOUT: t.Final = 1900.0
 """Seconds a start may take on the host (its setup commands may install dependencies)."""
+STARTING: t.Final = SessionStatus(exists=True, alive=True, exit_status=None, pid=None)
+"""How a session whose start is still under way looks to the mayor."""
 
 
 class WorkerJob(t.NamedTuple):
@@ -106,6 +110,13 @@ class RemoteBackend:
         self._inbox: dict[str, str | None] = {}  # task -> mail cursor of the worker's inbox
         self._heads: dict[str, tuple[str | None, str | None]] = {}
         self._bare_ready = False
+        # starts run on a thread of their own (the mayor's loop goes on meanwhile): a pending
+        # start counts as a live session, a failed one is handed to the mayor to record
+        self._lock = threading.Lock()
+        self._pending: dict[str, WorkerJob] = {}
+        self._failed: list[tuple[str, str]] = []
+        self._jobs: queue.Queue[WorkerJob | None] = queue.Queue()
+        self._starter: threading.Thread | None = None
 
     @property
     def name(self) -> str:
@@ -140,13 +151,15 @@ class RemoteBackend:
         return self.statuses(name).get(name, MISSING)
 
     def statuses(self, prefix: str) -> dict[str, SessionStatus]:
+        with self._lock:
+            pending = {n: STARTING for n in self._pending if n.startswith(prefix)}
         try:
             reply = self.link.request("statuses", prefix=prefix)
         except HostUnreachable:
-            return {n: s for n, s in self._seen.items() if n.startswith(prefix)}
+            return {n: s for n, s in self._seen.items() if n.startswith(prefix)} | pending
         found = {name: SessionStatus(*values) for name, values in dict(reply["sessions"]).items()}
         self._seen = {n: s for n, s in self._seen.items() if not n.startswith(prefix)} | found
-        return found
+        return pending | found
 
     def list_sessions(self, prefix: str) -> list[str]:
         return sorted(self.statuses(prefix))
@@ -171,7 +184,63 @@ class RemoteBackend:
         self._callback = callback
 
     def close(self) -> None:
+        if self._starter is not None:
+            self._jobs.put(None)
+            self._starter.join(timeout=START_TIMEOUT)
         self.link.close(master=True)
+
+    # -- starts on their own thread ----------------------------------------------------------
+
+    def submit(self, job: WorkerJob) -> None:
+        """Start ``job`` soon (:meth:`start_worker` on this host's starter thread); until it
+        has, its session counts as alive; if it fails, :meth:`failures` says why."""
+        with self._lock:
+            self._pending[job.spec.name] = job
+            if self._starter is None:
+                self._starter = threading.Thread(
+                    target=self._start_jobs, name=f"swarm-start-{self.name}", daemon=True
+                )
+                self._starter.start()
+        self._jobs.put(job)
+
+    def failures(self) -> list[tuple[str, str]]:
+        """(task id, why) of each start that failed since the last call."""
+        with self._lock:
+            failed, self._failed = self._failed, []
+        return failed
+
+    def _start_once_more(self, job: WorkerJob) -> None:
+        """:meth:`start_worker`, again once after a cut connection (every step of a start is
+        idempotent: the clone is adopted, the files rewritten, the session replaced)."""
+        for attempt in (1, 2):
+            try:
+                try:
+                    self.start_worker(job)
+                except SessionExists:  # an agent still alive after offering: start afresh
+                    self.kill(job.spec.name)
+                    self.start_worker(job)
+                return
+            except (HostUnreachable, CommandError) as exc:
+                if attempt == 2 or self.link.down_since is not None:
+                    raise
+                logger.info("a start on %s was cut (%s): once more", self.name, exc)
+
+    def _start_jobs(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                self._start_once_more(job)
+            except (RunnerError, OSError) as exc:
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                with self._lock:
+                    self._failed.append((job.task_id, reason))
+            except Exception as exc:  # never lose a start silently
+                logger.exception("a start on host %s failed", self.name)
+                with self._lock:
+                    self._failed.append((job.task_id, f"{type(exc).__name__}: {exc}"))
+            finally:
+                with self._lock:
+                    self._pending.pop(job.spec.name, None)
+                self._event()
 
     def _quiet(self, op: str, default: t.Any, **args: t.Any) -> dict[str, t.Any]:
         try:
@@ -380,8 +449,17 @@ class HostsBackend:
         return self.remotes.get(self.where.get(name, LOCAL), self.local)
 
     def start_worker(self, host: str, job: WorkerJob) -> None:
+        """Start ``job`` on ``host`` in the background (:meth:`RemoteBackend.submit`)."""
         self.where[job.spec.name] = host
-        self.remotes[host].start_worker(job)
+        self.remotes[host].submit(job)
+
+    def failures(self) -> list[tuple[str, str, str]]:
+        """(host, task id, why) of each background start that failed since the last call."""
+        return [
+            (name, task_id, why)
+            for name, remote in self.remotes.items()
+            for task_id, why in remote.failures()
+        ]
 
     def start(self, spec: SessionSpec) -> None:
         self.where.pop(spec.name, None)
