@@ -238,6 +238,7 @@ class Mayor:
         self._lost_hosts()
         sessions = self._sessions()
         if self.hosts is not None:  # remote workers' mail, logs and commits, verified here
+            self.hosts.reap()  # a host that came back: what it runs for re-placed tasks
             self.hosts.relay(
                 self.state, run=self.config.run, store=self.store, collector=self.boxes
             )

@@ -61,6 +61,9 @@ logger = logging.getLogger(__name__)
 
 START_TIMEOUT: t.Final = 1900.0
 """Seconds a start may take on the host (its setup commands may install dependencies)."""
+ROUTINE: t.Final = 10.0
+"""Seconds a routine request (statuses, sync, kill, capture) may take before the host counts
+as down: the mayor's loop waits that long for a host that stopped answering."""
 STARTING: t.Final = SessionStatus(exists=True, alive=True, exit_status=None, pid=None)
 """How a session whose start is still under way looks to the mayor."""
 
@@ -122,6 +125,11 @@ class RemoteBackend:
     def name(self) -> str:
         return self.host.name
 
+    @property
+    def seen(self) -> dict[str, SessionStatus]:
+        """The sessions the host reported last (what it runs, as far as we know)."""
+        return dict(self._seen)
+
     def _event(self) -> None:
         if self._callback is not None:
             try:
@@ -154,7 +162,7 @@ class RemoteBackend:
         with self._lock:
             pending = {n: STARTING for n in self._pending if n.startswith(prefix)}
         try:
-            reply = self.link.request("statuses", prefix=prefix)
+            reply = self.link.request("statuses", prefix=prefix, timeout=ROUTINE)
         except HostUnreachable:
             return {n: s for n, s in self._seen.items() if n.startswith(prefix)} | pending
         found = {name: SessionStatus(*values) for name, values in dict(reply["sessions"]).items()}
@@ -166,7 +174,7 @@ class RemoteBackend:
 
     def kill(self, name: str) -> None:
         try:
-            self.link.request("kill", name=name)
+            self.link.request("kill", name=name, timeout=ROUTINE)
         except HostUnreachable as exc:
             logger.warning("could not kill %s: %s", name, exc, extra={"session": name})
         self._seen.pop(name, None)
@@ -244,7 +252,7 @@ class RemoteBackend:
 
     def _quiet(self, op: str, default: t.Any, **args: t.Any) -> dict[str, t.Any]:
         try:
-            return self.link.request(op, **args)
+            return self.link.request(op, timeout=ROUTINE, **args)
         except (HostUnreachable, HostRefused) as exc:
             logger.warning("%s on host %s failed: %s", op, self.name, exc)
             return {"text": default, "sent": default}
@@ -349,7 +357,7 @@ class RemoteBackend:
                 "inbox": inbox,
             }
         try:
-            reply = self.link.request("sync", tasks=asks)
+            reply = self.link.request("sync", tasks=asks, timeout=ROUTINE)
         except (HostUnreachable, HostRefused) as exc:
             logger.info("no sync with host %s: %s", self.name, exc)
             return
@@ -364,7 +372,7 @@ class RemoteBackend:
                 acks[rec.id] = {"run": run_id, "worker": worker_name(rec.id), **taken}
         if acks:
             with contextlib.suppress(HostUnreachable, HostRefused):
-                self.link.request("ack", tasks=acks)  # else: sent again, delivered once
+                self.link.request("ack", tasks=acks, timeout=ROUTINE)  # else: sent again
         for task_id in acks:
             collector.collect_task(task_id)
 
@@ -521,6 +529,17 @@ class HostsBackend:
             if since is not None and now - since >= remote.host.grace:
                 out[name] = now - since
         return out
+
+    def reap(self) -> list[str]:
+        """Kill each session a host still runs for a task since placed elsewhere (the host
+        came back after its tasks were re-placed); the sessions killed."""
+        killed = []
+        for name, remote in self.remotes.items():
+            for session in list(remote.seen):
+                if self.where.get(session, name) != name:
+                    remote.kill(session)
+                    killed.append(session)
+        return killed
 
     def relay(
         self, state: RunState, *, run: RunPaths, store: MailStore, collector: Collector

@@ -7,8 +7,9 @@ import pathlib
 import time
 import typing as t
 
-from runner.hosts.remote import RemoteBackend
+from runner.hosts.remote import HostsBackend, RemoteBackend
 from runner.sessions import SessionBackend, SessionSpec
+from runner.sessions.process import ProcessBackend
 from tests.hosts.sshd import SshHosts
 
 
@@ -67,3 +68,21 @@ def test_a_killed_connection_is_reconnected_and_the_session_lives_on(
     finally:
         backend.kill("swarm-r1-T2")
         backend.close()
+
+
+def test_a_session_a_host_still_runs_for_a_re_placed_task_is_reaped(
+    ssh_hosts: SshHosts,
+) -> None:
+    remote = RemoteBackend(ssh_hosts.spec("hostA"))
+    hosts = HostsBackend(ProcessBackend(), [remote], where={"swarm-r1-T9": "hostA"})
+    root = ssh_hosts.root("hostA")
+    try:
+        remote.start(SessionSpec("swarm-r1-T9", ("sleep", "600"), root, {}, root / "t9.log"))
+        assert hosts.statuses("swarm-r1-")["swarm-r1-T9"].alive
+        assert hosts.reap() == []  # where it belongs
+        hosts.where["swarm-r1-T9"] = "local"  # re-placed while the host was away
+        assert "swarm-r1-T9" not in hosts.statuses("swarm-r1-")  # not the local one's
+        assert hosts.reap() == ["swarm-r1-T9"]
+        assert "swarm-r1-T9" not in remote.statuses("swarm-r1-")
+    finally:
+        hosts.close()
