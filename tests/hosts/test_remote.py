@@ -4,22 +4,12 @@ server, one shared ssh connection per host, a reconnect after the connection is 
 from __future__ import annotations
 
 import pathlib
-import time
-import typing as t
 
 from runner.hosts.remote import HostsBackend, RemoteBackend
 from runner.sessions import SessionBackend, SessionSpec
 from runner.sessions.process import ProcessBackend
 from tests.hosts.sshd import SshHosts
-
-
-def _wait(predicate: t.Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {predicate}")
+from tests.runner.faults import wait_until
 
 
 def test_a_remote_session_runs_in_the_hosts_own_tmux_and_home(ssh_hosts: SshHosts) -> None:
@@ -37,7 +27,7 @@ def test_a_remote_session_runs_in_the_hosts_own_tmux_and_home(ssh_hosts: SshHost
             log_path=root / "t1.log",
         )
         backend.start(spec)
-        _wait(lambda: "home=" in backend.capture("swarm-r1-T1"))
+        wait_until(lambda: "home=" in backend.capture("swarm-r1-T1"), 20, "its output")
         assert f"home={ssh_hosts.home('hostA')}" in backend.capture("swarm-r1-T1")
         status = backend.statuses("swarm-r1-")["swarm-r1-T1"]
         assert status.exists and status.alive
@@ -60,7 +50,7 @@ def test_a_killed_connection_is_reconnected_and_the_session_lives_on(
         )
         first = backend.link.hello["pid"]
         ssh_hosts.kill_masters()
-        _wait(lambda: not backend.link.connected)  # the channel noticed
+        wait_until(lambda: not backend.link.connected, 20, "the cut")  # the channel noticed
         status = backend.status("swarm-r1-T2")  # reconnects: a new serve, the same tmux
         assert status.alive
         assert backend.link.hello["pid"] != first
