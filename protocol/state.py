@@ -14,6 +14,7 @@ from datetime import datetime
 from pydantic import Field
 
 from protocol.base import Id, Model
+from protocol.hosts import HostSpec
 from protocol.messages import utcnow
 from protocol.plan import Isolation
 
@@ -195,6 +196,8 @@ class RunSettings(Model):
     """The agents' permission level (``--agent-permissions``; None: the config file's)."""
     trust_worktrees: bool | None = None
     """Consent to record trust for this run's worktrees (None: the config file's)."""
+    hosts: tuple[HostSpec, ...] = ()
+    """Where workers run (``--hosts``; docs/hosts.md); empty: only this machine."""
 
 
 class Event(Model):
@@ -218,6 +221,8 @@ class TaskRecord(Model):
     session: str | None = None
     branch: str | None = None
     worktree: str | None = None
+    host: str = ""
+    """The host the task's worker runs on (``--hosts``); empty: this machine."""
     base_sha: str | None = None
     head_sha: str | None = None
     merge_sha: str | None = None

@@ -172,6 +172,15 @@ def attach_argv(state: RunState, task: str | None = None, *, rw: bool = False) -
                 "`swarm attach --list` lists them"
             )
         session = record.session
+        host = next((h for h in state.hosts if h.name == record.host and h.remote), None)
+        if host is not None:  # its pane is in that host's private tmux server
+            from runner.hosts.layout import Layout
+            from runner.hosts.ssh import Ssh
+
+            assert host.root is not None
+            remote = ["tmux", "-L", Layout.of(host.root).socket, "attach-session"]
+            remote += [*([] if rw else ["-r"]), "-t", f"={session}"]
+            return Ssh.of(host).argv(*remote, tty=True)
     argv = ["tmux", "-L", socket, "attach-session", "-t", f"={session}"]
     if not rw:
         argv.insert(4, "-r")

@@ -29,10 +29,14 @@ from runner.agents.registry import adapter_for
 from runner.brief import BriefContext, render_brief
 from runner.config import SwarmConfig, preset_from_config
 from runner.errors import CommandError, RunnerError
+from runner.hosts import placement
 from runner.outbox import Outbox
 from runner.paths import RunPaths, SwarmPaths
 from runner.sessions import SessionBackend, SessionExists, SessionSpec, session_name
 from runner.state import RunLog
+
+if t.TYPE_CHECKING:
+    from runner.hosts.remote import HostsBackend
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +122,10 @@ class Launcher:
         case_sensitive: bool,
         setup: t.Sequence[str] = (),
         python: str = sys.executable,
+        hosts: HostsBackend | None = None,
     ) -> None:
         self.repo = repo
+        self.hosts = hosts
         self.swarm = swarm
         self.run = run
         self.log = log
@@ -146,10 +152,12 @@ class Launcher:
         state = self.log.state
         record = state.tasks[task.id]
         start = WorkerStart.plan(state, task, attempt, resumed=resumed)
+        down = self.hosts.down() if self.hosts is not None else ()
         self.log.record(
             "task_dispatched",
             task.id,
             attempt=attempt,
+            host=placement.place(state, task.id, down=down),  # "" without --hosts
             session=start.session,
             branch=start.branch,
             worktree=str(start.worktree),
@@ -211,8 +219,10 @@ class Launcher:
             )
         )
         self._mail_worker(start, record, brief)
+        host = self.log.state.tasks[task.id].host
+        remote = self.hosts.remote(host) if self.hosts is not None else None
         prepared = agent_worker.prepare_worker(
-            preset=self.preset_of(task),
+            preset=self._preset_on(task, host),
             task=task,
             repo=self.repo,
             worktree=start.worktree,
@@ -241,12 +251,33 @@ class Launcher:
             env=env,
             log_path=self.run.pane_log(task.id),
         )
-        self._setup(task.id, start.worktree, env, wrap)
-        try:
-            self.backend.start(spec)  # replaces a dead session of that name itself
-        except SessionExists:  # an agent still alive after offering: start afresh
-            self.backend.kill(start.session)
-            self.backend.start(spec)
+        if remote is not None:  # the clone, setup and session on that host
+            from runner.hosts.remote import WorkerJob
+
+            assert self.hosts is not None
+            job = WorkerJob(
+                spec=spec,
+                run_id=self.log.state.run_id,
+                task_id=task.id,
+                branch=start.branch,
+                repo=self.repo,
+                mirror=start.worktree,
+                swarm_home=self.swarm.home,
+                key_file=key_file,
+                plan=self.run.plan,
+                brief=brief,
+                python=self.python,
+                setup=self.setup,
+                ship=MAYOR_WRITES,
+            )
+            self.hosts.start_worker(host, job)  # in the background: the loop goes on
+        else:
+            self._setup(task.id, start.worktree, env, wrap)
+            try:
+                self.backend.start(spec)  # replaces a dead session of that name itself
+            except SessionExists:  # an agent still alive after offering: start afresh
+                self.backend.kill(start.session)
+                self.backend.start(spec)
         self._lease(task, worker, start.attempt)
 
     def _sandbox(
@@ -419,6 +450,13 @@ class Launcher:
     def _named(self, name: str) -> AgentPreset:
         """A custom preset of the repository's config, else a built-in one."""
         return preset_from_config(self.settings, name) or preset(name)
+
+    def _preset_on(self, task: Task, host: str) -> AgentPreset:
+        """The task's preset, or the host's ``agent`` for a task that names none."""
+        spec = next((h for h in self.log.state.hosts if h.name == host), None)
+        if task.agent is None and spec is not None and spec.agent:
+            return self._named(spec.agent)
+        return self.preset_of(task)
 
     def preset_of(self, task: Task) -> AgentPreset:
         if task.agent is None:

@@ -52,6 +52,7 @@ from runner.arbiter import Arbiter, gate_family
 from runner.boxmail import Collector
 from runner.config import load_config
 from runner.decide import decide, next_wake, sessions_prefix, stop_actions
+from runner.hosts.remote import HostsBackend
 from runner.launcher import Launcher
 from runner.outbox import Outbox
 from runner.paths import RunPaths, SwarmPaths
@@ -111,6 +112,7 @@ class Mayor:
             log.fold.guard, max_idle=limits.max_idle, max_iterations=limits.max_iterations
         )
         self.outbox = Outbox(store, backend, log.state.run_id)
+        self.hosts = backend if isinstance(backend, HostsBackend) else None
         self.launcher = Launcher(
             repo=config.repo,
             swarm=config.swarm,
@@ -123,6 +125,7 @@ class Mayor:
             case_sensitive=case_sensitive,
             setup=plan.setup,
             python=config.python,
+            hosts=self.hosts,
         )
         self.arbiter = Arbiter(
             repo=config.repo,
@@ -233,7 +236,13 @@ class Mayor:
 
     def observe(self, *, adopting: bool = False) -> Observations:
         # sessions before mail: the last words of a pane seen dead are already in the mailbox
+        self._lost_hosts()
         sessions = self._sessions()
+        if self.hosts is not None:  # remote workers' mail, logs and commits, verified here
+            self.hosts.reap()  # a host that came back: what it runs for re-placed tasks
+            self.hosts.relay(
+                self.state, run=self.config.run, store=self.store, collector=self.boxes
+            )
         self.boxes.collect()  # sandboxed workers' outboxes, verified, into the mailbox
         panes = self._screens(sessions)
         return Observations(
@@ -247,6 +256,30 @@ class Mayor:
             escapes=self._new_escapes(),
             adopting=adopting,
         )
+
+    def _lost_hosts(self) -> None:
+        """Running tasks whose start on a host failed, and those of a host unreachable for
+        longer than its grace period, crashed: they are re-placed (their commits are in their
+        mirrors already)."""
+        if self.hosts is None:
+            return
+        for host, task_id, why in self.hosts.failures():  # a background start that failed
+            if self.state.tasks[task_id].state == "running":
+                self.log.record(
+                    "task_crashed",
+                    task_id,
+                    exit_status=None,
+                    reason=f"could not start the worker on {host}: {why}",
+                )
+        for host, gone in self.hosts.lost().items():
+            for rec in list(self.state.tasks.values()):
+                if rec.host == host and rec.state == "running":
+                    self.log.record(
+                        "task_crashed",
+                        rec.id,
+                        exit_status=None,
+                        reason=f"host {host} unreachable for {gone:.0f}s: re-placed",
+                    )
 
     def _exits(self, sessions: t.Mapping[str, SessionStatus] | None) -> dict[str, tuple[str, bool]]:
         """Why each running worker whose pane died exited: its last lines (from the pane log),

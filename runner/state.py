@@ -158,6 +158,7 @@ def _apply_task(task: TaskRecord, event: Event, new_state: TaskState | None) -> 
             session=data.get("session"),
             branch=data.get("branch"),
             worktree=data.get("worktree"),
+            host=data.get("host", ""),
             base_sha=data.get("base_sha"),
             dispatched_at=event.ts,
             exit_status=None,

@@ -170,6 +170,14 @@ def _why_lines(event: Event, state: RunState) -> list[str]:
     "in a bubblewrap sandbox (docs/isolation.md).",
 )
 @click.option(
+    "--hosts",
+    "hosts",
+    default=None,
+    metavar="A,B",
+    help="Hosts to run workers on, by name ('local' and [[tool.swarm.hosts]] entries; "
+    "default: local and every configured host; docs/hosts.md).",
+)
+@click.option(
     "--network/--no-network",
     default=None,
     help="Sandboxed workers reach the network (default) or have none at all.",
@@ -223,6 +231,7 @@ def run_command(
     per_task_commits: bool,
     isolation: t.Literal["worktree", "clone", "sandbox"] | None,
     network: bool | None,
+    hosts: str | None,
     land_after: bool,
     allow_concurrent: bool,
     agent_permissions: t.Literal["worktree", "full"] | None,
@@ -275,6 +284,7 @@ def run_command(
             network=network,
             agent_permissions=agent_permissions,
             trust_worktrees=trust_worktrees,
+            hosts=None if hosts is None else tuple(h.strip() for h in hosts.split(",") if h),
         ),
     )
     _preflight(top, plan, options, plan_file=plan_file, allow_concurrent=allow_concurrent)

@@ -196,8 +196,9 @@ class WatchApp(App[None]):
         state = self.state
         for row in status_rows(state, clock(state, self.mayor)):
             record = state.tasks[row["task"]]
+            remote = row["host"] not in ("", "local")
             cells = (
-                row["task"],
+                f"{row['task']}@{row['host']}" if remote else row["task"],
                 shown_state(record, row["shown"]),
                 str(row["attempt"]),
                 row["elapsed"],
