@@ -73,7 +73,7 @@ FIELD_DEFAULTS: t.Final[dict[str, dict[str, t.Any]]] = {
     },
     "SCOPE_ESCAPE": {"bead_id": "", "finding": "", "files": [], "intent": "", "severity": ""},
     "HELP_RESPONSE": {"bead_id": "", "text": ""},
-    "GUIDANCE": {"bead_id": "", "text": "", "signal": None},
+    "GUIDANCE": {"bead_id": "", "text": "", "signal": None, "tasks": []},
     "NUDGE": {"bead_id": "", "text": ""},
     "TERMINATE": {"bead_id": "", "text": "", "kill": False},
     "UNKNOWN": {"bead_id": "", "text": ""},

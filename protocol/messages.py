@@ -133,8 +133,11 @@ class TextFields(Fields):
 
 
 class GuidanceFields(TextFields):
-    signal: t.Literal["resume-dispatch"] | None = None
-    """A control signal to the mayor (``swarm unpause``), besides the text for people."""
+    signal: t.Literal["resume-dispatch", "retry"] | None = None
+    """A control signal to the mayor (``swarm unpause``, ``swarm retry``), besides the text for
+    people."""
+    tasks: tuple[str, ...] = ()
+    """The tasks a ``retry`` signal runs again."""
 
 
 class TerminateFields(TextFields):

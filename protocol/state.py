@@ -14,6 +14,7 @@ from datetime import datetime
 from pydantic import Field
 
 from protocol.base import Id, Model
+from protocol.hosts import HostSpec
 from protocol.messages import utcnow
 from protocol.plan import Isolation
 
@@ -61,6 +62,7 @@ TaskEventKind = t.Literal[
     "task_blocked",
     "task_skipped",
     "task_cancelled",
+    "task_retried",
     "task_nudged",
     "task_pane",
 ]
@@ -122,6 +124,8 @@ TRANSITIONS: t.Final[dict[TaskEventKind, Transition]] = {
     "task_blocked": Transition(_from("rework"), "blocked"),
     "task_skipped": Transition(_from("pending"), "skipped"),
     "task_cancelled": Transition(LIVE_STATES, "cancelled"),
+    # `swarm retry`: a task that ended without merging runs again, with a fresh budget
+    "task_retried": Transition(_from("failed", "blocked", "skipped", "cancelled"), "pending"),
 }
 
 
@@ -192,6 +196,8 @@ class RunSettings(Model):
     """The agents' permission level (``--agent-permissions``; None: the config file's)."""
     trust_worktrees: bool | None = None
     """Consent to record trust for this run's worktrees (None: the config file's)."""
+    hosts: tuple[HostSpec, ...] = ()
+    """Where workers run (``--hosts``; docs/hosts.md); empty: only this machine."""
 
 
 class Event(Model):
@@ -215,6 +221,8 @@ class TaskRecord(Model):
     session: str | None = None
     branch: str | None = None
     worktree: str | None = None
+    host: str = ""
+    """The host the task's worker runs on (``--hosts``); empty: this machine."""
     base_sha: str | None = None
     head_sha: str | None = None
     merge_sha: str | None = None
@@ -229,6 +237,8 @@ class TaskRecord(Model):
     exit_status: int | None = None
     attempt_limit: int | None = None
     """Fewer attempts than the plan's budget when the last failure's kind allows fewer."""
+    spent: int = 0
+    """Attempts made before the last ``swarm retry``: not counted against the budgets."""
     last_activity: datetime | None = None
     """The last time the worker was heard from (mail or a state change), for stall detection."""
     refusal: str = ""

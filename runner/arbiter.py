@@ -49,6 +49,7 @@ class Arbiter:
         log: RunLog,
         case_sensitive: bool,
         check_env: t.Mapping[str, str] | None = None,
+        check_wrap: t.Callable[[Task | None], checks.Wrap | None] | None = None,
     ) -> None:
         self.repo = repo
         self.run = run
@@ -56,6 +57,9 @@ class Arbiter:
         self.case_sensitive = case_sensitive
         self.check_env = check_env
         """What validation and gates run with on top of the environment: the worker's."""
+        self.check_wrap = check_wrap
+        """Where a task's validation runs, or with None the gates (a sandboxed run's: in a
+        sandbox)."""
         self._merged_now: list[str] = []
         self._objects = gitrun.ObjectReader(repo)
         self._checkout_due = False
@@ -212,7 +216,8 @@ class Arbiter:
         failure = None
         if not task.validation.empty:
             self.log.record("validation_started", task.id, head_sha=head)
-            failure = checks.validate(task, worktree, env=self.check_env)
+            wrap = self.check_wrap(task) if self.check_wrap else None
+            failure = checks.validate(task, worktree, env=self.check_env, wrap=wrap)
         if failure is not None:
             self.save_output(task.id, "validation.log", failure.output)
             self.log.record(
@@ -335,7 +340,10 @@ class Arbiter:
         self, plan: Plan, task: Task, head: str, base: str, merge_sha: str
     ) -> None:
         """Run the fast gates on the merged integration worktree; keep or undo the merge."""
-        failure = checks.run_gates(plan.gates, self.integration, fast_only=True, env=self.check_env)
+        wrap = self.check_wrap(None) if self.check_wrap and plan.gates else None
+        failure = checks.run_gates(
+            plan.gates, self.integration, fast_only=True, env=self.check_env, wrap=wrap
+        )
         if failure is not None:
             git.reset_hard(self.integration, base)
             self.save_output(task.id, "gate.log", failure.output)

@@ -72,17 +72,21 @@ class Collector:
         if state.isolation != "sandbox":
             return
         for record in state.tasks.values():
-            if not record.worktree:
-                continue  # never started: no box
-            box = Box.of(self.run, record.id, worker_name(record.id))
-            if not box.root.is_dir():
-                continue
-            try:
-                self._escapes(state, box, record.id)
-                self._result(box, record.id)
-                self._mail(box, record.id)
-            except (OSError, ValueError, AgentMailError) as exc:  # a box is the worker's
-                logger.warning("could not take a box: %s", exc, extra={"task_id": record.id})
+            if record.worktree:  # else never started: no box
+                self.collect_task(record.id)
+
+    def collect_task(self, task_id: str) -> None:
+        """Take what one worker's box holds (a sandboxed worker's, or the local copy of a
+        remote worker's that :mod:`runner.hosts.remote` relayed)."""
+        box = Box.of(self.run, task_id, worker_name(task_id))
+        if not box.root.is_dir():
+            return
+        try:
+            self._escapes(self.log.state, box, task_id)
+            self._result(box, task_id)
+            self._mail(box, task_id)
+        except (OSError, ValueError, AgentMailError) as exc:  # a box is the worker's
+            logger.warning("could not take a box: %s", exc, extra={"task_id": task_id})
 
     # -- mail ------------------------------------------------------------------------------
 

@@ -35,11 +35,21 @@ def tail(text: str, lines: int = 20) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+Wrap = t.Callable[[t.Sequence[str]], t.Sequence[str]]
+"""Turns a command's argv into the argv that runs it somewhere else (a worker's sandbox)."""
+
+
 def _shell(
-    command: str, cwd: pathlib.Path, timeout: float | None, env: t.Mapping[str, str] | None
+    command: str,
+    cwd: pathlib.Path,
+    timeout: float | None,
+    env: t.Mapping[str, str] | None,
+    wrap: Wrap | None = None,
 ) -> tuple[int, str]:
+    argv: t.Sequence[str] = ("sh", "-c", command)
+    argv = wrap(argv) if wrap else argv
     try:
-        result = run("sh", "-c", command, cwd=cwd, env=env, check=False, timeout=timeout)
+        result = run(*argv, cwd=cwd, env=env, check=False, timeout=timeout)
     except CommandError as exc:
         return exc.returncode, exc.stderr
     return result.returncode, result.stdout + result.stderr
@@ -51,10 +61,12 @@ def validate(
     *,
     timeout: float | None = None,
     env: t.Mapping[str, str] | None = None,
+    wrap: Wrap | None = None,
 ) -> CheckFailure | None:
     """Run the task's checks in its worktree in agentops order; the first failure, or None.
     ``env``: what the commands get on top of the environment (the worker's PATH and git
-    identity: :func:`runner.agents.worker.check_environ`)."""
+    identity: :func:`runner.agents.worker.check_environ`); ``wrap``: where the commands run
+    (a sandboxed worker's checks run in its sandbox, never with more than it had)."""
     checks = task.validation
     limit = timeout or DEFAULT_CHECK_TIMEOUT
     for rel in checks.files_exist:
@@ -79,7 +91,7 @@ def validate(
     for name, command in commands:
         if not command:
             continue
-        code, output = _shell(command, worktree, limit, env)
+        code, output = _shell(command, worktree, limit, env, wrap)
         if code != 0:
             return CheckFailure(name, f"`{command}` exited {code}", tail(output))
     return None
@@ -91,13 +103,15 @@ def run_gates(
     *,
     fast_only: bool,
     env: t.Mapping[str, str] | None = None,
+    wrap: Wrap | None = None,
 ) -> CheckFailure | None:
-    """Run the plan's gates on the integration worktree; the first failure, or None."""
+    """Run the plan's gates on the integration worktree; the first failure, or None.
+    ``wrap``: where they run (a sandboxed run's gates: in a sandbox of their own)."""
     for gate in gates:
         if fast_only and not gate.fast:
             continue
         timeout = gate.timeout or DEFAULT_CHECK_TIMEOUT
-        code, output = _shell(gate.command, worktree, timeout, env)
+        code, output = _shell(gate.command, worktree, timeout, env, wrap)
         if code != 0:
             return CheckFailure(
                 f"gate:{gate.name}", f"gate {gate.name} exited {code}", tail(output)

@@ -15,6 +15,7 @@ import typing as t
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
 
 from protocol.base import Model, check_id
+from protocol.hosts import HostSpec
 from protocol.plan import Budgets, Gate, Isolation, check_notify, parse_duration
 from runner.agents.presets import COMMAND, AgentPreset, build_argv
 from runner.errors import UsageError
@@ -93,6 +94,17 @@ class SwarmConfig(Model):
     budgets: Budgets | None = None
     notify: str | None = None
     """The notification hook (docs/config.md), unless the plan has one."""
+    hosts: tuple[HostSpec, ...] = ()
+    """Hosts workers may run on (``[[tool.swarm.hosts]]``; docs/hosts.md)."""
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, value: tuple[HostSpec, ...]) -> tuple[HostSpec, ...]:
+        names = [host.check().name for host in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"host {twice[0]!r} is listed twice: give each host one entry")
+        return value
 
     @field_validator("notify")
     @classmethod

@@ -7,6 +7,7 @@ The functions here decide and act; they print nothing. The CLI (``runner.cli.sto
 
 from __future__ import annotations
 
+import os
 import pathlib
 import time
 import typing as t
@@ -67,6 +68,47 @@ def unpause(repo: pathlib.Path, run_id: str) -> None:
         raise RunFailed(f"run {run_id} is not paused")
     signal = GuidanceFields(text="resume dispatch", signal="resume-dispatch")
     mail_mayor(repo, run_id, MessageType.GUIDANCE, signal)
+
+
+RetryOutcome = t.Literal["asked", "reopened"]
+"""``asked``: the live mayor was mailed and retries the tasks itself; ``reopened``: no mayor
+drove the run, the retries were recorded here (and the run reopened): start a mayor."""
+
+
+class Retry(t.NamedTuple):
+    outcome: RetryOutcome
+    tasks: tuple[str, ...]
+    """The tasks that run again: those named, then the skipped tasks that wait on them."""
+
+
+def retry(repo: pathlib.Path, run_id: str, task_ids: t.Sequence[str]) -> Retry:
+    """Run tasks that ended without merging again, with a fresh attempt budget; their skipped
+    dependents come back too. A live mayor is asked by mail; otherwise the retries are recorded
+    here, and an ended run is reopened for ``swarm resume``. Raises UsageError (nothing
+    recorded) for a task that is unknown or not retryable."""
+    from protocol.plangraph import build_graph
+    from runner.decide import retry_set
+
+    paths = SwarmPaths.for_repo(repo).run(run_id)
+    with exclusive_lock(paths.lock) as no_mayor:
+        log = RunLog.open(paths.events, paths.state)
+        state = log.state
+        dependents = build_graph(launch.verified_plan(repo, state).tasks).dependents
+        states = {tid: record.state for tid, record in state.tasks.items()}
+        try:
+            again = retry_set(states, state.task_order, dependents, task_ids)
+        except ValueError as exc:
+            raise UsageError(f"swarm retry: {exc} (see `swarm status {run_id}`)") from None
+        if no_mayor:
+            with log.batch():
+                for tid in again:
+                    log.record("task_retried", tid)
+                if state.status != "running":
+                    log.record("run_resumed", pid=os.getpid(), reason="swarm retry")
+            return Retry("reopened", again)
+    fields = GuidanceFields(text=f"retry {', '.join(task_ids)}", signal="retry", tasks=again)
+    mail_mayor(repo, run_id, MessageType.GUIDANCE, fields)
+    return Retry("asked", again)
 
 
 def mail_mayor(
@@ -130,6 +172,15 @@ def attach_argv(state: RunState, task: str | None = None, *, rw: bool = False) -
                 "`swarm attach --list` lists them"
             )
         session = record.session
+        host = next((h for h in state.hosts if h.name == record.host and h.remote), None)
+        if host is not None:  # its pane is in that host's private tmux server
+            from runner.hosts.layout import Layout
+            from runner.hosts.ssh import Ssh
+
+            assert host.root is not None
+            remote = ["tmux", "-L", Layout.of(host.root).socket, "attach-session"]
+            remote += [*([] if rw else ["-r"]), "-t", f"={session}"]
+            return Ssh.of(host).argv(*remote, tty=True)
     argv = ["tmux", "-L", socket, "attach-session", "-t", f"={session}"]
     if not rw:
         argv.insert(4, "-r")

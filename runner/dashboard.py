@@ -23,7 +23,7 @@ from rich.text import Text
 from protocol.plan import DEFAULT_EFFORT_MINUTES, Plan
 from protocol.state import TERMINAL_TASK_STATES, Event, RunState, TaskRecord
 from runner import events
-from runner.report import status_rows
+from runner.report import status_rows, where
 from runner.state import apply
 from runner.why import Why, logs_hint
 
@@ -248,7 +248,7 @@ def status_table(
     message (the failure reason for failed, skipped, rework and blocked tasks), exactly
     ``width`` columns wide (pass the console's width; the last message is cut with ``…``)."""
     # an ended run's elapsed times stop with it (tasks still "running" when it was stopped)
-    rows = status_rows(state, state.ended_at or _now(at))
+    rows = [{**r, "session": where(r)} for r in status_rows(state, state.ended_at or _now(at))]
     task_w = min(TASK_WIDTH, max([4, *(len(r["task"]) for r in rows)]))
     session_w = min(SESSION_WIDTH, max([7, *(len(r["session"]) for r in rows)]))
     fixed = [task_w, 10, session_w, 3, 7]

@@ -25,9 +25,11 @@ from protocol.plan import Plan
 from protocol.state import (
     OFFERED_STATES,
     TERMINAL_TASK_STATES,
+    TRANSITIONS,
     EventKind,
     RunState,
     TaskRecord,
+    TaskState,
 )
 from runner.actions import (
     FIXUP_REFUSALS,
@@ -69,7 +71,7 @@ def decide(state: RunState, plan: PlanView, obs: Observations) -> list[Action]:
         if env.id in superseded:
             out.add(Drop(env.id))
             continue
-        _mail(out, env)
+        _mail(out, plan, env)
         if out.stopped:
             return out.actions
     if obs.sessions is not None:
@@ -103,12 +105,22 @@ def _superseded_progress(mail: tuple[Envelope, ...]) -> set[str]:
     return superseded
 
 
-def _mail(out: Decisions, env: Envelope) -> None:
+def _mail(out: Decisions, plan: PlanView, env: Envelope) -> None:
     """One message's effect (each records an event carrying its ``msg_id``)."""
     fields = env.fields
     if env.sender == HUMAN and isinstance(fields, GuidanceFields):
         if fields.signal == "resume-dispatch" and out.paused:
             out.record("dispatch_resumed", msg_id=env.id)
+        elif fields.signal == "retry":
+            try:
+                order, dependents = out.state.task_order, plan.index.dependents
+                again = retry_set(out.view, order, dependents, fields.tasks)
+            except ValueError as exc:
+                out.record("mail_ignored", msg_id=env.id, reason=str(exc))
+                return
+            out.record("task_retried", again[0], msg_id=env.id)  # the message handled with it
+            for tid in again[1:]:
+                out.record("task_retried", tid)
         else:
             out.record("mail_ignored", msg_id=env.id, reason="guidance for no one")
         return
@@ -280,7 +292,7 @@ def _rework(out: Decisions, plan: PlanView) -> None:
                 out.add(Launch(record.id, record.attempt + 1))
             continue
         limit = min(budgets.max_attempts, record.attempt_limit or budgets.max_attempts)
-        tries = record.attempt - record.fixups
+        tries = record.attempt - record.spent - record.fixups
         if tries >= limit:
             out.record("task_failed", record.id, reason=f"{record.reason} (after {tries} attempts)")
         else:
@@ -318,7 +330,7 @@ def _dispatch(out: Decisions, plan: PlanView) -> None:
     if decision.start and out.state.commit_policy == "wave":
         out.add(StartWave(decision.start))
     for tid in decision.start:
-        out.add(Launch(tid, 1))
+        out.add(Launch(tid, out.state.tasks[tid].attempt + 1))  # after `swarm retry`: not 1
 
 
 def _answer_merged(out: Decisions, plan: PlanView, merged: tuple[str, ...]) -> None:
@@ -338,6 +350,36 @@ def _answer_merged(out: Decisions, plan: PlanView, merged: tuple[str, ...]) -> N
 
 
 # -- stopping ------------------------------------------------------------------------------------
+
+
+def retry_set(
+    states: t.Mapping[str, TaskState],
+    order: t.Sequence[str],
+    dependents: t.Mapping[str, tuple[str, ...]],
+    task_ids: t.Iterable[str],
+) -> tuple[str, ...]:
+    """What ``swarm retry TASK...`` runs again: the tasks named (each must have ended without
+    merging), then every skipped task waiting on one of them, in plan ``order``. Raises
+    ValueError naming a task that is unknown or cannot be retried."""
+    wanted = list(dict.fromkeys(task_ids))
+    if not wanted:
+        raise ValueError("name the tasks to retry")
+    retryable = TRANSITIONS["task_retried"].sources
+    for tid in wanted:
+        if tid not in states:
+            raise ValueError(f"task {tid} is not in the run")
+        if states[tid] not in retryable:
+            raise ValueError(
+                f"task {tid} is {states[tid]}: only failed, blocked, skipped or cancelled "
+                "tasks can be retried"
+            )
+    chosen, queue = set(wanted), list(wanted)
+    while queue:
+        for dep in dependents.get(queue.pop(), ()):
+            if dep not in chosen and states.get(dep) == "skipped":
+                chosen.add(dep)
+                queue.append(dep)
+    return tuple(tid for tid in order if tid in chosen)
 
 
 def stop_actions(

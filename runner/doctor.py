@@ -16,12 +16,13 @@ import typing as t
 
 from agentmail.fs import lock_held
 from protocol.state import RunState
-from runner import git, launch, proc
+from runner import git, launch, proc, sandbox
 from runner.agents.presets import AgentPreset, from_spec, preset
 from runner.config import SwarmConfig, load_config, preset_from_config
-from runner.errors import CommandError, RunnerError
+from runner.errors import CommandError, RunnerError, UsageError
 from runner.events import read_events
 from runner.paths import SwarmPaths, default_worktree_root, tmux_socket_name
+from runner.plan.load import load_plan
 from runner.state import load_state, rebuild
 
 GIT_MIN: t.Final = (2, 38)
@@ -404,8 +405,37 @@ def check_editable_install(repo: pathlib.Path, python: str = "python3") -> Check
     )
 
 
-def diagnose(start: pathlib.Path) -> list[Check]:
-    """Every check, in order; repository checks are skipped outside a repository."""
+def check_sandbox(wanted: str) -> Check:
+    """bubblewrap, for ``--isolation sandbox``: a problem when ``wanted`` (the config or plan
+    that asks for it), else information only."""
+    try:
+        path = sandbox.require_bwrap()
+    except UsageError as exc:
+        if not wanted:
+            return Check("bwrap", True, "not usable here: needed only with --isolation sandbox")
+        problem, _, fix = str(exc).partition(": ")
+        return Check("bwrap", False, f"{wanted} asks for --isolation sandbox: {problem}", fix)
+    try:
+        version = proc.run(path, "--version", timeout=TIMEOUT).stdout.strip()
+    except RunnerError:
+        version = path
+    return Check("bwrap", True, f"{version} ({path}): --isolation sandbox works here")
+
+
+def _sandbox_wanted(config: SwarmConfig, plan: pathlib.Path | None) -> str:
+    """Who asks for ``--isolation sandbox`` (the plan, the config file), or ""."""
+    if plan is not None:
+        try:
+            if load_plan(plan).isolation == "sandbox":
+                return f"the plan {plan}"
+        except (RunnerError, OSError, ValueError):
+            pass  # the plan's own problems are `swarm plan validate`'s to report
+    return "the config (isolation)" if config.isolation == "sandbox" else ""
+
+
+def diagnose(start: pathlib.Path, plan: pathlib.Path | None = None) -> list[Check]:
+    """Every check, in order; repository checks are skipped outside a repository. ``plan``:
+    the plan about to run (its ``isolation`` makes bubblewrap required)."""
     checks = [
         check_python(),
         check_version(
@@ -431,6 +461,7 @@ def diagnose(start: pathlib.Path) -> list[Check]:
         checks.append(check_worktree_root(repo, config))
         checks.append(check_editable_install(repo))
     checks += check_agents(config, repo)
+    checks.append(check_sandbox(_sandbox_wanted(config, plan)))
     if repo is not None:
         runs = _runs(repo)
         checks += [

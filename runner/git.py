@@ -394,6 +394,26 @@ def fetch(repo: pathlib.Path, source: pathlib.Path, *refspecs: str) -> None:
     _git(repo, *args, "--", str(source), *(f"+{spec}" for spec in refspecs))
 
 
+def fetch_url(
+    repo: pathlib.Path, url: str, *refspecs: str, env: t.Mapping[str, str] | None = None
+) -> None:
+    """:func:`fetch` from a URL (``ssh://host/path``, with ``GIT_SSH_COMMAND`` in ``env``)."""
+    args = ("fetch", "-q", "--no-tags", "--no-recurse-submodules", "--no-write-fetch-head")
+    _git(repo, *args, "--", url, *(f"+{spec}" for spec in refspecs), env=env)
+
+
+def push_url(
+    repo: pathlib.Path, url: str, *refspecs: str, env: t.Mapping[str, str] | None = None
+) -> None:
+    """Push ``src:dst`` refspecs of ``repo`` to a URL, forced, running no hook."""
+    args = ("push", "-q", "--no-verify", "--no-recurse-submodules")
+    _git(repo, *args, "--", url, *(f"+{spec}" for spec in refspecs), env=env)
+
+
+def checkout_detached(repo: pathlib.Path, sha: str) -> None:
+    _git(repo, "checkout", "-q", "--detach", sha, "--", content=True)
+
+
 def delete_ref(repo: pathlib.Path, ref: str) -> None:
     _git(repo, "update-ref", "-d", ref)
 

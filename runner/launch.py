@@ -19,15 +19,17 @@ from datetime import UTC, datetime
 
 from agentmail.fs import exclusive_lock, lock_held, write_text_atomic
 from agentmail.store import MailStore
+from protocol.hosts import LOCAL, HostSpec
 from protocol.ids import HUMAN, MAYOR
 from protocol.plan import Isolation, Plan
 from protocol.state import AutoSpawn, CommitPolicy, Event, RunMode, RunSettings, RunState
 from runner import git, gitguard, sandbox, why, worktrees
 from runner.errors import RunFailed, UsageError
 from runner.events import EventTail, read_events
+from runner.land import LandResult
 from runner.paths import SwarmPaths, default_worktree_root, tmux_socket_name
 from runner.report import render_report
-from runner.sessions.base import SessionBackend, SessionSpec, session_name
+from runner.sessions.base import SessionBackend, SessionExists, SessionSpec, session_name
 from runner.state import RunLog, apply, current_state, load_state, rebuild
 
 logger = logging.getLogger(__name__)
@@ -63,6 +65,11 @@ class RunOptions:
     agent_permissions: t.Literal["worktree", "full"] | None = None
     trust_worktrees: bool | None = None
     """None: not given (the config file's)."""
+    hosts: tuple[str, ...] | None = None
+    """``--hosts a,b``: the hosts to use by name (None: not given: ``local`` and every host
+    of the config file)."""
+    host_specs: tuple[HostSpec, ...] = ()
+    """The chosen hosts (filled by :func:`configure`); empty: this machine only."""
 
 
 PLAN_NAMES: t.Final = ("plan.yaml", "plan.yml", "swarm.yaml", "swarm.yml", "plan.json")
@@ -112,9 +119,23 @@ def configure(repo: pathlib.Path, plan: Plan, options: RunOptions) -> tuple[Plan
     if cfg.setup and "setup" not in plan.model_fields_set:
         plan = plan.model_copy(update={"setup": cfg.setup})
     keep_sessions = options.keep_sessions
+    max_workers = options.max_workers or plan.max_workers or cfg.max_workers
+    isolation = options.isolation or plan.isolation or cfg.isolation or "worktree"
+    hosts = select_hosts(cfg.hosts, options.hosts, local_slots=max_workers or 5)
+    if any(host.remote for host in hosts):
+        if isolation == "sandbox":
+            raise UsageError(
+                "--isolation sandbox does not work with remote hosts yet; "
+                "use --isolation clone, or leave the remote hosts out (--hosts local)"
+            )
+        isolation = "clone"  # a remote worker is a clone; its mirror here is one too
+        max_workers = options.max_workers or sum(host.slots for host in hosts)
+    else:
+        hosts = ()
     return plan, dataclasses.replace(
         options,
-        max_workers=options.max_workers or plan.max_workers or cfg.max_workers,
+        host_specs=hosts,
+        max_workers=max_workers,
         agent=options.agent or plan.agent or cfg.agent,
         agent_cmd=options.agent_cmd or cfg.agent_cmd,
         keep_sessions=next(v for v in (keep_sessions, cfg.keep_sessions, False) if v is not None),
@@ -122,13 +143,37 @@ def configure(repo: pathlib.Path, plan: Plan, options: RunOptions) -> tuple[Plan
         tmux_socket=options.tmux_socket or cfg.tmux_socket,
         stall_after=options.stall_after or cfg.stall_after,
         auto_spawn=options.auto_spawn or cfg.auto_spawn or "safe",
-        isolation=options.isolation or plan.isolation or cfg.isolation or "worktree",
+        isolation=isolation,
         network=next(v for v in (options.network, cfg.network, True) if v is not None),
         agent_permissions=options.agent_permissions or cfg.agent_permissions,
         trust_worktrees=next(
             (v for v in (options.trust_worktrees, cfg.trust_worktrees) if v is not None), None
         ),
     )
+
+
+def select_hosts(
+    configured: t.Sequence[HostSpec], names: t.Sequence[str] | None, *, local_slots: int
+) -> tuple[HostSpec, ...]:
+    """The hosts of a run: those ``names`` (``--hosts``) picks from the config, else ``local``
+    and every configured host. ``local`` needs no entry (its slots: ``local_slots``);
+    UsageError naming an unknown host."""
+    known = {host.name: host for host in configured}
+    known.setdefault(LOCAL, HostSpec(name=LOCAL, slots=local_slots))
+    if names is None:
+        names = [LOCAL, *(n for n in known if n != LOCAL)]
+    chosen = []
+    for name in dict.fromkeys(names):
+        if name not in known:
+            listed = ", ".join(sorted(known))
+            raise UsageError(
+                f"--hosts: no host {name!r} in the config (hosts: {listed}); "
+                "add it as [[tool.swarm.hosts]] (docs/hosts.md)"
+            )
+        chosen.append(known[name])
+    if not chosen:
+        raise UsageError("--hosts: name at least one host, e.g. --hosts local,build1")
+    return tuple(chosen)
 
 
 def new_run_id() -> str:
@@ -161,6 +206,7 @@ def create_run(repo: pathlib.Path, plan: Plan, options: RunOptions) -> RunLog:
         network=options.network is not False,
         agent_permissions=options.agent_permissions,
         trust_worktrees=options.trust_worktrees,
+        hosts=options.host_specs,
     )
     if settings.isolation == "sandbox":
         sandbox.require_bwrap()  # before anything is created: one line naming the install
@@ -270,6 +316,18 @@ def save_report(repo: pathlib.Path, state: RunState) -> str:
     return report
 
 
+def record_landed(repo: pathlib.Path, run_id: str, result: LandResult) -> None:
+    """Record ``swarm land``'s fast-forward in the run (``run_landed``, as ``--land`` does), so
+    its report and ``swarm runs`` say it; skipped when a mayor holds the run (it records its own
+    events only)."""
+    run = SwarmPaths.for_repo(repo).run(run_id)
+    with exclusive_lock(run.lock) as free:
+        if free:
+            RunLog.open(run.events, run.state).record(
+                "run_landed", target=result.target, old=result.old, new=result.new
+            )
+
+
 def load_run_plan(repo: pathlib.Path, run_id: str) -> Plan:
     return Plan.model_validate_json(SwarmPaths.for_repo(repo).run(run_id).plan.read_bytes())
 
@@ -300,13 +358,19 @@ def make_backend(state: RunState, notify_dir: pathlib.Path) -> SessionBackend:
     from runner.sessions.tmux import TmuxBackend
 
     if state.mode == "local":
-        return ProcessBackend()
-    if state.tmux_socket is None:
-        raise RunFailed(f"run {state.run_id} has no tmux socket recorded")
-    if shutil.which("tmux") is None:
-        raise RunFailed("tmux is not on PATH; install tmux or use --mode=local")
-    notify_dir.mkdir(parents=True, exist_ok=True)
-    return TmuxBackend(state.tmux_socket, notify_dir=notify_dir)
+        local: SessionBackend = ProcessBackend()
+    else:
+        if state.tmux_socket is None:
+            raise RunFailed(f"run {state.run_id} has no tmux socket recorded")
+        if shutil.which("tmux") is None:
+            raise RunFailed("tmux is not on PATH; install tmux or use --mode=local")
+        notify_dir.mkdir(parents=True, exist_ok=True)
+        local = TmuxBackend(state.tmux_socket, notify_dir=notify_dir)
+    if any(host.remote for host in state.hosts):  # workers on other hosts (docs/hosts.md)
+        from runner.hosts.remote import HostsBackend
+
+        return HostsBackend.for_state(state, local)
+    return local
 
 
 def mayor_missing(repo: pathlib.Path, state: RunState) -> str | None:
@@ -376,19 +440,33 @@ def start_mayor_session(repo: pathlib.Path, state: RunState, python: str) -> str
     run = SwarmPaths.for_repo(repo).run(state.run_id)
     backend = make_backend(state, run.dir / "notify")
     name = mayor_session(state)
+    spec = SessionSpec(
+        name=name,
+        argv=(python, "-m", "runner", "mayor", state.run_id, "--repo", str(repo)),
+        cwd=repo,
+        env={"PYTHONUNBUFFERED": "1"},
+        log_path=run.dir / "mayor.pane.log",
+    )
     try:
-        backend.start(
-            SessionSpec(
-                name=name,
-                argv=(python, "-m", "runner", "mayor", state.run_id, "--repo", str(repo)),
-                cwd=repo,
-                env={"PYTHONUNBUFFERED": "1"},
-                log_path=run.dir / "mayor.pane.log",
-            )
-        )
+        try:
+            backend.start(spec)
+        except SessionExists:
+            if lock_held(run.lock):
+                raise
+            # the last mayor let go of the run and is on its way out (writing its report):
+            # give it a moment, then end it
+            deadline = time.monotonic() + MAYOR_EXIT_GRACE
+            while backend.status(name).alive and time.monotonic() < deadline:
+                time.sleep(0.05)
+            backend.kill(name)
+            backend.start(spec)
     finally:
         backend.close()
     return name
+
+
+MAYOR_EXIT_GRACE: t.Final = 10.0
+"""How long a mayor that released its run may take to exit before a new one replaces it."""
 
 
 def follow(

@@ -19,19 +19,24 @@ from protocol.messages import AssignFields, GuidanceFields, RetryRequiredFields,
 from protocol.messages import MessageType as M
 from protocol.plan import Task
 from protocol.state import TERMINAL_TASK_STATES, RunState, TaskRecord
-from runner import git, proc, sandbox, why, worktrees
+from runner import checks, git, proc, sandbox, why, worktrees
 from runner.actions import FIXUP_REFUSALS, HUMAN, MAYOR, task_branch, worker_name
 from runner.agents import codex
 from runner.agents import worker as agent_worker
 from runner.agents.adapter import BRIEF_NAME, AgentSetupError
 from runner.agents.presets import AgentPreset, command_preset, preset
+from runner.agents.registry import adapter_for
 from runner.brief import BriefContext, render_brief
 from runner.config import SwarmConfig, preset_from_config
 from runner.errors import CommandError, RunnerError
+from runner.hosts import placement
 from runner.outbox import Outbox
 from runner.paths import RunPaths, SwarmPaths
 from runner.sessions import SessionBackend, SessionExists, SessionSpec, session_name
 from runner.state import RunLog
+
+if t.TYPE_CHECKING:
+    from runner.hosts.remote import HostsBackend
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +122,10 @@ class Launcher:
         case_sensitive: bool,
         setup: t.Sequence[str] = (),
         python: str = sys.executable,
+        hosts: HostsBackend | None = None,
     ) -> None:
         self.repo = repo
+        self.hosts = hosts
         self.swarm = swarm
         self.run = run
         self.log = log
@@ -145,10 +152,12 @@ class Launcher:
         state = self.log.state
         record = state.tasks[task.id]
         start = WorkerStart.plan(state, task, attempt, resumed=resumed)
+        down = self.hosts.down() if self.hosts is not None else ()
         self.log.record(
             "task_dispatched",
             task.id,
             attempt=attempt,
+            host=placement.place(state, task.id, down=down),  # "" without --hosts
             session=start.session,
             branch=start.branch,
             worktree=str(start.worktree),
@@ -210,8 +219,10 @@ class Launcher:
             )
         )
         self._mail_worker(start, record, brief)
+        host = self.log.state.tasks[task.id].host
+        remote = self.hosts.remote(host) if self.hosts is not None else None
         prepared = agent_worker.prepare_worker(
-            preset=self.preset_of(task),
+            preset=self._preset_on(task, host),
             task=task,
             repo=self.repo,
             worktree=start.worktree,
@@ -226,8 +237,11 @@ class Launcher:
         if isolation != "worktree":  # the agents' files the preparation excluded, too
             worktrees.sync_excludes(self.repo, start.worktree)
         argv = prepared.argv
+        wrap: checks.Wrap | None = None  # where the setup commands run: where the agent does
         if isolation == "sandbox":
-            argv = self._sandboxed(start, argv, key_file, brief)
+            box = self._sandbox(task, start.worktree, key_file, brief, argv[0])
+            box.box.prepare(box.home)  # made afresh at each start
+            argv, wrap = box.argv(argv), box.argv
         env = worker_environ(self.swarm, self.log.state.run_id, start, key_file, brief, self.python)
         env.update(prepared.env)  # the brief in the worktree, git identity, the CLI's needs
         spec = SessionSpec(
@@ -237,33 +251,56 @@ class Launcher:
             env=env,
             log_path=self.run.pane_log(task.id),
         )
-        self._setup(task.id, start.worktree, env)
-        try:
-            self.backend.start(spec)  # replaces a dead session of that name itself
-        except SessionExists:  # an agent still alive after offering: start afresh
-            self.backend.kill(start.session)
-            self.backend.start(spec)
+        if remote is not None:  # the clone, setup and session on that host
+            from runner.hosts.remote import WorkerJob
+
+            assert self.hosts is not None
+            job = WorkerJob(
+                spec=spec,
+                run_id=self.log.state.run_id,
+                task_id=task.id,
+                branch=start.branch,
+                repo=self.repo,
+                mirror=start.worktree,
+                swarm_home=self.swarm.home,
+                key_file=key_file,
+                plan=self.run.plan,
+                brief=brief,
+                python=self.python,
+                setup=self.setup,
+                ship=MAYOR_WRITES,
+            )
+            self.hosts.start_worker(host, job)  # in the background: the loop goes on
+        else:
+            self._setup(task.id, start.worktree, env, wrap)
+            try:
+                self.backend.start(spec)  # replaces a dead session of that name itself
+            except SessionExists:  # an agent still alive after offering: start afresh
+                self.backend.kill(start.session)
+                self.backend.start(spec)
         self._lease(task, worker, start.attempt)
 
-    def _sandboxed(
+    def _sandbox(
         self,
-        start: WorkerStart,
-        argv: t.Sequence[str],
+        task: Task,
+        clone: pathlib.Path,
         key_file: pathlib.Path,
         brief: pathlib.Path,
-    ) -> tuple[str, ...]:
-        """``argv`` inside the worker's bubblewrap sandbox (:mod:`runner.sandbox`)."""
+        program: str,
+    ) -> sandbox.SandboxSpec:
         if self._bwrap is None:
             self._bwrap = sandbox.require_bwrap()
-        task, worker = start.task, worker_name(start.task.id)
+        worker = worker_name(task.id)
         box = sandbox.Box.of(self.run, task.id, worker)
         home = sandbox.home_entries(self.preset_of(task).home, pathlib.Path.home(), box)
-        box.prepare(home)
         state = self.log.state
-        spec = sandbox.SandboxSpec(
+        path = agent_worker.agent_path(self.swarm.home, self.python)
+        adapter = adapter_for(self.preset_of(task).name)
+        programs = dict.fromkeys([program, *((adapter.program,) if adapter else ())])
+        return sandbox.SandboxSpec(
             bwrap=self._bwrap,
             box=box,
-            clone=start.worktree,
+            clone=clone,
             objects=git.common_dir(self.repo) / "objects",
             inbox=self.store.maildir(worker),
             key_file=key_file,
@@ -271,25 +308,72 @@ class Launcher:
             brief=brief,
             shim_dir=agent_worker.shim_dir(self.swarm.home),
             home=home,
-            hidden=(
-                self.repo.resolve(),
-                pathlib.Path(state.worktree_root),
-                pathlib.Path.home(),
-                self.swarm.home.resolve(),
-            ),
+            hidden=self._hidden(),
             network=state.network,
+            # the command, and the CLI a wrapper runs (aider under swarm's aider_wrapper)
             code=[
                 *sandbox.code_roots(),
-                *sandbox.program_roots(
-                    argv[0], agent_worker.agent_path(self.swarm.home, self.python)
-                ),
+                *(root for p in programs for root in sandbox.program_roots(p, path)),
             ],
             uid=sandbox.sandbox_uid(),
         )
-        return spec.argv(argv)
 
-    def _setup(self, task_id: str, worktree: pathlib.Path, env: t.Mapping[str, str]) -> None:
-        """Run the plan's ``setup`` commands in the worktree, with the worker's environment,
+    def check_wrap(self, task: Task | None) -> checks.Wrap | None:
+        """Where ``task``'s validation commands run, or with None the run's gates: in a
+        sandboxed run, inside its worker's sandbox, and the gates in one of their own that
+        sees what a worker sees but the integration worktree for its clone (the workers'
+        code never runs with more than a worker had); else None (as you, in the checkout)."""
+        state = self.log.state
+        if state.isolation != "sandbox":
+            return None
+        if task is None:
+            return self._gates_sandbox().argv
+        record = state.tasks.get(task.id)
+        if record is None or not record.worktree:
+            return None
+        key_file = self.store.key_path(worker_name(task.id))
+        spec = self._sandbox(
+            task, pathlib.Path(record.worktree), key_file, self.run.brief(task.id), "sh"
+        )
+        spec.box.prepare(())  # its folders, as the worker left them or afresh (never followed)
+        return spec.argv
+
+    def _gates_sandbox(self) -> sandbox.SandboxSpec:
+        if self._bwrap is None:
+            self._bwrap = sandbox.require_bwrap()
+        box = sandbox.Box(self.run.dir / "sandbox-gates", "gates", self.log.state.run_id)
+        box.prepare(())
+        return sandbox.SandboxSpec(
+            bwrap=self._bwrap,
+            box=box,
+            clone=pathlib.Path(self.log.state.integration_worktree),
+            objects=git.common_dir(self.repo),
+            shim_dir=agent_worker.shim_dir(self.swarm.home),
+            home=(),
+            hidden=self._hidden(),
+            network=self.log.state.network,
+            code=sandbox.code_roots(),
+            uid=sandbox.sandbox_uid(),
+        )
+
+    def _hidden(self) -> tuple[pathlib.Path, ...]:
+        """What no sandbox shows, even inside a bound folder."""
+        return (
+            self.repo.resolve(),
+            pathlib.Path(self.log.state.worktree_root),
+            pathlib.Path.home(),
+            self.swarm.home.resolve(),
+        )
+
+    def _setup(
+        self,
+        task_id: str,
+        worktree: pathlib.Path,
+        env: t.Mapping[str, str],
+        wrap: checks.Wrap | None = None,
+    ) -> None:
+        """Run the plan's ``setup`` commands in the worktree, with the worker's environment
+        (in a sandboxed run, inside its sandbox: a retried setup runs on the worker's files),
         once per worktree (until they all succeed); their output goes to ``setup.log``."""
         done = self.run.task_dir(task_id) / "setup.done"
         if not self.setup or done.exists():
@@ -297,9 +381,9 @@ class Launcher:
         log = self.run.setup_log(task_id)
         with log.open("a") as out:
             for command in self.setup:
-                result = proc.run(
-                    "sh", "-c", command, cwd=worktree, env=env, check=False, timeout=SETUP_TIMEOUT
-                )
+                argv: t.Sequence[str] = ("sh", "-c", command)
+                argv = wrap(argv) if wrap else argv
+                result = proc.run(*argv, cwd=worktree, env=env, check=False, timeout=SETUP_TIMEOUT)
                 code = result.returncode
                 out.write(f"$ {command}\n{result.stdout}{result.stderr}[exit {code}]\n")
                 if code != 0:
@@ -366,6 +450,13 @@ class Launcher:
     def _named(self, name: str) -> AgentPreset:
         """A custom preset of the repository's config, else a built-in one."""
         return preset_from_config(self.settings, name) or preset(name)
+
+    def _preset_on(self, task: Task, host: str) -> AgentPreset:
+        """The task's preset, or the host's ``agent`` for a task that names none."""
+        spec = next((h for h in self.log.state.hosts if h.name == host), None)
+        if task.agent is None and spec is not None and spec.agent:
+            return self._named(spec.agent)
+        return self.preset_of(task)
 
     def preset_of(self, task: Task) -> AgentPreset:
         if task.agent is None:

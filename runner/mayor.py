@@ -52,6 +52,7 @@ from runner.arbiter import Arbiter, gate_family
 from runner.boxmail import Collector
 from runner.config import load_config
 from runner.decide import decide, next_wake, sessions_prefix, stop_actions
+from runner.hosts.remote import HostsBackend
 from runner.launcher import Launcher
 from runner.outbox import Outbox
 from runner.paths import RunPaths, SwarmPaths
@@ -111,6 +112,7 @@ class Mayor:
             log.fold.guard, max_idle=limits.max_idle, max_iterations=limits.max_iterations
         )
         self.outbox = Outbox(store, backend, log.state.run_id)
+        self.hosts = backend if isinstance(backend, HostsBackend) else None
         self.launcher = Launcher(
             repo=config.repo,
             swarm=config.swarm,
@@ -123,6 +125,7 @@ class Mayor:
             case_sensitive=case_sensitive,
             setup=plan.setup,
             python=config.python,
+            hosts=self.hosts,
         )
         self.arbiter = Arbiter(
             repo=config.repo,
@@ -130,6 +133,7 @@ class Mayor:
             log=log,
             case_sensitive=case_sensitive,
             check_env=self.launcher.check_env(),  # validation and gates: the worker's PATH
+            check_wrap=self.launcher.check_wrap,  # a sandboxed task's validation: its sandbox
         )
         self.boxes = Collector(store=store, swarm=config.swarm, run=config.run, log=log)
         self._panes = PaneWatch()  # what each worker's screen shows (runner.agents.panes)
@@ -232,7 +236,13 @@ class Mayor:
 
     def observe(self, *, adopting: bool = False) -> Observations:
         # sessions before mail: the last words of a pane seen dead are already in the mailbox
+        self._lost_hosts()
         sessions = self._sessions()
+        if self.hosts is not None:  # remote workers' mail, logs and commits, verified here
+            self.hosts.reap()  # a host that came back: what it runs for re-placed tasks
+            self.hosts.relay(
+                self.state, run=self.config.run, store=self.store, collector=self.boxes
+            )
         self.boxes.collect()  # sandboxed workers' outboxes, verified, into the mailbox
         panes = self._screens(sessions)
         return Observations(
@@ -246,6 +256,30 @@ class Mayor:
             escapes=self._new_escapes(),
             adopting=adopting,
         )
+
+    def _lost_hosts(self) -> None:
+        """Running tasks whose start on a host failed, and those of a host unreachable for
+        longer than its grace period, crashed: they are re-placed (their commits are in their
+        mirrors already)."""
+        if self.hosts is None:
+            return
+        for host, task_id, why in self.hosts.failures():  # a background start that failed
+            if self.state.tasks[task_id].state == "running":
+                self.log.record(
+                    "task_crashed",
+                    task_id,
+                    exit_status=None,
+                    reason=f"could not start the worker on {host}: {why}",
+                )
+        for host, gone in self.hosts.lost().items():
+            for rec in list(self.state.tasks.values()):
+                if rec.host == host and rec.state == "running":
+                    self.log.record(
+                        "task_crashed",
+                        rec.id,
+                        exit_status=None,
+                        reason=f"host {host} unreachable for {gone:.0f}s: re-placed",
+                    )
 
     def _exits(self, sessions: t.Mapping[str, SessionStatus] | None) -> dict[str, tuple[str, bool]]:
         """Why each running worker whose pane died exited: its last lines (from the pane log),
@@ -410,8 +444,13 @@ class Mayor:
             return
         # gates and landing need the branch at the recorded head (and gates, no stray edits)
         self._alert_reset(self.arbiter.guard_integration(edits=bool(self.plan.gates)))
+        wrap = self.launcher.check_wrap(None) if self.plan.gates else None  # a sandbox's
         failure = checks.run_gates(
-            self.plan.gates, self.integration, fast_only=False, env=self.arbiter.check_env
+            self.plan.gates,
+            self.integration,
+            fast_only=False,
+            env=self.arbiter.check_env,
+            wrap=wrap,
         )
         if failure is not None:
             family = gate_family(self.plan, failure.check)

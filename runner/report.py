@@ -51,6 +51,7 @@ def status_rows(state: RunState, at: datetime | None = None) -> list[dict[str, t
             "shown": _shown(task),
             "attempt": task.attempt,
             "session": task.session or "",
+            "host": task.host,
             "elapsed": _elapsed(task, at),
             "last": task.reason
             if task.state in ("failed", "skipped", "rework", "blocked")
@@ -58,6 +59,14 @@ def status_rows(state: RunState, at: datetime | None = None) -> list[dict[str, t
         }
         for task in (state.tasks[tid] for tid in state.task_order)
     ]
+
+
+def where(row: t.Mapping[str, t.Any]) -> str:
+    """A row's session, ``host:session`` for a worker on another host (``--hosts``)."""
+    host = row.get("host") or ""
+    if host and host != "local" and row["session"]:
+        return f"{host}:{row['session']}"
+    return str(row["session"])
 
 
 def _shown(task: TaskRecord) -> str:

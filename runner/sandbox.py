@@ -6,9 +6,10 @@ A sandboxed worker runs its agent under ``bwrap`` in a mount namespace that hold
   ``/tmp``, ``/dev`` and ``/proc``; swarm's own Python and code, read-only (the ``swarm`` the
   agent reports with);
 - its clone, read-write, and the repository's object store the clone borrows from, read-only;
-- its **box** (``runs/<run>/sandbox/<task>/``), read-write: a private ``HOME`` (with only the
-  files its agent CLI needs, named in the preset, bound from the real home) and a private
-  ``SWARM_HOME`` whose ``mail/`` holds its own inbox (bound), its own key (bound read-only) and
+- its **box** (``runs/<run>/sandbox/<task>/``), read-write: a private ``HOME`` (with copies
+  of only the files and folders its agent CLI needs, named in the preset; nothing of the real
+  home is bound) and a private ``SWARM_HOME`` whose ``mail/`` holds its own inbox (bound
+  read-only: the mayor delivers into it), its own key (bound read-only) and
   an outbox: a Maildir named after the mayor, where ``swarm worker`` delivers, since it is the
   only mailbox there. ``results/`` and ``scope-escapes.jsonl`` of that ``SWARM_HOME`` are its
   outbox for those files; :mod:`runner.boxmail` verifies and delivers all three;
@@ -18,6 +19,9 @@ Nothing else: not the user's checkout, home or other worktrees and clones, not t
 worktree, not the repository's refs, hooks or config, not another agent's key or inbox. The
 network is shared unless the run says ``--no-network``. Locations that hold secrets are hidden
 even when a read-only code folder contains them (a virtualenv inside the repository).
+
+The worker's setup and validation commands run in the same sandbox, and the run's gates in one
+of their own (a :class:`SandboxSpec` without mail, around the integration worktree).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import dataclasses
 import os
 import pathlib
 import shutil
+import stat
 import sys
 import typing as t
 
@@ -52,6 +57,11 @@ SYSTEM_RO: t.Final = (
 DNS_RO: t.Final = ("/run/systemd/resolve", "/run/resolvconf")
 """Where ``/etc/resolv.conf`` may point: bound (when they exist) so DNS works with the network."""
 _PROBE_TIMEOUT: t.Final = 30.0
+TMP: t.Final = "/tmp"
+OWN_TMP: t.Final = "/tmp/.sandbox-tmp"
+"""``TMPDIR`` when the box lies under ``/tmp`` itself (a test, a CI container): Codex refuses
+to make its sandbox helper under a temp folder that holds its home ("Refusing to create
+helper binaries under temporary dir"), so every command it runs would fail."""
 
 
 def require_bwrap() -> str:
@@ -135,10 +145,12 @@ class Box:
         return self.swarm_home / "scope-escapes.jsonl"
 
     def prepare(self, home: t.Iterable[HomeEntry]) -> None:
-        """Make the box's folders, copy the agent's home files into its private home (fresh at
-        each start) and make the mount points of what is bound into it (an empty file or
-        folder each: the binds exist only inside the sandbox). The box is the worker's: a link
-        it left where a folder or file of the box belongs is removed, never followed."""
+        """Make the box's folders, copy the agent's home files and folders into its private
+        home (a file fresh at each start, a folder's files when the box has none of that name
+        yet: :func:`copy_folder`) and make the mount points of what is bound into it (an empty
+        file or folder each: the binds exist only inside the sandbox). The box is the
+        worker's: a link it left where a folder or file of the box belongs is removed, never
+        followed."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         for folder in (self.home, self.inbox, self.results, self.plan.parent):
             _real_folder(self.root, folder)
@@ -147,10 +159,63 @@ class Box:
         # the mayor's "key" here is an empty stand-in: the worker's store only checks it exists
         for point in (self.key, self.mail / ".keys" / f"{MAYOR}.key", self.plan):
             _mount_point(self.root, point, directory=False)
-        for entry in home:
+        for entry in home:  # the box's copies: the user's own are never written
             _mount_point(self.root, entry.inside, directory=entry.directory)
-            if not entry.directory:
-                shutil.copyfile(entry.real, entry.inside)  # the box's copy: never the user's
+            if entry.directory:
+                copy_folder(self.root, entry.real, entry.inside)
+            else:
+                shutil.copyfile(entry.real, entry.inside)
+
+
+COPY_FILE_MAX: t.Final = 4 << 20
+"""Largest file of a home folder copied into a box (configs and credentials are small; a
+CLI's old session logs are not needed there)."""
+COPY_TOTAL_MAX: t.Final = 64 << 20
+"""Most bytes copied of one home folder (its top-level files come first)."""
+
+
+def copy_folder(root: pathlib.Path, real: pathlib.Path, inside: pathlib.Path) -> int:
+    """Copy the regular files of the user's folder ``real`` into ``inside`` (in the box
+    ``root``), breadth-first, each file only when ``inside`` has nothing of that name yet (the
+    CLI's own sessions and settings in the box survive its restarts, for ``--continue``),
+    within :data:`COPY_FILE_MAX` and :data:`COPY_TOTAL_MAX`; links and special files of
+    either side are never followed. Returns the bytes copied."""
+    copied = 0
+    queue = [pathlib.Path()]
+    while queue:
+        rel = queue.pop(0)
+        try:
+            names = sorted(os.listdir(real / rel))  # noqa: PTH208
+        except OSError:
+            continue
+        if rel.parts:
+            _real_folder(root, inside / rel)
+        for name in names:
+            source = real / rel / name
+            try:
+                info = source.lstat()
+            except OSError:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                queue.append(rel / name)
+            elif stat.S_ISREG(info.st_mode) and info.st_size <= COPY_FILE_MAX:
+                if copied + info.st_size > COPY_TOTAL_MAX:
+                    continue
+                copied += _copy_new(source, inside / rel / name, info.st_mode)
+    return copied
+
+
+def _copy_new(source: pathlib.Path, target: pathlib.Path, mode: int) -> int:
+    """``source`` to a new file ``target`` (nothing when something has that name: never
+    through a link); the bytes copied."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(target, flags, stat.S_IMODE(mode) & 0o700 or 0o600)
+    except OSError:
+        return 0
+    with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+        shutil.copyfileobj(src, out)
+        return out.tell()
 
 
 def _real_folder(root: pathlib.Path, folder: pathlib.Path) -> None:
@@ -178,7 +243,7 @@ def _mount_point(root: pathlib.Path, path: pathlib.Path, *, directory: bool) -> 
 
 class Mount(t.NamedTuple):
     option: str
-    """``--ro-bind``, ``--bind``, ``--tmpfs`` or ``--symlink``."""
+    """``--ro-bind``, ``--bind``, ``--tmpfs``, ``--dir`` or ``--symlink``."""
     source: str
     dest: str
 
@@ -189,9 +254,9 @@ class HomeEntry(t.NamedTuple):
     inside: pathlib.Path
     """``<the box's home>/<name>``."""
     directory: bool
-    """A folder is bound read-write (the CLI keeps sessions and refreshes credentials there);
-    a file is copied at each start (a CLI replaces files by rename, which a bound file
-    refuses), so the worker's changes to it never reach the user's."""
+    """Both are private copies, never bound: a file copied at each start, a folder's files
+    when the box has none of their names yet (each built-in CLI writes its folder: sessions,
+    logs, helper links, refreshed credentials), so the worker's changes never reach yours."""
 
 
 def home_entries(names: t.Iterable[str], home: pathlib.Path, box: Box) -> list[HomeEntry]:
@@ -247,45 +312,60 @@ def _under_system(path: pathlib.Path) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class SandboxSpec:
-    """What one sandboxed worker sees (paths outside; each is bound at the same path)."""
+    """What one sandboxed worker sees (paths outside; each is bound at the same path). The
+    run's gates get one too, without mail (``inbox`` and the rest None: nothing bound)."""
 
     bwrap: str
     box: Box
     clone: pathlib.Path
+    """The checkout, read-write (the gates': the integration worktree)."""
     objects: pathlib.Path
-    """The repository's object store the clone borrows from (read-only)."""
-    inbox: pathlib.Path
-    key_file: pathlib.Path
-    plan: pathlib.Path
-    brief: pathlib.Path
+    """The repository's object store the clone borrows from (read-only; the gates': the
+    repository's whole git folder, which a worktree needs)."""
     shim_dir: pathlib.Path
     home: t.Sequence[HomeEntry]
     hidden: t.Sequence[pathlib.Path]
     """Folders never visible, even inside a bound code folder (the repository, the worktree
     root, the real home, the swarm home)."""
+    inbox: pathlib.Path | None = None
+    key_file: pathlib.Path | None = None
+    plan: pathlib.Path | None = None
+    brief: pathlib.Path | None = None
     network: bool = True
     code: t.Sequence[pathlib.Path] = ()
     uid: int | None = None
     """The user the agent runs as inside (a user namespace maps it to the real one)."""
+
+    @property
+    def tmpdir(self) -> str:
+        """The sandbox's ``TMPDIR``: its own ``/tmp``, or a folder in it that does not hold
+        its home (:data:`OWN_TMP`)."""
+        inside = pathlib.PurePosixPath(TMP) in pathlib.PurePosixPath(self.box.home).parents
+        return OWN_TMP if inside else TMP
 
     def mounts(self) -> list[Mount]:
         mounts = [Mount("--ro-bind", p, p) for p in SYSTEM_RO if _is_real_dir(p)]
         links = [p for p in SYSTEM_RO if pathlib.Path(p).is_symlink()]
         mounts += [Mount("--symlink", str(pathlib.Path(p).readlink()), p) for p in links]
         mounts += [Mount("--ro-bind", p, p) for p in DNS_RO if _is_real_dir(p)]
-        mounts += [Mount("--tmpfs", "", "/tmp")]
+        mounts += [Mount("--tmpfs", "", TMP)]
+        if self.tmpdir != TMP:
+            mounts += [Mount("--dir", "", self.tmpdir)]
         mounts += [Mount("--ro-bind", str(p), str(p)) for p in self.code]
         mounts += [
             Mount("--ro-bind", str(self.objects), str(self.objects)),
             Mount("--ro-bind", str(self.shim_dir), str(self.shim_dir)),
-            Mount("--ro-bind", str(self.brief), str(self.brief)),
             Mount("--bind", str(self.clone), str(self.clone)),
             Mount("--bind", str(self.box.root), str(self.box.root)),
-            Mount("--bind", str(self.inbox), str(self.box.inbox)),
-            Mount("--ro-bind", str(self.key_file), str(self.box.key)),
-            Mount("--ro-bind", str(self.plan), str(self.box.plan)),
         ]
-        mounts += [Mount("--bind", str(e.real), str(e.inside)) for e in self.home if e.directory]
+        mail = (
+            (self.brief, self.brief),
+            # read-only: the mayor delivers into it, so a link planted there would be followed
+            (self.inbox, self.box.inbox),
+            (self.key_file, self.box.key),
+            (self.plan, self.box.plan),
+        )
+        mounts += [Mount("--ro-bind", str(src), str(dst)) for src, dst in mail if src]
         hidden = [p for p in self.hidden if not _under_system(p) and p != pathlib.Path("/")]
         mounts += [Mount("--tmpfs", "", str(p)) for p in hidden]
         # bwrap mounts in order: a folder first, then what is bound inside it
@@ -300,7 +380,7 @@ class SandboxSpec:
             args += ["--unshare-user", "--uid", str(self.uid), "--gid", str(self.uid)]
         args += ["--proc", "/proc", "--dev", "/dev"]
         for mount in self.mounts():
-            if mount.option == "--tmpfs":
+            if mount.option in ("--tmpfs", "--dir"):
                 args += [mount.option, mount.dest]
             else:
                 args += [mount.option, mount.source, mount.dest]
@@ -311,7 +391,7 @@ class SandboxSpec:
             "XDG_CACHE_HOME": f"{home}/.cache",
             "XDG_DATA_HOME": f"{home}/.local/share",
             "XDG_STATE_HOME": f"{home}/.local/state",
-            "TMPDIR": "/tmp",
+            "TMPDIR": self.tmpdir,
             "SWARM_HOME": str(self.box.swarm_home),
             "SWARM_KEY_FILE": str(self.box.key),
             "SWARM_SANDBOX": "1",

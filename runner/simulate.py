@@ -6,11 +6,14 @@ critical-path order and waves behave in the simulation as they do in a run.
 
 from __future__ import annotations
 
+import collections
 import heapq
 import typing as t
 from dataclasses import dataclass
 
+from protocol.hosts import HostSpec
 from protocol.plan import Plan
+from runner.hosts.placement import choose
 from runner.plan.summary import format_minutes
 from runner.scheduler import PlanIndex, SchedulerInput, TaskStates, decide
 
@@ -21,6 +24,8 @@ class SimTask:
     start: float
     end: float
     worker_slot: int
+    host: str = ""
+    """Where the task ran (``hosts``; :func:`runner.hosts.placement.choose`), else empty."""
 
 
 @dataclass(frozen=True)
@@ -33,8 +38,11 @@ class Simulation:
     waves: bool = False
 
 
-def simulate(plan: Plan, *, workers: int, waves: bool = False) -> Simulation:
-    """Run ``plan`` on ``workers`` virtual workers; ValueError for fewer than one worker."""
+def simulate(
+    plan: Plan, *, workers: int, waves: bool = False, hosts: t.Sequence[HostSpec] = ()
+) -> Simulation:
+    """Run ``plan`` on ``workers`` virtual workers; ValueError for fewer than one worker.
+    With ``hosts``, each start is placed on a host as the mayor places it."""
     if workers < 1:
         raise ValueError(f"bad worker count {workers}: use 1 or more")
     index = PlanIndex.build(plan)
@@ -43,6 +51,8 @@ def simulate(plan: Plan, *, workers: int, waves: bool = False) -> Simulation:
     free = list(range(workers))
     running: list[tuple[float, int, str]] = []  # (end, slot, id): slots are unique
     done: list[SimTask] = []
+    used: collections.Counter[str] = collections.Counter()  # workers per host
+    placed: dict[str, str] = {}
     now = 0.0
     question = SchedulerInput(plan=plan, states=states, max_workers=workers, waves=waves)
     while True:
@@ -55,7 +65,12 @@ def simulate(plan: Plan, *, workers: int, waves: bool = False) -> Simulation:
             end = now + minutes[position[task_id]]
             states.set(task_id, "running")
             heapq.heappush(running, (end, slot, task_id))
-            done.append(SimTask(task_id, now, end, slot))
+            host = ""
+            if hosts:  # placement bookkeeping only where there is any (10,000 tasks: memory)
+                host = choose(hosts, used)
+                placed[task_id] = host
+                used[host] += 1
+            done.append(SimTask(task_id, now, end, slot, host))
         if not running:
             break
         now = running[0][0]
@@ -63,6 +78,8 @@ def simulate(plan: Plan, *, workers: int, waves: bool = False) -> Simulation:
             _, slot, task_id = heapq.heappop(running)
             states.set(task_id, "merged")
             heapq.heappush(free, slot)
+            if hosts:
+                used[placed[task_id]] -= 1
     return Simulation(
         tasks=tuple(done),
         makespan=max((task.end for task in done), default=0.0),
@@ -98,7 +115,8 @@ def gantt(sim: Simulation, width: int = 80, *, max_rows: int | None = 40) -> str
         last = max(first + 1, min(round(task.end * scale), bar_width))
         bar = " " * first + "#" * (last - first) + " " * (bar_width - last)
         name = task.id if len(task.id) <= label else task.id[: label - 1] + "~"
-        lines.append(f"{name:<{label}} {task.worker_slot + 1:>{slot_width}} |{bar}| {text}")
+        where = f" @{task.host}" if task.host else ""
+        lines.append(f"{name:<{label}} {task.worker_slot + 1:>{slot_width}} |{bar}| {text}{where}")
     if hidden:
         lines.append(f"... {hidden} more tasks")
     return "\n".join(line[:width] for line in lines)
@@ -145,7 +163,13 @@ def as_json(sim: Simulation) -> dict[str, t.Any]:
         "makespan": sim.makespan,
         "critical_path": {"minutes": minutes, "ids": path},
         "tasks": [
-            {"id": task.id, "start": task.start, "end": task.end, "worker": task.worker_slot}
+            {
+                "id": task.id,
+                "start": task.start,
+                "end": task.end,
+                "worker": task.worker_slot,
+                **({"host": task.host} if task.host else {}),
+            }
             for task in sim.tasks
         ],
     }

@@ -158,6 +158,7 @@ def _apply_task(task: TaskRecord, event: Event, new_state: TaskState | None) -> 
             session=data.get("session"),
             branch=data.get("branch"),
             worktree=data.get("worktree"),
+            host=data.get("host", ""),
             base_sha=data.get("base_sha"),
             dispatched_at=event.ts,
             exit_status=None,
@@ -166,6 +167,8 @@ def _apply_task(task: TaskRecord, event: Event, new_state: TaskState | None) -> 
         )
         if data.get("fixup"):
             update["fixups"] = task.fixups + 1
+    elif event.kind == "task_retried":  # a fresh budget; the reason stays for the next brief
+        update.update(spent=task.attempt, fixups=0, conflicts=0, attempt_limit=None, ended_at=None)
     for key in ("head_sha", "merge_sha", "exit_status", "attempt_limit"):
         if key in data:
             update[key] = data[key]

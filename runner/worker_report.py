@@ -19,6 +19,7 @@ store parses and verifies it with the models as it does every message.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import typing as t
 
@@ -217,7 +218,7 @@ def offer(
 ) -> Sent:
     """OFFERING_READY (DONE with ``done``): the commit (default: HEAD of ``cwd``) and the files
     changed (default: since the base of the task's ASSIGN); also writes the results file."""
-    sha = commit or head(cwd)
+    sha = resolve_commit(cwd, commit) if commit else head(cwd)
     paths = tuple(files) if files is not None else changed_files(env, cwd)
     path = _result(env, "completion", detail(summary, "done"), paths)
     doc = send(
@@ -286,6 +287,19 @@ def head(cwd: pathlib.Path) -> str:
     return proc.run("git", "rev-parse", "HEAD", cwd=cwd).stdout.strip()
 
 
+def resolve_commit(cwd: pathlib.Path, name: str) -> str:
+    """The full sha ``name`` (``HEAD``, a branch, a short sha) names in ``cwd``: the mayor
+    checks a clone's offer against its branch by sha. A name git cannot resolve there is
+    passed on as given (the arbiter refuses it with the reason)."""
+    from runner import proc
+
+    out = proc.run(
+        "git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{name}^{{commit}}",
+        cwd=cwd, check=False,
+    )  # fmt: skip
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else name
+
+
 def assign_base(env: WorkerEnv) -> str:
     """The base commit of this task's latest ASSIGN in the worker's inbox, if any."""
     from agentmail.store import MailStore  # reading verifies with the models
@@ -306,8 +320,11 @@ def assign_base(env: WorkerEnv) -> str:
 
 
 def changed_files(env: WorkerEnv, cwd: pathlib.Path) -> tuple[str, ...]:
-    """Files changed in ``cwd`` between the ASSIGN's base and HEAD (none without a base)."""
-    base = assign_base(env)
+    """Files changed in ``cwd`` between the ASSIGN's base and HEAD (none without a base). In a
+    sandbox the base is ``$SWARM_BASE`` (the same commit): its inbox holds no key to verify
+    the mayor's mail with (docs/isolation.md)."""
+    sandboxed = os.environ.get("SWARM_SANDBOX") == "1"
+    base = os.environ.get("SWARM_BASE", "") if sandboxed else assign_base(env)
     if not base:
         return ()
     from runner import proc

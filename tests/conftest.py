@@ -10,6 +10,12 @@ import subprocess
 import typing as t
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: on a shared 2-core machine one slow example is load, not a bug (the
+# default 200 ms deadline made property tests fail at random under a full suite).
+settings.register_profile("swarm", deadline=None)
+settings.load_profile("swarm")
 
 GIT_ENV: t.Final = {
     "GIT_AUTHOR_NAME": "Swarm Test",

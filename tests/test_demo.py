@@ -8,6 +8,10 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
+from runner import sandbox
+from runner.errors import UsageError
 from runner.paths import tmux_socket_name
 from tests.runner.runs import wait_for
 
@@ -56,3 +60,26 @@ def test_the_demo_never_replaces_a_directory_it_did_not_make(tmp_path: pathlib.P
     assert result.returncode == 1
     assert "is not a demo directory; use --dir" in result.stderr
     assert (mine / "precious.txt").read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize("isolation", ["clone", "sandbox"])
+def test_the_demo_passes_in_clone_and_sandbox_modes(tmp_path: pathlib.Path, isolation: str) -> None:
+    """``scripts/demo --isolation clone|sandbox``: every task merges, the sample's tests pass
+    on the integration branch, and no tmux server is left."""
+    if isolation == "sandbox":
+        try:
+            sandbox.require_bwrap()
+        except UsageError as exc:
+            pytest.skip(str(exc))
+    (tmp_path / "tmp").mkdir()
+    where = tmp_path / "demo"
+    socket = tmux_socket_name(where / "calc")
+    try:
+        result = _demo(tmp_path, "--dir", str(where), "--isolation", isolation)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"--isolation={isolation}" in result.stdout
+        assert "Ran 7 tests" in result.stdout + result.stderr
+        assert result.stdout.count("swarm(T0") == 8  # the eight merge commits
+        assert not _server_alive(socket), "the demo left its tmux server running"
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)

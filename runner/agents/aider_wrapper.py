@@ -64,7 +64,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     commits = int(_git("rev-list", "--count", f"{base}..HEAD") or 0) if base else 0
     if status == 0 and commits:
         subject = _git("log", "-1", "--format=%s")
-        return _report(swarm, "offer", f"aider: {subject}", "--commit", "HEAD")
+        # the sha, never the name HEAD: a clone's offer is checked against its branch's sha
+        return _report(swarm, "offer", f"aider: {subject}", "--commit", _git("rev-parse", "HEAD"))
     why = (
         f"aider exited with status {status}"
         if status

@@ -19,7 +19,24 @@ def _clean_one(top: pathlib.Path, rid: str, force: bool) -> CleanReport:
     state = launch.read_state(top, rid)
     socket = state.tmux_socket if shutil.which("tmux") else None
     notify = SwarmPaths.for_repo(top).run(rid).dir / "notify"
-    return clean(top, state, force=force, kill_session=tmux_session_killer(socket, notify))
+    if not any(host.remote for host in state.hosts):
+        return clean(top, state, force=force, kill_session=tmux_session_killer(socket, notify))
+    from runner.hosts.cleanup import RemoteCleanup  # workers on other hosts (docs/hosts.md)
+
+    remote = RemoteCleanup(state)
+    try:
+        unfetched = remote.fetch_all()
+        kept = state.model_copy(  # a mirror whose host could not be read stays as it is
+            update={
+                "tasks": {k: v for k, v in state.tasks.items() if k not in unfetched},
+                "task_order": tuple(k for k in state.task_order if k not in unfetched),
+            }
+        )
+        report = clean(top, kept, force=force, kill_session=tmux_session_killer(socket, notify))
+        remote.remove(report.removed)
+    finally:
+        remote.close()
+    return report._replace(kept=(*report.kept, *remote.unreachable.items()))
 
 
 def _doc(rid: str, report: CleanReport) -> dict[str, t.Any]:

@@ -28,22 +28,31 @@ def _print(checks: t.Sequence[Check]) -> None:
 
 @click.command(name="doctor")
 @repo_option
+@click.option(
+    "--plan",
+    "plan",
+    type=click.Path(path_type=pathlib.Path, dir_okay=False),
+    default=None,
+    help="The plan about to run: what it asks for is checked too (bubblewrap for sandbox).",
+)
 @json_option
 @handle_errors
-def command(repo: pathlib.Path | None, as_json: bool) -> None:
+def command(repo: pathlib.Path | None, plan: pathlib.Path | None, as_json: bool) -> None:
     """Check tmux, git, Python, inotify limits, the repository, the config file, the worktree
-    root, agent binaries, and leftovers of old runs (sessions, worktrees, runs without a mayor).
+    root, agent binaries, bubblewrap (required when the config or --plan asks for
+    --isolation sandbox), and leftovers of old runs (sessions, worktrees, runs without a
+    mayor).
 
     Exits 0 when everything is fine, 1 with a fix line for each problem.
 
     \b
     Examples:
       swarm doctor
-      swarm doctor --repo ~/src/app
+      swarm doctor --repo ~/src/app --plan plan.yaml
       swarm doctor --json | jq '.checks[] | select(.ok | not)'
     """
     start = (repo or pathlib.Path.cwd()).resolve()
-    checks = diagnose(start)
+    checks = diagnose(start, plan)
     problems = [check for check in checks if not check.ok]
     if as_json:
         echo_json(

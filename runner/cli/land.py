@@ -39,6 +39,8 @@ def command(run_id: str | None, repo: pathlib.Path | None, as_json: bool) -> Non
     top = find_repo(repo)
     state = launch.read_state(top, launch.resolve_run(top, run_id))
     result = land(top, state)
+    if result.landed:
+        launch.record_landed(top, state.run_id, result)
     if as_json:
         echo_json("land", {"run_id": state.run_id, **result._asdict()})
     elif result.landed:

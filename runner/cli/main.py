@@ -33,12 +33,14 @@ MODULES: t.Final = (
     "watch",
     "doctor",
     "runs",
+    "host",
 )
 """Every module with top-level commands (each exports ``command`` and/or ``commands``)."""
 COMMAND_MODULES: t.Final = {
     "attach": "sessions",
     "clean": "clean",
     "doctor": "doctor",
+    "host": "host",
     "land": "land",
     "logs": "sessions",
     "mail": "mail",
@@ -46,6 +48,7 @@ COMMAND_MODULES: t.Final = {
     "plan": "plan",
     "report": "status",
     "resume": "run",
+    "retry": "run",
     "run": "run",
     "runs": "runs",
     "status": "status",

@@ -7,6 +7,7 @@ import typing as t
 
 import click
 
+from protocol.hosts import HostSpec
 from protocol.plan import Plan
 from runner.cli.common import EXIT_USAGE, echo_json, handle_errors, json_option
 from runner.plan.load import PlanError, check_plan, read_plan_file
@@ -120,10 +121,17 @@ def _load_or_fail(plan_path: pathlib.Path, kind: str, as_json: bool) -> Plan:
     help="Virtual workers (default: the plan's max_workers, else 5).",
 )
 @click.option("--waves", is_flag=True, help="Simulate wave barriers only (agentops waves).")
+@click.option(
+    "--hosts",
+    default=None,
+    metavar="A,B",
+    help="Place tasks on these hosts of the repository's config, as `swarm run --hosts` "
+    "does (docs/hosts.md); the workers are their slots.",
+)
 @json_option
 @handle_errors
 def simulate_command(
-    plan_path: pathlib.Path, workers: int | None, waves: bool, as_json: bool
+    plan_path: pathlib.Path, workers: int | None, waves: bool, hosts: str | None, as_json: bool
 ) -> None:
     """Simulate PLAN on a virtual clock (efforts as durations) and draw a Gantt chart.
 
@@ -136,8 +144,11 @@ def simulate_command(
     """
     plan = _load_or_fail(plan_path, "plan-simulate", as_json)
     count = workers or plan.max_workers or DEFAULT_WORKERS
-    sim = simulate(plan, workers=count, waves=waves)
-    other = None if waves else simulate(plan, workers=count, waves=True)
+    placed = _hosts(plan_path, hosts, count)
+    if placed:
+        count = workers or sum(host.slots for host in placed)
+    sim = simulate(plan, workers=count, waves=waves, hosts=placed)
+    other = None if waves else simulate(plan, workers=count, waves=True, hosts=placed)
     if as_json:
         comparison = None
         if other is not None:
@@ -159,6 +170,19 @@ def simulate_command(
         click.echo(f"continuous       {format_minutes(sim.makespan)}")
         click.echo(f"waves            {format_minutes(other.makespan)}")
         click.echo(f"speed-up         {speedup(sim, other):.2f}x (continuous vs waves)")
+
+
+def _hosts(plan_path: pathlib.Path, names: str | None, slots: int) -> tuple[HostSpec, ...]:
+    """The hosts ``--hosts`` names, from the config of the repository holding the plan."""
+    if names is None:
+        return ()
+    from runner.config import load_config
+    from runner.launch import select_hosts
+
+    folder = plan_path.resolve().parent
+    top = next((p for p in (folder, *folder.parents) if (p / ".git").exists()), folder)
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    return select_hosts(load_config(top).hosts, wanted, local_slots=slots)
 
 
 @command.command(name="graph")

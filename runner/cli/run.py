@@ -25,6 +25,7 @@ from runner.cli.common import (
     json_option,
     repo_option,
     run_exit_code,
+    run_option,
 )
 from runner.paths import SwarmPaths
 from runner.report import status_document
@@ -53,6 +54,7 @@ def _print_event(event: Event, state: RunState) -> None:
         "task_crashed": lambda: f"crashed: {data.get('reason', '')}",
         "task_failed": lambda: f"FAILED: {data.get('reason', '')}",
         "task_skipped": lambda: f"skipped: {data.get('reason', '')}",
+        "task_retried": lambda: "will run again (swarm retry)",
         "help_requested": lambda: f"asks for help: {data.get('text', '')}",
         "escape_reported": lambda: f"scope escape: {data.get('text', '')}",
         "final_gate_failed": lambda: f"final {data.get('reason', '')}",
@@ -168,6 +170,14 @@ def _why_lines(event: Event, state: RunState) -> list[str]:
     "in a bubblewrap sandbox (docs/isolation.md).",
 )
 @click.option(
+    "--hosts",
+    "hosts",
+    default=None,
+    metavar="A,B",
+    help="Hosts to run workers on, by name ('local' and [[tool.swarm.hosts]] entries; "
+    "default: local and every configured host; docs/hosts.md).",
+)
+@click.option(
     "--network/--no-network",
     default=None,
     help="Sandboxed workers reach the network (default) or have none at all.",
@@ -221,6 +231,7 @@ def run_command(
     per_task_commits: bool,
     isolation: t.Literal["worktree", "clone", "sandbox"] | None,
     network: bool | None,
+    hosts: str | None,
     land_after: bool,
     allow_concurrent: bool,
     agent_permissions: t.Literal["worktree", "full"] | None,
@@ -273,6 +284,7 @@ def run_command(
             network=network,
             agent_permissions=agent_permissions,
             trust_worktrees=trust_worktrees,
+            hosts=None if hosts is None else tuple(h.strip() for h in hosts.split(",") if h),
         ),
     )
     _preflight(top, plan, options, plan_file=plan_file, allow_concurrent=allow_concurrent)
@@ -363,7 +375,25 @@ def _finish(top: pathlib.Path, final: RunState, as_json: bool) -> t.NoReturn:
         echo_json("run", status_document(final))
     else:
         click.echo(report)
+        if page := _html_report(top, final):
+            click.echo(f"swarm: the run as a picture: {page}", err=True)
     sys.exit(run_exit_code(final))
+
+
+def _html_report(top: pathlib.Path, final: RunState) -> pathlib.Path | None:
+    """The run's ``report.html``: the mayor's notifier writes it as the run ends; written here
+    when it is not there yet. None for a run still going, or if the page cannot be made."""
+    if final.status == "running":
+        return None
+    from runner import report_html
+
+    page = report_html.report_path(top, final.run_id)
+    if page.exists():
+        return page
+    try:
+        return report_html.write_report(top, final.run_id)
+    except (OSError, ValueError):
+        return None
 
 
 @click.command(name="resume")
@@ -404,6 +434,53 @@ def resume_command(
     )
 
 
+@click.command(name="retry")
+@click.argument("task_ids", metavar="TASK...", nargs=-1, required=True)
+@run_option
+@click.option("--foreground", is_flag=True, help="Be the mayor in this process.")
+@click.option("--detach", is_flag=True, help="Start the mayor and return at once.")
+@repo_option
+@json_option
+@handle_errors
+def retry_command(
+    task_ids: tuple[str, ...],
+    run_id: str | None,
+    foreground: bool,
+    detach: bool,
+    repo: pathlib.Path | None,
+    as_json: bool,
+) -> None:
+    """Run tasks that failed, were blocked, skipped or cancelled again, with a fresh budget.
+
+    The skipped tasks that wait on them come back too. A live mayor is asked to do it; a run
+    that already ended is reopened and resumed (its mayor followed, as `swarm resume` does).
+    The next attempt starts in the task's worktree, and its brief says why the last one ended.
+
+    \b
+    Examples:
+      swarm retry T03
+      swarm retry T03 T05 --run 20261121-051500-3f2a --detach
+    """
+    from runner import control
+
+    top = find_repo(repo)
+    rid = launch.resolve_run(top, run_id)
+    state = launch.read_state(top, rid)
+    _check_agents(top, launch.verified_plan(top, state), state.agent, state.agent_cmd)
+    result = control.retry(top, rid, task_ids)
+    named = ", ".join(result.tasks)
+    if result.outcome == "asked":
+        if as_json:
+            echo_json("retry", {"run_id": rid, "outcome": "asked", "tasks": list(result.tasks)})
+        click.echo(f"swarm: asked the mayor of run {rid} to retry {named}", err=True)
+        sys.exit(EXIT_OK)
+    click.echo(f"swarm: {named} will run again in run {rid}", err=True)
+    state = launch.read_state(top, rid)
+    _drive_or_follow(
+        top, state, foreground=foreground or state.mode == "local", detach=detach, as_json=as_json
+    )
+
+
 @click.command(name="mayor", hidden=True)
 @click.argument("run_id")
 @repo_option
@@ -425,4 +502,4 @@ def mayor_command(run_id: str, repo: pathlib.Path | None) -> None:
     _finish(top, final, as_json=False)
 
 
-commands: t.Final = (run_command, resume_command, mayor_command)
+commands: t.Final = (run_command, resume_command, retry_command, mayor_command)

@@ -14,6 +14,7 @@ import contextlib
 import os
 import pathlib
 import subprocess
+import sys
 import typing as t
 
 from rich.console import Group, RenderableType
@@ -27,7 +28,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Static
 
 from protocol.plan import Plan
-from protocol.state import RunState
+from protocol.state import TRANSITIONS, RunState
 from runner import control, detail, launch, why
 from runner.cli.common import EXIT_INTERRUPTED, run_exit_code
 from runner.dashboard import (
@@ -54,13 +55,15 @@ NUDGE_TEXT: t.Final = (
     "`swarm worker offer` when it is committed."
 )
 INBOX_LINES: t.Final = 20
+RETRYABLE: t.Final = TRANSITIONS["task_retried"].sources
+"""Tasks the retry key runs again (``swarm retry``); on a running task it restarts the worker."""
 COLUMNS: t.Final = ("task", "state", "try", "elapsed", "last")
 KEYS_HINT: t.Final = "↑↓ move  enter attach (read-only)  w read-write  i inbox"
 Prompt = t.Literal["nudge", "answer", "restart", "stop"]
 _PROMPTS: t.Final[dict[str, str]] = {
     "nudge": "nudge {task} (Enter sends, Esc cancels): ",
     "answer": "answer {task}'s help request (Enter sends, Esc cancels): ",
-    "restart": "restart {task}'s worker (its next attempt)? type y and Enter: ",
+    "restart": "retry {task} (a running worker restarts, an ended task runs again)? y and Enter: ",
     "stop": "stop run {run} (no new workers; running ones finish)? type y and Enter: ",
 }
 
@@ -193,8 +196,9 @@ class WatchApp(App[None]):
         state = self.state
         for row in status_rows(state, clock(state, self.mayor)):
             record = state.tasks[row["task"]]
+            remote = row["host"] not in ("", "local")
             cells = (
-                row["task"],
+                f"{row['task']}@{row['host']}" if remote else row["task"],
                 shown_state(record, row["shown"]),
                 str(row["attempt"]),
                 row["elapsed"],
@@ -377,6 +381,16 @@ class WatchApp(App[None]):
         if kind == "stop":
             outcome = control.stop(self.repo, self.run_id)
             return f"run {self.run_id}: {outcome.outcome}"
+        if kind == "restart" and self.state.tasks[task].state in RETRYABLE:
+            result = control.retry(self.repo, self.run_id, [task])
+            again = f"{', '.join(result.tasks)}: will run again"
+            if result.outcome == "asked":
+                return again
+            state = launch.read_state(self.repo, self.run_id)
+            if state.mode == "local":
+                return f"{again} once you run: swarm resume {self.run_id} --foreground"
+            launch.start_mayor_session(self.repo, state, sys.executable)
+            return f"{again}; the run was reopened and its mayor started"
         backend = self.backend()
         if backend is None:
             raise RunnerError("a local-mode run has no panes to steer; use `swarm stop`")

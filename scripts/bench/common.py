@@ -54,6 +54,7 @@ BENCHES: t.Final = (
     "arbiter",
     "recovery",
     "isolation",
+    "hosts",
 )
 MINUTE_S: t.Final = 0.05
 """Seconds of ``sleep`` per minute of plan effort in live runs (1 min of effort = 0.05 s)."""

@@ -324,7 +324,7 @@ def test_an_idle_agent_gets_the_nudge_typed_into_its_prompt(
 
 
 @pytest.mark.timeout(RUN_TIMEOUT + 60)
-@pytest.mark.parametrize("name", ("claude", "codex", "gemini"))
+@pytest.mark.parametrize("name", AGENTS)
 def test_clone_isolation_merges_unattended(
     name: str,
     git_repo: pathlib.Path,
@@ -333,12 +333,38 @@ def test_clone_isolation_merges_unattended(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``--isolation clone``: each real CLI works in its own clone (its own refs and hooks),
-    and the mayor fetches the offered commits: 3/3 merged. (aider's wrapper offers a head its
-    clone's branch is not at, and sandbox mode does not pass with the real CLIs yet: see
-    docs/isolation.md.)"""
+    and the mayor fetches the offered commits (checked by sha): 3/3 merged."""
     agent = make_agent(name, server=server, model=fake_model, monkeypatch=monkeypatch)
-    configure(git_repo, trust_worktrees=True)
-    doc, _ = run_plan(git_repo, server, agent, "--isolation", "clone")
-    assert {rec["state"] for rec in doc["tasks"].values()} == {"merged"}, _debug(git_repo, server)
-    assert not [ev for ev in events(git_repo) if ev.kind == "mail_ignored"]
-    assert wait_no_processes(git_repo / ".agents" / "swarm") == []
+    merges_in_isolation(git_repo, server, agent, fake_model, "clone")
+
+
+def merges_in_isolation(
+    repo: pathlib.Path, server: libtmux.Server, agent: Agent, model: FakeModel, isolation: str
+) -> None:
+    """Three tasks, each by its own worker in ``--isolation ISOLATION``, all merged; no mail
+    ignored or quarantined, no agent process left."""
+    configure(repo, trust_worktrees=True)
+    doc, _ = run_plan(repo, server, agent, "--isolation", isolation)
+    assert {rec["state"] for rec in doc["tasks"].values()} == {"merged"}, _debug(repo, server)
+    assert not [ev for ev in events(repo) if ev.kind == "mail_ignored"]
+    assert model.tasks_seen() == {"T1", "T2", "T3"}
+    mail = repo / ".agents" / "swarm" / "mail"
+    assert not [p for t in ("T1", "T2", "T3") for p in (mail / t / "quarantine").glob("*")]
+    assert wait_no_processes(repo / ".agents" / "swarm") == []
+
+
+@pytest.mark.timeout(RUN_TIMEOUT + 60)
+@pytest.mark.parametrize("name", AGENTS)
+def test_sandbox_isolation_merges_unattended(
+    name: str,
+    git_repo: pathlib.Path,
+    server: libtmux.Server,
+    fake_model: FakeModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--isolation sandbox``: each real CLI works in its clone inside bubblewrap (Codex's own
+    sandbox nested in it), with a private copy of its home files, and reports through its
+    outbox: 3/3 merged, with nothing of its inbox quarantined (it holds no mayor key to read
+    it with)."""
+    agent = make_agent(name, server=server, model=fake_model, monkeypatch=monkeypatch)
+    merges_in_isolation(git_repo, server, agent, fake_model, "sandbox")

@@ -34,6 +34,8 @@ def _sample_fields(mtype: MessageType) -> Fields:
             values[name] = 7
         elif name in ("files", "files_touched"):
             values[name] = ("src/a.py", "docs/b c.md")
+        elif name == "tasks":
+            values[name] = ("T01", "auth-2")
         elif name == "signal":
             values[name] = "resume-dispatch"
         else:

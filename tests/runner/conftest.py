@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import shutil
 import typing as t
 
 import libtmux
@@ -36,3 +37,16 @@ def local() -> t.Iterator[s.ProcessBackend]:
 def backend(request: pytest.FixtureRequest) -> Backend:
     """Both backends: the contract tests run against each."""
     return t.cast(Backend, request.getfixturevalue("tmux" if request.param == "tmux" else "local"))
+
+
+@pytest.fixture
+def without_bwrap(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
+    """PATH set to a folder holding only git, tmux and sh: no bubblewrap."""
+    folder = tmp_path / "bin-without-bwrap"
+    folder.mkdir()
+    for tool in ("git", "tmux", "sh"):
+        program = shutil.which(tool)
+        assert program
+        (folder / tool).symlink_to(program)
+    monkeypatch.setenv("PATH", str(folder))
+    return folder

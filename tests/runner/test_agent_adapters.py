@@ -469,7 +469,7 @@ printf '%s\\n' "$*" >> "$RECORD"
 @pytest.mark.parametrize(
     ("args", "status", "report"),
     [
-        (["--commit"], 0, "offer aider: aider made it --commit HEAD"),
+        (["--commit"], 0, "offer aider: aider made it --commit "),
         (["0"], 1, "fail aider exited 0 without committing anything"),
         (["5"], 5, "fail aider exited with status 5"),
     ],
@@ -509,6 +509,8 @@ def test_aider_wrapper_reports_for_aider(
     calls = record.read_text().splitlines()
     assert calls[0] == "worker accepted"
     assert calls[1].startswith(f"worker {report}")
+    if report.startswith("offer"):  # the sha itself: a clone's offer is checked by sha
+        assert calls[1].split()[-1] == git(git_repo, "rev-parse", "HEAD")
     if report.startswith("fail"):
         assert "aider says hello" in record.read_text()  # its last lines
 

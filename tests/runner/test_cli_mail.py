@@ -286,7 +286,12 @@ def test_mail_send_from_a_fresh_process_is_the_click_commands_message(
         for part in ("id", "seq", "created", "sig", "idempotency_key"):
             doc.pop(part)
     assert docs[0] == docs[1]
-    assert docs[0]["fields"] == {"bead_id": "", "text": "merge t1 first", "signal": None}
+    assert docs[0]["fields"] == {
+        "bead_id": "",
+        "text": "merge t1 first",
+        "signal": None,
+        "tasks": [],
+    }
     assert docs[0]["subject"] == "[t1] GUIDANCE" and docs[0]["cc"] == ["w2"]
     assert len(store.list("mayor").messages) == 2 and len(store.list("w2").messages) == 2
     refused = subprocess.run(

@@ -282,3 +282,44 @@ def test_an_editable_install_from_the_checkout_is_warned_about(
     assert "setup" in found.fix
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "nothing"))
     assert "none from this checkout" in check_editable_install(git_repo).detail
+
+
+class Sandboxed(t.NamedTuple):
+    test_id: str
+    config: str
+    plan: str
+    ok: bool
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        Sandboxed("not-asked", "", "", True),
+        Sandboxed("config", 'isolation = "sandbox"\n', "", False),
+        Sandboxed("plan", "", "sandbox", False),
+        Sandboxed("plan-clone", "", "clone", True),
+    ],
+    ids=lambda c: c.test_id,
+)
+@pytest.mark.usefixtures("without_bwrap")
+def test_a_missing_bwrap_is_a_problem_only_when_sandbox_is_asked_for(
+    git_repo: pathlib.Path, tmp_path: pathlib.Path, case: Sandboxed
+) -> None:
+    if case.config:
+        (git_repo / ".swarm.toml").write_text(case.config)
+    args = ["--json"]
+    if case.plan:
+        plan = tmp_path / "plan.yaml"
+        plan.write_text(
+            f"isolation: {case.plan}\ntasks:\n  - id: T1\n    subject: one\n    files: [a]\n"
+        )
+        args += ["--plan", str(plan)]
+    result = doctor(git_repo, *args)
+    found = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert found["bwrap"]["ok"] is case.ok, found["bwrap"]
+    if case.ok:
+        assert "needed only with --isolation sandbox" in found["bwrap"]["detail"]
+    else:
+        assert "asks for --isolation sandbox" in found["bwrap"]["detail"]
+        assert "apt-get install bubblewrap" in found["bwrap"]["fix"]
+        assert result.exit_code == 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import shutil
 import sys
 import typing as t
 
@@ -64,6 +63,17 @@ def _hostile(where: Where, command: str) -> dict[str, t.Any]:
         {"commit": "honest work"},
     ]  # fmt: skip
     return task("H", ["h/"], steps)
+
+
+def _crash_then_honest(command: str, honest: str = "h.txt") -> list[dict[str, t.Any]]:
+    """Attempt 1 runs ``command`` and crashes (so the mayor starts attempt 2: a new brief, a
+    new ASSIGN, a new box); attempt 2 writes and commits ``honest``."""
+    return [
+        {"run": command, "attempt": 1},
+        {"crash": 1, "attempt": 1},
+        write(honest, "h\n"),
+        {"commit": "honest work"},
+    ]
 
 
 def _run(where: Where, server: Server, command: str, *extra: str) -> str:
@@ -244,16 +254,10 @@ def test_a_sandboxed_worker_without_network_has_no_network(where: Where, server:
     assert state_doc(where.repo)["network"] is False
 
 
+@pytest.mark.usefixtures("without_bwrap")
 def test_without_bwrap_a_sandbox_run_is_refused_with_the_install_command(
-    where: Where, server: Server, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+    where: Where, server: Server
 ) -> None:
-    bin_dir = tmp_path / "bin-without-bwrap"
-    bin_dir.mkdir()
-    for tool in ("git", "tmux", "sh"):
-        found = shutil.which(tool)
-        assert found
-        (bin_dir / tool).symlink_to(found)
-    monkeypatch.setenv("PATH", str(bin_dir))
     plan = write_plan(where.repo.parent, [GOOD])
     result = swarm_run(where.repo, plan, server, "--isolation", "sandbox")
     assert result.exit_code == 2, result.output
@@ -266,10 +270,15 @@ def test_without_bwrap_a_sandbox_run_is_refused_with_the_install_command(
 def test_a_sandboxed_agent_gets_only_the_home_files_its_preset_names(
     where: Where, server: Server
 ) -> None:
-    """A folder named by the preset is bound read-write, a file is a copy, the rest of the
-    home is not there."""
-    (where.home / ".mycli").mkdir()
+    """A folder or file named by the preset is a private copy (the CLI writes its own; yours
+    are never written), the rest of the home is not there. A link the worker leaves in its
+    copy is never followed when the next start copies again."""
+    (where.home / ".mycli" / "sessions").mkdir(parents=True)
+    (where.home / ".mycli" / "config").write_text("setting\n")
+    (where.home / ".mycli" / "sessions" / "old.log").write_text("old\n")
     (where.home / ".myclirc").write_text("token\n")
+    victim = where.repo.parent / "home-copy-victim"
+    victim.mkdir()
     (where.home / "secret.txt").write_text("private\n")
     (where.repo / ".swarm.toml").write_text(
         '[presets.mycli]\nargv = ["{python}", "-m", "runner.agents.scripted"]\n'
@@ -278,18 +287,28 @@ def test_a_sandboxed_agent_gets_only_the_home_files_its_preset_names(
     git(where.repo, "add", ".swarm.toml")
     git(where.repo, "commit", "-qm", "preset")
     command = (
-        'ls -A "$HOME"; cat "$HOME/.myclirc"; printf session > "$HOME/.mycli/state"; '
-        'printf changed > "$HOME/.myclirc"'
+        'ls -A "$HOME"; cat "$HOME/.myclirc" "$HOME/.mycli/config" '
+        '"$HOME/.mycli/sessions/old.log"; printf session > "$HOME/.mycli/state"; '
+        'printf changed > "$HOME/.myclirc"; printf changed > "$HOME/.mycli/config"; '
+        f'rm -rf "$HOME/.mycli/sessions"; ln -s {victim} "$HOME/.mycli/sessions"'
     )
-    plan = write_plan(where.repo.parent, [GOOD, _hostile(where, command)], agent="mycli")
+    steps = _crash_then_honest(f"mkdir -p h && ( {command} ) > h/attempt.log 2>&1", "h/done.txt")
+    hostile = task("H", ["h/"], steps)
+    plan = write_plan(where.repo.parent, [GOOD, hostile], agent="mycli")
     result = swarm_run(where.repo, plan, server, "--isolation", "sandbox")
     assert result.exit_code == 0, result.output
     log = (where.worktrees / "r1" / "H" / "h" / "attempt.log").read_text()
     listed = set(log.splitlines())
     assert {".mycli", ".myclirc"} <= listed and "secret.txt" not in listed, log
-    assert "token" in log
-    assert (where.home / ".mycli" / "state").read_text() == "session"  # bound: the CLI's own
-    assert (where.home / ".myclirc").read_text() == "token\n"  # copied: the user's stays
+    assert "token" in log and "setting" in log and "old" in log
+    # the user's files stay as they were: every write went to the box's copies
+    assert not (where.home / ".mycli" / "state").exists()
+    assert (where.home / ".mycli" / "config").read_text() == "setting\n"
+    assert (where.home / ".myclirc").read_text() == "token\n"
+    assert list(victim.iterdir()) == []  # attempt 2's copy did not go through the link
+    box_home = SwarmPaths.for_repo(where.repo).run("r1").dir / "sandbox" / "H" / "home"
+    assert (box_home / ".mycli" / "state").read_text() == "session"  # the CLI's own, kept
+    assert (box_home / ".mycli" / "sessions" / "old.log").read_text() == "old\n"
 
 
 def test_a_sandboxed_crash_keeps_its_exit_status(where: Where, server: Server) -> None:
@@ -338,18 +357,60 @@ def test_a_sandboxed_worker_cannot_redirect_the_brief_the_mayor_writes_on_a_rest
     the restart's brief is written into the clone, not through the link."""
     victim = where.home / "victim"
     victim.mkdir()
-    steps: list[dict[str, t.Any]] = [
-        {"run": f"rm -rf .swarm && ln -s {victim} .swarm", "attempt": 1},
-        {"crash": 1, "attempt": 1},
-        write("h.txt", "h\n"),
-        {"commit": "h"},
-    ]
+    steps = _crash_then_honest(f"rm -rf .swarm && ln -s {victim} .swarm")
     plan = write_plan(where.repo.parent, [task("H", ["h.txt"], steps)])
     result = swarm_run(where.repo, plan, server, "--isolation", "sandbox")
     assert result.exit_code == 0, result.output
     assert list(victim.iterdir()) == []
     brief = where.worktrees / "r1" / "H" / ".swarm" / "brief.md"
     assert not brief.parent.is_symlink() and "attempt 2" in brief.read_text().lower()
+
+
+def test_a_sandboxed_worker_cannot_make_the_mayor_deliver_through_a_link_in_its_inbox(
+    where: Where, server: Server
+) -> None:
+    """The mayor delivers into the worker's inbox (the next attempt's ASSIGN): it tries to
+    swap the inbox's ``new/`` for a link to a folder of yours, and crashes. Its inbox is
+    read-only inside: nothing is delivered there, and attempt 2 merges."""
+    victim = where.repo.parent / "inbox-victim"
+    victim.mkdir()
+    inbox = '"$SWARM_HOME/mail/$SWARM_WORKER"'
+    attack = f"rm -rf {inbox}/new; ln -s {victim} {inbox}/new; true"
+    plan = write_plan(where.repo.parent, [task("H", ["h.txt"], _crash_then_honest(attack))])
+    result = swarm_run(where.repo, plan, server, "--isolation", "sandbox")
+    assert result.exit_code == 0, result.output
+    assert list(victim.iterdir()) == []
+    real = MailStore(where.swarm / "mail").maildir("H")
+    assert not (real / "new").is_symlink()
+    assert len(list((real / "new").iterdir())) >= 2  # each attempt's ASSIGN, delivered
+
+
+def test_a_sandboxed_workers_setup_validation_and_gates_run_sandboxed(
+    where: Where, server: Server
+) -> None:
+    """The plan's setup, the task's validation and the gates run the worker's code (a retried
+    setup, its tests, the merged tests): in a sandboxed run they run inside its sandbox (the
+    gates in one of their own), never with more than it had. Each tries to write your home
+    and records who it ran as; the home is untouched, and the gate (which passes only as the
+    sandbox's user) sees the integration worktree's git."""
+    probe = "id -u > .git/{name}-uid; touch {home}/{name}-was-here; true"
+    check = probe.format(name="check", home=where.home) + " && test -f h/done.txt"
+    steps = [write("h/done.txt", "done\n"), {"commit": "honest work"}]
+    hostile = task("H", ["h/"], steps, validation={"command": check})
+    setup = [probe.format(name="setup", home=where.home)]
+    gate = {
+        "name": "sandboxed",
+        "command": f"touch {where.home}/gate-was-here; test $(id -u) != 0 && git log -1 -q",
+    }
+    plan = write_plan(where.repo.parent, [hostile], setup=setup, gates=[gate])
+    result = swarm_run(where.repo, plan, server, "--isolation", "sandbox")
+    assert result.exit_code == 0, result.output
+    assert state_doc(where.repo)["tasks"]["H"]["state"] == "merged"
+    clone = where.worktrees / "r1" / "H"
+    assert not (where.home / "gate-was-here").exists()
+    for name in ("setup", "check"):
+        assert not (where.home / f"{name}-was-here").exists(), name
+        assert (clone / ".git" / f"{name}-uid").read_text().strip() != "0", name  # its user
 
 
 def test_odd_files_in_a_sandboxed_workers_outbox_never_stop_the_mayor(

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from protocol.state import RunState
 from runner import git as g
-from runner import gitguard, worktrees
+from runner import gitguard, launch, worktrees
 from runner.cli.land import command
 from runner.land import land
 from runner.paths import SwarmPaths
@@ -270,6 +270,8 @@ def test_cli_land(git_repo: pathlib.Path, run_log: RunLog) -> None:
     doc = json.loads(result.stdout)
     assert doc["kind"] == "land" and doc["landed"] and doc["target"] == "main"
     assert doc["new"] == run_log.state.integration_head == g.head_sha(git_repo)
+    # recorded in the run, as --land records it: its report and `swarm runs` say landed
+    assert launch.read_state(git_repo, RUN).landed
 
 
 def test_cli_land_unknown_run(git_repo: pathlib.Path, run_log: RunLog) -> None:

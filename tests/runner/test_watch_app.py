@@ -131,7 +131,7 @@ def test_drive_a_stuck_worker_from_the_dashboard(
 
     # restart the stuck worker: the mayor records the crash and its next attempt merges
     _keys(pane, "r")
-    wait_for(pane, shows("restart T1's worker"), "the restart prompt")
+    wait_for(pane, shows("retry T1 (a running worker restarts"), "the restart prompt")
     _keys(pane, "y", literal=True)
     _keys(pane, "Enter")
     lines = wait_for(pane, lambda ls: "merged" in task_row(ls, "T2"), "the run's end")
@@ -172,6 +172,32 @@ def test_a_dead_mayor_and_a_refused_task_say_so(
     assert any("swarm resume r1" in line for line in lines)
     _keys(pane, "q")
     wait_for(pane, shows("EXIT=0"), "the exit")
+
+
+def test_the_retry_key_runs_a_failed_task_of_an_ended_run_again(
+    server: libtmux.Server, git_repo: pathlib.Path
+) -> None:
+    """The run failed (its one task's check failed, one attempt allowed); the dashboard stays.
+    `r` on the failed task reopens the run and starts a mayor; the task's next attempt merges."""
+    go = git_repo.parent / "go"
+    plan = write_plan(
+        git_repo.parent,
+        [task("T1", ["a.txt"], [write("a.txt", "1\n")], validation={"tests": f"test -e {go}"})],
+        budgets={"max_attempts": 1},
+    )
+    assert swarm_run(git_repo, plan, server, "--detach").exit_code == 0
+    pane = start_watch(server, git_repo, "--refresh", "0.3")
+    wait_for(pane, shows("the run ended (failed)"), "the failed run")
+    go.touch()
+    _keys(pane, "r")
+    wait_for(pane, shows("retry T1 (a running worker restarts"), "the retry prompt")
+    _keys(pane, "y", literal=True)
+    _keys(pane, "Enter")
+    lines = wait_for(pane, lambda ls: "merged" in task_row(ls, "T1"), "the retried task merged")
+    assert task_row(lines, "T1").split()[1:3] == ["merged", "2"]
+    wait_for(pane, shows("the run ended (done)"), "the end of the run")
+    _keys(pane, "q")
+    wait_for(pane, shows("EXIT="), "the exit")
 
 
 def test_keys_in_a_headless_app_and_no_spin(git_repo: pathlib.Path) -> None:
