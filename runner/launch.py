@@ -489,6 +489,11 @@ def follow(
             if listener is not None:
                 listener(event, state)
         if state is not None and state.status != "running":
+            # the mayor tidies up after recording the end (sessions, trust): return once it let
+            # go of the run, so a `swarm clean` or `swarm retry` typed next is not refused
+            deadline = time.monotonic() + MAYOR_EXIT_GRACE
+            while lock_held(run.lock) and time.monotonic() < deadline:
+                time.sleep(0.05)
             return state
         if mayor_alive():
             missing_since = None
