@@ -21,10 +21,11 @@ from rich.table import Table
 from rich.text import Text
 
 from protocol.plan import DEFAULT_EFFORT_MINUTES, Plan
-from protocol.state import TERMINAL_TASK_STATES, Event, RunState, TaskRecord
-from runner import events
-from runner.report import status_rows, where
+from protocol.state import TERMINAL_TASK_STATES, Event, RunState
+from runner import events, status_view
+from runner.report import as_doc
 from runner.state import apply
+from runner.status_view import left_ellipsis as left_ellipsis  # importable from here
 from runner.why import Why, logs_hint
 
 logger = logging.getLogger(__name__)
@@ -36,28 +37,8 @@ HELP_KIND: t.Final = "help_requested"
 EVENT_KINDS: t.Final = frozenset({*ESCAPE_KINDS, HELP_KIND, "task_offered"})
 """The only event kinds :func:`render` looks at (:class:`EventTail` keeps just these)."""
 RECENT: t.Final = 3
-SESSION_WIDTH: t.Final = 14
-TASK_WIDTH: t.Final = 14
-NO_CHANGE: t.Final = "no change"
 
-_STATE_STYLE: t.Final[dict[str, str]] = {
-    "merged": "green",
-    NO_CHANGE: "green dim",
-    "running": "cyan",
-    "offered": "yellow",
-    "validating": "yellow",
-    "merging": "yellow",
-    "rework": "magenta",
-    "failed": "bold red",
-    "blocked": "red",
-    "skipped": "dim",
-    "cancelled": "dim",
-    "pending": "dim",
-    # a running task's pane (runner.agents.panes), shown instead of "running"
-    "idle": "yellow",
-    "permission": "bold red",
-    "dialog": "bold red",
-}
+_STATE_STYLE: t.Final = status_view.STATE_STYLE
 _STATUS_STYLE: t.Final[dict[str, str]] = {
     "running": "cyan",
     "done": "bold green",
@@ -78,11 +59,6 @@ def duration_text(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-def left_ellipsis(text: str, width: int) -> str:
-    """Keep the end of ``text`` (where session names differ): ``…0-3f2a-T03``."""
-    return text if len(text) <= width else "…" + text[len(text) - width + 1 :]
 
 
 def _effort(plan: Plan | None, task_id: str) -> float:
@@ -246,19 +222,11 @@ def status_table(
 ) -> Table:
     """One row per task, in plan order: task, state, worker session, attempt, elapsed, last
     message (the failure reason for failed, skipped, rework and blocked tasks), exactly
-    ``width`` columns wide (pass the console's width; the last message is cut with ``…``)."""
-    # an ended run's elapsed times stop with it (tasks still "running" when it was stopped)
-    rows = [{**r, "session": where(r)} for r in status_rows(state, state.ended_at or _now(at))]
-    task_w = min(TASK_WIDTH, max([4, *(len(r["task"]) for r in rows)]))
-    session_w = min(SESSION_WIDTH, max([7, *(len(r["session"]) for r in rows)]))
-    fixed = [task_w, 10, session_w, 3, 7]
-    # columns are separated by two spaces; the last message gets what is left (at least 8)
-    spare = width - sum(fixed) - 2 * len(fixed) - 8
-    if spare < 0:  # too narrow: give up session width first, then task width
-        cut = min(-spare, session_w - 7)
-        session_w -= cut
-        spare += cut
-        task_w -= min(max(-spare, 0), task_w - 4)
+    ``width`` columns wide (pass the console's width; the last message is cut with ``…``).
+    The rows and widths are :mod:`runner.status_view`'s, which ``swarm status`` prints without
+    rich; every cell is text, never markup (``[k1]`` in a message is shown as it is)."""
+    rows, cells = status_view.table_rows(as_doc(state), _now(at))
+    cols = status_view.columns(rows, width)
     table = Table(
         title=f"run {state.run_id}: {state.status}" if title else None,
         title_justify="left",
@@ -269,33 +237,22 @@ def status_table(
         width=width,
         header_style="bold",
     )
-    table.add_column("task", no_wrap=True, overflow="ellipsis", width=task_w)
-    table.add_column("state", no_wrap=True, width=10)
-    table.add_column("session", no_wrap=True, overflow="ellipsis", width=session_w)
-    table.add_column("try", no_wrap=True, justify="right", width=3)
-    table.add_column("elapsed", no_wrap=True, justify="right", width=7)
+    table.add_column("task", no_wrap=True, overflow="ellipsis", width=cols.task)
+    table.add_column("state", no_wrap=True, width=cols.state)
+    table.add_column("session", no_wrap=True, overflow="ellipsis", width=cols.session)
+    table.add_column("try", no_wrap=True, justify="right", width=cols.attempt)
+    table.add_column("elapsed", no_wrap=True, justify="right", width=cols.elapsed)
     table.add_column("last", no_wrap=True, overflow="ellipsis", ratio=1)
-    for row in rows:
-        shown = shown_state(state.tasks[row["task"]], row["shown"])
+    for task, shown, session, attempt, elapsed, last in cells:
         table.add_row(
-            row["task"],
+            Text(task),
             Text(shown, style=_STATE_STYLE.get(shown, "")),
-            left_ellipsis(row["session"], session_w) or "-",
-            str(row["attempt"]),
-            row["elapsed"],
-            row["last"].replace("\n", " "),
+            Text(status_view.session_cell(session, cols.session)),
+            Text(attempt),
+            Text(elapsed),
+            Text(last),
         )
     return table
-
-
-def shown_state(task: TaskRecord, shown: str) -> str:
-    """The state column (``shown``: :func:`runner.report.status_rows`'s, a waiting pane's
-    state instead of ``running``), and ``no change`` for a task merged without changing
-    anything (an empty offer of an ``allow_empty`` task, a read-only task): not a plain
-    success."""
-    if task.state == "merged" and task.merge_sha is None and task.attempt > 0:
-        return NO_CHANGE
-    return shown
 
 
 def why_lines(whys: t.Sequence[Why], run_id: str) -> list[str]:

@@ -23,7 +23,7 @@ from protocol.hosts import LOCAL, HostSpec
 from protocol.ids import HUMAN, MAYOR
 from protocol.plan import Isolation, Plan
 from protocol.state import AutoSpawn, CommitPolicy, Event, RunMode, RunSettings, RunState
-from runner import git, gitguard, sandbox, why, worktrees
+from runner import git, gitguard, sandbox, status_view, why, worktrees
 from runner.errors import RunFailed, UsageError
 from runner.events import EventTail, read_events
 from runner.land import LandResult
@@ -267,25 +267,13 @@ def _commit_policy(options: RunOptions) -> CommitPolicy:
 
 
 def list_runs(repo: pathlib.Path) -> list[str]:
-    """Run ids of the repository, oldest first (ids start with their creation time)."""
-    runs = SwarmPaths.for_repo(repo).runs
-    if not runs.is_dir():
-        return []
-    found = [p for p in runs.iterdir() if (p / "events.jsonl").exists()]
-    found.sort(key=lambda p: ((p / "events.jsonl").stat().st_ctime, p.name))
-    return [p.name for p in found]
+    """Run ids of the repository, oldest first (:func:`runner.status_view.list_runs`)."""
+    return status_view.list_runs(repo)
 
 
 def resolve_run(repo: pathlib.Path, run_id: str | None) -> str:
     """``run_id`` if given and known, else the latest run; UsageError naming the fix."""
-    runs = list_runs(repo)
-    if run_id is None:
-        if not runs:
-            raise UsageError(f"no runs in {repo}; start one with `swarm run PLAN`")
-        return runs[-1]
-    if run_id not in runs:
-        raise UsageError(f"no run {run_id!r} in {repo}; `swarm status` lists the latest run")
-    return run_id
+    return status_view.resolve_run(repo, run_id)
 
 
 def read_state(repo: pathlib.Path, run_id: str, *, from_events: bool = False) -> RunState:
@@ -376,14 +364,8 @@ def make_backend(state: RunState, notify_dir: pathlib.Path) -> SessionBackend:
 def mayor_missing(repo: pathlib.Path, state: RunState) -> str | None:
     """For a run that says ``running`` with no live mayor (killed, or its machine rebooted):
     the line that says so and what to do; None when the run ended or its mayor is alive."""
-    if state.status != "running" or mayor_running(repo, state.run_id):
-        return None
-    events = SwarmPaths.for_repo(repo).run(state.run_id).events
-    try:
-        since = datetime.fromtimestamp(events.stat().st_mtime, UTC).astimezone()
-    except FileNotFoundError:
-        return f"mayor not running: `swarm resume {state.run_id}`"
-    return f"mayor not running (since {since:%H:%M:%S}): `swarm resume {state.run_id}`"
+    run = SwarmPaths.for_repo(repo).run(state.run_id)
+    return status_view.mayor_missing(run, state.run_id, state.status)
 
 
 def mayor_running(repo: pathlib.Path, run_id: str) -> bool:

@@ -13,7 +13,7 @@ import os
 import pathlib
 import typing as t
 
-from protocol.base import check_id
+from protocol.ids import check_id
 from runner.errors import UsageError
 
 

@@ -1,20 +1,43 @@
 """The final report (agentops "Swarm Distributed Mode Results") and status rows: pure functions
-of the run state, so ``swarm report``, ``swarm status`` and the saved ``report.md`` agree."""
+of the run state, so ``swarm report``, ``swarm status`` and the saved ``report.md`` agree.
+
+The status rows and document are built from the state's JSON document (``state.json``, or
+``RunState.model_dump(mode="json")``: :func:`as_doc`), so ``swarm status`` can show a run
+without pydantic (:mod:`runner.status_view`); nothing here imports it."""
 
 from __future__ import annotations
 
 import typing as t
 from datetime import UTC, datetime
 
-from protocol.state import RunState, TaskRecord
+if t.TYPE_CHECKING:
+    from protocol.state import RunState, TaskRecord
+
+StateDoc = t.Mapping[str, t.Any]
+"""A run state as JSON (``state.json``; ``RunState.model_dump(mode="json")``)."""
+NO_CHANGE: t.Final = "no change"
+
+
+def as_doc(state: RunState | StateDoc) -> StateDoc:
+    """The JSON document of ``state`` (a ``RunState``, or already its document)."""
+    if isinstance(state, t.Mapping):
+        return state
+    return state.model_dump(mode="json")
 
 
 def _elapsed(task: TaskRecord, at: datetime) -> str:
-    if task.dispatched_at is None:
+    return _duration(task.dispatched_at, task.ended_at, at)
+
+
+def _duration(start: datetime | None, end: datetime | None, at: datetime) -> str:
+    if start is None:
         return "-"
-    end = task.ended_at or at
-    seconds = int((end - task.dispatched_at).total_seconds())
+    seconds = int(((end or at) - start).total_seconds())
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
 
 
 def format_seconds(seconds: float, *, tenths: bool = False) -> str:
@@ -32,32 +55,34 @@ def format_seconds(seconds: float, *, tenths: bool = False) -> str:
     return f"{whole}s"
 
 
-def counts(state: RunState) -> dict[str, int]:
+def counts(state: RunState | StateDoc) -> dict[str, int]:
     out: dict[str, int] = {}
-    for task in state.tasks.values():
-        out[task.state] = out.get(task.state, 0) + 1
+    for task in as_doc(state)["tasks"].values():
+        out[task["state"]] = out.get(task["state"], 0) + 1
     return dict(sorted(out.items()))
 
 
-def status_rows(state: RunState, at: datetime | None = None) -> list[dict[str, t.Any]]:
+def status_rows(state: RunState | StateDoc, at: datetime | None = None) -> list[dict[str, t.Any]]:
     """One row per task, in plan order: the table of ``swarm status`` and ``swarm watch``
-    (``pane``: what a running worker's pane shows; ``shown``: the state column's text)."""
+    (``pane``: what a running worker's pane shows; ``shown``: the state column's text,
+    :func:`shown_state`)."""
+    doc = as_doc(state)
     at = at or datetime.now(UTC)
     return [
         {
-            "task": task.id,
-            "state": task.state,
-            "pane": task.pane if task.state == "running" else "",
-            "shown": _shown(task),
-            "attempt": task.attempt,
-            "session": task.session or "",
-            "host": task.host,
-            "elapsed": _elapsed(task, at),
-            "last": task.reason
-            if task.state in ("failed", "skipped", "rework", "blocked")
-            else task.last_message,
+            "task": task["id"],
+            "state": task["state"],
+            "pane": task["pane"] if task["state"] == "running" else "",
+            "shown": shown_state(task),
+            "attempt": task["attempt"],
+            "session": task["session"] or "",
+            "host": task["host"],
+            "elapsed": _duration(_time(task["dispatched_at"]), _time(task["ended_at"]), at),
+            "last": task["reason"]
+            if task["state"] in ("failed", "skipped", "rework", "blocked")
+            else task["last_message"],
         }
-        for task in (state.tasks[tid] for tid in state.task_order)
+        for task in (doc["tasks"][tid] for tid in doc["task_order"])
     ]
 
 
@@ -69,26 +94,30 @@ def where(row: t.Mapping[str, t.Any]) -> str:
     return str(row["session"])
 
 
-def _shown(task: TaskRecord) -> str:
-    """The state column: a running task whose pane waits on something says what."""
-    if task.state == "running" and task.pane in ("idle", "permission", "dialog"):
-        return task.pane
-    return task.state
+def shown_state(task: t.Mapping[str, t.Any]) -> str:
+    """The state column of a task (its JSON document): a running task whose pane waits on
+    something says what, and a task merged without changing anything (an empty offer of an
+    ``allow_empty`` task, a read-only task) says ``no change``: not a plain success."""
+    state = str(task["state"])
+    if state == "running" and task["pane"] in ("idle", "permission", "dialog"):
+        return str(task["pane"])
+    if state == "merged" and task["merge_sha"] is None and task["attempt"] > 0:
+        return NO_CHANGE
+    return state
 
 
-def status_document(state: RunState) -> dict[str, t.Any]:
+def status_document(state: RunState | StateDoc) -> dict[str, t.Any]:
+    doc = as_doc(state)
     return {
-        "run_id": state.run_id,
-        "status": state.status,
-        "reason": state.stop_reason,
-        "counts": counts(state),
-        "integration_branch": state.integration_branch,
-        "integration_head": state.integration_head,
-        "paused": state.paused,
-        "escapes": [e.model_dump(mode="json") for e in state.escapes],
-        "tasks": [
-            task.model_dump(mode="json") for task in (state.tasks[tid] for tid in state.task_order)
-        ],
+        "run_id": doc["run_id"],
+        "status": doc["status"],
+        "reason": doc["stop_reason"],
+        "counts": counts(doc),
+        "integration_branch": doc["integration_branch"],
+        "integration_head": doc["integration_head"],
+        "paused": doc["paused"],
+        "escapes": list(doc["escapes"]),
+        "tasks": [doc["tasks"][tid] for tid in doc["task_order"]],
     }
 
 

@@ -3,6 +3,9 @@
 lines of the failing check's output, which the arbiter saves as
 ``runs/<id>/tasks/<task>/validation.log`` (a task check) or ``gate.log`` (a gate after its
 merge). A final gate's output is carried by its ``final_gate_failed`` event.
+
+Importable without pydantic (``swarm status``'s fast path, :mod:`runner.status_view`): the
+functions read tasks as records or as their JSON documents (``state.json``'s).
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from __future__ import annotations
 import pathlib
 import typing as t
 
-from protocol.state import Event, RunState, TaskRecord
 from runner.errors import UsageError
 from runner.paths import RunPaths
+
+if t.TYPE_CHECKING:
+    from protocol.state import Event, RunState, TaskRecord
 
 LOG_NAMES: t.Final[dict[str, str]] = {"validation": "validation.log", "gate": "gate.log"}
 """The saved output of each refusal kind that has one (``TaskRecord.refusal``)."""
@@ -59,16 +64,29 @@ def of_task(
     """Why ``record`` was refused, with its check's output when it has one; None when it was
     not refused. Only for rework, failed and blocked tasks unless ``always`` (the last refusal
     of a task that started again, for the next brief and the dashboard's detail)."""
-    if not record.reason or not (always or record.state in EXPLAINED_STATES):
+    return _of(run, record.id, record.state, record.reason, record.refusal, lines, always)
+
+
+def of_task_doc(
+    run: RunPaths, task: t.Mapping[str, t.Any], *, lines: int = SHOWN_LINES
+) -> Why | None:
+    """:func:`of_task` of a task's JSON document (``TaskRecord.model_dump(mode="json")``)."""
+    return _of(run, task["id"], task["state"], task["reason"], task["refusal"], lines, False)
+
+
+def _of(
+    run: RunPaths, task_id: str, state: str, reason: str, refusal: str, lines: int, always: bool
+) -> Why | None:
+    if not reason or not (always or state in EXPLAINED_STATES):
         return None
-    if record.state == "merged":
+    if state == "merged":
         return None
-    name = LOG_NAMES.get(record.refusal)
-    path = run.task_dir(record.id) / name if name else None
+    name = LOG_NAMES.get(refusal)
+    path = run.task_dir(task_id) / name if name else None
     text = _read(path) if path is not None else None
     if text is None:
-        return Why(record.id, record.reason, None, ())
-    return Why(record.id, record.reason, path, tail_lines(text, lines))
+        return Why(task_id, reason, None, ())
+    return Why(task_id, reason, path, tail_lines(text, lines))
 
 
 def of_run(run: RunPaths, state: RunState, *, lines: int = SHOWN_LINES) -> list[Why]:
@@ -77,20 +95,35 @@ def of_run(run: RunPaths, state: RunState, *, lines: int = SHOWN_LINES) -> list[
     return [why for why in found if why is not None]
 
 
+def of_run_doc(run: RunPaths, doc: t.Mapping[str, t.Any], *, lines: int = SHOWN_LINES) -> list[Why]:
+    """:func:`of_run` of the run state's JSON document (``state.json``)."""
+    found = (of_task_doc(run, doc["tasks"][tid], lines=lines) for tid in doc["task_order"])
+    return [why for why in found if why is not None]
+
+
 def final_gate(events: t.Iterable[Event], *, lines: int = SHOWN_LINES) -> Why | None:
     """The last failed final gate of the run (``final_gate_failed``), if any, with its output."""
-    last: Event | None = None
-    for event in events:
-        if event.kind == "final_gate_failed":
-            last = event
-        elif event.kind in ("run_resumed", "task_merged"):
+    return final_gate_of(((e.kind, e.data) for e in events), lines=lines)
+
+
+FINAL_GATE_KINDS: t.Final = ("final_gate_failed", "run_resumed", "task_merged")
+"""The only event kinds :func:`final_gate_of` looks at."""
+
+
+def final_gate_of(
+    events: t.Iterable[tuple[str, t.Mapping[str, t.Any]]], *, lines: int = SHOWN_LINES
+) -> Why | None:
+    """:func:`final_gate` of ``(kind, data)`` pairs (events read as plain JSON)."""
+    last: t.Mapping[str, t.Any] | None = None
+    for kind, data in events:
+        if kind == "final_gate_failed":
+            last = data
+        elif kind in ("run_resumed", "task_merged"):
             last = None  # the run went on: that failure is history
     if last is None:
         return None
-    output = str(last.data.get("output", ""))
-    return Why(
-        "run", f"final {last.data.get('reason', 'gate failed')}", None, tail_lines(output, lines)
-    )
+    output = str(last.get("output", ""))
+    return Why("run", f"final {last.get('reason', 'gate failed')}", None, tail_lines(output, lines))
 
 
 def text_lines(why: Why, *, indent: str = "  ", hint: str = "") -> list[str]:

@@ -1,12 +1,14 @@
-"""The fast path of ``swarm worker <verb>``, ``swarm mail send`` and ``swarm mail inbox``: no
-click, no pydantic.
+"""The fast path of ``swarm worker <verb>``, ``swarm mail send``, ``swarm mail inbox`` and
+``swarm status``: no click, no pydantic (and for status no rich).
 
 An agent reports with ``swarm worker ...`` many times per task, and polls its inbox, each time
 from a fresh process, so the interpreter's start-up is most of what a command costs: this module
 parses the command line of the click commands (:mod:`runner.cli.worker`, :mod:`runner.cli.mail`)
 by itself and calls the same library (:mod:`runner.worker_report`, which builds the message
 without pydantic; :meth:`agentmail.store.MailStore.list_docs`, which lists without it). The
-inbox's output is printed by :func:`print_inbox` on both paths.
+inbox's output is printed by :func:`print_inbox` on both paths. ``swarm status`` reads
+``state.json`` as plain JSON when it covers every event (:func:`runner.status_view.current_doc`)
+and prints it with :func:`print_status`, as the click command does with the fold it reads.
 
 It is only a shortcut. :func:`run` returns None, and the click command runs instead, for any
 command line it does not fully understand (``--help``, an unknown or malformed option, a value
@@ -26,6 +28,8 @@ import typing as t
 
 if t.TYPE_CHECKING:
     from agentmail.store import DocPage, StoredDoc
+    from runner.paths import RunPaths
+    from runner.report import StateDoc
 
 Check = tuple[str, ...] | tuple[int, int | None] | None
 """How click checks a value: a choice (case-insensitive unless ``=`` leads), an int range
@@ -171,6 +175,8 @@ def _echo(kind: str, doc: t.Mapping[str, t.Any], as_json: bool, msg_id: str) -> 
 
 def run(args: t.Sequence[str]) -> int | None:
     """Run ``swarm ARGS`` if this path can (the exit code), else None (click runs it)."""
+    if args[:1] == ["status"]:
+        return _status(args[1:])
     if args[:2] == ["mail", "send"]:
         return _mail_send(args[2:])
     if args[:2] == ["mail", "inbox"]:
@@ -405,13 +411,19 @@ def _mail_root(repo: str | None) -> pathlib.Path | None:
     home = os.environ.get("SWARM_HOME")
     if repo is None and home:
         return pathlib.Path(home) / "mail"
+    top = _repo_top(repo)
+    return None if top is None else top / ".agents" / "swarm" / "mail"
+
+
+def _repo_top(repo: str | None) -> pathlib.Path | None:
+    """``runner.cli.common.find_repo`` of ``--repo``: None where click must answer."""
     start = pathlib.Path(repo) if repo is not None else pathlib.Path.cwd()
     if start.is_file():
         return None  # click's Path(file_okay=False) refuses it
     start = start.resolve()
     for path in (start, *start.parents):
         if (path / ".git").exists():
-            return path / ".agents" / "swarm" / "mail"
+            return path
     return None  # "not a git repository": click's message
 
 
@@ -499,3 +511,54 @@ def print_messages(messages: t.Sequence[t.Mapping[str, t.Any]]) -> None:
         # escape: "[t1] PROGRESS" is a subject, not rich markup
         table.add_row(doc["id"], doc["from"], doc["type"], escape(doc["subject"]), state)
     Console(soft_wrap=True).print(table)
+
+
+STATUS: t.Final = Verb((), {"--repo": None})
+STATUS_RUN: t.Final = Verb(("run",), {"--repo": None})
+
+
+def _status(args: t.Sequence[str]) -> int | None:
+    """``swarm status [RUN] [--repo R] [--json]`` of a run whose ``state.json`` is current;
+    anything else (``--rebuild``, events after the state, an error) is click's
+    (``runner.cli.status``)."""
+    parsed = parse(args, STATUS) or parse(args, STATUS_RUN)
+    if parsed is None:
+        return None
+    top = _repo_top(parsed.options.get("--repo"))
+    if top is None:
+        return None
+    from runner import status_view
+    from runner.paths import SwarmPaths
+
+    try:
+        rid = status_view.resolve_run(top, parsed.arguments[0] if parsed.arguments else None)
+        run = SwarmPaths.for_repo(top).run(rid)
+        doc = status_view.current_doc(run)
+        if doc is None:
+            return None
+        if "--json" in parsed.flags:
+            found = status_view.whys(run, doc)
+            _echo("status", status_view.json_document(run, doc, found), True, "")
+            return 0
+        return 0 if print_status(run, doc) else None
+    except Exception:
+        return None  # printed nothing yet: click reads it again and reports what is wrong
+
+
+def print_status(run: RunPaths, doc: StateDoc) -> bool:
+    """Print what ``swarm status`` shows of the run ``doc`` (:func:`runner.status_view.render`);
+    False, having printed nothing, where that must be drawn by rich."""
+    from runner import status_view
+
+    text = status_view.render(
+        doc,
+        whys=status_view.whys(run, doc),
+        missing=status_view.mayor_missing(run, doc["run_id"], doc["status"]),
+        width=status_view.terminal_width(sys.stdout),
+        style=status_view.Style.detect(sys.stdout),
+    )
+    if text is None:
+        return False
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return True

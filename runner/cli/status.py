@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import pathlib
-import shutil
+import sys
 import typing as t
 
 import click
 
 from agentmail.fs import write_text_atomic
 from protocol.state import RunState
-from runner import launch, why
+from runner import launch, status_view, why
+from runner.cli import fast
 from runner.cli.common import echo_json, find_repo, handle_errors, json_option, repo_option
 from runner.errors import UsageError
-from runner.events import read_events
-from runner.paths import SwarmPaths
-from runner.report import status_document
+from runner.paths import RunPaths, SwarmPaths
+from runner.report import StateDoc, as_doc, status_document
+
+if t.TYPE_CHECKING:
+    from datetime import datetime
+
+    from rich.console import Console
 
 
 @click.command(name="status")
@@ -37,44 +42,37 @@ def status_command(
       swarm status --json | jq '.tasks[] | select(.state == "failed")'
     """
     top = find_repo(repo)
-    state = launch.read_state(top, launch.resolve_run(top, run_id), from_events=rebuild_events)
-    missing = launch.mayor_missing(top, state)
-    whys = _whys(top, state)
+    rid = launch.resolve_run(top, run_id)
+    doc = as_doc(launch.read_state(top, rid, from_events=rebuild_events))
+    run = SwarmPaths.for_repo(top).run(rid)
     if as_json:
-        alive = launch.mayor_running(top, state.run_id)
-        shown = [{**w._asdict(), "log": str(w.log) if w.log else None} for w in whys]
-        echo_json("status", {**status_document(state), "mayor_alive": alive, "why": shown})
-        return
-    from rich.console import Console
+        echo_json("status", status_view.json_document(run, doc, status_view.whys(run, doc)))
+    elif not fast.print_status(run, doc):
+        from rich.console import Console
 
+        rich_status(run, doc, Console(width=status_view.terminal_width(sys.stdout)))
+
+
+def rich_status(
+    run: RunPaths, doc: StateDoc, console: Console, *, at: datetime | None = None
+) -> None:
+    """What :func:`runner.cli.fast.print_status` does not lay out itself, printed by rich (a
+    terminal too narrow for the columns, characters of other widths): the same lines (``at``:
+    the time elapsed values are shown at, default now)."""
     from runner.dashboard import status_table
 
-    console = Console(width=min(shutil.get_terminal_size().columns, 120))
-    console.print(status_table(state, width=console.width))
-    if missing is not None:
-        console.print(missing)
-    if state.stop_reason:
-        console.print(f"{state.status}: {state.stop_reason}")
-    if state.paused:
-        console.print("dispatch is PAUSED (a critical scope escape): `swarm unpause` resumes it")
-    for escape in state.escapes:
-        decision = f"spawned {escape.spawned}" if escape.spawned else f"rejected: {escape.reason}"
-        console.print(f"escape from {escape.source or '?'} [{escape.key}]: {decision}")
-    for found in whys:
-        hint = why.logs_hint(found, state.run_id)
-        for line in why.text_lines(found, hint=hint):
-            console.print(line, markup=False, highlight=False, crop=False, overflow="ignore")
-
-
-def _whys(top: pathlib.Path, state: RunState) -> list[why.Why]:
-    """Each refused task's why, and a failed final gate's."""
-    run = SwarmPaths.for_repo(top).run(state.run_id)
-    found = why.of_run(run, state)
-    if state.status == "failed":
-        final = why.final_gate(read_events(run.events))
-        if final is not None:
-            found.append(final)
-    return found
+    state = RunState.model_validate(doc)
+    missing = status_view.mayor_missing(run, state.run_id, state.status)
+    found = status_view.whys(run, doc)
+    console.print(status_table(state, width=console.width, at=at))
+    for line in status_view.notes(doc, missing):
+        console.print(line, markup=False, emoji=False)
+    for found_why in found:
+        hint = why.logs_hint(found_why, state.run_id)
+        for line in why.text_lines(found_why, hint=hint):
+            console.print(
+                line, markup=False, emoji=False, highlight=False, crop=False, overflow="ignore"
+            )
 
 
 @click.command(name="report")

@@ -39,7 +39,6 @@ from runner.dashboard import (
     escape_text,
     header_lines,
     inbox_line,
-    shown_state,
 )
 from runner.errors import RunnerError
 from runner.paths import SwarmPaths
@@ -195,11 +194,10 @@ class WatchApp(App[None]):
         table = self.query_one("#tasks", DataTable)
         state = self.state
         for row in status_rows(state, clock(state, self.mayor)):
-            record = state.tasks[row["task"]]
             remote = row["host"] not in ("", "local")
             cells = (
                 f"{row['task']}@{row['host']}" if remote else row["task"],
-                shown_state(record, row["shown"]),
+                row["shown"],
                 str(row["attempt"]),
                 row["elapsed"],
                 row["last"].replace("\n", " "),
