@@ -5,8 +5,10 @@
 
 Rows: ``swarm worker progress`` and ``swarm mail send`` (target: within 2x bare Python start-up),
 ``swarm status`` of a finished run and ``swarm mail inbox --newest 20`` of a 2,000-message inbox
-(target: within 4x), and for reference what importing the pydantic base model costs (the floor
-of any command that reads a file through the models: ``swarm status`` does). Each round runs
+(target: within 4x), and for reference ``swarm status --rebuild`` (the click command folding the
+events through the models and printing with rich: what ``swarm status`` costs when its
+``state.json`` is not current) and what importing the pydantic base model costs (the floor of
+any command that reads a file through the models). Each round runs
 the baseline and every command once, in that order, so a busy machine slows all of them alike;
 the ratio is of the wall-clock p50s (the CPU time of each is in the note). Bytecode is written
 as an installed package has it (``PYTHONDONTWRITEBYTECODE`` is dropped from the commands'
@@ -71,6 +73,11 @@ def _setup(ws: common.Workspace) -> tuple[dict[str, str], list[Command]]:
             2.0,
         ),
         Command("swarm status", (SWARM, "status", "--repo", str(repo)), 4.0),
+        Command(
+            "  the same through the models and rich: swarm status --rebuild (the click path)",
+            (SWARM, "status", "--repo", str(repo), "--rebuild"),
+            0.0,
+        ),
         Command(
             f"swarm mail inbox --newest 20 ({INBOX_SIZE:,} messages)",
             (SWARM, "mail", "inbox", "--agent", "mayor", "--newest", "--limit", "20", "--json"),
