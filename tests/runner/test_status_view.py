@@ -302,3 +302,22 @@ def test_a_terminal_gets_a_bold_header_and_state_colours() -> None:
     assert "\x1b[1mtask" in no_color and "\x1b[1mpermission" in no_color
     assert "\x1b[31" not in no_color
     assert "\x1b[" not in text(status_view.Style(False, False))
+
+
+def test_errors_are_the_click_commands(git_repo: pathlib.Path) -> None:
+    for args in ([], ["nope"], ["../x"], ["--rebuild", "--bogus"]):
+        result = subprocess.run(
+            [SWARM, "status", "--repo", str(git_repo), *args], capture_output=True, text=True
+        )
+        click_result = swarm("status", "--repo", str(git_repo), *args)
+        assert result.returncode == click_result.exit_code == 2, result.stderr
+        # the prog name: "swarm" from the entry point, "cli" under CliRunner
+        assert result.stderr == click_result.stderr.replace("cli ", "swarm ")
+        assert result.stdout == ""
+    record(git_repo, CASES["running-with-pending-tasks"])
+    assert (
+        "no run 'nope'"
+        in subprocess.run(
+            [SWARM, "status", "nope", "--repo", str(git_repo)], capture_output=True, text=True
+        ).stderr
+    )
