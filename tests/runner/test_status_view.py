@@ -9,11 +9,15 @@ import io
 import json
 import os
 import pathlib
+import re
+import shlex
 import subprocess
 import sys
+import time
 import typing as t
 from datetime import UTC, datetime, timedelta
 
+import libtmux
 import pytest
 from rich.console import Console
 
@@ -321,3 +325,29 @@ def test_errors_are_the_click_commands(git_repo: pathlib.Path) -> None:
             [SWARM, "status", "nope", "--repo", str(git_repo)], capture_output=True, text=True
         ).stderr
     )
+
+
+def test_on_a_terminal_the_header_is_bold_and_the_states_coloured(
+    server: libtmux.Server, git_repo: pathlib.Path
+) -> None:
+    record(git_repo, CASES["failed-with-a-validation-why-and-a-final-gate"])
+    argv = shlex.join([SWARM, "status", "--repo", str(git_repo)])
+    script = f"unset COLUMNS NO_COLOR FORCE_COLOR; {argv}; echo EXIT=$?; sleep 600"
+    session = server.new_session(
+        session_name="status", x=100, y=40, window_command=f"sh -c {shlex.quote(script)}"
+    )
+    pane = session.active_window.active_pane
+    assert pane is not None
+    deadline = time.monotonic() + 20
+    while not any("EXIT=" in line for line in pane.capture_pane()):
+        assert time.monotonic() < deadline, "\n".join(pane.capture_pane())
+        time.sleep(0.05)
+    lines = [str(line) for line in pane.capture_pane()]
+    assert "EXIT=0" in lines
+    assert lines[0] == f"run {RUN}: failed" and lines[1].startswith("task  state")
+    assert any(line.startswith("T02   failed") for line in lines)
+    coloured = pane.cmd("capture-pane", "-p", "-e").stdout
+    bold = re.compile(r"\x1b\[(?:\d+;)*1m")  # tmux writes its own SGR sequences
+    assert any(bold.search(line) and "task" in line for line in coloured), coloured
+    failed = next(line for line in coloured if line.startswith("T02") or "mT02 " in line)
+    assert "31m" in failed and bold.search(failed), failed
