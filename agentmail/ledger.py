@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import stat
 import typing as t
 
 from agentmail.delivery import (
@@ -43,12 +44,26 @@ class Entry(t.NamedTuple):
     flags: str
 
 
-def probe(box: str, msg_id: str, dseq: int, cur_names: t.Sequence[str] = ()) -> Entry | None:
+def probe(
+    box: str, msg_id: str, dseq: int, cur_names: t.Sequence[str] = (), *, new_first: bool = False
+) -> Entry | None:
     """The entry of message ``msg_id`` delivered as ``dseq`` in Maildir ``box``, by trying the
     names it can have (``cur/`` first: it wins over a ``new/`` copy a ``mark_read`` killed
     between its link and its unlink left); ``cur_names`` (a listing of ``cur/``) finds flags
-    another Maildir client wrote."""
+    another Maildir client wrote.
+
+    ``new_first`` looks in ``new/`` first, and settles there with one ``lstat`` when the file
+    is a regular file with no other name: a ``cur/`` copy is a hard link of it (the store moves
+    by link + unlink), so there is none (a message read in the meantime is no longer there)."""
     base = f"{dseq:0{DSEQ_WIDTH}d}.{msg_id}"
+    if new_first:
+        try:
+            info = os.lstat(f"{box}/new/{base}")
+        except FileNotFoundError:
+            pass
+        else:
+            if info.st_nlink == 1 and stat.S_ISREG(info.st_mode):
+                return Entry(dseq, msg_id, base, False, "")
     for flags in FLAG_ORDER:
         if os.path.lexists(f"{box}/cur/{base}:2,{flags}"):
             return Entry(dseq, msg_id, f"{base}:2,{flags}", True, flags)
@@ -101,12 +116,14 @@ def _visit(box: str, first: int, last: int) -> list[Entry]:
     out: list[Entry] = []
     missed: list[tuple[int, str]] = []
     with _shared(box) as fd:
+        new_first = True  # where the last one was: read and unread mail come in runs
         for dseq, msg_id in read_records(fd, first, last).items():
-            entry = probe(box, msg_id, dseq)
+            entry = probe(box, msg_id, dseq, new_first=new_first)
             if entry is None:
                 missed.append((dseq, msg_id))
             else:
                 out.append(entry)
+                new_first = not entry.in_cur
         if missed:  # a gap, a quarantined message, or flags another client wrote
             names = os.listdir(f"{box}/cur")  # noqa: PTH208 - names only
             out += filter(None, (probe(box, m, d, names) for d, m in missed))

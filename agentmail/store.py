@@ -44,9 +44,7 @@ import threading
 import time
 import typing as t
 
-from pydantic import ValidationError
-
-from agentmail import ledger, ulid
+from agentmail import ledger, ulid, wire
 from agentmail.delivery import (
     COUNTER_WIDTH,
     DEFAULT_MAX_BODY,
@@ -59,6 +57,7 @@ from agentmail.delivery import (
     load_key,
     read_counter,
     read_key_text,
+    recipients,
     record,
     records_from,
     registered_box,
@@ -71,13 +70,17 @@ from agentmail.errors import (
     UnknownMessage,
 )
 from agentmail.fs import O_CLOEXEC, O_NOFOLLOW, fsync_dir, locked, write_atomic
-from protocol.messages import Envelope, MessageType
+
+if t.TYPE_CHECKING:  # imported where used: a listing (swarm mail inbox) can do without them
+    from protocol.messages import Envelope, MessageType
 
 __all__ = (
     "DEFAULT_MAX_BODY",
+    "DocPage",
     "MailStore",
     "Page",
     "Stored",
+    "StoredDoc",
     "check_agent",
     "load_key",
     "read_key_text",
@@ -119,7 +122,29 @@ class Page(t.NamedTuple):
     has_more: bool = False
 
 
+class StoredDoc(t.NamedTuple):
+    """A verified message as its JSON document (``Envelope.model_dump(mode="json")``): what a
+    listing shows, without building the models (:meth:`MailStore.list_docs`)."""
+
+    doc: dict[str, t.Any]
+    read: bool
+    acked: bool
+    file: str
+    dseq: int = 0
+
+
+class DocPage(t.NamedTuple):
+    messages: tuple[StoredDoc, ...]
+    next_cursor: str | None
+    has_more: bool = False
+
+
+_SURROGATE_ESCAPE: t.Final = re.compile(rb"\\u[dD][89a-fA-F]")
+"""A JSON escape of a UTF-16 surrogate: such a string is the models' to judge."""
+
+
 _Entry = ledger.Entry
+_Item = t.TypeVar("_Item", "Stored", "StoredDoc")
 
 
 class _Ledger(t.NamedTuple):
@@ -302,6 +327,8 @@ class MailStore:
         )
         logger.debug("sent message", extra={"msg_id": sent.doc["id"], "agent": sender})
         if sent.retried:
+            from protocol.messages import Envelope
+
             return Envelope.model_validate_json(sent.data)
         return envelope.model_copy(
             update={"id": sent.doc["id"], "seq": sent.doc["seq"], "sig": sent.doc["sig"]}
@@ -403,8 +430,6 @@ class MailStore:
 
     def _load(self, agent: str, entry: _Entry) -> Stored | None:
         """Read, parse and verify one entry; quarantine it (and return None) if it is bad."""
-        sub = "cur" if entry.in_cur else "new"
-        path = f"{self._box(agent)}/{sub}/{entry.name}"
         read = FLAG_READ in entry.flags
         acked = FLAG_ACKED in entry.flags
         cache_key = (agent, entry.msg_id)
@@ -413,7 +438,48 @@ class MailStore:
             if env is not None:
                 self._cache.move_to_end(cache_key)
         if env is not None:
-            return Stored(env, read, acked, path, entry.dseq)
+            return Stored(env, read, acked, self._entry_file(agent, entry), entry.dseq)
+        got = self._read_entry(agent, entry)
+        if got is None:
+            return None
+        path, data = got
+        env = self._verified(agent, entry, data)
+        if env is None:
+            return None
+        with self._lock:
+            self._cache[cache_key] = env
+            self._where[cache_key] = entry.dseq
+            if len(self._cache) > _CACHE_SIZE:
+                old, _ = self._cache.popitem(last=False)
+                self._where.pop(old, None)
+        return Stored(env, read, acked, path, entry.dseq)
+
+    def _load_doc(self, agent: str, entry: _Entry) -> StoredDoc | None:
+        """:meth:`_load` as a document: checked by hand when the file is exactly as the store
+        writes a message (:func:`wire.normal_envelope`, the signature over the bytes as
+        written), else by the models, which quarantine what is bad."""
+        got = self._read_entry(agent, entry)
+        if got is None:
+            return None
+        path, data = got
+        doc = self._doc_as_written(agent, entry.msg_id, data)
+        if doc is None:
+            env = self._verified(agent, entry, data)
+            if env is None:
+                return None
+            doc = json.loads(env.to_json())
+        with self._lock:
+            self._where[(agent, entry.msg_id)] = entry.dseq
+        flags = entry.flags
+        return StoredDoc(doc, FLAG_READ in flags, FLAG_ACKED in flags, path, entry.dseq)
+
+    def _entry_file(self, agent: str, entry: _Entry) -> str:
+        return f"{self._box(agent)}/{'cur' if entry.in_cur else 'new'}/{entry.name}"
+
+    def _read_entry(self, agent: str, entry: _Entry) -> tuple[str, bytes] | None:
+        """(path, bytes) of an entry's file; None if it is gone or bad (then quarantined)."""
+        sub = "cur" if entry.in_cur else "new"
+        path = self._entry_file(agent, entry)
         try:
             fd = os.open(path, os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
@@ -440,19 +506,41 @@ class MailStore:
         if reason:
             self._quarantine(agent, sub, entry.name, reason)
             return None
+        return path, data
+
+    def _verified(self, agent: str, entry: _Entry, data: bytes) -> Envelope | None:
         env, problem = self._verify(agent, entry.msg_id, data)
         if env is None:
-            self._quarantine(agent, sub, entry.name, problem)
+            self._quarantine(agent, "cur" if entry.in_cur else "new", entry.name, problem)
+        return env
+
+    def _doc_as_written(self, agent: str, msg_id: str, data: bytes) -> dict[str, t.Any] | None:
+        """The document of a message file in the store's own form that passes every check of
+        :meth:`_verify`, else None (the models then judge it, with the reason)."""
+        if b"\\u" in data and _SURROGATE_ESCAPE.search(data):
             return None
-        with self._lock:
-            self._cache[cache_key] = env
-            self._where[cache_key] = entry.dseq
-            if len(self._cache) > _CACHE_SIZE:
-                old, _ = self._cache.popitem(last=False)
-                self._where.pop(old, None)
-        return Stored(env, read, acked, path, entry.dseq)
+        try:
+            doc = wire.normal_envelope(json.loads(data.decode()))
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, nested beyond reason
+            return None
+        if (
+            doc is None
+            or doc["id"] != msg_id
+            or agent not in recipients(doc)
+            or len(doc["body_md"].encode()) > self.max_body
+            or not doc["sig"]
+        ):
+            return None
+        key = self._key(doc["from"])
+        if key is None or not _signed_as_written(data, doc["sig"], key):
+            return None
+        return doc
 
     def _verify(self, agent: str, msg_id: str, data: bytes) -> tuple[Envelope | None, str]:
+        from pydantic import ValidationError
+
+        from protocol.messages import Envelope
+
         try:
             env = Envelope.model_validate_json(data)
         except ValidationError as exc:
@@ -558,11 +646,78 @@ class MailStore:
         ``cursor`` to go on forward, or, newest first, as ``before`` to go on to older ones.
         A page costs what it lists, not the inbox (:mod:`agentmail.ledger`).
         """
+        items, next_cursor, has_more = self._page(
+            agent,
+            self._load,
+            _about_stored,
+            cursor=cursor,
+            before=before,
+            newest=newest,
+            limit=limit,
+            unread=unread,
+            unacked=unacked,
+            type=type,
+            thread=thread,
+            sender=sender,
+        )
+        return Page(tuple(items), next_cursor, has_more)
+
+    def list_docs(
+        self,
+        agent: str,
+        *,
+        cursor: str | None = None,
+        before: str | None = None,
+        newest: bool = False,
+        limit: int | None = None,
+        unread: bool | None = None,
+        unacked: bool | None = None,
+        type: str | None = None,
+        thread: str | None = None,
+        sender: str | None = None,
+    ) -> DocPage:
+        """:meth:`list` as documents, for showing (``swarm mail inbox``): a message in the
+        store's own form is checked without building the models (the same checks, the same
+        quarantine for what fails them); what acts on a message reads it with :meth:`list`."""
+        items, next_cursor, has_more = self._page(
+            agent,
+            self._load_doc,
+            _about_doc,
+            cursor=cursor,
+            before=before,
+            newest=newest,
+            limit=limit,
+            unread=unread,
+            unacked=unacked,
+            type=type,
+            thread=thread,
+            sender=sender,
+        )
+        return DocPage(tuple(items), next_cursor, has_more)
+
+    def _page(
+        self,
+        agent: str,
+        load: t.Callable[[str, _Entry], _Item | None],
+        about: t.Callable[[_Item], tuple[bool, str, str | None, str]],
+        *,
+        cursor: str | None,
+        before: str | None,
+        newest: bool,
+        limit: int | None,
+        unread: bool | None,
+        unacked: bool | None,
+        type: str | None,
+        thread: str | None,
+        sender: str | None,
+    ) -> tuple[t.Sequence[_Item], str | None, bool]:
+        """The messages of one page, loaded by ``load``; ``about`` tells of one its
+        (ack_required, type, thread, sender)."""
         if limit is not None and limit < 1:
             raise BadInput(f"limit must be at least 1, not {limit}")
         after = self.parse_cursor(agent, cursor)
         upto = self.parse_cursor(agent, before) if before else None
-        out: list[Stored] = []
+        out: list[_Item] = []
         last = after if not newest else (upto or 0)
         has_more = False
         for entry in self._entries(agent, after=after, before=upto, newest=newest):
@@ -572,22 +727,23 @@ class MailStore:
             last = entry.dseq
             if unread is not None and (FLAG_READ not in entry.flags) != unread:
                 continue
-            stored = self._load(agent, entry)
-            if stored is None:
+            item = load(agent, entry)
+            if item is None:
                 continue
-            env = stored.envelope
-            if unacked is not None and (env.ack_required and not stored.acked) != unacked:
+            ack_required, mtype, thread_id, from_ = about(item)
+            acked = FLAG_ACKED in entry.flags
+            if unacked is not None and (ack_required and not acked) != unacked:
                 continue
-            if type is not None and env.type != type:
+            if type is not None and mtype != type:
                 continue
-            if thread is not None and env.thread_id != thread:
+            if thread is not None and thread_id != thread:
                 continue
-            if sender is not None and env.sender != sender:
+            if sender is not None and from_ != sender:
                 continue
-            out.append(stored)
+            out.append(item)
         touched = last or cursor is not None or before is not None
         next_cursor = f"{last:0{DSEQ_WIDTH}d}" if touched else None
-        return Page(tuple(out), next_cursor, has_more)
+        return out, next_cursor, has_more
 
     def _entries(
         self, agent: str, *, after: int, before: int | None, newest: bool
@@ -681,6 +837,16 @@ class MailStore:
         return entry
 
 
+def _about_stored(stored: Stored) -> tuple[bool, str, str | None, str]:
+    env = stored.envelope
+    return env.ack_required, env.type, env.thread_id, env.sender
+
+
+def _about_doc(stored: StoredDoc) -> tuple[bool, str, str | None, str]:
+    doc = stored.doc
+    return doc["ack_required"], doc["type"], doc["thread_id"], doc["from"]
+
+
 _SIG_AT: t.Final = b',"sig":"'
 _SIGNED_TAIL: t.Final = len(_SIG_AT) + 64 + 2
 
@@ -695,7 +861,7 @@ def _signed_as_written(data: bytes, sig: str, key: bytes) -> bool:
     written = data[-66:-2]
     if written != sig.encode():
         return False
-    expected = hmac.new(key, data[:-_SIGNED_TAIL] + b"}", hashlib.sha256).hexdigest()
+    expected = hmac.digest(key, data[:-_SIGNED_TAIL] + b"}", "sha256").hex()  # one C call
     return hmac.compare_digest(expected.encode(), written)
 
 

@@ -47,9 +47,9 @@ def simulate(
         raise ValueError(f"bad worker count {workers}: use 1 or more")
     index = PlanIndex.build(plan)
     states = TaskStates(index)
-    minutes = index.minutes
+    minutes, position = index.minutes_of, index.position
     free = list(range(workers))
-    running: list[tuple[float, int, str, int]] = []  # (end, rank, id, slot)
+    running: list[tuple[float, int, str]] = []  # (end, slot, id): slots are unique
     done: list[SimTask] = []
     used: collections.Counter[str] = collections.Counter()  # workers per host
     placed: dict[str, str] = {}
@@ -57,25 +57,29 @@ def simulate(
     question = SchedulerInput(plan=plan, states=states, max_workers=workers, waves=waves)
     while True:
         decision = decide(question)  # the same question each time: ``states`` moves on
-        for task_id, _reason in decision.skip:
-            states.set(task_id, "skipped")
+        if decision.skip:
+            for task_id, _reason in decision.skip:
+                states.set(task_id, "skipped")
         for task_id in decision.start:
             slot = heapq.heappop(free)
-            end = now + minutes[task_id]
+            end = now + minutes[position[task_id]]
             states.set(task_id, "running")
-            heapq.heappush(running, (end, index.rank[task_id], task_id, slot))
-            host = choose(hosts, used) if hosts else ""
-            placed[task_id] = host
-            used[host] += 1
+            heapq.heappush(running, (end, slot, task_id))
+            host = ""
+            if hosts:  # placement bookkeeping only where there is any (10,000 tasks: memory)
+                host = choose(hosts, used)
+                placed[task_id] = host
+                used[host] += 1
             done.append(SimTask(task_id, now, end, slot, host))
         if not running:
             break
         now = running[0][0]
         while running and running[0][0] == now:
-            _, _, task_id, slot = heapq.heappop(running)
+            _, slot, task_id = heapq.heappop(running)
             states.set(task_id, "merged")
             heapq.heappush(free, slot)
-            used[placed[task_id]] -= 1
+            if hosts:
+                used[placed[task_id]] -= 1
     return Simulation(
         tasks=tuple(done),
         makespan=max((task.end for task in done), default=0.0),

@@ -1,9 +1,12 @@
-"""The fast path of ``swarm worker <verb>`` and ``swarm mail send``: no click, no pydantic.
+"""The fast path of ``swarm worker <verb>``, ``swarm mail send`` and ``swarm mail inbox``: no
+click, no pydantic.
 
-An agent reports with ``swarm worker ...`` many times per task, each time from a fresh process,
-so the interpreter's start-up is most of what a report costs: this module parses the command
-line of the click commands (:mod:`runner.cli.worker`, :mod:`runner.cli.mail`) by itself and
-calls the same library (:mod:`runner.worker_report`, which builds the message without pydantic).
+An agent reports with ``swarm worker ...`` many times per task, and polls its inbox, each time
+from a fresh process, so the interpreter's start-up is most of what a command costs: this module
+parses the command line of the click commands (:mod:`runner.cli.worker`, :mod:`runner.cli.mail`)
+by itself and calls the same library (:mod:`runner.worker_report`, which builds the message
+without pydantic; :meth:`agentmail.store.MailStore.list_docs`, which lists without it). The
+inbox's output is printed by :func:`print_inbox` on both paths.
 
 It is only a shortcut. :func:`run` returns None, and the click command runs instead, for any
 command line it does not fully understand (``--help``, an unknown or malformed option, a value
@@ -20,6 +23,9 @@ import os
 import pathlib
 import sys
 import typing as t
+
+if t.TYPE_CHECKING:
+    from agentmail.store import DocPage, StoredDoc
 
 Check = tuple[str, ...] | tuple[int, int | None] | None
 """How click checks a value: a choice (case-insensitive unless ``=`` leads), an int range
@@ -167,6 +173,8 @@ def run(args: t.Sequence[str]) -> int | None:
     """Run ``swarm ARGS`` if this path can (the exit code), else None (click runs it)."""
     if args[:2] == ["mail", "send"]:
         return _mail_send(args[2:])
+    if args[:2] == ["mail", "inbox"]:
+        return _mail_inbox(args[2:])
     if len(args) < 2:
         return None
     verb = _verbs().get(args[1])
@@ -366,3 +374,128 @@ def _send(root: pathlib.Path, doc: dict[str, t.Any], key: bytes) -> dict[str, t.
         ledger.redeliver(root, previous)
 
     return send_doc(root, doc, key, new_id=ulid.UlidGenerator().new, redeliver=redeliver).doc
+
+
+MESSAGE_TYPES: t.Final = (
+    "BEAD_ACCEPTED", "PROGRESS", "HELP_REQUEST", "HELP_RESPONSE", "OFFERING_READY", "DONE",
+    "FAILED", "CHECKPOINT", "SPAWN_REQUEST", "SPAWN_ACK", "OFFERING_ACCEPTED", "RETRY_REQUIRED",
+    "GUIDANCE", "NUDGE", "TERMINATE", "ASSIGN", "SCOPE_ESCAPE", "MERGED", "MERGE_FAILED",
+    "UNKNOWN",
+)  # fmt: skip
+"""``protocol.messages.MessageType`` by value (``tests/runner/test_cli_mail.py`` compares)."""
+MAIL_INBOX: t.Final = Verb(
+    (),
+    {
+        "--agent": None,
+        "--limit": (1, None),
+        "--after": None,
+        "--since": None,
+        "--before": None,
+        "--type": MESSAGE_TYPES,
+        "--thread": None,
+        "--from": None,
+        "--repo": None,
+    },
+    frozenset({"--json", "--newest", "--unread", "--unacked"}),
+)
+
+
+def _mail_root(repo: str | None) -> pathlib.Path | None:
+    """``runner.cli.mail.mail_root`` where it needs no click: None where click must answer."""
+    home = os.environ.get("SWARM_HOME")
+    if repo is None and home:
+        return pathlib.Path(home) / "mail"
+    start = pathlib.Path(repo) if repo is not None else pathlib.Path.cwd()
+    if start.is_file():
+        return None  # click's Path(file_okay=False) refuses it
+    start = start.resolve()
+    for path in (start, *start.parents):
+        if (path / ".git").exists():
+            return path / ".agents" / "swarm" / "mail"
+    return None  # "not a git repository": click's message
+
+
+def _mail_inbox(args: t.Sequence[str]) -> int | None:
+    parsed = parse(args, MAIL_INBOX)
+    if parsed is None or {"--after", "--since"} <= parsed.options.keys():
+        return None  # both spellings of one option: click decides which wins
+    opts = parsed.options
+    root = _mail_root(opts.get("--repo"))
+    if root is None:
+        return None
+    from agentmail import compose
+    from agentmail.store import MailStore
+
+    newest = "--newest" in parsed.flags
+    try:
+        name = compose.reader_identity(opts.get("--agent"))
+        page = MailStore(root).list_docs(
+            name,
+            cursor=opts.get("--after", opts.get("--since")),
+            before=opts.get("--before"),
+            newest=newest,
+            limit=int(opts["--limit"]) if "--limit" in opts else None,
+            unread=True if "--unread" in parsed.flags else None,
+            unacked=True if "--unacked" in parsed.flags else None,
+            type=opts["--type"].upper() if "--type" in opts else None,
+            thread=opts.get("--thread"),
+            sender=opts.get("--from"),
+        )
+    except Exception:
+        return None  # an unknown agent, a bad cursor ...: click's to report (listing is
+        # idempotent: what it quarantined stays quarantined)
+    print_inbox(page, name, newest=newest, as_json="--json" in parsed.flags)
+    return 0
+
+
+def inbox_message(stored: StoredDoc) -> dict[str, t.Any]:
+    """One message of ``swarm mail inbox --json`` (a ``StoredDoc``): the envelope's document
+    and its state in the inbox."""
+    return {
+        **stored.doc,
+        "read": stored.read,
+        "acked": stored.acked,
+        "cursor": f"{stored.dseq:012d}",
+    }
+
+
+def print_inbox(page: DocPage, agent: str, *, newest: bool, as_json: bool) -> None:
+    """What ``swarm mail inbox`` prints for a ``DocPage``: one JSON document, or a table and
+    the next cursor (on stderr)."""
+    if as_json:
+        doc = {
+            "agent": agent,
+            "messages": [inbox_message(s) for s in page.messages],
+            "next_cursor": page.next_cursor,
+            "has_more": page.has_more,
+            "order": "newest" if newest else "oldest",
+        }
+        _echo("mail.inbox", doc, True, "")
+        return
+    print_messages([inbox_message(s) for s in page.messages])
+    if page.next_cursor is not None:
+        more = " (more)" if page.has_more else ""
+        again = "--before" if newest else "--after"
+        sys.stderr.write(f"next cursor: {page.next_cursor}{more} (pass {again})\n")
+
+
+def print_messages(messages: t.Sequence[t.Mapping[str, t.Any]]) -> None:
+    """A table of messages (their ``--json`` documents), or "no messages"."""
+    if not messages:
+        sys.stdout.write("no messages\n")
+        sys.stdout.flush()
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("id", "from", "type", "subject", "state"):
+        table.add_column(column)
+    for doc in messages:
+        state = ("read" if doc["read"] else "new") + (" acked" if doc["acked"] else "")
+        if doc["ack_required"] and not doc["acked"]:
+            state += " ack-required"
+        # escape: "[t1] PROGRESS" is a subject, not rich markup
+        table.add_row(doc["id"], doc["from"], doc["type"], escape(doc["subject"]), state)
+    Console(soft_wrap=True).print(table)

@@ -19,7 +19,7 @@ import click
 from agentmail import compose
 from agentmail.errors import BadInput
 from agentmail.store import MailStore, Stored
-from protocol.messages import MessageType
+from runner.cli import fast
 from runner.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -60,7 +60,7 @@ def _type_option(required: bool = False) -> t.Callable[[t.Callable[..., t.Any]],
     return click.option(
         "--type",
         "mtype",
-        type=click.Choice([m.value for m in MessageType], case_sensitive=False),
+        type=click.Choice(fast.MESSAGE_TYPES, case_sensitive=False),
         required=required,
         default=None,
         help="Message type (default: from the subject).",
@@ -68,27 +68,6 @@ def _type_option(required: bool = False) -> t.Callable[[t.Callable[..., t.Any]],
 
 
 agent_option = click.option("--agent", default=None, help="Whose inbox (default: $SWARM_WORKER).")
-
-
-def _print_messages(messages: t.Sequence[Stored]) -> None:
-    if not messages:
-        click.echo("no messages")
-        return
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(show_edge=False, pad_edge=False)
-    for column in ("id", "from", "type", "subject", "state"):
-        table.add_column(column)
-    for stored in messages:
-        env = stored.envelope
-        state = ("read" if stored.read else "new") + (" acked" if stored.acked else "")
-        if env.ack_required and not stored.acked:
-            state += " ack-required"
-        # escape: "[t1] PROGRESS" is a subject, not rich markup
-        table.add_row(env.id, env.sender, env.type.value, escape(env.subject), state)
-    Console(soft_wrap=True).print(table)
 
 
 @click.group(name="mail")
@@ -236,7 +215,7 @@ def inbox(
       swarm mail inbox --agent mayor --newest --limit 50 --before 000000009951
     """
     name = compose.reader_identity(agent)
-    page = open_store(repo).list(
+    page = open_store(repo).list_docs(
         name,
         cursor=cursor,
         before=before,
@@ -244,27 +223,11 @@ def inbox(
         limit=limit,
         unread=True if unread else None,
         unacked=True if unacked else None,
-        type=MessageType(mtype.upper()) if mtype else None,
+        type=mtype.upper() if mtype else None,
         thread=thread,
         sender=sender,
     )
-    if as_json:
-        echo_json(
-            "mail.inbox",
-            {
-                "agent": name,
-                "messages": [stored_doc(s) for s in page.messages],
-                "next_cursor": page.next_cursor,
-                "has_more": page.has_more,
-                "order": "newest" if newest else "oldest",
-            },
-        )
-        return
-    _print_messages(page.messages)
-    if page.next_cursor is not None:
-        more = " (more)" if page.has_more else ""
-        again = "--before" if newest else "--after"
-        click.echo(f"next cursor: {page.next_cursor}{more} (pass {again})", err=True)
+    fast.print_inbox(page, name, newest=newest, as_json=as_json)
 
 
 @command.command()
@@ -348,7 +311,7 @@ def thread(thread_id: str, agent: str | None, repo: pathlib.Path | None, as_json
             {"agent": name, "thread": thread_id, "messages": [stored_doc(s) for s in messages]},
         )
     else:
-        _print_messages(messages)
+        fast.print_messages([stored_doc(s) for s in messages])
 
 
 @command.command()

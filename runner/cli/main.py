@@ -2,9 +2,9 @@
 
 ``swarm worker ...`` runs inside every worker pane, several times per task, each time a fresh
 process: it must not pay for click, pydantic, the mayor, libtmux, rich or watchdog. So
-:func:`main` hands a well-formed ``swarm worker <verb>`` or ``swarm mail send`` to
-:mod:`runner.cli.fast` (no click), and everything else, including any command line that path
-does not fully understand (``--help``, a bad option, an error), to the click group
+:func:`main` hands a well-formed ``swarm worker <verb>``, ``swarm mail send`` or ``swarm mail
+inbox`` to :mod:`runner.cli.fast` (no click), and everything else, including any command line
+that path does not fully understand (``--help``, a bad option, an error), to the click group
 (:mod:`runner.cli.group`), which imports ``runner.cli.<module>`` only when that command runs;
 ``--help``, completion and code that reads ``cli.commands`` load them all. ``cli`` and
 ``LazyGroup`` are still importable from here (loaded on first use).
@@ -77,7 +77,7 @@ def __getattr__(name: str) -> t.Any:
 
 def main() -> None:
     args = sys.argv[1:]
-    if args[:1] == ["worker"] or args[:2] == ["mail", "send"]:
+    if args[:1] == ["worker"] or args[:2] in (["mail", "send"], ["mail", "inbox"]):
         from runner.cli import fast
 
         code = fast.run(args)

@@ -13,6 +13,7 @@ import typing as t
 
 import pytest
 
+from agentmail import wire
 from agentmail.errors import (
     BadInput,
     BodyTooLarge,
@@ -281,9 +282,16 @@ HOSTILE: t.Final = [
 ]
 
 
+def _bodies(store: MailStore, agent: str, docs: bool) -> list[str]:
+    if docs:
+        return [s.doc["body_md"] for s in store.list_docs(agent).messages]
+    return [s.envelope.body_md for s in store.list(agent).messages]
+
+
+@pytest.mark.parametrize("docs", [False, True], ids=["list", "list_docs"])
 @pytest.mark.parametrize(Hostile._fields, HOSTILE, ids=[c.test_id for c in HOSTILE])
 def test_hostile_files_are_quarantined_and_the_reader_goes_on(
-    tmp_path: pathlib.Path, test_id: str, reason: str
+    tmp_path: pathlib.Path, test_id: str, reason: str, docs: bool
 ) -> None:
     store = make_store(tmp_path, "mayor", "w1", "w2", max_body=1000)
     good_before = store.send(msg("w1", "mayor", body="before"))
@@ -337,8 +345,7 @@ def test_hostile_files_are_quarantined_and_the_reader_goes_on(
         _plant(store, "mayor", name, other.to_json().encode())
     good_after = store.send(msg("w1", "mayor", body="after"))
 
-    listed = [s.envelope.body_md for s in store.list("mayor").messages]
-    assert listed == ["before", "after"]
+    assert _bodies(MailStore(store.root, max_body=1000), "mayor", docs) == ["before", "after"]
     reasons = _quarantine_reasons(store, "mayor")
     assert len(reasons) == 1, reasons
     assert reason in reasons[0]
@@ -492,3 +499,38 @@ def test_mark_read_interrupted_between_link_and_unlink_is_repaired(tmp_path: pat
     assert list((store.maildir("mayor") / "new").iterdir()) == []
     store.mark_read("mayor", sent.id)  # still idempotent
     assert store.get("mayor", sent.id).read
+
+
+def test_list_docs_is_list_as_documents(tmp_path: pathlib.Path) -> None:
+    """A message of every type as the store writes it is checked by hand; one rewritten by its
+    sender in another valid form goes to the models; both show what the models show."""
+    store = make_store(tmp_path, "mayor", "w1")
+    for mtype in MessageType:
+        store.send(msg("w1", "mayor", type=mtype, body=f"{mtype.value} ünï \x01", thread_id="t1"))
+    placeholder = store.send(msg("w1", "mayor", body="placeholder"))
+    unusual = msg("w1", "mayor", type=MessageType.GUIDANCE, body="odd", id=placeholder.id,
+                  created="2026-01-02T03:04:05+01:00")  # fmt: skip
+    unusual = unusual.model_copy(update={"sig": sign(unusual, load_key(store.key_path("w1")))})
+    _file_of(store, "mayor", placeholder.id).write_text(json.dumps(json.loads(unusual.to_json())))
+    store.mark_read("mayor", placeholder.id)
+    store.ack("mayor", store.list("mayor").messages[0].id)
+    fresh = MailStore(store.root)
+    docs = fresh.list_docs("mayor", newest=True).messages
+    models = MailStore(store.root).list("mayor", newest=True).messages
+    assert [d.doc for d in docs] == [json.loads(s.envelope.to_json()) for s in models]
+    assert [list(d.doc) for d in docs] == [list(wire.ENVELOPE_KEYS)] * len(models)
+    assert [d[1:] for d in docs] == [s[1:] for s in models]  # read, acked, file, dseq
+    as_written = [fresh._doc_as_written("mayor", d.doc["id"], pathlib.Path(d.file).read_bytes())
+                  for d in docs]  # fmt: skip
+    assert [doc is not None for doc in as_written] == [False] + [True] * len(MessageType)
+    assert store.quarantined("mayor") == ()
+    pairs = [
+        (fresh.list_docs("mayor", type="NUDGE"), fresh.list("mayor", type=MessageType.NUDGE)),
+        (fresh.list_docs("mayor", thread="t1"), fresh.list("mayor", thread="t1")),
+        (fresh.list_docs("mayor", sender="w1", unacked=False),
+         fresh.list("mayor", sender="w1", unacked=False)),
+        (fresh.list_docs("mayor", unread=True), fresh.list("mayor", unread=True)),
+    ]  # fmt: skip
+    for doc_page, page in pairs:
+        assert [d.doc["id"] for d in doc_page.messages] == [s.id for s in page.messages]
+        assert doc_page.messages and doc_page[1:] == page[1:]

@@ -300,3 +300,114 @@ def test_mail_send_from_a_fresh_process_is_the_click_commands_message(
     )  # fmt: skip
     assert refused.returncode != 0 and "w1" in refused.stderr
     assert len(store.list("w2").messages) == 2
+
+
+def _plant_valid_but_unusual(store: MailStore, repo: pathlib.Path) -> str:
+    """A message the store delivered, rewritten (by its sender, with its key) in a form the
+    store never writes: a +00:00 offset, fields left to their defaults, pretty-printed. Valid:
+    the models verify its signature the slow way and show it normalized."""
+    from agentmail.store import load_key, sign
+    from protocol.messages import Envelope
+
+    sent = swarm("mail", "send", "--from", "w2", "--to", "mayor", "--type", "NUDGE",
+                 "--body", "placeholder", "--repo", str(repo), "--json")  # fmt: skip
+    msg_id = str(as_doc(sent)["message"]["id"])
+    doc = {"id": msg_id, "from": "w2", "to": ["mayor"], "type": "GUIDANCE", "body_md": "odd",
+           "created": "2026-01-02T03:04:05.5+00:00", "fields": {"text": "odd"},
+           "seq": 9}  # fmt: skip
+    sig = sign(Envelope.model_validate(doc), load_key(store.key_path("w2")))
+    path = next((store.maildir("mayor") / "new").glob(f"*{msg_id}"))
+    path.write_text(json.dumps({**doc, "sig": sig}, indent=1))
+    return msg_id
+
+
+INBOX_ARGS: t.Final = [
+    ["--json"],
+    [],
+    ["--newest", "--limit", "2", "--json"],
+    ["--newest", "--limit", "2"],
+    ["--unread", "--type", "progress", "--json"],
+    ["--unacked", "--json"],
+    ["--thread", "t1", "--from", "w1", "--json"],
+    ["--limit=1", "--since", "000000000002", "--json"],
+    ["--type", "GUIDANCE", "--json"],
+]
+
+
+def test_mail_inbox_from_a_fresh_process_is_the_click_commands_output(
+    repo: pathlib.Path,
+) -> None:
+    """``swarm mail inbox`` takes the fast path (no click, no pydantic): byte for byte what the
+    click command prints, and every message is the models' own document of it."""
+    store = MailStore(repo / ".agents" / "swarm" / "mail")
+    sends = [
+        ["--subject", "[t1] PROGRESS", "--body", "Bead: t1\nStatus: half ünï\nContext usage: 4%\n"],
+        ["--subject", "[t1] OFFERING_READY", "--body", "Bead: t1\nStatus: DONE\nFiles: a\n"],
+        ["--type", "NUDGE", "--body", "[not markup] \x01 tab", "--thread", "t2"],
+    ]  # fmt: skip
+    for extra in sends:
+        result = swarm("mail", "send", "--from", "w1", "--to", "mayor", *extra, "--repo", str(repo))
+        assert result.exit_code == 0, result.output
+    odd = _plant_valid_but_unusual(store, repo)
+    for args in INBOX_ARGS:
+        argv = ["mail", "inbox", "--agent", "mayor", *args]
+        fast = _fresh_swarm(argv, repo)
+        slow = swarm(*argv, "--repo", str(repo))
+        assert fast.returncode == slow.exit_code == 0, (args, fast.stderr, slow.output)
+        assert fast.stdout == slow.stdout, args
+        stderr, modules = fast.stderr.rsplit("modules: ", 1)
+        assert stderr == slow.stderr, args
+        assert "'click'" not in modules, args  # the fast path answered
+    # the models judge only the unusual message: a page without it builds none
+    plain = _fresh_swarm(["mail", "inbox", "--agent", "mayor", "--limit", "3", "--json"], repo)
+    assert plain.stderr == "modules: []\n"
+    assert [m["from"] for m in json.loads(plain.stdout)["messages"]] == ["w1"] * 3
+    listed = as_doc(swarm("mail", "inbox", "--agent", "mayor", "--repo", str(repo), "--json"))
+    stored = MailStore(store.root).list("mayor").messages
+    models = [json.loads(s.envelope.to_json()) for s in stored]
+    assert [{k: v for k, v in m.items() if k not in ("read", "acked", "cursor")}
+            for m in listed["messages"]] == models  # fmt: skip
+    assert [m["created"] for m in listed["messages"] if m["id"] == odd] == [
+        "2026-01-02T03:04:05.500000Z"
+    ]
+    assert store.quarantined("mayor") == ()
+
+
+FRESH_SWARM: t.Final = """
+import json, sys
+sys.argv = ["swarm", *json.loads(sys.argv[1])]
+from runner.cli import main
+try:
+    main.main()
+finally:
+    heavy = ("pydantic", "click", "libtmux", "watchdog")
+    sys.stderr.write(f"modules: {sorted(m for m in sys.modules if m.split('.')[0] in heavy)}\\n")
+"""
+
+
+def _fresh_swarm(argv: t.Sequence[str], cwd: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    """``swarm ARGV`` in a fresh process, outside any worker; its stderr ends with the heavy
+    modules it imported."""
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("SWARM_")}
+    return subprocess.run([sys.executable, "-c", FRESH_SWARM, json.dumps(list(argv))], env=env,
+                          cwd=cwd, capture_output=True, text=True, check=False)  # fmt: skip
+
+
+def test_mail_inbox_errors_are_the_click_commands(repo: pathlib.Path) -> None:
+    for argv in (
+        ["mail", "inbox", "--agent", "ghost"],
+        ["mail", "inbox", "--agent", "mayor", "--before", "yesterday"],
+        ["mail", "inbox", "--agent", "mayor", "--limit", "0"],
+        ["mail", "inbox"],
+    ):
+        fast = _fresh_swarm(argv, repo)
+        slow = CliRunner().invoke(cli, [*argv, "--repo", str(repo)], prog_name="swarm")
+        assert fast.returncode == slow.exit_code != 0, argv
+        assert fast.stderr.rsplit("modules: ", 1)[0] == slow.stderr, argv
+
+
+def test_fast_message_types_are_the_models() -> None:
+    from protocol.messages import MessageType
+    from runner.cli import fast
+
+    assert tuple(m.value for m in MessageType) == fast.MESSAGE_TYPES

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.manifest import tasks_conflict
+from protocol.manifest import lock_prefix, tasks_conflict
 from protocol.plan import Concurrency, Plan, Task
 from protocol.state import ACTIVE_TASK_STATES, TASK_STATES, TaskState
-from runner.scheduler import Decision, PlanIndex, SchedulerInput, TaskStates, decide
+from runner.scheduler import Decision, PlanIndex, SchedulerInput, TaskStates, _prefix, decide
 
 
 def _t(
@@ -342,3 +342,59 @@ def test_incremental_view_matches_fresh(
         incremental = SchedulerInput(**{**base.__dict__, "states": view})
         assert decide(incremental) == decide(base)
         assert dict(view) == current
+
+
+def _prefix_or_error(function: t.Callable[[str], str], entry: str) -> str:
+    try:
+        return function(entry)
+    except ValueError as exc:
+        return f"error: {exc}"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab/.*?[: \\\0", max_size=12))
+def test_plain_entry_shortcut_is_lock_prefix(entry: str) -> None:
+    # the index skips lock_prefix's normalization for plain entries: same answer, same errors
+    assert _prefix_or_error(_prefix, entry) == _prefix_or_error(lock_prefix, entry)
+
+
+def test_root_lock_is_not_exclusive() -> None:
+    # "*.md" locks the root "": it conflicts with every write task, and a read-only one runs
+    tasks = [
+        _t("A", files=("*.md",)),
+        _t("B", files=("b/x.py",)),
+        _t("C", concurrency="read-only"),
+    ]
+    inp = SchedulerInput(plan=Plan(tasks=tuple(tasks)), states={"A": "running"}, max_workers=3)
+    assert decide(inp) == _d(("C",), blocked=("B",))
+    assert PlanIndex.build(inp.plan).locks["A"].kind == "paths"
+
+
+def _naive_ancestors(prefixes: t.Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    for prefix in prefixes:
+        if prefix:
+            parts = prefix.split("/")
+            found |= {"/".join(parts[:i]) for i in range(len(parts))}
+    return found
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios())
+def test_index_locks_are_each_tasks_own(
+    scenario: tuple[Plan, dict[str, TaskState], int, bool, bool],
+) -> None:
+    # the index shares ancestor tuples between tasks: each task still gets exactly its own
+    plan, _states, _workers, _waves, case_sensitive = scenario
+    locks = PlanIndex.build(plan, case_sensitive=case_sensitive).locks
+    for task in plan.tasks:
+        spec = locks[task.id]
+        if task.concurrency == "read-only":
+            assert spec.kind == "none"
+        elif task.concurrency == "write-shared" or not task.files:
+            assert spec.kind == "exclusive"
+        else:
+            fold = (lambda p: p) if case_sensitive else str.casefold
+            prefixes = {fold(lock_prefix(entry)) for entry in task.files}
+            assert set(spec.prefixes) == prefixes
+            assert set(spec.ancestors) == _naive_ancestors(prefixes)
