@@ -7,6 +7,7 @@ AgentMailError
  │    ├── IdempotencyConflict
  │    ├── UnknownMessage
  │    └── NotInWorker                   a worker variable (SWARM_*) is missing
+ ├── ReadOnlyInbox                      marking mail read in an inbox mounted read-only (a sandbox)
  ├── NotYourIdentity                    a worker environment sending as another agent
  ├── LeaseConflict                      a reservation overlaps one held by another agent
  ├── NotHolder                          release/renew by an agent that does not hold the lease
@@ -131,3 +132,15 @@ class UnknownLease(AgentMailError):
     def __init__(self, lease_id: str) -> None:
         self.lease_id = lease_id
         super().__init__(f"no live lease {lease_id!r} (released or expired; reserve again)")
+
+
+class ReadOnlyInbox(AgentMailError):
+    """An inbox on a read-only mount (a sandboxed worker's): it can be listed, not changed."""
+
+    def __init__(self, agent: str) -> None:
+        self.agent = agent
+        super().__init__(
+            f"{agent}'s inbox is read-only here (a sandboxed worker's: only the mayor delivers "
+            "into it): list it with `swarm mail inbox`; marking messages read or acked is not "
+            "possible, and nothing needs it"
+        )

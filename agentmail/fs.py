@@ -11,6 +11,7 @@ the directory; appends that several processes share are one ``write()`` of one l
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import pathlib
@@ -66,7 +67,13 @@ def write_text_atomic(path: pathlib.Path, text: str, *, mode: int = PUBLIC) -> N
 def locked(path: pathlib.Path, operation: int = fcntl.LOCK_EX) -> t.Iterator[int]:
     """Open (creating) ``path`` and hold ``flock(operation)`` on it, waiting for it; yields the
     descriptor. Closing it at the end of the block releases the lock."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | O_NOFOLLOW | O_CLOEXEC, PRIVATE)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | O_NOFOLLOW | O_CLOEXEC, PRIVATE)
+    except OSError as exc:
+        if exc.errno != errno.EROFS or operation & fcntl.LOCK_EX:
+            raise
+        # a read-only mount (a sandboxed worker's inbox): a shared lock needs no write access
+        fd = os.open(path, os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
     try:
         fcntl.flock(fd, operation)
         yield fd

@@ -66,6 +66,7 @@ from agentmail.delivery import (
 )
 from agentmail.errors import (
     BadInput,
+    ReadOnlyInbox,
     UnknownAgent,
     UnknownMessage,
 )
@@ -208,6 +209,7 @@ class MailStore:
         self._cache: collections.OrderedDict[tuple[str, str], Envelope] = collections.OrderedDict()
         self._where: dict[tuple[str, str], int] = {}  # (agent, id) -> dseq, for fast lookups
         self._boxes: dict[str, str] = {}  # registered agents' Maildirs
+        self._sealed: dict[str, bool] = {}  # inboxes on a read-only mount (a sandbox's)
         self._swept: dict[str, tuple[int, int]] = {}  # Maildir stamps at the last sweep
 
     # ---------------------------------------------------------------- paths and registration
@@ -347,6 +349,20 @@ class MailStore:
             self._boxes[agent] = box
         return box
 
+    def sealed(self, agent: str) -> bool:
+        """Is ``agent``'s inbox on a read-only mount here? A sandboxed worker's is (the mayor
+        delivers into it from outside): nobody here can have written what it holds, so its mail
+        is trusted by the mount where this store has no key for the sender (a sandbox holds
+        only its worker's key), and nothing in it is moved (not quarantined, not marked)."""
+        sealed = self._sealed.get(agent)
+        if sealed is None:
+            try:
+                sealed = bool(os.statvfs(self._box(agent)).f_flag & os.ST_RDONLY)
+            except OSError:
+                sealed = False
+            self._sealed[agent] = sealed
+        return sealed
+
     # ---------------------------------------------------------------------------- reading
 
     def _scan(self, agent: str, *, after: int = 0, include_cur: bool = True) -> list[_Entry]:
@@ -392,7 +408,7 @@ class MailStore:
                 if in_cur and dseq in entries and not entries[dseq].in_cur:
                     leftovers.append(entries[dseq].name)  # mark_read died between link, unlink
                 entries[dseq] = _Entry(dseq, match.group(2), name, in_cur, flags)
-        for name in leftovers:
+        for name in leftovers if not self.sealed(agent) else ():
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{box}/new/{name}")  # noqa: PTH108 - str paths on the hot path
         for sub, name in strays:
@@ -557,6 +573,8 @@ class MailStore:
             return None, f"oversize body: over {self.max_body} bytes"
         key = self._key(env.sender)
         if key is None:
+            if env.sig and self.sealed(agent):
+                return env, ""  # delivered from outside a read-only mount (see sealed)
             return None, f"unknown sender {env.sender!r}: no key to verify its signature"
         if not env.sig:
             return None, f"unsigned message claiming to be from {env.sender!r}"
@@ -571,7 +589,15 @@ class MailStore:
         return env, ""
 
     def _quarantine(self, agent: str, sub: str, name: str, reason: str) -> None:
-        """Move ``<agent>/<sub>/<name>`` to ``quarantine/`` with a ``.reason`` file beside it."""
+        """Move ``<agent>/<sub>/<name>`` to ``quarantine/`` with a ``.reason`` file beside it
+        (on a read-only mount it stays where it is, unlisted)."""
+        if self.sealed(agent):
+            logger.warning(
+                "bad message left in a read-only inbox: %s",
+                reason,
+                extra={"agent": agent, "msg_file": f"{sub}/{name}"},
+            )
+            return
         box = self.maildir(agent)
         qdir = box / "quarantine"
         qdir.mkdir(mode=0o700, exist_ok=True)
@@ -807,6 +833,8 @@ class MailStore:
 
     def _set_flag(self, agent: str, msg_id: str, flag: str) -> None:
         stored = self.get(agent, msg_id)  # verifies (and quarantines a forgery) first
+        if self.sealed(agent):
+            raise ReadOnlyInbox(agent)
         box = self.maildir(agent)
         with locked(box / ".delivery"):
             entry = self._find_unlocked(agent, msg_id, stored.dseq)

@@ -56,21 +56,52 @@ class Collector:
         self.swarm = swarm
         self.run = run
         self.log = log
+        self._observer: BaseObserver | None = None
+        self._wake: Wake | None = None
+        self._watched: set[tuple[str, int]] = set()
 
     def watch(self, wake: t.Callable[[], None]) -> BaseObserver | None:
-        """A started watchdog observer calling ``wake`` on any change in the run's boxes (a
-        wake-up: :meth:`collect` rescans); None when the run sandboxes no worker."""
+        """A started watchdog observer calling ``wake`` on any change in what the run's boxes
+        send (their ``swarm/`` folders: a wake-up, :meth:`collect` rescans) and on a new box;
+        None when the run sandboxes no worker. Not the boxes' private homes: an agent CLI
+        writes there all the time (session logs, caches), and that is nothing to collect."""
         if self.log.state.isolation != "sandbox":
             return None
         root = self.run.dir / "sandbox"
         root.mkdir(parents=True, exist_ok=True)
-        return start_observer(Wake(wake), root, recursive=True)
+        self._wake = Wake(wake)
+        self._observer = start_observer(self._wake, root)  # a new box: watched at the collect
+        self._watch_boxes()
+        return self._observer
+
+    def _watch_boxes(self) -> None:
+        """Watch each box's ``swarm/`` folder not watched yet (a box remade at a start is a new
+        folder: watched again). A link there is the worker's and never followed."""
+        if self._observer is None or self._wake is None:
+            return
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.run.dir / "sandbox") as it:
+            for entry in it:
+                sent = pathlib.Path(entry.path, "swarm")
+                try:
+                    info = sent.lstat()
+                except OSError:
+                    continue
+                key = (entry.name, info.st_ino)
+                if key in self._watched or not stat.S_ISDIR(info.st_mode):
+                    continue
+                try:
+                    self._observer.schedule(self._wake, str(sent), recursive=True)
+                except OSError as exc:  # the next collect tries again; the timer still polls
+                    logger.warning("cannot watch a box: %s", exc, extra={"task_id": entry.name})
+                    continue
+                self._watched.add(key)
 
     def collect(self) -> None:
         """Take what every sandboxed worker's box holds (see the module docstring)."""
         state = self.log.state
         if state.isolation != "sandbox":
             return
+        self._watch_boxes()
         for record in state.tasks.values():
             if record.worktree:  # else never started: no box
                 self.collect_task(record.id)

@@ -56,6 +56,10 @@ def handle_errors(func: t.Callable[P, R]) -> t.Callable[P, R]:
         except KeyboardInterrupt:
             click.echo("swarm: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:  # `swarm ... | head`: the reader has what it wanted
+            from runner.cli.fast import broken_pipe
+
+            broken_pipe()
         except (RunnerError, ValueError, ValidationError, OSError) as exc:
             if _is_expected(exc):
                 fail(_one_line(exc), exit_code_for(exc))

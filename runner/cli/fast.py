@@ -173,6 +173,14 @@ def _echo(kind: str, doc: t.Mapping[str, t.Any], as_json: bool, msg_id: str) -> 
     sys.stdout.flush()
 
 
+def broken_pipe() -> t.NoReturn:
+    """End quietly, exit 1, after a write to a closed pipe (``swarm mail read ID | head -3``),
+    as rich's console does for the tables: stdout goes to /dev/null first, so the flush at exit
+    cannot fail again with a traceback."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(1)
+
+
 def run(args: t.Sequence[str]) -> int | None:
     """Run ``swarm ARGS`` if this path can (the exit code), else None (click runs it)."""
     if args[:1] == ["status"]:

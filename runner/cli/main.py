@@ -81,7 +81,10 @@ def main() -> None:
     if args[:1] in (["worker"], ["status"]) or args[:2] in (["mail", "send"], ["mail", "inbox"]):
         from runner.cli import fast
 
-        code = fast.run(args)
+        try:
+            code = fast.run(args)
+        except BrokenPipeError:
+            fast.broken_pipe()
         if code is not None:
             sys.exit(code)
     from runner.cli.group import cli

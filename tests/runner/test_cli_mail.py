@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -411,3 +412,27 @@ def test_fast_message_types_are_the_models() -> None:
     from runner.cli import fast
 
     assert tuple(m.value for m in MessageType) == fast.MESSAGE_TYPES
+
+
+def test_a_reader_that_went_away_ends_a_command_quietly(repo: pathlib.Path) -> None:
+    """`swarm mail inbox | head -1` with the reader gone before the first write: the fast path
+    (inbox) and click's (thread) both end with 1, silently (as rich's tables do)."""
+    for _ in range(3):
+        result = swarm("mail", "send", "--from", "w1", "--to", "mayor", "--type", "NUDGE",
+                       "--body", "x", "--thread", "t2", "--repo", str(repo))  # fmt: skip
+        assert result.exit_code == 0, result.output
+    swarm_bin = str(pathlib.Path(sys.executable).with_name("swarm"))
+    for argv in (["mail", "inbox"], ["mail", "thread", "t2"]):
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before the command writes anything
+        try:
+            proc = subprocess.run(
+                [swarm_bin, *argv, "--agent", "mayor", "--repo", str(repo)],
+                stdout=write,
+                stderr=subprocess.PIPE,
+                text=True,
+                check=False,
+            )
+        finally:
+            os.close(write)
+        assert (proc.returncode, proc.stderr) == (1, ""), argv

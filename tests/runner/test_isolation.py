@@ -325,3 +325,59 @@ def test_a_cloned_run_lands_and_its_logs_and_status_read_as_usual(
     assert logs.exit_code == 0 and "[scripted A]" in logs.output, logs.output
     status = swarm("status", "r1", "--repo", str(git_repo), "--json")
     assert status.exit_code == 0, status.output
+
+
+def test_the_mayor_wakes_for_what_a_box_sends_not_for_its_private_home(
+    git_repo: pathlib.Path,
+) -> None:
+    """The mayor watches each box's ``swarm/`` (outbox, results, escapes), not its private home,
+    which an agent CLI writes all the time (Gemini CLI made the mayor watch hundreds of session
+    folders); a box made after the watch began is watched from the next collect."""
+    import time
+
+    from agentmail.store import MailStore
+    from runner.boxmail import Collector
+    from runner.paths import SwarmPaths
+    from runner.state import RunLog
+
+    swarm_paths = SwarmPaths.for_repo(git_repo)
+    run = swarm_paths.run("r1")
+    run.dir.mkdir(parents=True)
+    log = RunLog(run.events, run.state)
+    log.record("run_created", run_id="r1", tasks=["T1", "T2"], plan_name="p", isolation="sandbox")
+    first = sandbox.Box.of(run, "T1", "T1")
+    first.prepare(())
+    wakes: list[float] = []
+    collector = Collector(store=MailStore(swarm_paths.mail), swarm=swarm_paths, run=run, log=log)
+    observer = collector.watch(lambda: wakes.append(time.monotonic()))
+    assert observer is not None
+
+    def quiet() -> int:
+        """The number of wake-ups once none came for 0.3 s (events arrive in bursts)."""
+        while True:
+            seen = len(wakes)
+            time.sleep(0.3)
+            if len(wakes) == seen:
+                return seen
+
+    def woken_by(change: t.Callable[[], object]) -> bool:
+        before = quiet()
+        change()
+        deadline = time.monotonic() + 10
+        while len(wakes) == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return len(wakes) > before
+
+    try:
+        for i in range(50):  # the CLI's caches and logs
+            (first.home / f"session-{i}").mkdir()
+            (first.home / f"session-{i}" / "log").write_text("x")
+        assert quiet() == 0  # 0.3 s for a wake-up that must not come
+        assert woken_by(lambda: (first.outbox / "tmp" / "m").write_text("mail"))
+        second = sandbox.Box.of(run, "T2", "T2")
+        assert woken_by(lambda: second.prepare(()))  # a new box: the mayor wakes, collects
+        collector.collect()
+        assert woken_by(lambda: (second.results / "T2.json").write_text("{}"))
+    finally:
+        observer.stop()
+        observer.join(5)

@@ -385,6 +385,28 @@ def test_a_sandboxed_worker_cannot_make_the_mayor_deliver_through_a_link_in_its_
     assert len(list((real / "new").iterdir())) >= 2  # each attempt's ASSIGN, delivered
 
 
+def test_a_sandboxed_worker_reads_its_own_inbox_and_cannot_change_it(
+    where: Where, server: Server
+) -> None:
+    """Its inbox is read-only inside and it holds no key of the mayor's: it still lists its
+    mail (the mayor's ASSIGN; trusted by the mount, since nobody inside can have written it)
+    and reads one message; marking it read says why it cannot, and nothing is quarantined."""
+    log = _run(
+        where,
+        server,
+        "swarm mail inbox; id=$(swarm mail inbox --json | python3 -c "
+        '\'import json, sys; print(json.load(sys.stdin)["messages"][0]["id"])\'); '
+        '( swarm mail read "$id" --peek; echo "peek exit $?" >&2 ) | head -3; '
+        'swarm mail read "$id"; echo "read exit $?"',
+    )
+    assert "ASSIGN" in log, log
+    assert "inbox is read-only here" in log and "read exit 1" in log, log
+    assert "Broken pipe" not in log and "Traceback" not in log, log  # `| head`: quietly
+    real = MailStore(where.swarm / "mail")
+    assert real.quarantined("H") == ()
+    assert all(not s.read for s in real.list("H").messages)
+
+
 def test_a_sandboxed_workers_setup_validation_and_gates_run_sandboxed(
     where: Where, server: Server
 ) -> None:
