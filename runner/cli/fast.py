@@ -165,12 +165,13 @@ def _files(value: str | None) -> tuple[str, ...]:
 def _echo(kind: str, doc: t.Mapping[str, t.Any], as_json: bool, msg_id: str) -> None:
     """What the click commands print: the message id, or with ``--json`` one document
     (``runner.cli.common.echo_json``)."""
-    if as_json:
-        text = json.dumps({"version": 1, "kind": kind, **doc}, indent=2, default=str)
-    else:
-        text = msg_id
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(json_text(kind, doc) if as_json else msg_id + "\n")
     sys.stdout.flush()
+
+
+def json_text(kind: str, doc: t.Mapping[str, t.Any]) -> str:
+    """``runner.cli.common.echo_json``'s text: one versioned document and a newline."""
+    return json.dumps({"version": 1, "kind": kind, **doc}, indent=2, default=str) + "\n"
 
 
 def broken_pipe() -> t.NoReturn:
@@ -544,29 +545,40 @@ def _status(args: t.Sequence[str]) -> int | None:
         doc = status_view.current_doc(run)
         if doc is None:
             return None
+        text: str | None
         if "--json" in parsed.flags:
-            found = status_view.whys(run, doc)
-            _echo("status", status_view.json_document(run, doc, found), True, "")
-            return 0
-        return 0 if print_status(run, doc) else None
+            document = status_view.json_document(run, doc, status_view.whys(run, doc))
+            text = json_text("status", document)
+        else:
+            text = status_text(run, doc)
     except Exception:
         return None  # printed nothing yet: click reads it again and reports what is wrong
+    if text is None:
+        return None
+    sys.stdout.write(text)  # outside the try: a closed pipe is no reason to run it again
+    sys.stdout.flush()
+    return 0
 
 
 def print_status(run: RunPaths, doc: StateDoc) -> bool:
-    """Print what ``swarm status`` shows of the run ``doc`` (:func:`runner.status_view.render`);
-    False, having printed nothing, where that must be drawn by rich."""
+    """Print what ``swarm status`` shows of the run ``doc`` (:func:`status_text`); False,
+    having printed nothing, where that must be drawn by rich."""
+    text = status_text(run, doc)
+    if text is None:
+        return False
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return True
+
+
+def status_text(run: RunPaths, doc: StateDoc) -> str | None:
+    """:func:`runner.status_view.render` for this output (its width and styles)."""
     from runner import status_view
 
-    text = status_view.render(
+    return status_view.render(
         doc,
         whys=status_view.whys(run, doc),
         missing=status_view.mayor_missing(run, doc["run_id"], doc["status"]),
         width=status_view.terminal_width(sys.stdout),
         style=status_view.Style.detect(sys.stdout),
     )
-    if text is None:
-        return False
-    sys.stdout.write(text)
-    sys.stdout.flush()
-    return True
