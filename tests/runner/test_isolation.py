@@ -377,7 +377,7 @@ def test_the_mayor_wakes_for_what_a_box_sends_not_for_its_private_home(
         second = sandbox.Box.of(run, "T2", "T2")
         assert woken_by(lambda: second.prepare(()))  # a new box: the mayor wakes, collects
         collector.collect()
-        assert woken_by(lambda: (second.results / "T2.json").write_text("{}"))
+        assert woken_by(lambda: (second.outbox / "tmp" / "m").write_text("mail"))
     finally:
         observer.stop()
         observer.join(5)
