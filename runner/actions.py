@@ -60,6 +60,9 @@ class Observations:
     prompt to report, an idle agent to nudge (runner.agents.panes)."""
     pane_states: t.Mapping[str, PaneState] = dataclasses.field(default_factory=dict)
     """Per running task of a known CLI, what its pane shows now (recorded when it changes)."""
+    lost: t.Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Per task whose worker is gone with its host, why: its start there failed, or the host
+    has been unreachable past its grace period (runner.hosts); it crashed and is re-placed."""
 
     def consumed(self, *, merged: tuple[str, ...] = ()) -> Observations:
         """What is left to act on once the actions decided on these observations ran."""

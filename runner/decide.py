@@ -74,6 +74,7 @@ def decide(state: RunState, plan: PlanView, obs: Observations) -> list[Action]:
         _mail(out, plan, env)
         if out.stopped:
             return out.actions
+    _lost(out, obs)
     if obs.sessions is not None:
         _sessions(out, obs)
     _clock(out, plan, obs)
@@ -160,6 +161,14 @@ def _mail(out: Decisions, plan: PlanView, env: Envelope) -> None:
         out.record("escape_reported", task.id, msg_id=env.id, text=text, escape=escape)
     else:
         out.record("task_message", task.id, msg_id=env.id, type=env.type.value, text=text)
+
+
+def _lost(out: Decisions, obs: Observations) -> None:
+    """A running task whose worker went with its host crashed (its commits are in its mirror
+    already): the rework path starts it again, where placement puts it."""
+    for task in out.running():
+        if task.id in obs.lost:
+            out.record("task_crashed", task.id, exit_status=None, reason=obs.lost[task.id])
 
 
 def _sessions(out: Decisions, obs: Observations) -> None:

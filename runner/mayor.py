@@ -236,7 +236,7 @@ class Mayor:
 
     def observe(self, *, adopting: bool = False) -> Observations:
         # sessions before mail: the last words of a pane seen dead are already in the mailbox
-        self._lost_hosts()
+        lost = self._lost()
         sessions = self._sessions()
         if self.hosts is not None:  # remote workers' mail, logs and commits, verified here
             self.hosts.reap()  # a host that came back: what it runs for re-placed tasks
@@ -255,31 +255,23 @@ class Mayor:
             idle=self._idle(),
             escapes=self._new_escapes(),
             adopting=adopting,
+            lost=lost,
         )
 
-    def _lost_hosts(self) -> None:
-        """Running tasks whose start on a host failed, and those of a host unreachable for
-        longer than its grace period, crashed: they are re-placed (their commits are in their
-        mirrors already)."""
+    def _lost(self) -> dict[str, str]:
+        """Why each task's worker is gone with its host: a background start there failed, or
+        the host has been unreachable past its grace period (decide records the crashes)."""
         if self.hosts is None:
-            return
-        for host, task_id, why in self.hosts.failures():  # a background start that failed
-            if self.state.tasks[task_id].state == "running":
-                self.log.record(
-                    "task_crashed",
-                    task_id,
-                    exit_status=None,
-                    reason=f"could not start the worker on {host}: {why}",
-                )
+            return {}
+        lost = {
+            task_id: f"could not start the worker on {host}: {why}"
+            for host, task_id, why in self.hosts.failures()
+        }
         for host, gone in self.hosts.lost().items():
-            for rec in list(self.state.tasks.values()):
-                if rec.host == host and rec.state == "running":
-                    self.log.record(
-                        "task_crashed",
-                        rec.id,
-                        exit_status=None,
-                        reason=f"host {host} unreachable for {gone:.0f}s: re-placed",
-                    )
+            for rec in self.state.tasks.values():
+                if rec.host == host:
+                    lost.setdefault(rec.id, f"host {host} unreachable for {gone:.0f}s: re-placed")
+        return lost
 
     def _exits(self, sessions: t.Mapping[str, SessionStatus] | None) -> dict[str, tuple[str, bool]]:
         """Why each running worker whose pane died exited: its last lines (from the pane log),

@@ -71,3 +71,15 @@ def test_the_pane_state_folds_and_clears_when_the_task_leaves_running() -> None:
         [_dispatched("A"), ("task_pane", "A", {"pane": "idle"}), ("task_offered", "A", {})],
     )
     assert offered.tasks["A"].pane == ""
+
+
+def test_a_worker_gone_with_its_host_crashed_once() -> None:
+    """A task whose host is lost (or whose start there failed) crashed, with the reason, even
+    while its session still looks alive (the host cannot say), and only once; a task not
+    running is left alone. (The rework path starts it again at the next ask.)"""
+    state, plan = _state()
+    why = "host b1 unreachable for 61s: re-placed"
+    obs = Observations(now=NOW, sessions={"s-A": ALIVE}, lost={"A": why, "Z": "not running"})
+    actions = decide(state, plan, obs)
+    crashed = [a.ev for a in actions if isinstance(a, Record) and a.ev.kind == "task_crashed"]
+    assert [(e.task_id, e.data["reason"]) for e in crashed] == [("A", why)]
