@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import pathlib
 import shlex
+import stat
 import tempfile
 import typing as t
 
 from protocol.hosts import HostSpec
 from runner import proc
-from runner.errors import CommandError
+from runner.errors import CommandError, UsageError
 
 PERSIST: t.Final = "600"
 """Seconds the master connection outlives its last client."""
@@ -26,6 +27,13 @@ def control_dir() -> pathlib.Path:
     """Where the masters' sockets live: short (a socket path has ~104 bytes), private."""
     path = pathlib.Path(tempfile.gettempdir()) / f"swarm-ssh-{os.getuid()}"
     path.mkdir(mode=0o700, exist_ok=True)
+    info = path.lstat()  # in a shared /tmp another user may have made it first: never use theirs
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise UsageError(
+            f"{path} is not a private folder of yours (owner uid {info.st_uid}, mode "
+            f"{stat.S_IMODE(info.st_mode):o}): ssh control sockets cannot live there; remove it, "
+            "or set TMPDIR to a private folder"
+        )
     return path
 
 

@@ -149,3 +149,24 @@ def test_local_paths_become_remote_ones_longest_first() -> None:
         mapped("/x/swarm/bin/swarm /x/swarm/mail /x/wt/T1")
         == "/r/bin/swarm /r/box/swarm/mail /r/w/T1"
     )
+
+
+def test_ssh_control_sockets_never_go_into_a_folder_someone_else_made(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a shared /tmp another user can make ``swarm-ssh-<uid>`` first (open to all): a master
+    socket there could be swapped for theirs. Refused with the fix; a private one is used."""
+    import os
+    import tempfile
+
+    from runner.hosts.ssh import control_dir
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+    planted = tmp_path / f"swarm-ssh-{os.getuid()}"
+    planted.mkdir()
+    planted.chmod(0o777)
+    with pytest.raises(UsageError, match=r"not a private folder of yours .* mode 777"):
+        control_dir()
+    planted.chmod(0o700)
+    assert control_dir() == planted
