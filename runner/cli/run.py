@@ -295,9 +295,7 @@ def run_command(
         f"integration branch {state.integration_branch}",
         err=True,
     )
-    _drive_or_follow(
-        top, state, foreground=foreground or mode == "local", detach=detach, as_json=as_json
-    )
+    _drive_or_follow(top, state, foreground=foreground, detach=detach, as_json=as_json)
 
 
 def _check_agents(top: pathlib.Path, plan: Plan, agent: str | None, agent_cmd: str | None) -> None:
@@ -338,7 +336,7 @@ def _drive_or_follow(
     and follow it (the default), or start it and return at once (``--detach``)."""
     rid = state.run_id
     listener = None if as_json else _print_event
-    if foreground:
+    if foreground or state.mode == "local":
         try:
             final = launch.drive(top, rid, resume=True, listener=listener)
         except KeyboardInterrupt:
@@ -396,10 +394,15 @@ def _html_report(top: pathlib.Path, final: RunState) -> pathlib.Path | None:
         return None
 
 
+def _continue_options(func: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+    """``--foreground`` and ``--detach`` of the commands that continue a run."""
+    func = click.option("--detach", is_flag=True, help="Start the mayor and return at once.")(func)
+    return click.option("--foreground", is_flag=True, help="Be the mayor in this process.")(func)
+
+
 @click.command(name="resume")
 @click.argument("run_id", metavar="[RUN]", required=False)
-@click.option("--foreground", is_flag=True, help="Be the mayor in this process.")
-@click.option("--detach", is_flag=True, help="Start the mayor and return at once.")
+@_continue_options
 @repo_option
 @json_option
 @handle_errors
@@ -429,16 +432,13 @@ def resume_command(
         click.echo(f"swarm: run {rid} already ended: {state.status}", err=True)
         _finish(top, state, as_json)
     _check_agents(top, launch.verified_plan(top, state), state.agent, state.agent_cmd)
-    _drive_or_follow(
-        top, state, foreground=foreground or state.mode == "local", detach=detach, as_json=as_json
-    )
+    _drive_or_follow(top, state, foreground=foreground, detach=detach, as_json=as_json)
 
 
 @click.command(name="retry")
 @click.argument("task_ids", metavar="TASK...", nargs=-1, required=True)
 @run_option
-@click.option("--foreground", is_flag=True, help="Be the mayor in this process.")
-@click.option("--detach", is_flag=True, help="Start the mayor and return at once.")
+@_continue_options
 @repo_option
 @json_option
 @handle_errors
@@ -476,9 +476,7 @@ def retry_command(
         sys.exit(EXIT_OK)
     click.echo(f"swarm: {named} will run again in run {rid}", err=True)
     state = launch.read_state(top, rid)
-    _drive_or_follow(
-        top, state, foreground=foreground or state.mode == "local", detach=detach, as_json=as_json
-    )
+    _drive_or_follow(top, state, foreground=foreground, detach=detach, as_json=as_json)
 
 
 @click.command(name="mayor", hidden=True)
