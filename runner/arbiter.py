@@ -62,6 +62,7 @@ class Arbiter:
         sandbox)."""
         self._merged_now: list[str] = []
         self._objects = gitrun.ObjectReader(repo)
+        """One ``git cat-file`` for every merge and head the arbiter reads (:meth:`close`)."""
         self._checkout_due = False
 
     @property
@@ -75,8 +76,11 @@ class Arbiter:
     def integrate_offers(self, plan: Plan) -> Integrated:
         """Validate and merge offered tasks one at a time, in dependency (plan) order; a merge
         a crash interrupted is settled first, before the integration branch moves again."""
-        with gitrun.ObjectReader(self.repo) as self._objects:  # one cat-file for every merge
-            return self._integrate_offers(plan)
+        return self._integrate_offers(plan)
+
+    def close(self) -> None:
+        """End the arbiter's ``git cat-file`` (it starts again on the next use)."""
+        self._objects.close()
 
     def settle(self) -> None:
         """Check out the merges recorded without gates (the integration branch moves once per
@@ -116,6 +120,8 @@ class Arbiter:
             if edits:  # one git process for the head and the edits
                 status = gitguard.status(self.integration)
                 actual, dirty = status.head or "(no commit)", status.dirty
+            elif head := gitrun.worktree_ref(self.repo, self.integration):  # no process
+                actual, dirty = self._objects.commit(head), []
             else:
                 actual, dirty = git.head_sha(self.integration), []
         except (CommandError, OSError) as exc:

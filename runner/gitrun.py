@@ -93,6 +93,36 @@ by the files, not the directory: every worktree of a repository reads the same f
 arbiter's check in fifty worktrees reads the config once."""
 
 
+def _admin_dir(checkout: pathlib.Path) -> pathlib.Path | None:
+    """The ``.git/worktrees/<id>`` a linked worktree's ``.git`` file names, else None."""
+    try:
+        text = (pathlib.Path(checkout) / ".git").read_text()
+    except (IsADirectoryError, FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+        return None
+    if not text.startswith("gitdir: ") or text.count("\n") > 1:
+        return None
+    gitdir = pathlib.Path(text.removeprefix("gitdir: ").strip())
+    return (pathlib.Path(checkout) / gitdir).resolve() if gitdir.parts else None
+
+
+def worktree_ref(repo: pathlib.Path, checkout: pathlib.Path, ref: str = "HEAD") -> str | None:
+    """``worktrees/<id>/<ref>``: how any process in ``repo`` names ``ref`` of the linked
+    worktree ``checkout`` (git-worktree(1), "Refs"), or None when ``checkout`` is not a
+    worktree of ``repo``'s repository (then ask git there)."""
+    own = _admin_dir(repo)
+    try:
+        if own is None:
+            common = (pathlib.Path(repo) / ".git").resolve(strict=True)
+        else:
+            common = (own / (own / "commondir").read_text().strip()).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    admin = _admin_dir(checkout)
+    if admin is None or admin.parent != common / "worktrees" or not (admin / "HEAD").is_file():
+        return None
+    return f"worktrees/{admin.name}/{ref}"
+
+
 def _config_files(repo: pathlib.Path) -> list[pathlib.Path]:
     """The config files git reads in ``repo`` (without includes), found without running git."""
     dot = pathlib.Path(repo) / ".git"
@@ -207,6 +237,19 @@ class ObjectReader:
 
     def read(self, sha: str) -> tuple[str, bytes]:
         """``(type, content)`` of object ``sha``; :class:`CommandError` when it is missing."""
+        _, kind, data = self._lookup(sha)
+        return kind, data
+
+    def commit(self, name: str) -> str:
+        """The sha of the commit ``name`` (any revision, e.g. ``worktrees/<id>/HEAD``) names;
+        :class:`CommandError` when it names none: what ``git rev-parse --verify NAME^{commit}``
+        says, without a process."""
+        sha, kind, _ = self._lookup(f"{name}^{{commit}}")
+        if kind != "commit":  # cat-file peels as asked: only a malformed repository gets here
+            raise CommandError(("git", "cat-file", "--batch"), 128, "", f"{name}: a {kind}")
+        return sha
+
+    def _lookup(self, name: str) -> tuple[str, str, bytes]:
         cmd = ("git", "cat-file", "--batch")
         if self._proc is None:
             if not pathlib.Path(self.repo).is_dir():
@@ -221,10 +264,10 @@ class ObjectReader:
             )
         pipe_in, pipe_out = self._proc.stdin, self._proc.stdout
         assert pipe_in is not None and pipe_out is not None
-        if not sha or any(c in sha for c in " \n"):
-            raise CommandError(cmd, 128, "", f"{sha!r}: not an object name")
+        if not name or any(c in name for c in " \n"):
+            raise CommandError(cmd, 128, "", f"{name!r}: not an object name")
         try:
-            pipe_in.write(sha.encode() + b"\n")
+            pipe_in.write(name.encode() + b"\n")
             pipe_in.flush()
             header = pipe_out.readline().split()
         except OSError as exc:
@@ -233,13 +276,13 @@ class ObjectReader:
         if len(header) != 3:
             if not header:  # the process died: the next read starts a new one
                 self.close()
-            raise CommandError(cmd, 128, "", f"{sha}: {b' '.join(header[1:]).decode()}")
+            raise CommandError(cmd, 128, "", f"{name}: {b' '.join(header[1:]).decode()}")
         size = int(header[2])
         data = pipe_out.read(size + 1)
         if len(data) != size + 1:
             self.close()
-            raise CommandError(cmd, 128, "", f"{sha}: git cat-file stopped mid-object")
-        return header[1].decode(), data[:size]
+            raise CommandError(cmd, 128, "", f"{name}: git cat-file stopped mid-object")
+        return header[0].decode(), header[1].decode(), data[:size]
 
     def close(self) -> None:
         if self._proc is None:

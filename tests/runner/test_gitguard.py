@@ -98,3 +98,55 @@ def test_one_status_call_gives_the_head_and_every_uncommitted_path(
     with_ignored = gitguard.status(repo, "--ignored=matching")
     assert ("!!", "ignored.log") in with_ignored.entries
     assert with_ignored.dirty == status.dirty
+
+
+def test_a_worktree_head_is_read_through_the_reader_as_rev_parse_reads_it(
+    git_repo: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """The arbiter's guard reads the integration worktree's HEAD without a process of its own:
+    the same answer as ``git rev-parse HEAD`` there, however the worktree was moved or
+    pointed elsewhere; None sends it back to git when the checkout is no worktree of this
+    repository."""
+    repo, wt, other = git_repo, tmp_path / "integration", tmp_path / "other"
+    git(repo, "worktree", "add", "-q", "-b", "integration", str(wt))
+    git(repo, "worktree", "add", "-q", "-b", "other", str(other))
+    commit_all(other, "work elsewhere")
+    ref = gitrun.worktree_ref(repo, wt)
+    assert ref is not None and ref.startswith("worktrees/")
+    assert gitrun.worktree_ref(wt, wt) == ref  # asked from inside a worktree: the same name
+
+    reader = gitrun.ObjectReader(repo)  # one for the whole test, as the arbiter keeps one
+
+    def both() -> tuple[str, str]:
+        found = gitrun.worktree_ref(repo, wt)
+        assert found is not None
+        return reader.commit(found), git(wt, "rev-parse", "HEAD")
+
+    ours, theirs = both()
+    assert ours == theirs
+    commit_all(wt, "a commit nobody recorded")  # the branch moved
+    ours, theirs = both()
+    assert ours == theirs
+    git(repo, "pack-refs", "--all")  # the branch only in packed-refs, then loose again
+    ours, theirs = both()
+    assert ours == theirs
+    commit_all(wt, "after packing")
+    ours, theirs = both()
+    assert ours == theirs
+    git(wt, "checkout", "-q", "--detach", "HEAD~1")  # detached
+    ours, theirs = both()
+    assert ours == theirs
+    # its .git pointed at another worktree's admin folder: git follows it, so does the name
+    (wt / ".git").write_text((other / ".git").read_text())
+    ours, theirs = both()
+    assert ours == theirs == git(other, "rev-parse", "HEAD")
+    # not a worktree of this repository: nothing to name
+    elsewhere = tmp_path / "elsewhere"
+    git(tmp_path, "init", "-q", str(elsewhere))
+    (wt / ".git").write_text(f"gitdir: {elsewhere / '.git'}\n")
+    assert gitrun.worktree_ref(repo, wt) is None
+    (wt / ".git").unlink()
+    assert gitrun.worktree_ref(repo, wt) is None
+    assert gitrun.worktree_ref(repo, tmp_path / "missing") is None
+    with reader, pytest.raises(CommandError):
+        reader.commit("worktrees/nosuch/HEAD")
