@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import pathlib
 import queue
@@ -62,6 +63,8 @@ from runner.state import RunLog, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
+MAIL_WAKES: t.Final = frozenset({"mail", "box"})
+"""Wake-ups that bring mail only: such a step need not ask tmux for every session."""
 MAX_PASSES: t.Final = 6
 """Asks of :func:`decide` per step; a step needs three (observed, after the merges, after the
 dispatch); more means an action did not lead where decide expected, and the next wake-up goes
@@ -93,6 +96,8 @@ class Mayor:
         self.store = store
         self.backend = backend
         self._wake: queue.Queue[str] = queue.Queue()
+        self._woken: set[str] = set()  # why the loop woke since the last step
+        self._polled = -math.inf  # monotonic time of the last session poll
         self._mail_cursor: str | None = None  # delivery position already looked at
         self._seen: tuple[Envelope, ...] = ()  # this step's mail, marked read by _settle
         known = {task.id for task in plan.tasks}
@@ -179,6 +184,7 @@ class Mayor:
                 self.step()
         finally:
             watcher.stop()
+            self.arbiter.close()
             if boxes is not None:
                 boxes.stop()
         if agent_worker.options_from(self.state, self.launcher.settings).trust_worktrees:
@@ -223,12 +229,13 @@ class Mayor:
         if nearest is not None:
             timeout = max(0.0, min(timeout, nearest))
         try:
-            self._wake.get(timeout=timeout)
+            self._woken.add(self._wake.get(timeout=timeout))
         except queue.Empty:
+            self._woken.add("timer")
             return
         while True:  # coalesce a burst of wake-ups into one step
             try:
-                self._wake.get_nowait()
+                self._woken.add(self._wake.get_nowait())
             except queue.Empty:
                 return
 
@@ -237,7 +244,8 @@ class Mayor:
     def observe(self, *, adopting: bool = False) -> Observations:
         # sessions before mail: the last words of a pane seen dead are already in the mailbox
         lost = self._lost()
-        sessions = self._sessions()
+        sessions = self._sessions() if adopting or self._poll_due() else None
+        self._woken.clear()
         if self.hosts is not None:  # remote workers' mail, logs and commits, verified here
             self.hosts.reap()  # a host that came back: what it runs for re-placed tasks
             self.hosts.relay(
@@ -314,6 +322,20 @@ class Mayor:
             if seen is not None:
                 reports[task.id] = seen
         return reports
+
+    def _poll_due(self) -> bool:
+        """Whether this step asks tmux for the sessions: not when only mail woke it (every
+        worker report), unless the last poll is a poll interval old. Not looking is always
+        safe (a death is only seen later), and a pane that dies wakes the loop itself."""
+        now = time.monotonic()
+        if (
+            self._woken
+            and self._woken <= MAIL_WAKES
+            and now - self._polled < self.config.poll_interval
+        ):
+            return False
+        self._polled = now
+        return True
 
     def _sessions(self) -> t.Mapping[str, SessionStatus] | None:
         if not any(r.state == "running" and r.session for r in self.state.tasks.values()):

@@ -155,3 +155,25 @@ def test_a_branch_moved_by_someone_else_is_still_reported(
     git(integration, "reset", "-q", "--hard", "HEAD~2")
     assert _new_mayor(git_repo).arbiter.guard_integration() is None
     assert git(integration, "rev-parse", "HEAD") == final.integration_head
+
+
+def test_a_step_woken_by_mail_alone_asks_tmux_at_most_once_a_poll_interval(
+    git_repo: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """Every worker report wakes the mayor; listing every session on each would put a tmux
+    round trip on the dispatch path. A step woken only by mail skips the poll until the last
+    one is a poll interval (here 0.1 s) old; any other reason (a timer, an exit, adopting
+    live workers) polls at once."""
+    _offered_run(git_repo, tmp_path / "wt")
+    mayor = _new_mayor(git_repo)
+    assert mayor._poll_due()  # never polled: due
+    for reasons in ({"mail"}, {"box"}, {"mail", "box"}):
+        mayor._woken = set(reasons)
+        assert not mayor._poll_due(), reasons
+    for reasons in (set(), {"timer"}, {"mail", "exit:swarm-r1-A"}, {"mail", "timer"}):
+        mayor._woken = set(reasons)
+        assert mayor._poll_due(), reasons
+    mayor._woken = {"mail"}
+    assert not mayor._poll_due()
+    mayor._polled -= mayor.config.poll_interval  # the last poll is an interval old
+    assert mayor._poll_due()
