@@ -10,6 +10,7 @@ import logging
 import pathlib
 import sys
 import typing as t
+from concurrent import futures
 
 from agentmail.errors import AgentMailError
 from agentmail.leases import Leases
@@ -190,35 +191,19 @@ class Launcher:
     def _start(self, start: WorkerStart, record: TaskRecord) -> None:
         task = start.task
         isolation = self.log.state.isolation
-        worktrees.create_checkout(isolation, self.repo, start.worktree, start.branch, start.base)
+        checkout = (isolation, self.repo, start.worktree, start.branch, start.base)
+        if start.resumed:  # the brief lists what the checkout holds: it comes first
+            worktrees.create_checkout(*checkout)
+            key_file, brief = self._key_brief_mail(start, record)
+        else:  # the checkout (git's time) while the key, brief and mail are made durable
+            with futures.ThreadPoolExecutor(1, thread_name_prefix="swarm-checkout") as pool:
+                made = pool.submit(worktrees.create_checkout, *checkout)
+                try:
+                    key_file, brief = self._key_brief_mail(start, record)
+                finally:
+                    made.result()  # its error first: it says why the worker cannot start
         if isolation != "worktree":  # what the mayor writes into the clone, never via a link
             worktrees.drop_planted_links(start.worktree, MAYOR_WRITES)
-        history = self._history(record, start.worktree, start.base) if start.resumed else ""
-        worker = worker_name(task.id)
-        key_file = self.store.register(worker)
-        brief = self.run.brief(task.id)
-        brief.parent.mkdir(parents=True, exist_ok=True)
-        retried = start.attempt > 1 and not start.resumed
-        swarm = agent_worker.swarm_shim(self.swarm.home, self.python)
-        brief.write_text(
-            render_brief(
-                BriefContext(
-                    run_id=self.log.state.run_id,
-                    task=task,
-                    attempt=start.attempt,
-                    worktree=start.worktree,
-                    branch=start.branch,
-                    base_sha=start.base,
-                    retry_reason=record.reason if retried else "",
-                    retry_files=record.files if retried else (),
-                    retry_output=why.brief_quote(self.run, record) if retried else "",
-                    rebase_onto=start.rebase_onto,
-                    history=history,
-                    swarm=str(swarm),
-                )
-            )
-        )
-        self._mail_worker(start, record, brief)
         host = self.log.state.tasks[task.id].host
         remote = self.hosts.remote(host) if self.hosts is not None else None
         prepared = agent_worker.prepare_worker(
@@ -278,7 +263,41 @@ class Launcher:
             except SessionExists:  # an agent still alive after offering: start afresh
                 self.backend.kill(start.session)
                 self.backend.start(spec)
-        self._lease(task, worker, start.attempt)
+        self._lease(task, worker_name(task.id), start.attempt)
+
+    def _key_brief_mail(
+        self, start: WorkerStart, record: TaskRecord
+    ) -> tuple[pathlib.Path, pathlib.Path]:
+        """The worker's key, its brief and its ASSIGN (RETRY_REQUIRED, GUIDANCE) mail: what
+        must be durable before its agent starts. Nothing here reads the checkout but a
+        resumed brief's history."""
+        task = start.task
+        history = self._history(record, start.worktree, start.base) if start.resumed else ""
+        key_file = self.store.register(worker_name(task.id))
+        brief = self.run.brief(task.id)
+        brief.parent.mkdir(parents=True, exist_ok=True)
+        retried = start.attempt > 1 and not start.resumed
+        swarm = agent_worker.swarm_shim(self.swarm.home, self.python)
+        brief.write_text(
+            render_brief(
+                BriefContext(
+                    run_id=self.log.state.run_id,
+                    task=task,
+                    attempt=start.attempt,
+                    worktree=start.worktree,
+                    branch=start.branch,
+                    base_sha=start.base,
+                    retry_reason=record.reason if retried else "",
+                    retry_files=record.files if retried else (),
+                    retry_output=why.brief_quote(self.run, record) if retried else "",
+                    rebase_onto=start.rebase_onto,
+                    history=history,
+                    swarm=str(swarm),
+                )
+            )
+        )
+        self._mail_worker(start, record, brief)
+        return key_file, brief
 
     def _sandbox(
         self,
