@@ -8,7 +8,8 @@ wake-up (mail written -> ``task_offered``), arbiter (-> ``task_merged``), dispat
 worktree set-up (-> ``task_dispatched``, then -> agent start). The *floor* is what any runner
 must do for the same step: ``git merge --no-ff`` of the dependency's branch into an integration
 worktree, ``git worktree add`` of the dependent's branch, ``tmux new-session`` running the agent
-command, until that command's process runs (the same ``date`` stamp).
+command, until that command's process runs (the same ``date`` stamp). Runs and floor rounds
+alternate (three times with ``--quick``, five without), so both see the same load.
 
     .venv/bin/python scripts/bench/dispatch.py [--quick] [--json FILE]
 """
@@ -32,8 +33,8 @@ from runner.paths import SwarmPaths
 BENCH: t.Final = "dispatch"
 
 
-def chain_plan(path: pathlib.Path, links: int) -> tuple[pathlib.Path, list[str]]:
-    ids = [f"T{i:02d}" for i in range(1, links + 2)]
+def chain_plan(path: pathlib.Path, links: int, prefix: str = "T") -> tuple[pathlib.Path, list[str]]:
+    ids = [f"{prefix}{i:02d}" for i in range(1, links + 2)]
     tasks = [
         {
             "id": tid,
@@ -48,15 +49,16 @@ def chain_plan(path: pathlib.Path, links: int) -> tuple[pathlib.Path, list[str]]
 
 
 def measure_ours(
-    ws: Workspace, links: int, profile: pathlib.Path | None
+    ws: Workspace, links: int, profile: pathlib.Path | None, round_no: int = 0
 ) -> tuple[list[dict[str, float]], float]:
-    repo = ws.repo()
-    plan, ids = chain_plan(ws.dir / "chain.json", links)
+    repo = ws.repo(f"repo{round_no}")
+    run_id = f"dispatch{round_no}"
+    plan, ids = chain_plan(ws.dir / f"chain{round_no}.json", links, prefix="TABCDEFGHJ"[round_no])
     t0 = time.monotonic()
-    result = ws.swarm(*ws.run_args(repo, plan, "dispatch"), profile=profile)
+    result = ws.swarm(*ws.run_args(repo, plan, run_id), profile=profile)
     wall = time.monotonic() - t0
     common.check_run(result, "swarm run (dispatch chain)")
-    events = common.run_events(repo, "dispatch")
+    events = common.run_events(repo, run_id)
     stamps = common.read_stamps(ws.stamps)
     store = MailStore(SwarmPaths.for_repo(repo).mail)
     samples: list[dict[str, float]] = []
@@ -78,11 +80,12 @@ def measure_ours(
     return samples, wall
 
 
-def measure_floor(ws: Workspace, rounds: int) -> list[dict[str, float]]:
+def measure_floor(ws: Workspace, rounds: int, round_no: int = 0) -> list[dict[str, float]]:
     """The raw steps of one dispatch, with the same tools and the same stamp."""
-    repo = ws.repo("floor-repo")
-    integration = ws.dir / "floor-wt" / "integration"
-    scratch = ws.dir / "floor-wt" / "scratch"
+    repo = ws.repo(f"floor-repo{round_no}")
+    folder = ws.dir / f"floor-wt{round_no}"
+    integration = folder / "integration"
+    scratch = folder / "scratch"
     ws.git(repo, "worktree", "add", "-q", "-b", "floor/integration", str(integration), "main")
     ws.git(repo, "worktree", "add", "-q", "--detach", str(scratch), "main")
     for i in range(rounds):  # the dependencies' branches, made up front like the workers'
@@ -91,7 +94,7 @@ def measure_floor(ws: Workspace, rounds: int) -> list[dict[str, float]]:
         ws.git(scratch, "add", "-A")
         ws.git(scratch, "commit", "-q", "-m", f"dep {i}")
     socket = ws.new_socket()
-    stamps = ws.dir / "floor-stamps"
+    stamps = ws.dir / f"floor-stamps{round_no}"
     stamps.mkdir()
     subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-s", "keepalive"], env=ws.env,
                    check=True)  # fmt: skip
@@ -102,7 +105,7 @@ def measure_floor(ws: Workspace, rounds: int) -> list[dict[str, float]]:
 
     for i in range(rounds):
         name = f"floor{i}"
-        worktree = ws.dir / "floor-wt" / name
+        worktree = folder / name
         command = shlex.join(common.stamp_argv(stamps, name, "true"))
         start = time.time()
         run("git", "merge", "--no-ff", "-q", "-m", f"merge dep {i}", f"floor/dep{i}",
@@ -144,11 +147,19 @@ def measure_floor(ws: Workspace, rounds: int) -> list[dict[str, float]]:
 
 def main(argv: t.Sequence[str] | None = None) -> int:
     args = common.parser(__doc__).parse_args(argv)
-    links = 5 if args.quick else 15
+    links, alternations = (5, 3) if args.quick else (10, 5)
     profile = common.profile_path(BENCH, args.profile)
+    ours: list[dict[str, float]] = []
+    floor: list[dict[str, float]] = []
+    wall = 0.0
     with Workspace(BENCH, keep=args.keep) as ws:
-        ours, wall = measure_ours(ws, links, profile)
-        floor = measure_floor(ws, max(links, 8))
+        # a run, then the floor, again and again: both see the same load (a shared machine's
+        # load swings more between two minutes than the thing measured)
+        for round_no in range(alternations):
+            samples, seconds = measure_ours(ws, links, profile if not round_no else None, round_no)
+            ours += samples
+            wall += seconds
+            floor += measure_floor(ws, links, round_no)
     o = {k: common.summary([s[k] for s in ours]) for k in ours[0]}
     f = {k: common.summary([s[k] for s in floor]) for k in floor[0]}
     ratio = o["total"]["p50"] / f["total"]["p50"]
@@ -167,8 +178,9 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             f["worktree"]["p50"] + f["new_session"]["p50"] + f["start"]["p50"], "ms",
             note="baseline: worktree add + new-session + start"),
     ]  # fmt: skip
-    details = {"links": links, "run_seconds": wall, "ours_ms": o, "floor_ms": f,
-               "ours_samples": ours, "floor_samples": floor}  # fmt: skip
+    details = {"links": links, "alternations": alternations, "run_seconds": wall,
+               "ours_ms": o, "floor_ms": f, "ours_samples": ours,
+               "floor_samples": floor}  # fmt: skip
     common.emit(BENCH, rows, details, args.json)
     return 0
 
