@@ -34,6 +34,7 @@ CASES = (
             "skewed: simulated waves / continuous makespan",
             "simulator, 300 tasks: time",
             "simulator, 300 tasks: peak traced memory",
+            "simulator, 300 tasks: time vs a scheduler fed its graph",
             "simulator, 3,000 tasks: time, untraced",
         ),
     ),
