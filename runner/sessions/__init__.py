@@ -8,19 +8,23 @@ after an agent exits, so the mayor never busy-polls.
 
 How a tmux worker starts (each step closes a race or a silent failure seen in peers), all in
 ONE tmux client: a command list (``tmux new-session ... ; set-option ... ; ...``) that the server
-runs in order, stopping at the first error, without interleaving other clients' commands:
+runs in order, stopping at the first error, without interleaving other clients' commands and
+without reading any pane or reaping any child in between (a command list is executed in one go
+by the server's single thread; none of its commands waits):
 
-1. ``new-session -d`` with a placeholder (``sleep``) in the worktree, with the worker environment;
+1. ``new-session -d`` in the worktree, with the worker environment, running the agent under
+   ``/bin/sh -c <wrapper> swarm-agent <argv...>`` in tmux's argv form: argv is never joined into
+   a shell string, a missing binary exits 127 as in a shell, and the wrapper records the exit
+   status and notifies by itself because tmux 3.3 sometimes loses both for commands that exit
+   at once (see :func:`_wrapper`);
 2. ``remain-on-exit on`` (the exit status is kept), a ``pane-died`` hook that touches a file in
    ``notify_dir`` (a watchdog observer there calls the exit callback), ``pipe-pane -o`` to the log,
-   each targeting the new session by exact name (``=NAME:``: the pane id is not known yet);
-3. ``respawn-pane -k`` with the real command, so even a command that prints and exits at once
-   is logged from its first byte. The command runs under ``/bin/sh -c <wrapper> swarm-agent
-   <argv...>`` in tmux's argv form: argv is never joined into a shell string, a missing binary
-   exits 127 as in a shell, and the wrapper records the exit status and notifies by itself
-   because tmux 3.3 sometimes loses both for commands that exit at once (see :func:`_wrapper`).
+   each targeting the new session by exact name (``=NAME:``: the pane id is not known yet). The
+   server reads the new pane only after the list, so even a command that prints and exits at
+   once is logged from its first byte and kept dead with its status (tested on 200 such starts).
 
-A session whose start stopped before step 3 still runs the placeholder and counts as dead.
+Earlier versions started a placeholder (``sleep``) and respawned the pane with the agent as a
+last step; a session such a start left with its placeholder still counts as dead.
 A name already taken is found by ``new-session`` itself (``duplicate session``): only then is the
 old session's status asked, and a dead one is killed and the list sent again.
 

@@ -110,7 +110,7 @@ def _agent_pane_of(rows: t.Sequence[t.Sequence[str]]) -> _Pane | None:
         return None
     row = next((r for r in rows if r[0] == r[4]), rows[0])
     if row[6].strip('"').endswith(PLACEHOLDER[-1]):
-        # start() was interrupted (its process killed) before the agent was launched: the
+        # an earlier version's start() interrupted before it launched the agent: the
         # placeholder would wait forever, so the session counts as dead, status unknown
         return _Pane(id=row[0], dead=True, status=None, pid=_int_or_none(row[3]))
     return _Pane(
@@ -302,7 +302,8 @@ class TmuxBackend:
                 (
                     "new-session", "-d", "-s", name, "-c", str(spec.cwd),
                     "-x", str(width), "-y", str(height), *env_args,
-                    "-P", "-F", "#{pane_id}", *PLACEHOLDER,
+                    "-P", "-F", "#{pane_id}",
+                    "/bin/sh", "-c", script, "swarm-agent", self._tmux_bin, notify, *spec.argv,
                 ),
                 # -F: the value is the format, expanded in the new session's only pane
                 ("set-option", "-F", "-t", target, PANE_OPTION, "#{pane_id}"),
@@ -311,10 +312,6 @@ class TmuxBackend:
                 ("set-option", "-t", target, "status-left", status_left(name, spec.env)),
                 ("set-hook", "-w", "-t", target, "pane-died", f"run-shell -b {_tmux_quote(hook)}"),
                 ("pipe-pane", "-o", "-t", target, f"exec cat >> {log}"),
-                (
-                    "respawn-pane", "-k", "-t", target, "-c", str(spec.cwd), *env_args,
-                    "/bin/sh", "-c", script, "swarm-agent", self._tmux_bin, notify, *spec.argv,
-                ),
             ]
         )  # fmt: skip
 

@@ -350,6 +350,31 @@ def test_tmux_start_is_one_client(server: libtmux.Server, tmp_path: pathlib.Path
         backend.close()
 
 
+def test_tmux_agents_that_print_and_exit_at_once_are_logged_and_kept(
+    tmux: s.TmuxBackend, tmp_path: pathlib.Path
+) -> None:
+    """The agent starts with the session itself: the log, ``remain-on-exit`` and the hook come
+    after it in the same command list, which the server runs before it reads the new pane or
+    reaps its child. Forty agents that print one line and exit at once, half of them without
+    a shell in between: every first byte is in the log, every exit status is kept."""
+    events = callback_queue(tmux)
+    specs = []
+    for i in range(40):
+        name = f"swarm-r1-q{i:02d}"
+        argv = ("printf", f"first-{i}\\n") if i % 2 else ("sh", "-c", f"echo first-{i}; exit 3")
+        specs.append(make_spec(tmp_path, name, *argv))
+        tmux.start(specs[-1])
+    exited: set[str] = set()
+    while len(exited) < len(specs):
+        exited.add(events.get(timeout=WAIT))
+    assert exited == {spec.name for spec in specs}
+    for i, spec in enumerate(specs):
+        status = tmux.status(spec.name)
+        assert status.exists and not status.alive
+        assert status.exit_status == (0 if i % 2 else 3), spec.name
+        wait_until(lambda spec=spec, i=i: f"first-{i}" in log_text(spec.log_path))  # type: ignore[misc]
+
+
 def test_tmux_never_launched_agent_counts_as_dead(
     tmux: s.TmuxBackend, server: libtmux.Server, tmp_path: pathlib.Path
 ) -> None:
