@@ -9,7 +9,8 @@ worktree set-up (-> ``task_dispatched``, then -> agent start). The *floor* is wh
 must do for the same step: ``git merge --no-ff`` of the dependency's branch into an integration
 worktree, ``git worktree add`` of the dependent's branch, ``tmux new-session`` running the agent
 command, until that command's process runs (the same ``date`` stamp). Runs and floor rounds
-alternate (three times with ``--quick``, five without), so both see the same load.
+alternate (four times with ``--quick``, six without; ours first, then the floor first, ...),
+so both see the same load.
 
     .venv/bin/python scripts/bench/dispatch.py [--quick] [--json FILE]
 """
@@ -147,19 +148,24 @@ def measure_floor(ws: Workspace, rounds: int, round_no: int = 0) -> list[dict[st
 
 def main(argv: t.Sequence[str] | None = None) -> int:
     args = common.parser(__doc__).parse_args(argv)
-    links, alternations = (5, 3) if args.quick else (10, 5)
+    links, alternations = (5, 4) if args.quick else (10, 6)
     profile = common.profile_path(BENCH, args.profile)
     ours: list[dict[str, float]] = []
     floor: list[dict[str, float]] = []
     wall = 0.0
     with Workspace(BENCH, keep=args.keep) as ws:
-        # a run, then the floor, again and again: both see the same load (a shared machine's
-        # load swings more between two minutes than the thing measured)
+        # a run and a floor round, again and again, in the order ours-floor, floor-ours, ...:
+        # both see the same load (a shared machine's load swings more between two minutes
+        # than the thing measured, and whichever goes first after the previous benchmark's
+        # clean-up meets a slower disk)
         for round_no in range(alternations):
+            if round_no % 2:
+                floor += measure_floor(ws, links, round_no)
             samples, seconds = measure_ours(ws, links, profile if not round_no else None, round_no)
             ours += samples
             wall += seconds
-            floor += measure_floor(ws, links, round_no)
+            if not round_no % 2:
+                floor += measure_floor(ws, links, round_no)
     o = {k: common.summary([s[k] for s in ours]) for k in ours[0]}
     f = {k: common.summary([s[k] for s in floor]) for k in floor[0]}
     ratio = o["total"]["p50"] / f["total"]["p50"]
