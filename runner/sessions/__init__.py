@@ -21,7 +21,7 @@ by the server's single thread; none of its commands waits):
    ``notify_dir`` (a watchdog observer there calls the exit callback), ``pipe-pane -o`` to the log,
    each targeting the new session by exact name (``=NAME:``: the pane id is not known yet). The
    server reads the new pane only after the list, so even a command that prints and exits at
-   once is logged from its first byte and kept dead with its status (tested on 200 such starts).
+   once is logged from its first byte and kept dead with its status (the tests start forty).
 
 Earlier versions started a placeholder (``sleep``) and respawned the pane with the agent as a
 last step; a session such a start left with its placeholder still counts as dead.
