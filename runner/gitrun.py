@@ -94,15 +94,16 @@ arbiter's check in fifty worktrees reads the config once."""
 
 
 def _admin_dir(checkout: pathlib.Path) -> pathlib.Path | None:
-    """The ``.git/worktrees/<id>`` a linked worktree's ``.git`` file names, else None."""
+    """The ``.git/worktrees/<id>`` a linked worktree's ``.git`` file names, else None (also
+    for anything unreadable or looping: then git itself is asked)."""
     try:
         text = (pathlib.Path(checkout) / ".git").read_text()
-    except (IsADirectoryError, FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+        if not text.startswith("gitdir: ") or text.count("\n") > 1:
+            return None
+        gitdir = pathlib.Path(text.removeprefix("gitdir: ").strip())
+        return (pathlib.Path(checkout) / gitdir).resolve() if gitdir.parts else None
+    except (OSError, RuntimeError, UnicodeDecodeError):  # RuntimeError: a symlink loop
         return None
-    if not text.startswith("gitdir: ") or text.count("\n") > 1:
-        return None
-    gitdir = pathlib.Path(text.removeprefix("gitdir: ").strip())
-    return (pathlib.Path(checkout) / gitdir).resolve() if gitdir.parts else None
 
 
 def worktree_ref(repo: pathlib.Path, checkout: pathlib.Path, ref: str = "HEAD") -> str | None:
@@ -110,15 +111,15 @@ def worktree_ref(repo: pathlib.Path, checkout: pathlib.Path, ref: str = "HEAD") 
     worktree ``checkout`` (git-worktree(1), "Refs"), or None when ``checkout`` is not a
     worktree of ``repo``'s repository (then ask git there)."""
     own = _admin_dir(repo)
+    admin = _admin_dir(checkout)
     try:
         if own is None:
             common = (pathlib.Path(repo) / ".git").resolve(strict=True)
         else:
             common = (own / (own / "commondir").read_text().strip()).resolve(strict=True)
-    except (OSError, RuntimeError):
-        return None
-    admin = _admin_dir(checkout)
-    if admin is None or admin.parent != common / "worktrees" or not (admin / "HEAD").is_file():
+        if admin is None or admin.parent != common / "worktrees" or not (admin / "HEAD").is_file():
+            return None
+    except (OSError, RuntimeError, UnicodeDecodeError):
         return None
     return f"worktrees/{admin.name}/{ref}"
 

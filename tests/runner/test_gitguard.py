@@ -145,6 +145,15 @@ def test_a_worktree_head_is_read_through_the_reader_as_rev_parse_reads_it(
     git(tmp_path, "init", "-q", str(elsewhere))
     (wt / ".git").write_text(f"gitdir: {elsewhere / '.git'}\n")
     assert gitrun.worktree_ref(repo, wt) is None
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)  # a worker's trap: resolving it loops
+    (wt / ".git").write_text(f"gitdir: {loop}\n")
+    assert gitrun.worktree_ref(repo, wt) is None
+    (wt / ".git").write_bytes(b"gitdir: \xff\xfe\n")  # not text
+    assert gitrun.worktree_ref(repo, wt) is None
+    (wt / ".git").unlink()
+    (wt / ".git").symlink_to(wt / ".git")  # the file itself a loop
+    assert gitrun.worktree_ref(repo, wt) is None
     (wt / ".git").unlink()
     assert gitrun.worktree_ref(repo, wt) is None
     assert gitrun.worktree_ref(repo, tmp_path / "missing") is None
