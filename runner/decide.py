@@ -53,7 +53,7 @@ from runner.actions import (
     worker_name,
 )
 from runner.agents.panes import PaneReport
-from runner.scheduler import SchedulerInput, TaskStates
+from runner.scheduler import SchedulerInput, TaskStates, stage_ahead
 from runner.scheduler import decide as schedule
 from runner.sessions import MISSING, session_name
 from runner.spawning import escapes_decided
@@ -340,6 +340,28 @@ def _dispatch(out: Decisions, plan: PlanView) -> None:
         out.add(StartWave(decision.start))
     for tid in decision.start:
         out.add(Launch(tid, out.state.tasks[tid].attempt + 1))  # after `swarm retry`: not 1
+
+
+def stage(state: RunState, plan: PlanView, staged: t.Collection[str]) -> tuple[str, ...]:
+    """The tasks whose checkout is worth making now, before they can start: the next to start
+    when what they wait on merges (:func:`runner.scheduler.stage_ahead`). None while the run
+    is not running; ``staged``: the tasks whose checkout is made and who still wait."""
+    if state.status != "running":
+        return ()
+    view = {tid: rec.state for tid, rec in state.tasks.items()}
+    picked = stage_ahead(
+        SchedulerInput(
+            plan=plan.plan,
+            states=TaskStates(plan.index, view),
+            max_workers=state.max_workers,
+            waves=state.waves,
+            case_sensitive=plan.case_sensitive,
+            paused=state.paused,
+        ),
+        staged,
+    )
+    # a task that started before (then `swarm retry`) has a worktree of its own
+    return tuple(tid for tid in picked if tid not in state.tasks or not state.tasks[tid].worktree)
 
 
 def _answer_merged(out: Decisions, plan: PlanView, merged: tuple[str, ...]) -> None:

@@ -273,9 +273,10 @@ def reset_hard(repo: pathlib.Path, sha: str) -> None:
     _git(repo, "reset", "-q", "--hard", sha, content=True)
 
 
-def clean_untracked(repo: pathlib.Path) -> None:
-    """Remove untracked files and directories (not ignored ones)."""
-    _git(repo, "clean", "-q", "-f", "-d")
+def clean_untracked(repo: pathlib.Path, *, ignored: bool = False) -> None:
+    """Remove untracked files and directories (with ``ignored``, ignored ones and nested
+    repositories too)."""
+    _git(repo, "clean", "-q", "-f", "-d", *(("-f", "-x") if ignored else ()))
 
 
 def update_ref(repo: pathlib.Path, ref: str, new: str, old: str | None = None) -> None:
@@ -350,6 +351,17 @@ def worktree_add(repo: pathlib.Path, path: pathlib.Path, branch: str, base: str)
     if exists or (result.returncode == 255 and branch_exists(repo, branch)):
         raise BranchExists(("git", *args), result.returncode, result.stdout, result.stderr)
     raise CommandError(("git", *args), result.returncode, result.stdout, result.stderr)
+
+
+def worktree_add_detached(repo: pathlib.Path, path: pathlib.Path, commit: str) -> None:
+    """``git worktree add --detach <path> <commit>`` (no branch)."""
+    _git(repo, "worktree", "add", "-q", "--detach", str(path), commit, content=True)
+
+
+def checkout_new_branch(worktree: pathlib.Path, branch: str, start: str) -> None:
+    """``git checkout -f -b <branch> <start>``: a new branch at ``start``, checked out over
+    whatever the work tree holds (tracked files only; git refuses an existing ``branch``)."""
+    _git(worktree, "checkout", "-q", "-f", "--no-track", "-b", branch, start, "--", content=True)
 
 
 def worktree_add_existing(repo: pathlib.Path, path: pathlib.Path, branch: str) -> None:

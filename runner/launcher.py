@@ -32,7 +32,7 @@ from runner.config import SwarmConfig, preset_from_config
 from runner.errors import CommandError, RunnerError
 from runner.hosts import placement
 from runner.outbox import Outbox
-from runner.paths import RunPaths, SwarmPaths
+from runner.paths import RunPaths, SwarmPaths, worktree_dir
 from runner.sessions import SessionBackend, SessionExists, SessionSpec, session_name
 from runner.state import RunLog
 
@@ -72,7 +72,7 @@ class WorkerStart:
             attempt=attempt,
             resumed=resumed,
             branch=task_branch(state.run_id, task.id),
-            worktree=pathlib.Path(state.worktree_root) / state.run_id / task.id,
+            worktree=worktree_dir(pathlib.Path(state.worktree_root), state.run_id, task.id),
             session=session_name(state.run_id, task.id),
             base=record.base_sha if again and record.base_sha else state.integration_head,
             rebase_onto=state.integration_head if conflicted else None,
@@ -140,6 +140,7 @@ class Launcher:
         self._leased: set[str] = set()
         self._git_identity: t.Mapping[str, str] | None = None
         self._bwrap: str | None = None
+        self._staged = self._found_staged()
         state = log.state
         self.preset = (
             command_preset(state.agent_cmd) if state.agent_cmd else self._named(state.agent)
@@ -191,13 +192,14 @@ class Launcher:
     def _start(self, start: WorkerStart, record: TaskRecord) -> None:
         task = start.task
         isolation = self.log.state.isolation
-        checkout = (isolation, self.repo, start.worktree, start.branch, start.base)
+        # a worktree staged for a task that never started (a started one's is the worker's)
+        staged = self._staged.pop(task.id, False) and not record.worktree
         if start.resumed:  # the brief lists what the checkout holds: it comes first
-            worktrees.create_checkout(*checkout)
+            self._checkout(start, staged)
             key_file, brief = self._key_brief_mail(start, record)
         else:  # the checkout (git's time) while the key, brief and mail are made durable
             with futures.ThreadPoolExecutor(1, thread_name_prefix="swarm-checkout") as pool:
-                made = pool.submit(worktrees.create_checkout, *checkout)
+                made = pool.submit(self._checkout, start, staged)
                 try:
                     key_file, brief = self._key_brief_mail(start, record)
                 finally:
@@ -264,6 +266,84 @@ class Launcher:
                 self.backend.kill(start.session)
                 self.backend.start(spec)
         self._lease(task, worker_name(task.id), start.attempt)
+
+    def _checkout(self, start: WorkerStart, staged: bool) -> None:
+        """The worker's checkout: the staged worktree on the task's branch, else made (or
+        adopted) afresh."""
+        if not (
+            staged and worktrees.take_staged(self.repo, start.worktree, start.branch, start.base)
+        ):
+            state = self.log.state
+            worktrees.create_checkout(
+                state.isolation, self.repo, start.worktree, start.branch, start.base
+            )
+        self.run.staged(start.task.id).unlink(missing_ok=True)  # taken, or the worker's now
+
+    # -- checkouts made ahead --------------------------------------------------------------
+
+    @property
+    def stages(self) -> bool:
+        """Whether worktrees are made before their task can start: local worktrees only (a
+        clone is the worker's own, a host makes its own), never in waves (a wave starts
+        from the base its start records)."""
+        state = self.log.state
+        return (
+            state.isolation == "worktree"
+            and self.hosts is None
+            and not state.waves
+            and state.commit_policy != "wave"
+        )
+
+    @property
+    def staged(self) -> t.KeysView[str]:
+        """Tasks whose staging was done or tried and which have not started."""
+        return self._staged.keys()
+
+    def stage(self, task: Task) -> None:
+        """Make ``task``'s worktree (detached at the integration head) and its mailbox while
+        what it waits on still runs: its start then costs one ``git checkout`` of what the
+        merges changed instead of a ``git worktree add``. Best effort: when it fails, the
+        start makes the checkout as usual. The marker comes first, so a mayor killed halfway
+        leaves a worktree its successor knows (and ``swarm clean`` finds it at the task's
+        path)."""
+        state = self.log.state
+        path = worktree_dir(pathlib.Path(state.worktree_root), state.run_id, task.id)
+        marker = self.run.staged(task.id)
+        self._staged[task.id] = False
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(f"{state.integration_head}\n")
+            self.store.register(worker_name(task.id))
+            worktrees.stage_worktree(self.repo, path, state.integration_head)
+        except (RunnerError, OSError) as exc:
+            marker.unlink(missing_ok=True)
+            logger.warning("could not stage the worktree: %s", exc, extra={"task_id": task.id})
+            return
+        self._staged[task.id] = True
+
+    def drop_staged(self) -> None:
+        """Remove the staged worktrees of tasks that will not start (skipped, cancelled; all
+        of them once the run ended). A task that ever started keeps its worktree."""
+        state = self.log.state
+        running = state.status == "running"
+        for tid in list(self._staged):
+            record = state.tasks.get(tid)
+            if running and record is not None and record.state == "pending":
+                continue
+            del self._staged[tid]
+            if record is None or not record.worktree:
+                path = worktree_dir(pathlib.Path(state.worktree_root), state.run_id, tid)
+                worktrees.discard_staged(self.repo, path)
+            self.run.staged(tid).unlink(missing_ok=True)
+
+    def _found_staged(self) -> dict[str, bool]:
+        """The markers an earlier mayor of this run left (``drop_staged`` sorts them out)."""
+        try:
+            names = sorted(marker.name for marker in self.run.staged_dir.iterdir())
+        except FileNotFoundError:
+            return {}
+        tasks = self.log.state.tasks
+        return {name: True for name in names if name in tasks}
 
     def _key_brief_mail(
         self, start: WorkerStart, record: TaskRecord

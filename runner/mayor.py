@@ -52,7 +52,7 @@ from runner.agents.registry import adapter_for
 from runner.arbiter import Arbiter, gate_family
 from runner.boxmail import Collector
 from runner.config import load_config
-from runner.decide import decide, next_wake, sessions_prefix, stop_actions
+from runner.decide import decide, next_wake, sessions_prefix, stage, stop_actions
 from runner.hosts.remote import HostsBackend
 from runner.launcher import Launcher
 from runner.outbox import Outbox
@@ -67,6 +67,9 @@ MAIL_WAKES: t.Final = frozenset({"mail", "box"})
 """Wake-ups that bring mail only: such a step need not ask tmux for every session."""
 SWITCH_INTERVAL: t.Final = 0.0005
 """Seconds a thread may hold the GIL while another wants it, while the loop runs."""
+STAGE_DELAY: t.Final = 0.05
+"""Seconds from a change of the run to staging the worktrees of the tasks that start next: the
+agents the change started get the machine first."""
 MAX_PASSES: t.Final = 6
 """Asks of :func:`decide` per step; a step needs three (observed, after the merges, after the
 dispatch); more means an action did not lead where decide expected, and the next wake-up goes
@@ -102,6 +105,8 @@ class Mayor:
         self._polled = -math.inf  # monotonic time of the last session poll
         self._mail_cursor: str | None = None  # delivery position already looked at
         self._seen: tuple[Envelope, ...] = ()  # this step's mail, marked read by _settle
+        self._stage_seq = -1  # the run log's last event when staging was last looked at
+        self._stage_at: float | None = None  # monotonic time staging is due
         known = {task.id for task in plan.tasks}
         added = [  # spawned tasks come from their events (folded by the log), never plan.json
             Task.model_validate(task_def)
@@ -197,6 +202,7 @@ class Mayor:
         finally:
             watcher.stop()
             self.arbiter.close()
+            self.launcher.drop_staged()  # all of them once the run ended
             if boxes is not None:
                 boxes.stop()
         if agent_worker.options_from(self.state, self.launcher.settings).trust_worktrees:
@@ -222,6 +228,23 @@ class Mayor:
             self._settle()
             self._check_loop()
             self.launcher.release_leases()
+        self._stage(time.monotonic())
+
+    def _stage(self, now: float) -> None:
+        """Worktrees made ahead for the tasks that start next (:meth:`Launcher.stage`): a
+        short while after the run changed, off every path a worker waits on."""
+        if not self.launcher.stages:
+            return
+        if self.state.last_seq != self._stage_seq:
+            self._stage_seq = self.state.last_seq
+            if self._stage_at is None:
+                self._stage_at = now + STAGE_DELAY
+        if self._stage_at is None or now < self._stage_at:
+            return
+        self._stage_at = None
+        self.launcher.drop_staged()
+        for tid in stage(self.state, self.view, self.launcher.staged):
+            self.launcher.stage(self.plan.task(tid))
 
     def _settle(self) -> None:
         """Off the offer -> dispatch path, once the tasks a merge unblocked are started (and
@@ -240,6 +263,8 @@ class Mayor:
         nearest = next_wake(self.state, self.plan, time.time(), self._idle())
         if nearest is not None:
             timeout = max(0.0, min(timeout, nearest))
+        if self._stage_at is not None:
+            timeout = max(0.0, min(timeout, self._stage_at - time.monotonic()))
         try:
             self._woken.add(self._wake.get(timeout=timeout))
         except queue.Empty:

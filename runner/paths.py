@@ -98,6 +98,15 @@ class RunPaths:
     def task_dir(self, task_id: str) -> pathlib.Path:
         return self.dir / "tasks" / safe_id(task_id, "task id")
 
+    @property
+    def staged_dir(self) -> pathlib.Path:
+        """One file per task whose worktree was made before it could start (its base commit):
+        what the launcher takes at the start, or removes if the task never starts."""
+        return self.dir / "staged"
+
+    def staged(self, task_id: str) -> pathlib.Path:
+        return self.staged_dir / safe_id(task_id, "task id")
+
     def brief(self, task_id: str) -> pathlib.Path:
         return self.task_dir(task_id) / "brief.md"
 

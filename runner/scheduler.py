@@ -646,3 +646,34 @@ def decide(inp: SchedulerInput) -> Decision:
     if (started or blocked) and logger.isEnabledFor(logging.DEBUG):
         logger.debug("decided", extra={"start": list(started), "blocked_by_lock": blocked or []})
     return Decision(start=started, skip=skip, blocked_by_lock=tuple(blocked) if blocked else ())
+
+
+def stage_ahead(inp: SchedulerInput, staged: t.Collection[str]) -> tuple[str, ...]:
+    """Waiting tasks worth a checkout made before they can start (``runner.launcher``): every
+    dependency merged or in a worker's hands, none dead; first in dispatch order, at most one
+    per slot no active task and no staged one (``staged``, still waiting) holds, so the
+    checkouts on disk never outnumber ``max_workers``. None while paused or in waves (a wave
+    starts from its own base). Costs the followers of the active tasks."""
+    view = _view(inp)
+    if inp.paused or inp.waves:
+        return ()
+    free = inp.max_workers - len(view._active) - len(staged)
+    if free <= 0:
+        return ()
+    index, state, unmerged = view.index, view._state, view._unmerged
+    ids, rank_of = index.ids, index.rank_of
+    found: dict[int, None] = {}
+    for node in view._active:
+        for follower in index.followers[node]:
+            if (
+                follower in found
+                or state[follower] not in WAITING_STATES
+                or follower in view._dead
+                or ids[follower] in staged
+            ):
+                continue
+            # its unmerged dependencies are all active (a pending one is further away)
+            active = sum(1 for dep in index.deps_of(follower) if dep in view._active)
+            if active == unmerged[follower]:
+                found[follower] = None
+    return tuple(ids[node] for node in sorted(found, key=rank_of.__getitem__)[:free])

@@ -16,7 +16,7 @@ import shutil
 import typing as t
 
 from protocol.plan import Isolation
-from runner import git
+from runner import git, gitrun
 from runner.errors import CommandError, RunnerError
 
 logger = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def _create_looking_around(repo: pathlib.Path, path: pathlib.Path, branch: str, 
 def _rollback(
     repo: pathlib.Path,
     path: pathlib.Path,
-    branch: str,
+    branch: str | None,
     branch_existed: bool,
     dir_existed: bool,
     new_parents: list[pathlib.Path],
@@ -171,12 +171,70 @@ def _rollback(
             parent.rmdir()  # only if empty
     with contextlib.suppress(CommandError):
         prune(repo)
+    if branch is None:
+        logger.warning("rolled back worktree", extra={"worktree": str(path)})
+        return
     with contextlib.suppress(CommandError):
         tip = git.resolve(repo, f"refs/heads/{branch}")
         new = not branch_existed and tip is not None
         if new and (only_at is None or tip == git.resolve(repo, only_at)):
             git.delete_branch(repo, branch, force=True)
     logger.warning("rolled back worktree", extra={"worktree": str(path), "branch": branch})
+
+
+def stage_worktree(repo: pathlib.Path, path: pathlib.Path, commit: str) -> None:
+    """A worktree at ``path`` detached at ``commit``, made before its task can start (no
+    branch yet: the task's branch is made when it starts, :func:`take_staged`). Transactional:
+    if it fails, nothing is left and the error is re-raised."""
+    path = path.absolute()
+    if _occupied(path):
+        raise WorktreeError(f"cannot stage a worktree at {path}: the path exists")
+    dir_existed = path.exists()
+    new_parents = _missing_parents(path)
+    try:
+        git.worktree_add_detached(repo, path, commit)
+    except BaseException:
+        _rollback(repo, path, None, False, dir_existed, new_parents)
+        raise
+    logger.debug("staged worktree", extra={"worktree": str(path), "base": commit})
+
+
+def take_staged(repo: pathlib.Path, path: pathlib.Path, branch: str, base: str) -> bool:
+    """Start ``branch`` at ``base`` in the worktree :func:`stage_worktree` made at ``path``:
+    one ``git checkout``, which rewrites only the files that differ from where it was staged
+    (and any tracked file someone changed), and a ``git clean`` of whatever else is there, so
+    the task starts from exactly ``base``, as in a worktree made afresh. False when there is
+    no such worktree any more or git refuses (``branch`` exists: the staged worktree is
+    removed); then :func:`create_worktree` makes or adopts the checkout."""
+    path = path.absolute()
+    if gitrun.worktree_ref(repo, path) is None:  # gone, or not a worktree of this repository
+        return False
+    try:
+        git.checkout_new_branch(path, branch, base)
+        git.clean_untracked(path, ignored=True)  # what anyone left there: not the task's
+    except CommandError as exc:
+        logger.warning(
+            "could not start the branch in the staged worktree: %s",
+            (exc.stderr.strip() or str(exc)).splitlines()[0],
+            extra={"worktree": str(path), "branch": branch},
+        )
+        discard_staged(repo, path)
+        return False
+    logger.info(
+        "took staged worktree", extra={"worktree": str(path), "branch": branch, "base": base}
+    )
+    return True
+
+
+def discard_staged(repo: pathlib.Path, path: pathlib.Path) -> None:
+    """Remove a staged worktree whose task never started on it (never raises). What is at
+    ``path`` but no worktree of this repository is left alone."""
+    if gitrun.worktree_ref(repo, path.absolute()) is None:
+        return
+    try:
+        remove_worktree(repo, path, force=True)
+    except (WorktreeError, CommandError, OSError) as exc:
+        logger.warning("could not remove a staged worktree: %s", exc, extra={"worktree": str(path)})
 
 
 def is_clone(path: pathlib.Path) -> bool:

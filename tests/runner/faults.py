@@ -160,6 +160,10 @@ def check_invariants(repo: pathlib.Path, run_id: str) -> None:
     assert sorted(subjects) == expected, f"merge commits: {sorted(subjects)}"
     unread = MailStore(SwarmPaths.for_repo(repo).mail).list("mayor", unread=True).messages
     assert not unread, f"{len(unread)} unprocessed messages"
+    staged = SwarmPaths.for_repo(repo).run(run_id).staged_dir
+    assert not (staged.is_dir() and any(staged.iterdir())), "a staged worktree was never taken"
+    worktrees = git(repo, "worktree", "list", "--porcelain")
+    assert "\ndetached" not in worktrees, f"a staged worktree was left:\n{worktrees}"
     offered: dict[str, int] = {}
     for event in evs:
         if event.kind == "task_offered" and event.task_id:
