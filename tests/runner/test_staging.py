@@ -256,3 +256,28 @@ def test_a_mayor_sigkilled_between_staging_and_the_start_is_resumed_onto_the_sta
     assert _took_staged(staged, "swarm/r1/B")
     _nothing_staged_left(git_repo)
     subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)
+
+
+def test_a_staged_worktree_a_sigkilled_mayor_left_goes_with_swarm_clean(
+    git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path
+) -> None:
+    plan = faults.write_plan(
+        tmp_path,
+        {
+            "name": "staged",
+            "tasks": [
+                task("A", ["a.txt"], [{"hang": True}]),
+                task("B", ["b.txt"], [write("b.txt", "B\n")], blocked_by=["A"]),
+            ],
+        },
+    )
+    socket = str(server.socket_name)
+    faults.start(git_repo, plan, socket, "r1")
+    staged = git_repo.parent / "wt" / "r1" / "B"
+    faults.wait_until(lambda: (staged / "README.md").exists(), 30, "B staged")
+    assert faults.kill_mayor(git_repo, "r1")
+    faults.swarm("stop", "r1", "--repo", str(git_repo))
+    faults.swarm("clean", "r1", "--repo", str(git_repo))
+    assert not staged.exists()
+    assert "\ndetached" not in git(git_repo, "worktree", "list", "--porcelain")
+    subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)
