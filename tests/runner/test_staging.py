@@ -12,6 +12,7 @@ import subprocess
 from libtmux.server import Server
 
 from protocol.plan import Plan
+from protocol.state import TaskState
 from runner import worktrees
 from runner.actions import PlanView
 from runner.decide import stage
@@ -19,7 +20,7 @@ from runner.paths import SwarmPaths
 from runner.scheduler import SchedulerInput, stage_ahead
 from tests.conftest import git
 from tests.runner import faults
-from tests.runner.runs import state_doc, swarm_run, task, write, write_plan
+from tests.runner.runs import Steps, state_doc, swarm_run, task, write, write_plan
 
 
 def _took_staged(worktree: pathlib.Path, branch: str) -> bool:
@@ -40,10 +41,9 @@ def _nothing_staged_left(repo: pathlib.Path) -> None:
 # -- which tasks: the pure policy ------------------------------------------------------------
 
 
-def _plan(*tasks: tuple[str, list[str]], workers: int = 5) -> Plan:
+def _plan(*tasks: tuple[str, list[str]]) -> Plan:
     return Plan.model_validate(
         {
-            "max_workers": workers,
             "tasks": [
                 {"id": tid, "subject": tid, "files": [f"{tid}.txt"], "blocked_by": deps}
                 for tid, deps in tasks
@@ -53,9 +53,15 @@ def _plan(*tasks: tuple[str, list[str]], workers: int = 5) -> Plan:
 
 
 def _staged(
-    plan: Plan, states: dict[str, str], staged: tuple[str, ...] = (), **kw: object
+    plan: Plan,
+    states: dict[str, TaskState],
+    staged: tuple[str, ...] = (),
+    *,
+    workers: int = 5,
+    paused: bool = False,
+    waves: bool = False,
 ) -> tuple[str, ...]:
-    inp = SchedulerInput(plan=plan, states=states, max_workers=kw.pop("workers", 5), **kw)  # type: ignore[arg-type]
+    inp = SchedulerInput(plan, states, max_workers=workers, paused=paused, waves=waves)
     return stage_ahead(inp, staged)
 
 
@@ -226,30 +232,36 @@ def test_files_and_a_branch_planted_in_a_staged_worktree_never_reach_the_task(
     _nothing_staged_left(git_repo)
 
 
-def test_a_mayor_sigkilled_between_staging_and_the_start_is_resumed_onto_the_staged_worktree(
-    git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path
-) -> None:
+def _staged_then_killed(
+    repo: pathlib.Path, where: pathlib.Path, socket: str, a_script: Steps, b_script: Steps
+) -> pathlib.Path:
+    """Start A -> B for real (``--detach``), wait until B's worktree is staged, SIGKILL the
+    mayor; returns B's worktree."""
     plan = faults.write_plan(
-        tmp_path,
+        where,
         {
             "name": "staged",
             "tasks": [
-                task("A", ["a.txt"], [{"sleep": 2.0}, write("a.txt", "A\n")]),
-                task(
-                    "B",
-                    ["b.txt"],
-                    [{"run": "test -f a.txt"}, write("b.txt", "B\n")],
-                    blocked_by=["A"],
-                ),
+                task("A", ["a.txt"], a_script),
+                task("B", ["b.txt"], b_script, blocked_by=["A"]),
             ],
         },
     )
-    socket = str(server.socket_name)
-    faults.start(git_repo, plan, socket, "r1")
-    marker = SwarmPaths.for_repo(git_repo).run("r1").staged("B")
-    staged = git_repo.parent / "wt" / "r1" / "B"
+    faults.start(repo, plan, socket, "r1")
+    marker = SwarmPaths.for_repo(repo).run("r1").staged("B")
+    staged = repo.parent / "wt" / "r1" / "B"
     faults.wait_until(lambda: marker.exists() and (staged / "README.md").exists(), 30, "B staged")
-    assert faults.kill_mayor(git_repo, "r1")
+    assert faults.kill_mayor(repo, "r1")
+    return staged
+
+
+def test_a_mayor_sigkilled_between_staging_and_the_start_is_resumed_onto_the_staged_worktree(
+    git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path
+) -> None:
+    socket = str(server.socket_name)
+    a_script = [{"sleep": 2.0}, write("a.txt", "A\n")]
+    b_script = [{"run": "test -f a.txt"}, write("b.txt", "B\n")]
+    staged = _staged_then_killed(git_repo, tmp_path, socket, a_script, b_script)
     faults.resume(git_repo, "r1")
     faults.wait_until(lambda: faults.status(git_repo, "r1") != "running", 60, "the run to end")
     faults.check_invariants(git_repo, "r1")
@@ -261,21 +273,10 @@ def test_a_mayor_sigkilled_between_staging_and_the_start_is_resumed_onto_the_sta
 def test_a_staged_worktree_a_sigkilled_mayor_left_goes_with_swarm_clean(
     git_repo: pathlib.Path, server: Server, tmp_path: pathlib.Path
 ) -> None:
-    plan = faults.write_plan(
-        tmp_path,
-        {
-            "name": "staged",
-            "tasks": [
-                task("A", ["a.txt"], [{"hang": True}]),
-                task("B", ["b.txt"], [write("b.txt", "B\n")], blocked_by=["A"]),
-            ],
-        },
-    )
     socket = str(server.socket_name)
-    faults.start(git_repo, plan, socket, "r1")
-    staged = git_repo.parent / "wt" / "r1" / "B"
-    faults.wait_until(lambda: (staged / "README.md").exists(), 30, "B staged")
-    assert faults.kill_mayor(git_repo, "r1")
+    staged = _staged_then_killed(
+        git_repo, tmp_path, socket, [{"hang": True}], [write("b.txt", "B\n")]
+    )
     faults.swarm("stop", "r1", "--repo", str(git_repo))
     faults.swarm("clean", "r1", "--repo", str(git_repo))
     assert not staged.exists()
