@@ -48,6 +48,11 @@ SETUP_TIMEOUT: t.Final = 1800.0
 """Seconds one ``setup`` command may take (installing dependencies can be slow)."""
 
 
+def task_worktree(state: RunState, task_id: str) -> pathlib.Path:
+    """Where a task's checkout is: ``<worktree-root>/<run-id>/<task-id>``."""
+    return worktree_dir(pathlib.Path(state.worktree_root), state.run_id, task_id)
+
+
 @dataclasses.dataclass(frozen=True)
 class WorkerStart:
     """Where a task's attempt runs and from which commit (pure: from the run state)."""
@@ -72,7 +77,7 @@ class WorkerStart:
             attempt=attempt,
             resumed=resumed,
             branch=task_branch(state.run_id, task.id),
-            worktree=worktree_dir(pathlib.Path(state.worktree_root), state.run_id, task.id),
+            worktree=task_worktree(state, task.id),
             session=session_name(state.run_id, task.id),
             base=record.base_sha if again and record.base_sha else state.integration_head,
             rebase_onto=state.integration_head if conflicted else None,
@@ -307,7 +312,7 @@ class Launcher:
         leaves a worktree its successor knows (and ``swarm clean`` finds it at the task's
         path)."""
         state = self.log.state
-        path = worktree_dir(pathlib.Path(state.worktree_root), state.run_id, task.id)
+        path = task_worktree(state, task.id)
         marker = self.run.staged(task.id)
         self._staged[task.id] = False
         try:
@@ -332,8 +337,7 @@ class Launcher:
                 continue
             del self._staged[tid]
             if record is None or not record.worktree:
-                path = worktree_dir(pathlib.Path(state.worktree_root), state.run_id, tid)
-                worktrees.discard_staged(self.repo, path)
+                worktrees.discard_staged(self.repo, task_worktree(state, tid))
             self.run.staged(tid).unlink(missing_ok=True)
 
     def _found_staged(self) -> dict[str, bool]:

@@ -171,13 +171,10 @@ def _rollback(
             parent.rmdir()  # only if empty
     with contextlib.suppress(CommandError):
         prune(repo)
-    if branch is None:
-        logger.warning("rolled back worktree", extra={"worktree": str(path)})
-        return
     with contextlib.suppress(CommandError):
-        tip = git.resolve(repo, f"refs/heads/{branch}")
+        tip = git.resolve(repo, f"refs/heads/{branch}") if branch is not None else None
         new = not branch_existed and tip is not None
-        if new and (only_at is None or tip == git.resolve(repo, only_at)):
+        if new and branch and (only_at is None or tip == git.resolve(repo, only_at)):
             git.delete_branch(repo, branch, force=True)
     logger.warning("rolled back worktree", extra={"worktree": str(path), "branch": branch})
 

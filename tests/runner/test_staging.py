@@ -103,12 +103,18 @@ def test_a_task_that_started_before_is_not_staged_again(git_repo: pathlib.Path) 
 # -- the checkout ----------------------------------------------------------------------------
 
 
+def _stage_b(repo: pathlib.Path) -> tuple[pathlib.Path, str]:
+    """B's worktree staged at the repository's head; returns it and that head."""
+    base = git(repo, "rev-parse", "HEAD")
+    path = repo.parent / "wt" / "r1" / "B"
+    worktrees.stage_worktree(repo, path, base)
+    return path, base
+
+
 def test_a_staged_worktree_starts_its_branch_at_the_new_base_as_a_fresh_one_would(
     git_repo: pathlib.Path,
 ) -> None:
-    old = git(git_repo, "rev-parse", "HEAD")
-    path = git_repo.parent / "wt" / "r1" / "B"
-    worktrees.stage_worktree(git_repo, path, old)
+    path, _ = _stage_b(git_repo)
     (git_repo / "new.txt").write_text("new\n")
     git(git_repo, "add", "new.txt")
     git(git_repo, "commit", "-q", "-m", "the merge B waited for")
@@ -131,9 +137,7 @@ def test_a_staged_worktree_starts_its_branch_at_the_new_base_as_a_fresh_one_woul
 def test_a_branch_planted_before_the_start_is_kept_and_the_staged_worktree_goes(
     git_repo: pathlib.Path,
 ) -> None:
-    base = git(git_repo, "rev-parse", "HEAD")
-    path = git_repo.parent / "wt" / "r1" / "B"
-    worktrees.stage_worktree(git_repo, path, base)
+    path, base = _stage_b(git_repo)
     git(git_repo, "branch", "swarm/r1/B", base)  # made by someone else in the meantime
 
     assert not worktrees.take_staged(git_repo, path, "swarm/r1/B", base)
